@@ -1,0 +1,302 @@
+"""The one settings module. Everything that differs between deployments is read
+from the environment; a bad value raises ImproperlyConfigured naming the variable.
+
+Embedded default (nothing set): SQLite in var/, the in-memory channel layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import warnings
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from siq_integration.datacenters import DataCenterConfigError, build_table
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("SIQ_VAR_DIR", BASE_DIR / "var"))
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    raw = _env(name)
+    if not raw:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no)")
+
+
+def _env_number(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be between {minimum} and {maximum}")
+    return value
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in _env(name, default).split(",") if item.strip()]
+
+
+def _env_json_object(name: str) -> dict:
+    raw = _env(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return value
+
+
+DEBUG = _env_bool("DJANGO_DEBUG")
+
+SECRET_KEY = _env("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it to a long random string "
+            "(`make demo` writes one to var/demo.env for local use)."
+        )
+    warnings.warn(
+        "SECRET_KEY is not set; using a throw-away key (sessions end on restart)",
+        stacklevel=1,
+    )
+    SECRET_KEY = secrets.token_urlsafe(50)
+
+ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "siq_integration",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+ASGI_APPLICATION = "dashboard.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+
+_database_url = _env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+try:
+    _database = dj_database_url.parse(_database_url, conn_max_age=0)
+except Exception as exc:  # dj-database-url raises several types for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {exc}") from None
+if not _database.get("ENGINE"):
+    raise ImproperlyConfigured("DATABASE_URL names an unknown database scheme")
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    if _database["NAME"] not in {"", ":memory:"}:
+        Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Several threads (the web server, the worker) write: wait for the lock instead of
+    # failing, take the write lock at BEGIN so reads never need an upgrade, and use WAL
+    # so readers do not block the writer.
+    _database["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels -----------------------------------------------------------------
+
+REDIS_URL = _env("REDIS_URL")
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://"
+        )
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+        }
+    }
+else:
+    # One process: the webhook view, the worker and every consumer share this layer.
+    # The default capacity (100) drops messages silently under load.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 1500, "expiry": 30},
+        }
+    }
+
+# --- Auth, i18n, static ------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+# Serve straight from the app and project folders: no collectstatic step for the
+# embedded default. Behind a reverse proxy, collectstatic and let the proxy serve.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if _env_bool("SECURE_PROXY_SSL", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Secrets at rest --------------------------------------------------------------
+
+
+def _fernet_keys(name: str) -> list[str]:
+    keys = _env_list(name)
+    for position, key in enumerate(keys, start=1):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ImproperlyConfigured(
+                f"{name}: key {position} is not a Fernet key (32 url-safe base64 bytes); "
+                "generate one with `python -c \"from cryptography.fernet import Fernet; "
+                'print(Fernet.generate_key().decode())"`'
+            )
+    return keys
+
+
+# Newest first. Tokens are encrypted with the first key and decrypted with any.
+TOKEN_ENCRYPTION_KEYS = _fernet_keys("TOKEN_ENCRYPTION_KEYS")
+
+# --- SalesIQ ---------------------------------------------------------------------
+
+ZOHO_CLIENT_ID = _env("ZOHO_CLIENT_ID")
+ZOHO_CLIENT_SECRET = _env("ZOHO_CLIENT_SECRET")
+
+try:
+    SIQ_DATA_CENTERS = build_table(os.environ.get("SIQ_EXTRA_DATA_CENTERS"))
+except DataCenterConfigError as exc:
+    raise ImproperlyConfigured(f"SIQ_EXTRA_DATA_CENTERS {exc}") from None
+
+# oauthlib refuses plain http. build_table() only lets loopback hosts use http, so
+# when one is configured (the simulator, a local proxy) every http endpoint we could
+# talk to is on this machine; production tables are all https and leave this unset.
+if any(dc.is_loopback for dc in SIQ_DATA_CENTERS.values()):
+    os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+# The HTTP methods Zoho's pages do not confirm live here, not in code.
+SIQ_HTTP_METHODS = {
+    "v2.conversation_close": "POST",
+    "v2.operator_status": "PUT",
+}
+_method_overrides = _env_json_object("SIQ_HTTP_METHODS")
+for _key, _method in _method_overrides.items():
+    if _key not in SIQ_HTTP_METHODS:
+        raise ImproperlyConfigured(
+            f"SIQ_HTTP_METHODS: unknown call {_key!r}; known: {', '.join(sorted(SIQ_HTTP_METHODS))}"
+        )
+    if not isinstance(_method, str) or _method.upper() not in {"GET", "POST", "PUT", "PATCH"}:
+        raise ImproperlyConfigured(f"SIQ_HTTP_METHODS: {_key} must be GET, POST, PUT or PATCH")
+    SIQ_HTTP_METHODS[_key] = _method.upper()
+
+# Calls per minute and per day, by plan (the reference document's figures; v2
+# publishes none). A portal's own figures may be edited.
+SIQ_PLANS = {
+    "free": {"label": "Free", "per_minute": 10, "per_day": 1_000},
+    "basic": {"label": "Basic", "per_minute": 20, "per_day": 5_000},
+    "professional": {"label": "Professional", "per_minute": 50, "per_day": 20_000},
+    "enterprise": {"label": "Enterprise", "per_minute": 100, "per_day": 50_000},
+}
+# Share of each minute's budget that background polling may not touch, so a
+# supervisor's click always finds a call left.
+SIQ_ACTION_RESERVE_SHARE = _env_number("SIQ_ACTION_RESERVE_SHARE", 0.3, minimum=0, maximum=0.9)
+
+SIQ_HTTP_CONNECT_TIMEOUT = _env_number("SIQ_HTTP_CONNECT_TIMEOUT", 5, minimum=0.1, maximum=60)
+SIQ_HTTP_READ_TIMEOUT = _env_number("SIQ_HTTP_READ_TIMEOUT", 15, minimum=0.1, maximum=120)
+SIQ_RETRY_ATTEMPTS = int(_env_number("SIQ_RETRY_ATTEMPTS", 3, minimum=1, maximum=10))
+SIQ_RETRY_BASE_DELAY = _env_number("SIQ_RETRY_BASE_DELAY", 0.5, minimum=0, maximum=30)
+SIQ_RETRY_MAX_DELAY = _env_number("SIQ_RETRY_MAX_DELAY", 8, minimum=0, maximum=300)
+# Refresh access tokens this many seconds before they expire.
+SIQ_TOKEN_REFRESH_MARGIN = _env_number("SIQ_TOKEN_REFRESH_MARGIN", 300, minimum=0, maximum=3000)
+
+# Where Zoho sends the admin back after consent; derived from the request when unset.
+PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL").rstrip("/")
+
+# --- Logging -----------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        # These libraries log tokens and token-bearing URLs at DEBUG: never let them.
+        "oauthlib": {"level": "WARNING"},
+        "requests_oauthlib": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

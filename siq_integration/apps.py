@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SiqIntegrationConfig(AppConfig):
+    name = "siq_integration"
+    verbose_name = "SalesIQ integration"

@@ -1,0 +1,155 @@
+"""The Zoho data-centre table, as data.
+
+Each entry is keyed by the code Zoho sends back as ``location`` on the OAuth
+callback. An entry names the Zoho Accounts server (OAuth) and the SalesIQ API
+base (everything before ``/api/v2``). Deployments add or override entries with
+``SIQ_EXTRA_DATA_CENTERS`` (JSON): an on-premise proxy, a staging portal, the
+simulator.
+
+This module is imported by the settings module, so it must not import Django
+models or anything that needs configured settings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+# Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+DEFAULT_DATA_CENTERS: dict[str, dict[str, str]] = {
+    "us": {
+        "name": "United States",
+        "accounts_url": "https://accounts.zoho.com",
+        "api_url": "https://salesiq.zoho.com",
+    },
+    "eu": {
+        "name": "Europe",
+        "accounts_url": "https://accounts.zoho.eu",
+        "api_url": "https://salesiq.zoho.eu",
+    },
+    "in": {
+        "name": "India",
+        "accounts_url": "https://accounts.zoho.in",
+        "api_url": "https://salesiq.zoho.in",
+    },
+    "au": {
+        "name": "Australia",
+        "accounts_url": "https://accounts.zoho.com.au",
+        "api_url": "https://salesiq.zoho.com.au",
+    },
+    "cn": {
+        "name": "China",
+        "accounts_url": "https://accounts.zoho.com.cn",
+        "api_url": "https://salesiq.zoho.com.cn",
+    },
+    "jp": {
+        "name": "Japan",
+        "accounts_url": "https://accounts.zoho.jp",
+        "api_url": "https://salesiq.zoho.jp",
+    },
+    # The Canadian accounts host is our best reading, not confirmed by Zoho's pages.
+    "ca": {
+        "name": "Canada",
+        "accounts_url": "https://accounts.zohocloud.ca",
+        "api_url": "https://salesiq.zoho.ca",
+    },
+}
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+class DataCenterConfigError(ValueError):
+    """A data-centre entry is unusable; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataCenter:
+    code: str
+    name: str
+    accounts_url: str
+    api_url: str
+
+    @property
+    def is_loopback(self) -> bool:
+        return _is_loopback(self.accounts_url) and _is_loopback(self.api_url)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(code: str, field: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise DataCenterConfigError(f"entry {code!r}: {field} must be a non-empty URL string")
+    parts = urlsplit(value)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise DataCenterConfigError(
+            f"entry {code!r}: {field} {value!r} is not an http(s) URL with a host"
+        )
+    if parts.query or parts.fragment:
+        raise DataCenterConfigError(f"entry {code!r}: {field} must not carry a query or fragment")
+    # Plain http would send client secrets and tokens in clear text; it is only
+    # acceptable when the other end is on this machine (the simulator, a local proxy).
+    if parts.scheme == "http" and not _is_loopback(value):
+        raise DataCenterConfigError(
+            f"entry {code!r}: {field} uses plain http to {parts.hostname}; "
+            "only loopback hosts may use http, everything else needs https"
+        )
+    return value.rstrip("/")
+
+
+def _entry(code: object, raw: object) -> DataCenter:
+    if not isinstance(code, str) or not code.strip():
+        raise DataCenterConfigError("every entry needs a non-empty code (the Zoho 'location')")
+    code = code.strip().lower()
+    if not isinstance(raw, dict):
+        raise DataCenterConfigError(f"entry {code!r} must be an object")
+    unknown = set(raw) - {"name", "accounts_url", "api_url", "code"}
+    if unknown:
+        raise DataCenterConfigError(f"entry {code!r} has unknown keys: {', '.join(sorted(unknown))}")
+    name = raw.get("name") or code.upper()
+    if not isinstance(name, str):
+        raise DataCenterConfigError(f"entry {code!r}: name must be a string")
+    return DataCenter(
+        code=code,
+        name=name,
+        accounts_url=_check_url(code, "accounts_url", raw.get("accounts_url")),
+        api_url=_check_url(code, "api_url", raw.get("api_url")),
+    )
+
+
+def build_table(extra_json: str | None) -> dict[str, DataCenter]:
+    """The default table with ``extra_json`` (SIQ_EXTRA_DATA_CENTERS) applied.
+
+    ``extra_json`` is an object keyed by code, or a list of objects each with a
+    ``code``. Raises DataCenterConfigError with a message fit for an operator.
+    """
+    table = {code: _entry(code, raw) for code, raw in DEFAULT_DATA_CENTERS.items()}
+    if not extra_json or not extra_json.strip():
+        return table
+    try:
+        extra = json.loads(extra_json)
+    except json.JSONDecodeError as exc:
+        raise DataCenterConfigError(f"is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    if isinstance(extra, list):
+        items = []
+        for raw in extra:
+            if not isinstance(raw, dict):
+                raise DataCenterConfigError("a list must hold objects")
+            items.append((raw.get("code"), raw))
+    elif isinstance(extra, dict):
+        items = list(extra.items())
+    else:
+        raise DataCenterConfigError("must be a JSON object keyed by code, or a list of objects")
+    for code, raw in items:
+        entry = _entry(code, raw)
+        table[entry.code] = entry
+    return table
