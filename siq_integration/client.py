@@ -1,0 +1,372 @@
+"""The SalesIQ client: every call to SalesIQ goes through ``SalesIQClient._request``.
+
+That one place picks the base URL (data centre + dialect), spends the portal's
+call budget, writes the Zoho auth header, applies timeouts, unwraps either
+envelope, raises the exception family of ``exceptions``, refreshes once on an
+invalid token, retries with jittered exponential backoff where a retry is safe,
+and records the portal's health.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+from urllib3.exceptions import NewConnectionError
+
+from . import budget, dialects, oauth
+from . import exceptions as exc
+from .budget import Priority
+from .dialects import Call, Payload
+from .models import Portal
+from .normalised import (
+    Conversation,
+    Department,
+    Message,
+    Operator,
+    OperatorStatus,
+    OperatorSync,
+    Webhook,
+    WebhookKey,
+)
+from .normalised import Portal as RemotePortal
+
+logger = logging.getLogger(__name__)
+
+# Errors worth another attempt of an idempotent call after a pause.
+_RETRYABLE = (exc.Unavailable,)
+# Do not spend more than this recording "last success" on a busy portal.
+_SUCCESS_RECORD_INTERVAL = timedelta(seconds=5)
+
+
+def _never_sent(error: requests.RequestException) -> bool:
+    """True when the request provably did not reach SalesIQ (safe to send again)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    if isinstance(error, requests.ConnectionError):
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return isinstance(reason, NewConnectionError)
+    return False
+
+
+class SalesIQClient:
+    """Talks to one portal. Cheap to create; make one per unit of work."""
+
+    def __init__(
+        self,
+        portal: Portal,
+        *,
+        priority: Priority = Priority.BACKGROUND,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.portal = portal
+        self.priority = priority
+        self.dialect = dialects.get(portal.dialect)
+        self._sleep = sleep
+        self._http: requests.Session | None = None
+
+    # --- the choke point ----------------------------------------------------------------
+
+    def _base_url(self) -> str:
+        return self.dialect.base_url(
+            self.portal.data_center_entry.api_url, self.portal.screen_name
+        )
+
+    def _session(self, access_token: str) -> requests.Session:
+        client_id, _ = self.portal.oauth_client_credentials()
+        if self._http is None:
+            self._http = oauth.session_for(client_id or "salesiq-supervisor")
+        self._http.token = {"access_token": access_token, "token_type": "Bearer"}
+        return self._http
+
+    def _request(self, call: Call, *, url: str | None = None) -> Payload:
+        url = url or self._base_url() + call.path
+        attempts = settings.SIQ_RETRY_ATTEMPTS
+        token_refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = self._access_token()
+            budget.spend(self.portal, priority=self.priority)
+            started = time.monotonic()
+            try:
+                response = self._session(token).request(
+                    call.method,
+                    url,
+                    params=call.params or None,
+                    json=call.json,
+                    timeout=(settings.SIQ_HTTP_CONNECT_TIMEOUT, settings.SIQ_HTTP_READ_TIMEOUT),
+                    headers={"Accept": "application/json"},
+                )
+            except requests.RequestException as error:
+                failure = exc.Unavailable(
+                    "SalesIQ did not answer." if not isinstance(error, requests.Timeout) else
+                    "SalesIQ took too long to answer.",
+                    detail=f"{type(error).__name__} on {call.method} {call.path}",
+                )
+                retry_safe = call.idempotent or _never_sent(error)
+                if retry_safe and attempt < attempts:
+                    self._pause(attempt)
+                    continue
+                self._record_failure(failure)
+                raise failure from None
+            logger.debug(
+                "SalesIQ %s %s → %s in %.0f ms",
+                call.method,
+                call.path,
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+            )
+            try:
+                payload = self.dialect.unwrap(
+                    response.status_code, response.headers, response.content
+                )
+            except exc.TokenInvalid as failure:
+                if not token_refreshed:
+                    # Refused at the door: nothing happened, so any call may go again once.
+                    token_refreshed = True
+                    self._access_token(rejected=token)
+                    continue
+                self._record_failure(failure)
+                raise
+            except exc.RateLimited as failure:
+                self._note_rate_limit(failure)
+                raise
+            except _RETRYABLE as failure:
+                if call.idempotent and attempt < attempts:
+                    self._pause(attempt)
+                    continue
+                self._record_failure(failure)
+                raise
+            except exc.Misconfigured as failure:
+                if failure.code in (1002, 1054):
+                    logger.error("SalesIQ refused our request headers: %s", failure.technical())
+                self._record_failure(failure)
+                raise
+            except exc.SalesIQError as failure:
+                # Refusals about the thing asked for (not found, bad value) say nothing
+                # about the connection's health; the caller shows them.
+                if isinstance(failure, exc.ScopeMissing | exc.PermissionDenied | exc.PlanLimit):
+                    self._record_failure(failure)
+                raise
+            self._respect_rate_headers(response.headers)
+            self._record_success()
+            return payload
+
+    def _access_token(self, *, rejected: str | None = None) -> str:
+        try:
+            return oauth.access_token(self.portal, rejected=rejected)
+        except exc.SalesIQError as failure:
+            self._record_failure(failure)
+            raise
+
+    def _respect_rate_headers(self, headers: Any) -> None:
+        """Reference dialect: stop before the 429 when SalesIQ says nothing is left."""
+        if headers.get("X-RateLimit-Remaining") != "0":
+            return
+        reset = dialects._reset_time(headers)
+        if reset and reset > timezone.now():
+            Portal.objects.filter(pk=self.portal.pk).update(rate_limited_until=reset)
+
+    def _pause(self, attempt: int) -> None:
+        ceiling = min(settings.SIQ_RETRY_MAX_DELAY, settings.SIQ_RETRY_BASE_DELAY * 2 ** (attempt - 1))
+        self._sleep(random.uniform(0, ceiling))  # noqa: S311 (full jitter, not security)
+
+    # --- health ----------------------------------------------------------------------------
+
+    def _record_success(self) -> None:
+        now = timezone.now()
+        changes: dict[str, Any] = {}
+        last = self.portal.last_success_at
+        if last is None or now - last > _SUCCESS_RECORD_INTERVAL:
+            changes["last_success_at"] = now
+        if self.portal.rate_limit_strikes:
+            changes["rate_limit_strikes"] = 0
+        if changes:
+            Portal.objects.filter(pk=self.portal.pk).update(**changes)
+            for name, value in changes.items():
+                setattr(self.portal, name, value)
+
+    def _record_failure(self, failure: exc.SalesIQError) -> None:
+        now = timezone.now()
+        Portal.objects.filter(pk=self.portal.pk).update(
+            last_error_at=now,
+            last_error=failure.user_message[:500],
+            last_error_code=str(failure.code or type(failure).__name__)[:40],
+        )
+        self.portal.last_error_at = now
+        self.portal.last_error = failure.user_message[:500]
+
+    def _note_rate_limit(self, failure: exc.RateLimited) -> None:
+        strikes = self.portal.rate_limit_strikes + 1
+        if failure.retry_at is None or isinstance(self.dialect, dialects.V2):
+            # v2 gives no reset time: the pause doubles with every strike in a row.
+            failure.retry_at = dialects._backoff_until(strikes - 1)
+        Portal.objects.filter(pk=self.portal.pk).update(
+            rate_limited_until=failure.retry_at, rate_limit_strikes=strikes
+        )
+        self.portal.rate_limit_strikes = strikes
+        self.portal.rate_limited_until = failure.retry_at
+        self._record_failure(failure)
+
+    # --- paging ------------------------------------------------------------------------------
+
+    def _pages(self, path: str, params: dict[str, Any], size: int) -> Iterator[Payload]:
+        page = 1
+        while True:
+            payload = self._request(
+                Call("GET", path, params={**params, **self.dialect.page_params(page, size)})
+            )
+            yield payload
+            items = payload.data if isinstance(payload.data, list) else []
+            if not items or not self.dialect.has_more(payload, size, len(items)):
+                return
+            page += 1
+
+    def _all(self, path: str, params: dict[str, Any], size: int) -> Iterator[dict]:
+        for payload in self._pages(path, params, size):
+            if isinstance(payload.data, list):
+                yield from (item for item in payload.data if isinstance(item, dict))
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def list_portals(self) -> list[RemotePortal]:
+        """The portals the connected Zoho user can reach (v2 only)."""
+        if not isinstance(self.dialect, dialects.V2):
+            return []
+        url = self.dialect.portals_url(self.portal.data_center_entry.api_url)
+        payload = self._request(Call("GET", "/portals"), url=url)
+        items = payload.data if isinstance(payload.data, list) else []
+        return [self.dialect.parse_portal(item) for item in items if isinstance(item, dict)]
+
+    def list_open_conversations(self) -> list[Conversation]:
+        """Every waiting and connected chat, all pages."""
+        seen: dict[str, Conversation] = {}
+        for query in self.dialect.open_conversation_queries():
+            for raw in self._all(self.dialect.conversations_path(), query, self.dialect.page_size):
+                conversation = self.dialect.parse_conversation(raw)
+                # A chat can move between pages while we read; the last reading wins.
+                seen[conversation.id] = conversation
+        return list(seen.values())
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        payload = self._request(Call("GET", self.dialect.conversation_path(conversation_id)))
+        return self.dialect.parse_conversation(payload.data)
+
+    def list_messages(self, conversation_id: str) -> list[Message]:
+        path = self.dialect.messages_path(conversation_id)
+        return [
+            self.dialect.parse_message(conversation_id, raw)
+            for raw in self._all(path, {}, self.dialect.page_size)
+        ]
+
+    def list_operators(self, *, since: str | None = None) -> OperatorSync:
+        """Operators; in v2, only those changed since ``since`` (a previous sync_time)."""
+        params = self.dialect.operators_params(since)
+        sync_time: str | None = None
+        operators: list[Operator] = []
+        for payload in self._pages("/operators", params, self.dialect.small_page_size):
+            if sync_time is None and payload.meta.get("sync_time") is not None:
+                # The first page's time: changes made while we page are asked for next time.
+                sync_time = str(payload.meta["sync_time"])
+            if isinstance(payload.data, list):
+                operators.extend(
+                    self.dialect.parse_operator(raw) for raw in payload.data if isinstance(raw, dict)
+                )
+        return OperatorSync(operators=operators, sync_time=sync_time, complete=not params)
+
+    def list_departments(self) -> list[Department]:
+        if isinstance(self.dialect, dialects.V2):
+            raws = self._all("/departments", {}, self.dialect.small_page_size)
+            return [self.dialect.parse_department(raw) for raw in raws]
+        departments: dict[str, Department] = {}
+        for brand in self._all("/brands", {}, self.dialect.page_size):
+            brand_id = dialects._str(brand.get("id"))
+            for raw in self._all(f"/brands/{brand_id}/departments", {}, self.dialect.page_size):
+                department = self.dialect.parse_department(raw)
+                departments[department.id] = department
+        return list(departments.values())
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def transfer(
+        self,
+        conversation_id: str,
+        *,
+        department_id: str = "",
+        operator_id: str = "",
+        note: str = "",
+    ) -> Conversation | None:
+        call = self.dialect.transfer_call(
+            conversation_id, department_id=department_id, operator_id=operator_id, note=note
+        )
+        payload = self._request(call)
+        return self._conversation_or_none(payload)
+
+    def close(self, conversation_id: str, *, message: str = "") -> Conversation | None:
+        payload = self._request(self.dialect.close_call(conversation_id, message=message))
+        return self._conversation_or_none(payload)
+
+    def set_operator_status(self, operator_id: str, status: OperatorStatus) -> Operator | None:
+        payload = self._request(self.dialect.operator_status_call(operator_id, status))
+        if isinstance(payload.data, dict) and payload.data.get("id"):
+            return self.dialect.parse_operator(payload.data)
+        return None
+
+    def _conversation_or_none(self, payload: Payload) -> Conversation | None:
+        if isinstance(payload.data, dict) and (payload.data.get("id") or payload.data.get("chat_id")):
+            return self.dialect.parse_conversation(payload.data)
+        return None
+
+    # --- webhooks --------------------------------------------------------------------------
+
+    def list_webhooks(self) -> list[Webhook]:
+        payload = self._request(Call("GET", "/webhooks"))
+        items = payload.data if isinstance(payload.data, list) else []
+        return [self.dialect.parse_webhook(item) for item in items if isinstance(item, dict)]
+
+    def register_webhook(self, *, url: str, events: list[str], secret: str = "") -> Webhook:
+        """Register ``url`` for ``events``; an existing registration of ``url`` is reused."""
+        call = self.dialect.register_webhook_call(url=url, events=events, secret=secret)
+        try:
+            payload = self._request(call)
+        except exc.AlreadyExists:
+            for webhook in self.list_webhooks():
+                if webhook.url == url:
+                    return webhook
+            raise
+        return self.dialect.parse_webhook(payload.data)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        try:
+            self._request(Call("DELETE", f"/webhooks/{webhook_id}"))
+        except exc.NotFound:
+            pass  # already gone: what we wanted
+
+    def create_webhook_key(self, webhook_id: str) -> WebhookKey:
+        """Ask SalesIQ (v2) for a new signing key; returns the newest public key."""
+        if not isinstance(self.dialect, dialects.V2):
+            raise exc.BadRequest("Only SalesIQ v2 signs webhooks with public keys.")
+        payload = self._request(
+            Call("POST", f"/webhooks/{webhook_id}/keys", json={}, idempotent=False)
+        )
+        webhook = self.dialect.parse_webhook(payload.data)
+        if not webhook.public_keys:
+            raise exc.SalesIQError("SalesIQ created a key but did not return it.")
+        return max(
+            webhook.public_keys,
+            key=lambda key: (key.created_at.timestamp() if key.created_at else 0, key.id),
+        )
+
+    def delete_webhook_key(self, webhook_id: str, key_id: str) -> None:
+        try:
+            self._request(Call("DELETE", f"/webhooks/{webhook_id}/keys/{key_id}"))
+        except exc.NotFound:
+            pass

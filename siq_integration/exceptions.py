@@ -1,0 +1,266 @@
+"""One exception per failure class at the SalesIQ boundary.
+
+Callers catch classes, never parse messages. Every exception carries
+``user_message``: a sentence a supervisor or an admin understands, safe to show
+(no tokens, no secrets). The technical detail (``code``, ``http_status``,
+``detail``) is for logs and audit entries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class SalesIQError(Exception):
+    """Base of everything that can go wrong talking to SalesIQ or Zoho Accounts."""
+
+    default_message = "SalesIQ could not complete the request."
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        code: str | int | None = None,
+        http_status: int | None = None,
+        detail: str = "",
+    ) -> None:
+        self.user_message = user_message or self.default_message
+        self.code = code
+        self.http_status = http_status
+        self.detail = detail
+        super().__init__(self.user_message)
+
+    def technical(self) -> str:
+        """The detail for a log line or an audit entry."""
+        parts = [type(self).__name__]
+        if self.code is not None:
+            parts.append(f"code={self.code}")
+        if self.http_status is not None:
+            parts.append(f"http={self.http_status}")
+        if self.detail:
+            parts.append(self.detail)
+        return " ".join(parts)
+
+
+class TryLater(SalesIQError):
+    """Refused for now; ``retry_at`` (aware UTC) says when to try again, if known."""
+
+    def __init__(self, user_message: str | None = None, *, retry_at: datetime | None = None, **kw):
+        self.retry_at = retry_at
+        if user_message is None and retry_at is not None:
+            user_message = f"{self.default_message} Try again after {retry_at:%H:%M:%S} UTC."
+        super().__init__(user_message, **kw)
+
+
+# --- Authentication and authorisation ---------------------------------------------
+
+
+class TokenInvalid(SalesIQError):
+    """The access token was refused (1008 / INVALID_TOKEN) and a refresh did not help."""
+
+    default_message = (
+        "SalesIQ no longer accepts this portal's sign-in. An admin needs to reconnect the portal."
+    )
+
+
+class ReconnectNeeded(TokenInvalid):
+    """The refresh token is gone (revoked, deleted by Zoho's 20-token limit, disconnected)."""
+
+    default_message = (
+        "The connection to this portal was revoked at Zoho. An admin needs to reconnect it."
+    )
+
+
+class ScopeMissing(SalesIQError):
+    """The token lacks a scope (1009 / INVALID_OAUTH_SCOPE)."""
+
+    default_message = (
+        "This portal was connected without a permission the dashboard needs. "
+        "An admin needs to reconnect it and approve every permission."
+    )
+
+    def __init__(self, user_message: str | None = None, *, scope: str = "", **kw):
+        self.scope = scope
+        if user_message is None and scope:
+            user_message = (
+                f"This portal was connected without the {scope} permission. "
+                "An admin needs to reconnect it and approve every permission."
+            )
+        super().__init__(user_message, **kw)
+
+
+class PermissionDenied(SalesIQError):
+    """The connected user's SalesIQ role may not do this (1016 / PERMISSION_DENIED)."""
+
+    default_message = "SalesIQ says this portal's connected user is not allowed to do that."
+
+
+# --- The thing asked for ----------------------------------------------------------------
+
+
+class NotFound(SalesIQError):
+    """The chat, operator or department does not exist (any more) (1019/1020/1024/1025/404)."""
+
+    default_message = "SalesIQ no longer has that chat, operator or department."
+
+
+class ChatNotActive(NotFound):
+    """The chat has already ended (reference CHAT_NOT_ACTIVE)."""
+
+    default_message = "That chat has already ended."
+
+
+class OperatorOffline(SalesIQError):
+    """The target operator cannot take chats now (reference OPERATOR_OFFLINE)."""
+
+    default_message = "That operator is offline and cannot take the chat."
+
+
+class AlreadyExists(SalesIQError):
+    """1014 / DUPLICATE_RESOURCE: often success in disguise (a webhook already registered)."""
+
+    default_message = "SalesIQ already has that."
+
+
+class BadRequest(SalesIQError):
+    """SalesIQ refused a parameter (1007/1011/1015/1029/1031 / 400)."""
+
+    default_message = "SalesIQ refused the request as invalid."
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        param: str = "",
+        json_key: str = "",
+        header: str = "",
+        **kw,
+    ):
+        self.param = param
+        self.json_key = json_key
+        self.header = header
+        field = json_key or param or header
+        if user_message is None and field:
+            user_message = f"SalesIQ refused the value of “{field}”."
+        super().__init__(user_message, **kw)
+
+    @property
+    def field(self) -> str:
+        return self.json_key or self.param or self.header
+
+
+class PlanLimit(SalesIQError):
+    """The portal's SalesIQ plan does not allow this (1017/1021). Never retried."""
+
+    default_message = "This portal's SalesIQ plan does not allow that."
+
+
+class Misconfigured(SalesIQError):
+    """The portal settings are wrong: screen name, data centre, URL, HTTP method, header."""
+
+    default_message = (
+        "This portal is set up wrongly (screen name or data centre). An admin needs to check it."
+    )
+
+
+# --- Temporary conditions -------------------------------------------------------------
+
+
+class RateLimited(TryLater):
+    """SalesIQ says too many requests (1023 / 429)."""
+
+    default_message = "SalesIQ is limiting requests from this dashboard."
+
+
+class BudgetExhausted(TryLater):
+    """Our own per-portal call budget is spent; nothing was sent to SalesIQ."""
+
+    default_message = "This portal's SalesIQ call budget is used up for now."
+
+
+class Unavailable(TryLater):
+    """SalesIQ or Zoho Accounts did not answer usefully (1001, 5xx, timeout, refused)."""
+
+    default_message = "SalesIQ is not answering right now."
+
+
+# --- OAuth ---------------------------------------------------------------------------
+
+
+class OAuthError(SalesIQError):
+    """The OAuth dance with Zoho Accounts went wrong; the message says what to do."""
+
+    default_message = "Connecting to Zoho did not work. Please try again."
+
+
+class AuthorizationDenied(OAuthError):
+    default_message = (
+        "Zoho says the connection was not approved. Connect again and choose Accept on "
+        "Zoho's page to let the dashboard read and manage chats."
+    )
+
+
+class StateMismatch(OAuthError):
+    default_message = (
+        "This Zoho sign-in link is out of date or was already used. Start the connection again "
+        "from the portals page."
+    )
+
+
+class UnknownAccountsServer(OAuthError):
+    default_message = (
+        "Zoho sent the sign-in back from an accounts server this dashboard does not know. "
+        "An admin can add that data centre to SIQ_EXTRA_DATA_CENTERS."
+    )
+
+
+class TokenExchangeFailed(OAuthError):
+    default_message = "Zoho did not accept the sign-in. Start the connection again."
+
+
+class NoRefreshToken(OAuthError):
+    default_message = (
+        "Zoho did not give the dashboard a lasting sign-in (no refresh token). "
+        "Start the connection again; Zoho will ask for consent once more."
+    )
+
+
+class TokenRefreshLimited(TryLater, OAuthError):
+    """Zoho allows 10 access tokens per refresh token per 10 minutes."""
+
+    default_message = "Zoho has paused new sign-ins for this portal for a few minutes."
+
+
+# --- Secrets at rest --------------------------------------------------------------------
+
+
+class TokenDecryptionError(SalesIQError):
+    """A stored secret cannot be decrypted with any key of TOKEN_ENCRYPTION_KEYS."""
+
+    default_message = (
+        "The stored sign-in for this portal cannot be read with the configured encryption "
+        "keys (TOKEN_ENCRYPTION_KEYS). Restore the old key or reconnect the portal."
+    )
+
+
+class EncryptionNotConfigured(SalesIQError):
+    default_message = (
+        "TOKEN_ENCRYPTION_KEYS is not set, so the dashboard cannot store SalesIQ sign-ins."
+    )
+
+
+# --- Webhooks -------------------------------------------------------------------------
+
+
+class WebhookRejected(SalesIQError):
+    """A delivery failed verification or parsing; never applied."""
+
+    default_message = "A webhook delivery was rejected."
+
+
+class SignatureInvalid(WebhookRejected):
+    default_message = "A webhook arrived with a signature that does not match."
+
+
+class MalformedPayload(WebhookRejected):
+    default_message = "A webhook arrived whose body is not the JSON SalesIQ sends."

@@ -1,0 +1,190 @@
+"""A connected SalesIQ portal, its call budget and its webhook keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from . import crypto
+from .datacenters import DataCenter
+from .exceptions import Misconfigured
+
+
+class Dialect(models.TextChoices):
+    V2 = "v2", "SalesIQ REST API v2"
+    REFERENCE = "reference", "Reference (chats API, HMAC webhooks)"
+
+
+class Plan(models.TextChoices):
+    FREE = "free", "Free"
+    BASIC = "basic", "Basic"
+    PROFESSIONAL = "professional", "Professional"
+    ENTERPRISE = "enterprise", "Enterprise"
+    CUSTOM = "custom", "Custom"
+
+
+class Portal(models.Model):
+    """One SalesIQ portal, reached through one Zoho OAuth grant.
+
+    Secrets (tokens, a per-portal client secret, the reference webhook secret)
+    are stored encrypted and only ever read through the accessors below.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    data_center = models.CharField(max_length=32, help_text="Code from the data-centre table.")
+    dialect = models.CharField(max_length=16, choices=Dialect.choices, default=Dialect.V2)
+    screen_name = models.CharField(max_length=100, blank=True)
+    plan = models.CharField(max_length=16, choices=Plan.choices, default=Plan.PROFESSIONAL)
+    calls_per_minute = models.PositiveIntegerField(default=50)
+    calls_per_day = models.PositiveIntegerField(default=20_000)
+
+    # Per-portal OAuth client; blank means the deployment's ZOHO_CLIENT_ID / SECRET.
+    client_id = models.CharField(max_length=200, blank=True)
+    client_secret_encrypted = models.TextField(blank=True, editable=False)
+
+    # The accounts server that issued the grant (the callback's accounts-server).
+    accounts_url = models.CharField(max_length=200, blank=True, editable=False)
+    access_token_encrypted = models.TextField(blank=True, editable=False)
+    refresh_token_encrypted = models.TextField(blank=True, editable=False)
+    token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    granted_scopes = models.TextField(blank=True, editable=False)
+    connected_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # One refresh at a time per portal, across processes.
+    token_refresh_lock_until = models.DateTimeField(null=True, blank=True, editable=False)
+    token_refresh_lock_owner = models.CharField(max_length=64, blank=True, editable=False)
+    # Zoho's 10 access tokens per refresh token per 10 minutes: do not ask again before.
+    token_refresh_blocked_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # SalesIQ said "too many requests": nobody calls this portal before then.
+    rate_limited_until = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_limit_strikes = models.PositiveSmallIntegerField(default=0, editable=False)
+
+    # Health, in words.
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_code = models.CharField(max_length=40, blank=True, editable=False)
+
+    # Webhook registration.
+    webhook_id = models.CharField(max_length=64, blank=True, editable=False)
+    webhook_secret_encrypted = models.TextField(blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # --- data centre ---------------------------------------------------------------
+
+    @property
+    def data_center_entry(self) -> DataCenter:
+        try:
+            return settings.SIQ_DATA_CENTERS[self.data_center]
+        except KeyError:
+            raise Misconfigured(
+                f"This portal's data centre “{self.data_center}” is not in the data-centre "
+                "table. An admin needs to pick another or add it to SIQ_EXTRA_DATA_CENTERS.",
+                code="unknown-data-center",
+            ) from None
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.refresh_token_encrypted)
+
+    @property
+    def current_error(self) -> str:
+        """The last error, unless a call has succeeded since."""
+        if self.last_error_at and (
+            self.last_success_at is None or self.last_error_at > self.last_success_at
+        ):
+            return self.last_error
+        return ""
+
+    # --- secrets -----------------------------------------------------------------------
+
+    @staticmethod
+    def _read(ciphertext: str) -> str:
+        return crypto.decrypt(ciphertext) if ciphertext else ""
+
+    @staticmethod
+    def _write(plaintext: str) -> str:
+        return crypto.encrypt(plaintext) if plaintext else ""
+
+    def get_access_token(self) -> str:
+        return self._read(self.access_token_encrypted)
+
+    def get_refresh_token(self) -> str:
+        return self._read(self.refresh_token_encrypted)
+
+    def get_client_secret(self) -> str:
+        return self._read(self.client_secret_encrypted)
+
+    def set_client_secret(self, value: str) -> None:
+        self.client_secret_encrypted = self._write(value)
+
+    def get_webhook_secret(self) -> str:
+        return self._read(self.webhook_secret_encrypted)
+
+    def set_webhook_secret(self, value: str) -> None:
+        self.webhook_secret_encrypted = self._write(value)
+
+    def oauth_client_credentials(self) -> tuple[str, str]:
+        if self.client_id:
+            return self.client_id, self.get_client_secret()
+        return settings.ZOHO_CLIENT_ID, settings.ZOHO_CLIENT_SECRET
+
+    ENCRYPTED_FIELDS = (
+        "client_secret_encrypted",
+        "access_token_encrypted",
+        "refresh_token_encrypted",
+        "webhook_secret_encrypted",
+    )
+
+
+class WebhookPublicKey(models.Model):
+    """A v2 webhook verification key. SalesIQ keeps at most two; both verify."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="webhook_keys")
+    key_id = models.CharField(max_length=64)
+    public_key_pem = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portal", "key_id"], name="unique_webhook_key_per_portal")
+        ]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.portal} key {self.key_id}"
+
+
+class CallWindow(models.Model):
+    """Calls made to one portal in one minute or one day, shared by every process."""
+
+    class Span(models.TextChoices):
+        MINUTE = "minute"
+        DAY = "day"
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="call_windows")
+    span = models.CharField(max_length=8, choices=Span.choices)
+    starts_at = models.DateTimeField()
+    used = models.PositiveIntegerField(default=0)
+    used_by_actions = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal", "span", "starts_at"], name="unique_call_window"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portal} {self.span} {self.starts_at:%Y-%m-%d %H:%M}: {self.used}"

@@ -1,0 +1,466 @@
+"""Zoho OAuth: consent URL bound to the admin's session, the callback, code exchange
+at the data centre the callback names, refresh under a lock, revoke.
+
+Zoho facts that shape this module (see ../shared/SALESIQ_API.md):
+- every API call carries ``Authorization: Zoho-oauthtoken …`` (not Bearer);
+- the code must be exchanged at the accounts server the callback names (multi-DC);
+- refresh tokens do not rotate or expire, but Zoho allows only 10 access tokens per
+  refresh token per 10 minutes: refresh a few minutes early, once per portal, never
+  per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
+from requests_oauthlib import OAuth2Session
+
+from . import dialects
+from . import exceptions as exc
+from .datacenters import DataCenter
+from .models import Portal
+
+logger = logging.getLogger(__name__)
+
+SESSION_KEY = "siq_oauth_pending"
+STATE_TTL = timedelta(minutes=15)
+MAX_PENDING = 5
+REFRESH_LOCK_TTL = timedelta(seconds=30)
+REFRESH_WAIT_SECONDS = 20.0
+# Zoho answers with this error when the 10-tokens-per-10-minutes limit is hit.
+_TOO_MANY = "too many requests"
+
+
+class ZohoOAuthClient(WebApplicationClient):
+    """oauthlib client that writes Zoho's header scheme instead of Bearer.
+
+    requests-oauthlib calls this for every request; Zoho's token responses say
+    ``token_type: Bearer``, which resets any custom token type, so the scheme is
+    fixed here rather than through ``token_type``.
+    """
+
+    def _add_bearer_token(
+        self, uri, http_method="GET", body=None, headers=None, token_placement=None
+    ):
+        headers = dict(headers or {})
+        headers["Authorization"] = f"Zoho-oauthtoken {self.access_token}"
+        return uri, headers, body
+
+
+def _timeout() -> tuple[float, float]:
+    return (settings.SIQ_HTTP_CONNECT_TIMEOUT, settings.SIQ_HTTP_READ_TIMEOUT)
+
+
+def scopes_for(dialect: str) -> tuple[str, ...]:
+    return dialects.get(dialect).scopes
+
+
+def session_for(client_id: str, *, access_token: str = "", **kw: Any) -> OAuth2Session:
+    token = {"access_token": access_token, "token_type": "Bearer"} if access_token else None
+    return OAuth2Session(client_id, client=ZohoOAuthClient(client_id), token=token, **kw)
+
+
+# --- consent ----------------------------------------------------------------------------
+
+
+def start_authorization(
+    *,
+    session: MutableMapping[str, Any],
+    portal: Portal,
+    redirect_uri: str,
+) -> str:
+    """The Zoho consent URL for ``portal``; its state is bound to this browser session."""
+    client_id, _ = portal.oauth_client_credentials()
+    if not client_id:
+        raise exc.OAuthError(
+            "No Zoho client is configured. Set ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET, or give "
+            "this portal its own client credentials."
+        )
+    dc = portal.data_center_entry
+    state = secrets.token_urlsafe(32)
+    pending = {
+        key: value
+        for key, value in dict(session.get(SESSION_KEY, {})).items()
+        if time.time() - value.get("created", 0) < STATE_TTL.total_seconds()
+    }
+    # A few tabs may be connecting at once; keep the newest few.
+    newest = sorted(pending.items(), key=lambda item: item[1]["created"])[-(MAX_PENDING - 1) :]
+    pending = dict(newest)
+    pending[state] = {"portal": str(portal.pk), "dc": dc.code, "created": time.time()}
+    session[SESSION_KEY] = pending
+    oauth = session_for(
+        client_id,
+        redirect_uri=redirect_uri,
+        scope=",".join(scopes_for(portal.dialect)),  # Zoho separates scopes with commas
+        state=state,
+    )
+    # Reference: https://www.zoho.com/accounts/protocol/oauth/web-apps/authorization.html
+    url, _ = oauth.authorization_url(
+        f"{dc.accounts_url}/oauth/v2/auth", access_type="offline", prompt="consent"
+    )
+    return url
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A completed consent: which portal, where its accounts live, and the tokens."""
+
+    portal_id: str
+    data_center: DataCenter
+    accounts_url: str
+    tokens: TokenSet
+
+
+def _data_center_for(
+    *, accounts_server: str, location: str, started_at: str
+) -> DataCenter:
+    table: dict[str, DataCenter] = settings.SIQ_DATA_CENTERS
+    if accounts_server:
+        wanted = accounts_server.rstrip("/")
+        matches = [dc for dc in table.values() if dc.accounts_url == wanted]
+        if not matches:
+            # Never send the client secret to a server the table does not name.
+            raise exc.UnknownAccountsServer(detail=f"accounts-server={wanted}")
+        for dc in matches:
+            if dc.code == location.lower():
+                return dc
+        for dc in matches:
+            if dc.code == started_at:
+                return dc
+        return matches[0]
+    if location:
+        try:
+            return table[location.lower()]
+        except KeyError:
+            raise exc.UnknownAccountsServer(detail=f"location={location}") from None
+    return table[started_at]
+
+
+def complete_authorization(
+    *,
+    session: MutableMapping[str, Any],
+    params: Mapping[str, str],
+    redirect_uri: str,
+) -> Authorization:
+    """Validate Zoho's callback and exchange its code. Raises an OAuthError subclass.
+
+    The state is single-use: a replayed callback finds nothing and fails.
+    """
+    state = params.get("state", "")
+    pending = dict(session.get(SESSION_KEY, {}))
+    entry = pending.pop(state, None) if state else None
+    session[SESSION_KEY] = pending
+    if entry is None or time.time() - entry.get("created", 0) > STATE_TTL.total_seconds():
+        raise exc.StateMismatch(detail="unknown, used or expired state")
+
+    error = params.get("error", "")
+    if error == "access_denied":
+        raise exc.AuthorizationDenied(detail=error)
+    if error:
+        raise exc.OAuthError(
+            f"Zoho refused the connection (“{error}”). Start the connection again; if it keeps "
+            "happening, check the Zoho client's redirect URL and scopes.",
+            detail=error,
+        )
+    code = params.get("code", "")
+    if not code:
+        raise exc.TokenExchangeFailed(detail="callback without a code")
+
+    dc = _data_center_for(
+        accounts_server=params.get("accounts-server", ""),
+        location=params.get("location", ""),
+        started_at=entry["dc"],
+    )
+    portal = Portal.objects.filter(pk=entry["portal"]).first()
+    if portal is None:
+        raise exc.OAuthError("The portal being connected was deleted meanwhile. Add it again.")
+    client_id, client_secret = portal.oauth_client_credentials()
+    oauth = session_for(client_id, redirect_uri=redirect_uri)
+    token_url = f"{dc.accounts_url}/oauth/v2/token"
+    try:
+        raw = oauth.fetch_token(
+            token_url,
+            code=code,
+            client_secret=client_secret,
+            include_client_id=True,
+            timeout=_timeout(),
+        )
+    except Warning as warning:  # oauthlib's "scope has changed": we check scopes ourselves
+        raw = dict(getattr(warning, "token", {}) or {})
+    except OAuth2Error as error:
+        raise exc.TokenExchangeFailed(
+            _exchange_message(error.error), detail=f"token endpoint: {error.error}"
+        ) from None
+    except ValueError:
+        raise exc.TokenExchangeFailed(detail="token endpoint answered something not JSON") from None
+    except requests.RequestException as error:
+        raise exc.Unavailable(
+            "Zoho's accounts server did not answer. Try connecting again in a minute.",
+            detail=type(error).__name__,
+        ) from None
+    tokens = _token_set(raw, requested=scopes_for(portal.dialect))
+    if not tokens.refresh_token:
+        raise exc.NoRefreshToken()
+    missing = [s for s in scopes_for(portal.dialect) if tokens.scopes and s not in tokens.scopes]
+    if missing:
+        raise exc.ScopeMissing(scope=", ".join(missing))
+    return Authorization(
+        portal_id=str(portal.pk), data_center=dc, accounts_url=dc.accounts_url, tokens=tokens
+    )
+
+
+def _exchange_message(error: str) -> str:
+    if error == "invalid_client":
+        return (
+            "Zoho did not accept the dashboard's client id or secret. An admin needs to check "
+            "ZOHO_CLIENT_ID / ZOHO_CLIENT_SECRET (or the portal's own client)."
+        )
+    if error in {"invalid_code", "invalid_grant"}:
+        return "Zoho says the sign-in code is invalid or expired. Start the connection again."
+    if error == "invalid_redirect_uri":
+        return (
+            "Zoho refused the dashboard's return address. Register this dashboard's callback "
+            "URL as the Zoho client's redirect URI."
+        )
+    return f"Zoho did not accept the sign-in (“{error}”). Start the connection again."
+
+
+def _token_set(raw: Mapping[str, Any], *, requested: tuple[str, ...]) -> TokenSet:
+    access = str(raw.get("access_token") or "")
+    if not access:
+        raise exc.TokenExchangeFailed(detail="token response without access_token")
+    # Older Zoho answers gave expires_in in milliseconds plus expires_in_sec.
+    seconds = raw.get("expires_in_sec")
+    if seconds is None:
+        seconds = raw.get("expires_in", 3600)
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            seconds = 3600.0
+        if seconds > 36_000:  # Zoho tokens live an hour; a bigger figure is milliseconds
+            seconds /= 1000
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        seconds = 3600.0
+    scope = raw.get("scope")
+    if isinstance(scope, str):
+        scopes = tuple(s for s in scope.replace(",", " ").split() if s)
+    elif isinstance(scope, list | tuple):
+        scopes = tuple(str(s) for s in scope)
+    else:
+        scopes = ()
+    return TokenSet(
+        access_token=access,
+        refresh_token=str(raw.get("refresh_token") or ""),
+        expires_at=timezone.now() + timedelta(seconds=seconds),
+        scopes=scopes,
+    )
+
+
+def store_authorization(portal: Portal, authorization: Authorization) -> Portal:
+    """Save a completed consent on ``portal`` (encrypted)."""
+    tokens = authorization.tokens
+    portal.data_center = authorization.data_center.code
+    portal.accounts_url = authorization.accounts_url
+    portal.access_token_encrypted = Portal._write(tokens.access_token)
+    portal.refresh_token_encrypted = Portal._write(tokens.refresh_token)
+    portal.token_expires_at = tokens.expires_at
+    portal.granted_scopes = ",".join(tokens.scopes or scopes_for(portal.dialect))
+    portal.connected_at = timezone.now()
+    portal.token_refresh_blocked_until = None
+    portal.save()
+    return portal
+
+
+# --- access tokens ------------------------------------------------------------------------
+
+
+_TOKEN_FIELDS = (
+    "access_token_encrypted",
+    "refresh_token_encrypted",
+    "token_expires_at",
+    "token_refresh_blocked_until",
+    "accounts_url",
+    "data_center",
+)
+
+
+def _fresh(portal: Portal, *, not_this: str | None) -> str | None:
+    """The stored access token if it is good for longer than the margin (and not rejected)."""
+    if not portal.access_token_encrypted or portal.token_expires_at is None:
+        return None
+    margin = timedelta(seconds=settings.SIQ_TOKEN_REFRESH_MARGIN)
+    if portal.token_expires_at - margin <= timezone.now():
+        return None
+    token = portal.get_access_token()
+    if not_this is not None and token == not_this:
+        return None
+    return token
+
+
+def access_token(portal: Portal, *, rejected: str | None = None) -> str:
+    """A usable access token for ``portal``, refreshing it if needed.
+
+    ``rejected`` is a token SalesIQ just refused (1008): refresh unless another
+    process already replaced it. One refresh at a time per portal, across
+    processes: a lease on the portal row; whoever waits re-reads the row.
+    """
+    portal.refresh_from_db(fields=_TOKEN_FIELDS)
+    token = _fresh(portal, not_this=rejected)
+    if token:
+        return token
+    if not portal.refresh_token_encrypted:
+        raise exc.ReconnectNeeded("This portal is not connected to SalesIQ. An admin needs to connect it.")
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + REFRESH_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        now = timezone.now()
+        taken = (
+            Portal.objects.filter(pk=portal.pk)
+            .filter(Q(token_refresh_lock_until__isnull=True) | Q(token_refresh_lock_until__lt=now))
+            .update(token_refresh_lock_until=now + REFRESH_LOCK_TTL, token_refresh_lock_owner=owner)
+        )
+        if taken:
+            break
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+        portal.refresh_from_db(fields=_TOKEN_FIELDS)
+        token = _fresh(portal, not_this=rejected)
+        if token:
+            return token  # the other process's refresh worked
+        if time.monotonic() > deadline:
+            raise exc.Unavailable(
+                "Signing in to Zoho is taking too long. The dashboard will try again.",
+                detail="refresh lock not released",
+            )
+    try:
+        # Re-check under the lock: the holder before us may have refreshed already.
+        portal.refresh_from_db(fields=_TOKEN_FIELDS)
+        token = _fresh(portal, not_this=rejected)
+        if token:
+            return token
+        return _refresh(portal)
+    finally:
+        Portal.objects.filter(pk=portal.pk, token_refresh_lock_owner=owner).update(
+            token_refresh_lock_until=None, token_refresh_lock_owner=""
+        )
+
+
+def _refresh(portal: Portal) -> str:
+    now = timezone.now()
+    if portal.token_refresh_blocked_until and portal.token_refresh_blocked_until > now:
+        raise exc.TokenRefreshLimited(retry_at=portal.token_refresh_blocked_until)
+    client_id, client_secret = portal.oauth_client_credentials()
+    accounts_url = portal.accounts_url or portal.data_center_entry.accounts_url
+    oauth = session_for(client_id)
+    try:
+        raw = oauth.refresh_token(
+            f"{accounts_url}/oauth/v2/token",
+            refresh_token=portal.get_refresh_token(),
+            client_id=client_id,
+            client_secret=client_secret,
+            timeout=_timeout(),
+        )
+    except Warning as warning:
+        raw = dict(getattr(warning, "token", {}) or {})
+    except OAuth2Error as error:
+        description = (error.description or "").lower()
+        if _TOO_MANY in description or error.error.lower() == "access denied":
+            blocked = now + timedelta(minutes=10)
+            Portal.objects.filter(pk=portal.pk).update(token_refresh_blocked_until=blocked)
+            raise exc.TokenRefreshLimited(retry_at=blocked, detail=error.error) from None
+        if error.error in {"invalid_code", "invalid_grant", "invalid_token"}:
+            raise exc.ReconnectNeeded(detail=f"refresh: {error.error}") from None
+        if error.error == "invalid_client":
+            raise exc.ReconnectNeeded(
+                "Zoho no longer accepts the dashboard's client id or secret. An admin needs to "
+                "check ZOHO_CLIENT_ID / ZOHO_CLIENT_SECRET and reconnect.",
+                detail="refresh: invalid_client",
+            ) from None
+        raise exc.TokenInvalid(detail=f"refresh: {error.error}") from None
+    except requests.RequestException as error:
+        raise exc.Unavailable(
+            "Zoho's accounts server did not answer; the dashboard will retry.",
+            detail=type(error).__name__,
+        ) from None
+    except ValueError:
+        raise exc.Unavailable(
+            "Zoho's accounts server gave an answer that is not a token; the dashboard will retry.",
+            detail="refresh answered something not JSON",
+        ) from None
+    tokens = _token_set(raw, requested=scopes_for(portal.dialect))
+    Portal.objects.filter(pk=portal.pk).update(
+        access_token_encrypted=Portal._write(tokens.access_token),
+        token_expires_at=tokens.expires_at,
+        token_refresh_blocked_until=None,
+    )
+    portal.refresh_from_db(fields=_TOKEN_FIELDS)
+    logger.info("Refreshed the SalesIQ access token of portal %s", portal.pk)
+    return tokens.access_token
+
+
+# --- revoke ---------------------------------------------------------------------------------
+
+
+def revoke(portal: Portal) -> None:
+    """Revoke the refresh token at Zoho (killing its access tokens) and wipe them here.
+
+    The local wipe happens even when Zoho cannot be reached: a disconnect must
+    not leave usable tokens behind. A Zoho failure is re-raised after the wipe.
+    """
+    failure: exc.SalesIQError | None = None
+    refresh = portal.get_refresh_token() if portal.refresh_token_encrypted else ""
+    if refresh:
+        accounts_url = portal.accounts_url or portal.data_center_entry.accounts_url
+        client_id, _ = portal.oauth_client_credentials()
+        oauth = session_for(client_id)
+        try:
+            # Reference: https://www.zoho.com/accounts/protocol/oauth/web-server-applications.html
+            response = oauth.post(
+                f"{accounts_url}/oauth/v2/token/revoke",
+                params={"token": refresh},
+                timeout=_timeout(),
+            )
+            if response.status_code >= 500:
+                failure = exc.Unavailable(
+                    "Zoho's accounts server did not confirm the revocation.",
+                    http_status=response.status_code,
+                )
+        except requests.RequestException as error:
+            failure = exc.Unavailable(
+                "Zoho's accounts server could not be reached to revoke the connection; the "
+                "tokens were deleted here. Revoke the app at accounts.zoho.com if you can.",
+                detail=type(error).__name__,
+            )
+    Portal.objects.filter(pk=portal.pk).update(
+        access_token_encrypted="",
+        refresh_token_encrypted="",
+        token_expires_at=None,
+        granted_scopes="",
+        connected_at=None,
+    )
+    portal.refresh_from_db()
+    if failure is not None:
+        raise failure
