@@ -197,6 +197,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns when it is missing
 # Serve straight from the app and project folders: no collectstatic step for the
 # embedded default. Behind a reverse proxy, collectstatic and let the proxy serve.
 WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,36 @@
+"""The first browser test: a real page of the project in a real headless Chromium."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_it_signs_in_and_shows_the_portals_page(live_server, page, screenshot):
+    get_user_model().objects.create_user("sam", password="a-long-test-password")
+
+    page.goto(f"{live_server.url}/")
+    assert "/login/" in page.url  # anonymous visitors are sent to sign in
+    page.fill("#id_username", "sam")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+
+    page.wait_for_selector("h1:has-text('SalesIQ portals')")
+    assert "No SalesIQ portal is connected yet." in page.inner_text("main")
+    # The stylesheet is vendored and served by the app itself.
+    background = page.evaluate("getComputedStyle(document.querySelector('.topbar')).backgroundColor")
+    assert background == "rgb(23, 32, 44)"
+    screenshot()
+
+
+def test_it_tells_a_wrong_password_in_plain_words(live_server, page):
+    get_user_model().objects.create_user("sam", password="a-long-test-password")
+
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "sam")
+    page.fill("#id_password", "not-it")
+    page.click("button[type=submit]")
+
+    assert "That username and password do not match" in page.inner_text("[role=alert]")
