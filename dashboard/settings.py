@@ -145,6 +145,8 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (the web server, the worker) write: wait for the lock instead of
     # failing, take the write lock at BEGIN so reads never need an upgrade, and use WAL
     # so readers do not block the writer.
+    # Tests use a file too: threads and a live server must see the same database.
+    _database["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
     _database["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",

@@ -365,6 +365,8 @@ class V2(Dialect):
             status = ChatStatus.CONNECTED if attender.get("id") else ChatStatus.WAITING
         if status is ChatStatus.CONNECTED and not attender.get("id"):
             status = ChatStatus.WAITING
+        if status.is_open and epoch_ms(raw.get("end_time")):
+            status = ChatStatus.ENDED  # an end time settles it whatever the label says
         visitor = _dict(raw.get("visitor"))
         department = _dict(raw.get("department"))
         conversation_id = _str(raw.get("id"))

@@ -1,0 +1,100 @@
+"""The settings module reads the environment and names the variable when a value is bad."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = (
+    "import json, django; from django.conf import settings; django.setup(); "
+    "print(json.dumps({'layer': settings.CHANNEL_LAYERS['default']['BACKEND'], "
+    "'db': settings.DATABASES['default']['ENGINE'], "
+    "'dcs': {c: [d.accounts_url, d.api_url] for c, d in settings.SIQ_DATA_CENTERS.items()}, "
+    "'methods': settings.SIQ_HTTP_METHODS}))"
+)
+
+
+def run_settings(**env: str) -> subprocess.CompletedProcess:
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in {"DATABASE_URL", "REDIS_URL", "SIQ_EXTRA_DATA_CENTERS", "SIQ_HTTP_METHODS"}
+    }
+    base.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "SECRET_KEY": "x" * 50})
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=base, capture_output=True, text=True
+    )
+
+
+def loaded(**env: str) -> dict:
+    result = run_settings(**env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def refused(**env: str) -> str:
+    result = run_settings(**env)
+    assert result.returncode != 0, "settings accepted a bad value"
+    assert "ImproperlyConfigured" in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_it_defaults_to_sqlite_and_the_in_memory_layer(tmp_path):
+    values = loaded(SIQ_VAR_DIR=str(tmp_path))
+    assert values["db"] == "django.db.backends.sqlite3"
+    assert values["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert values["dcs"]["eu"] == ["https://accounts.zoho.eu", "https://salesiq.zoho.eu"]
+
+
+def test_it_switches_to_postgres_and_redis_from_urls():
+    values = loaded(
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/test", REDIS_URL="redis://127.0.0.1:6379/0"
+    )
+    assert values["db"] == "django.db.backends.postgresql"
+    assert values["layer"] == "channels_redis.core.RedisChannelLayer"
+
+
+def test_it_adds_and_overrides_data_centres():
+    extra = {
+        "sim": {"name": "Simulator", "accounts_url": "http://127.0.0.1:9/a", "api_url": "http://127.0.0.1:9"},
+        "eu": {"accounts_url": "https://proxy.example/accounts", "api_url": "https://proxy.example"},
+    }
+    values = loaded(SIQ_EXTRA_DATA_CENTERS=json.dumps(extra))
+    assert values["dcs"]["sim"] == ["http://127.0.0.1:9/a", "http://127.0.0.1:9"]
+    assert values["dcs"]["eu"] == ["https://proxy.example/accounts", "https://proxy.example"]
+    assert values["dcs"]["us"][0] == "https://accounts.zoho.com"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SIQ_EXTRA_DATA_CENTERS": "{not json"}, "SIQ_EXTRA_DATA_CENTERS"),
+        ({"SIQ_EXTRA_DATA_CENTERS": '{"x": {"accounts_url": "ftp://a", "api_url": "https://b"}}'}, "SIQ_EXTRA_DATA_CENTERS"),
+        ({"SIQ_EXTRA_DATA_CENTERS": '{"x": {"accounts_url": "http://zoho.example", "api_url": "https://b"}}'}, "SIQ_EXTRA_DATA_CENTERS"),
+        ({"SIQ_EXTRA_DATA_CENTERS": '{"x": {"api_url": "https://b"}}'}, "SIQ_EXTRA_DATA_CENTERS"),
+        ({"TOKEN_ENCRYPTION_KEYS": "not-a-fernet-key"}, "TOKEN_ENCRYPTION_KEYS"),
+        ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+        ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL"),
+        ({"SIQ_HTTP_METHODS": '{"v2.conversation_close": "TELEPORT"}'}, "SIQ_HTTP_METHODS"),
+        ({"SIQ_HTTP_METHODS": '{"v2.nope": "POST"}'}, "SIQ_HTTP_METHODS"),
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG"),
+        ({"SIQ_ACTION_RESERVE_SHARE": "2"}, "SIQ_ACTION_RESERVE_SHARE"),
+        ({"SECRET_KEY": ""}, "SECRET_KEY"),
+    ],
+)
+def test_it_names_the_variable_when_a_value_is_bad(env, named):
+    assert named in refused(**env)
+
+
+def test_it_makes_the_unconfirmed_http_methods_settings():
+    values = loaded(SIQ_HTTP_METHODS='{"v2.conversation_close": "put"}')
+    assert values["methods"]["v2.conversation_close"] == "PUT"
+    assert values["methods"]["v2.operator_status"] == "PUT"
