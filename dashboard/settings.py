@@ -224,7 +224,7 @@ def _fernet_keys(name: str) -> list[str]:
         if len(raw) != 32:
             raise ImproperlyConfigured(
                 f"{name}: key {position} is not a Fernet key (32 url-safe base64 bytes); "
-                "generate one with `python -c \"from cryptography.fernet import Fernet; "
+                'generate one with `python -c "from cryptography.fernet import Fernet; '
                 'print(Fernet.generate_key().decode())"`'
             )
     return keys

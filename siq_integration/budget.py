@@ -48,7 +48,10 @@ def _window_starts(now: datetime) -> dict[str, datetime]:
     }
 
 
-_SPAN_LENGTH = {CallWindow.Span.MINUTE: timedelta(minutes=1), CallWindow.Span.DAY: timedelta(days=1)}
+_SPAN_LENGTH = {
+    CallWindow.Span.MINUTE: timedelta(minutes=1),
+    CallWindow.Span.DAY: timedelta(days=1),
+}
 
 
 def _ensure_window(portal_id, span: str, starts_at: datetime) -> None:
@@ -80,7 +83,8 @@ def spend(portal: Portal, *, priority: Priority = Priority.BACKGROUND) -> None:
     )
     if blocked_until and blocked_until > now:
         raise RateLimited(
-            f"SalesIQ asked the dashboard to slow down; calls resume at {blocked_until:%H:%M:%S} UTC.",
+            "SalesIQ asked the dashboard to slow down; "
+            f"calls resume at {blocked_until:%H:%M:%S} UTC.",
             retry_at=blocked_until,
         )
     limits = {

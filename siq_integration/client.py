@@ -9,6 +9,7 @@ and records the portal's health.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -75,9 +76,7 @@ class SalesIQClient:
     # --- the choke point ----------------------------------------------------------------
 
     def _base_url(self) -> str:
-        return self.dialect.base_url(
-            self.portal.data_center_entry.api_url, self.portal.screen_name
-        )
+        return self.dialect.base_url(self.portal.data_center_entry.api_url, self.portal.screen_name)
 
     def _session(self, access_token: str) -> requests.Session:
         client_id, _ = self.portal.oauth_client_credentials()
@@ -107,8 +106,9 @@ class SalesIQClient:
                 )
             except requests.RequestException as error:
                 failure = exc.Unavailable(
-                    "SalesIQ did not answer." if not isinstance(error, requests.Timeout) else
-                    "SalesIQ took too long to answer.",
+                    "SalesIQ did not answer."
+                    if not isinstance(error, requests.Timeout)
+                    else "SalesIQ took too long to answer.",
                     detail=f"{type(error).__name__} on {call.method} {call.path}",
                 )
                 retry_safe = call.idempotent or _never_sent(error)
@@ -176,7 +176,9 @@ class SalesIQClient:
             Portal.objects.filter(pk=self.portal.pk).update(rate_limited_until=reset)
 
     def _pause(self, attempt: int) -> None:
-        ceiling = min(settings.SIQ_RETRY_MAX_DELAY, settings.SIQ_RETRY_BASE_DELAY * 2 ** (attempt - 1))
+        ceiling = min(
+            settings.SIQ_RETRY_MAX_DELAY, settings.SIQ_RETRY_BASE_DELAY * 2 ** (attempt - 1)
+        )
         self._sleep(random.uniform(0, ceiling))  # noqa: S311 (full jitter, not security)
 
     # --- health ----------------------------------------------------------------------------
@@ -278,7 +280,9 @@ class SalesIQClient:
                 sync_time = str(payload.meta["sync_time"])
             if isinstance(payload.data, list):
                 operators.extend(
-                    self.dialect.parse_operator(raw) for raw in payload.data if isinstance(raw, dict)
+                    self.dialect.parse_operator(raw)
+                    for raw in payload.data
+                    if isinstance(raw, dict)
                 )
         return OperatorSync(operators=operators, sync_time=sync_time, complete=not params)
 
@@ -321,7 +325,9 @@ class SalesIQClient:
         return None
 
     def _conversation_or_none(self, payload: Payload) -> Conversation | None:
-        if isinstance(payload.data, dict) and (payload.data.get("id") or payload.data.get("chat_id")):
+        if isinstance(payload.data, dict) and (
+            payload.data.get("id") or payload.data.get("chat_id")
+        ):
             return self.dialect.parse_conversation(payload.data)
         return None
 
@@ -345,10 +351,8 @@ class SalesIQClient:
         return self.dialect.parse_webhook(payload.data)
 
     def delete_webhook(self, webhook_id: str) -> None:
-        try:
+        with contextlib.suppress(exc.NotFound):  # already gone: what we wanted
             self._request(Call("DELETE", f"/webhooks/{webhook_id}"))
-        except exc.NotFound:
-            pass  # already gone: what we wanted
 
     def create_webhook_key(self, webhook_id: str) -> WebhookKey:
         """Ask SalesIQ (v2) for a new signing key; returns the newest public key."""
@@ -366,7 +370,5 @@ class SalesIQClient:
         )
 
     def delete_webhook_key(self, webhook_id: str, key_id: str) -> None:
-        try:
+        with contextlib.suppress(exc.NotFound):
             self._request(Call("DELETE", f"/webhooks/{webhook_id}/keys/{key_id}"))
-        except exc.NotFound:
-            pass

@@ -114,7 +114,9 @@ def _entry(code: object, raw: object) -> DataCenter:
         raise DataCenterConfigError(f"entry {code!r} must be an object")
     unknown = set(raw) - {"name", "accounts_url", "api_url", "code"}
     if unknown:
-        raise DataCenterConfigError(f"entry {code!r} has unknown keys: {', '.join(sorted(unknown))}")
+        raise DataCenterConfigError(
+            f"entry {code!r} has unknown keys: {', '.join(sorted(unknown))}"
+        )
     name = raw.get("name") or code.upper()
     if not isinstance(name, str):
         raise DataCenterConfigError(f"entry {code!r}: name must be a string")

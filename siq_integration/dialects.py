@@ -328,7 +328,9 @@ class V2(Dialect):
         if note:
             body["note"] = note
         # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
-        return Call("PUT", f"/conversations/{conversation_id}/transfer", json=body, idempotent=False)
+        return Call(
+            "PUT", f"/conversations/{conversation_id}/transfer", json=body, idempotent=False
+        )
 
     def close_call(self, conversation_id: str, *, message: str) -> Call:
         method = settings.SIQ_HTTP_METHODS["v2.conversation_close"]
@@ -342,7 +344,9 @@ class V2(Dialect):
             )
         method = settings.SIQ_HTTP_METHODS["v2.operator_status"]
         return Call(
-            method, f"/operators/{operator_id}/status", json={"status": values[status]},
+            method,
+            f"/operators/{operator_id}/status",
+            json={"status": values[status]},
             idempotent=True,
         )
 
@@ -602,7 +606,8 @@ class Reference(Dialect):
     def unwrap(self, status: int, headers: Mapping[str, str], body: bytes) -> Payload:
         document = _json_or_none(body)
         is_error = status >= 400 or (
-            isinstance(document, dict) and (document.get("status") == "error" or "error" in document)
+            isinstance(document, dict)
+            and (document.get("status") == "error" or "error" in document)
         )
         if is_error:
             raise self.error(document if isinstance(document, dict) else {}, status, headers)
@@ -710,7 +715,9 @@ class Reference(Dialect):
 
     def operator_status_call(self, operator_id: str, status: OperatorStatus) -> Call:
         return Call(
-            "PATCH", f"/operators/{operator_id}", json={"status": _REFERENCE_STATUS_VALUES[status]},
+            "PATCH",
+            f"/operators/{operator_id}",
+            json={"status": _REFERENCE_STATUS_VALUES[status]},
             idempotent=True,
         )
 

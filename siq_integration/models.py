@@ -158,7 +158,9 @@ class WebhookPublicKey(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["portal", "key_id"], name="unique_webhook_key_per_portal")
+            models.UniqueConstraint(
+                fields=["portal", "key_id"], name="unique_webhook_key_per_portal"
+            )
         ]
         ordering = ["created_at"]
 

@@ -131,9 +131,7 @@ class Authorization:
     tokens: TokenSet
 
 
-def _data_center_for(
-    *, accounts_server: str, location: str, started_at: str
-) -> DataCenter:
+def _data_center_for(*, accounts_server: str, location: str, started_at: str) -> DataCenter:
     table: dict[str, DataCenter] = settings.SIQ_DATA_CENTERS
     if accounts_server:
         wanted = accounts_server.rstrip("/")
@@ -331,7 +329,9 @@ def access_token(portal: Portal, *, rejected: str | None = None) -> str:
     if token:
         return token
     if not portal.refresh_token_encrypted:
-        raise exc.ReconnectNeeded("This portal is not connected to SalesIQ. An admin needs to connect it.")
+        raise exc.ReconnectNeeded(
+            "This portal is not connected to SalesIQ. An admin needs to connect it."
+        )
     owner = uuid.uuid4().hex
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     delay = 0.05

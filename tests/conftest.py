@@ -55,7 +55,9 @@ def _chromium_path() -> str | None:
 def browser() -> Iterator:
     path = _chromium_path()
     if path is None:
-        pytest.skip("Chromium is not installed here (make test installs it: apt-get install chromium)")
+        pytest.skip(
+            "Chromium is not installed here (make test installs it: apt-get install chromium)"
+        )
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the

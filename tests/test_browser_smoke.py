@@ -20,7 +20,9 @@ def test_it_signs_in_and_shows_the_portals_page(live_server, page, screenshot):
     page.wait_for_selector("h1:has-text('SalesIQ portals')")
     assert "No SalesIQ portal is connected yet." in page.inner_text("main")
     # The stylesheet is vendored and served by the app itself.
-    background = page.evaluate("getComputedStyle(document.querySelector('.topbar')).backgroundColor")
+    background = page.evaluate(
+        "getComputedStyle(document.querySelector('.topbar')).backgroundColor"
+    )
     assert background == "rgb(23, 32, 44)"
     screenshot()
 

@@ -80,7 +80,9 @@ def test_it_refuses_while_salesiq_asked_us_to_back_off(free_portal, frozen):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_never_overspends_when_threads_race(frozen):
-    portal = Portal.objects.create(name="Race", data_center="us", calls_per_minute=20, calls_per_day=1000)
+    portal = Portal.objects.create(
+        name="Race", data_center="us", calls_per_minute=20, calls_per_day=1000
+    )
     granted, refused, errors = [], [], []
     start = threading.Barrier(6)
 

@@ -24,8 +24,13 @@ TOKEN_URL = "https://accounts.zoho.eu/oauth/v2/token"
 @pytest.fixture
 def portal(db):
     portal = Portal(
-        name="Zylker", data_center="eu", dialect="v2", screen_name="zylker",
-        calls_per_minute=100, calls_per_day=10_000, accounts_url="https://accounts.zoho.eu",
+        name="Zylker",
+        data_center="eu",
+        dialect="v2",
+        screen_name="zylker",
+        calls_per_minute=100,
+        calls_per_day=10_000,
+        accounts_url="https://accounts.zoho.eu",
         token_expires_at=timezone.now() + timedelta(hours=1),
     )
     portal.access_token_encrypted = Portal._write("1000.first")
@@ -35,12 +40,19 @@ def portal(db):
 
 
 def conversation(n: int) -> dict:
-    return {"id": str(466756000000969000 + n), "status": "waiting", "chat_status": {"state_key": "waiting"}}
+    return {
+        "id": str(466756000000969000 + n),
+        "status": "waiting",
+        "chat_status": {"state_key": "waiting"},
+    }
 
 
 @responses.activate
 def test_it_sends_the_zoho_header_and_unwraps_the_envelope(portal):
-    responses.get(f"{API}/conversations/466756000000969001", json={"object": "conversation", "data": conversation(1)})
+    responses.get(
+        f"{API}/conversations/466756000000969001",
+        json={"object": "conversation", "data": conversation(1)},
+    )
     chat = SalesIQClient(portal).get_conversation("466756000000969001")
     assert chat.id == "466756000000969001"
     assert chat.status is ChatStatus.WAITING
@@ -79,7 +91,9 @@ def test_it_never_resends_a_transfer_that_may_have_happened(portal):
 @responses.activate
 def test_it_resends_a_transfer_that_never_left(portal):
     refused = requests.ConnectionError(
-        MaxRetryError(None, f"{API}/conversations/1/transfer", reason=NewConnectionError(None, "refused"))
+        MaxRetryError(
+            None, f"{API}/conversations/1/transfer", reason=NewConnectionError(None, "refused")
+        )
     )
     responses.put(f"{API}/conversations/1/transfer", body=refused)
     responses.put(f"{API}/conversations/1/transfer", json={"data": conversation(1)})
@@ -92,7 +106,15 @@ def test_it_resends_a_transfer_that_never_left(portal):
 def test_it_refreshes_once_when_the_token_is_refused(portal):
     url = f"{API}/departments"
     responses.get(url, json={"error": {"code": 1008, "message": "Invalid OAuthToken."}})
-    responses.post(TOKEN_URL, json={"access_token": "1000.second", "token_type": "Bearer", "expires_in": 3600, "api_domain": "https://www.zohoapis.eu"})
+    responses.post(
+        TOKEN_URL,
+        json={
+            "access_token": "1000.second",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "api_domain": "https://www.zohoapis.eu",
+        },
+    )
     responses.get(url, json={"data": [{"id": "11", "name": "Sales"}]})
     departments = SalesIQClient(portal).list_departments()
     assert [d.name for d in departments] == ["Sales"]
@@ -107,8 +129,12 @@ def test_it_refreshes_once_when_the_token_is_refused(portal):
 
 @responses.activate
 def test_it_says_reconnect_when_a_fresh_token_is_refused_too(portal):
-    responses.get(f"{API}/departments", json={"error": {"code": 1008, "message": "Invalid OAuthToken."}})
-    responses.post(TOKEN_URL, json={"access_token": "1000.second", "token_type": "Bearer", "expires_in": 3600})
+    responses.get(
+        f"{API}/departments", json={"error": {"code": 1008, "message": "Invalid OAuthToken."}}
+    )
+    responses.post(
+        TOKEN_URL, json={"access_token": "1000.second", "token_type": "Bearer", "expires_in": 3600}
+    )
     with pytest.raises(exc.TokenInvalid) as caught:
         SalesIQClient(portal).list_departments()
     assert "reconnect" in caught.value.user_message
@@ -118,8 +144,12 @@ def test_it_says_reconnect_when_a_fresh_token_is_refused_too(portal):
 @responses.activate
 def test_it_refreshes_before_expiry_not_after(portal, settings):
     settings.SIQ_TOKEN_REFRESH_MARGIN = 300
-    Portal.objects.filter(pk=portal.pk).update(token_expires_at=timezone.now() + timedelta(seconds=120))
-    responses.post(TOKEN_URL, json={"access_token": "1000.early", "token_type": "Bearer", "expires_in": 3600})
+    Portal.objects.filter(pk=portal.pk).update(
+        token_expires_at=timezone.now() + timedelta(seconds=120)
+    )
+    responses.post(
+        TOKEN_URL, json={"access_token": "1000.early", "token_type": "Bearer", "expires_in": 3600}
+    )
     responses.get(f"{API}/departments", json={"data": []})
     SalesIQClient(portal).list_departments()
     assert responses.calls[0].request.url == TOKEN_URL
@@ -128,11 +158,18 @@ def test_it_refreshes_before_expiry_not_after(portal, settings):
 
 @responses.activate
 def test_it_reads_every_page(portal):
-    pages = [[conversation(n) for n in range(start, start + size)] for start, size in ((0, 99), (99, 99), (198, 3))]
+    pages = [
+        [conversation(n) for n in range(start, start + size)]
+        for start, size in ((0, 99), (99, 99), (198, 3))
+    ]
     for number, items in enumerate(pages, start=1):
         responses.get(
             f"{API}/conversations",
-            match=[responses.matchers.query_param_matcher({"status": "open", "index": str(number), "limit": "99"})],
+            match=[
+                responses.matchers.query_param_matcher(
+                    {"status": "open", "index": str(number), "limit": "99"}
+                )
+            ],
             json={"data": items, "more_data_available": number < 3},
         )
     chats = SalesIQClient(portal).list_open_conversations()
@@ -142,7 +179,9 @@ def test_it_reads_every_page(portal):
 
 @responses.activate
 def test_it_backs_off_every_process_after_a_rate_limit(portal):
-    responses.get(f"{API}/departments", json={"error": {"code": 1023, "message": "Too many requests"}})
+    responses.get(
+        f"{API}/departments", json={"error": {"code": 1023, "message": "Too many requests"}}
+    )
     with pytest.raises(exc.RateLimited):
         SalesIQClient(portal).list_departments()
     portal.refresh_from_db()
@@ -155,7 +194,12 @@ def test_it_backs_off_every_process_after_a_rate_limit(portal):
 @responses.activate
 def test_it_uses_the_configured_method_for_unconfirmed_calls(portal, settings):
     settings.SIQ_HTTP_METHODS = {**settings.SIQ_HTTP_METHODS, "v2.conversation_close": "PUT"}
-    responses.put(f"{API}/conversations/1/close", json={"data": {**conversation(1), "status": "closed", "chat_status": {"state_key": "closed"}}})
+    responses.put(
+        f"{API}/conversations/1/close",
+        json={
+            "data": {**conversation(1), "status": "closed", "chat_status": {"state_key": "closed"}}
+        },
+    )
     closed = SalesIQClient(portal, priority=Priority.ACTION).close("1")
     assert closed.status is ChatStatus.ENDED
 
@@ -168,7 +212,11 @@ def test_it_stops_before_the_reference_429(portal):
     responses.get(
         "https://salesiq.zoho.eu/api/v2/chats/1",
         json={"status": "success", "data": {"id": "1", "status": "waiting"}},
-        headers={"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+        headers={
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset),
+        },
     )
     SalesIQClient(portal).get_conversation("1")
     with pytest.raises(exc.RateLimited):

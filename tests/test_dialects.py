@@ -17,7 +17,12 @@ assert int(BIG_ID) > 2**53
 V2_CONVERSATION = {
     "id": BIG_ID,
     "reference_id": "6144851",
-    "chat_status": {"state_key": "connected", "status_key": "open", "state": 2, "label": "Connected"},
+    "chat_status": {
+        "state_key": "connected",
+        "status_key": "open",
+        "state": 2,
+        "label": "Connected",
+    },
     "status": "connected",
     "question": "My order is <b>damaged</b>",
     "visitor": {"id": "$466756000000969002", "name": "Zoë Ångström", "email": "zoe@example.org"},
@@ -68,13 +73,25 @@ def test_it_treats_a_v2_chat_without_attender_as_waiting():
 
 @pytest.mark.parametrize(
     ("code", "status"),
-    [(1, OperatorStatus.AVAILABLE), (3, OperatorStatus.BUSY), ("3", OperatorStatus.BUSY), (0, OperatorStatus.OFFLINE), (None, OperatorStatus.OFFLINE)],
+    [
+        (1, OperatorStatus.AVAILABLE),
+        (3, OperatorStatus.BUSY),
+        ("3", OperatorStatus.BUSY),
+        (0, OperatorStatus.OFFLINE),
+        (None, OperatorStatus.OFFLINE),
+    ],
 )
 def test_it_maps_v2_status_codes_to_one_operator_status(code, status):
     operator = dialects.get("v2").parse_operator(
-        {"id": BIG_ID, "first_name": "Asha", "last_name": "Rao", "email_id": "a@z.example",
-         "status_code": code, "maximum_concurrent_chat": "5",
-         "departments": [{"id": "11", "name": "Sales"}, "12"]}
+        {
+            "id": BIG_ID,
+            "first_name": "Asha",
+            "last_name": "Rao",
+            "email_id": "a@z.example",
+            "status_code": code,
+            "maximum_concurrent_chat": "5",
+            "departments": [{"id": "11", "name": "Sales"}, "12"],
+        }
     )
     assert operator.status is status
     assert operator.id == BIG_ID
@@ -85,12 +102,24 @@ def test_it_maps_v2_status_codes_to_one_operator_status(code, status):
 
 @pytest.mark.parametrize(
     ("raw", "status"),
-    [("online", OperatorStatus.AVAILABLE), ("away", OperatorStatus.AWAY), ("busy", OperatorStatus.BUSY), ("offline", OperatorStatus.OFFLINE)],
+    [
+        ("online", OperatorStatus.AVAILABLE),
+        ("away", OperatorStatus.AWAY),
+        ("busy", OperatorStatus.BUSY),
+        ("offline", OperatorStatus.OFFLINE),
+    ],
 )
 def test_it_maps_reference_statuses_to_the_same_operator_status(raw, status):
     operator = dialects.get("reference").parse_operator(
-        {"id": "op1", "name": "Sarah", "email": "s@c.example", "status": raw, "max_chats": 5,
-         "active_chats": 2, "department_id": "dept789"}
+        {
+            "id": "op1",
+            "name": "Sarah",
+            "email": "s@c.example",
+            "status": raw,
+            "max_chats": 5,
+            "active_chats": 2,
+            "department_id": "dept789",
+        }
     )
     assert operator.status is status
     assert (operator.max_chats, operator.active_chats) == (5, 2)
@@ -99,13 +128,35 @@ def test_it_maps_reference_statuses_to_the_same_operator_status(raw, status):
 
 def test_it_maps_a_reference_chat_with_iso_times():
     chat = dialects.get("reference").parse_conversation(
-        {"id": BIG_ID, "visitor_id": "v1", "operator_id": "op1", "department_id": "d1",
-         "status": "active", "started_at": "2025-12-12T14:30:00.000Z",
-         "visitor_info": {"name": "John <script>x</script>", "email": "j@example.com", "city": "Köln"},
-         "transcript": [
-             {"id": "m1", "sender_type": "visitor", "sender_id": "v1", "message": "Hello", "timestamp": "2025-12-12T14:30:15.000Z"},
-             {"id": "m2", "sender_type": "operator", "sender_id": "op1", "message": "Hi!", "timestamp": "2025-12-12T14:30:30+00:00"},
-         ]}
+        {
+            "id": BIG_ID,
+            "visitor_id": "v1",
+            "operator_id": "op1",
+            "department_id": "d1",
+            "status": "active",
+            "started_at": "2025-12-12T14:30:00.000Z",
+            "visitor_info": {
+                "name": "John <script>x</script>",
+                "email": "j@example.com",
+                "city": "Köln",
+            },
+            "transcript": [
+                {
+                    "id": "m1",
+                    "sender_type": "visitor",
+                    "sender_id": "v1",
+                    "message": "Hello",
+                    "timestamp": "2025-12-12T14:30:15.000Z",
+                },
+                {
+                    "id": "m2",
+                    "sender_type": "operator",
+                    "sender_id": "op1",
+                    "message": "Hi!",
+                    "timestamp": "2025-12-12T14:30:30+00:00",
+                },
+            ],
+        }
     )
     assert chat.id == BIG_ID
     assert chat.status is ChatStatus.CONNECTED
@@ -118,17 +169,34 @@ def test_it_maps_a_reference_chat_with_iso_times():
 @pytest.mark.parametrize(
     ("code", "cls"),
     [
-        (1001, exc.Unavailable), (1002, exc.Misconfigured), (1054, exc.Misconfigured),
-        (1004, exc.Misconfigured), (1005, exc.Misconfigured), (1006, exc.Misconfigured),
-        (1007, exc.BadRequest), (1008, exc.TokenInvalid), (1009, exc.ScopeMissing),
-        (1011, exc.BadRequest), (1014, exc.AlreadyExists), (1015, exc.BadRequest),
-        (1016, exc.PermissionDenied), (1017, exc.PlanLimit), (1019, exc.NotFound),
-        (1020, exc.NotFound), (1021, exc.PlanLimit), (1023, exc.RateLimited),
-        (1024, exc.NotFound), (1025, exc.NotFound), (1029, exc.BadRequest), (1031, exc.BadRequest),
+        (1001, exc.Unavailable),
+        (1002, exc.Misconfigured),
+        (1054, exc.Misconfigured),
+        (1004, exc.Misconfigured),
+        (1005, exc.Misconfigured),
+        (1006, exc.Misconfigured),
+        (1007, exc.BadRequest),
+        (1008, exc.TokenInvalid),
+        (1009, exc.ScopeMissing),
+        (1011, exc.BadRequest),
+        (1014, exc.AlreadyExists),
+        (1015, exc.BadRequest),
+        (1016, exc.PermissionDenied),
+        (1017, exc.PlanLimit),
+        (1019, exc.NotFound),
+        (1020, exc.NotFound),
+        (1021, exc.PlanLimit),
+        (1023, exc.RateLimited),
+        (1024, exc.NotFound),
+        (1025, exc.NotFound),
+        (1029, exc.BadRequest),
+        (1031, exc.BadRequest),
     ],
 )
 def test_it_maps_every_v2_error_code_even_under_http_200(code, cls):
-    body = json.dumps({"error": {"code": code, "message": "x", "json_key": "department_id"}}).encode()
+    body = json.dumps(
+        {"error": {"code": code, "message": "x", "json_key": "department_id"}}
+    ).encode()
     with pytest.raises(cls) as caught:
         dialects.get("v2").unwrap(200, {}, body)
     assert caught.value.code == code
@@ -136,7 +204,9 @@ def test_it_maps_every_v2_error_code_even_under_http_200(code, cls):
 
 
 def test_it_names_the_refused_field():
-    body = b'{"error": {"code": 1015, "message": "Either the input stream is invalid", "json_key": "department_id"}}'
+    body = json.dumps(
+        {"error": {"code": 1015, "message": "Invalid input stream", "json_key": "department_id"}}
+    ).encode()
     with pytest.raises(exc.BadRequest) as caught:
         dialects.get("v2").unwrap(200, {}, body)
     assert caught.value.field == "department_id"
@@ -145,13 +215,25 @@ def test_it_names_the_refused_field():
 
 def test_it_gives_a_rate_limit_a_time_to_come_back():
     with pytest.raises(exc.RateLimited) as caught:
-        dialects.get("v2").unwrap(200, {}, b'{"error": {"code": 1023, "message": "Too many requests"}}')
+        dialects.get("v2").unwrap(
+            200, {}, b'{"error": {"code": 1023, "message": "Too many requests"}}'
+        )
     assert caught.value.retry_at > datetime.now(tz=UTC)
 
 
 def test_it_unwraps_v2_success_with_its_envelope():
     payload = dialects.get("v2").unwrap(
-        200, {}, b'{"url": "/api/v2/z/conversations", "object": "conversations", "data": [], "more_data_available": false, "sync_time": "1"}'
+        200,
+        {},
+        json.dumps(
+            {
+                "url": "/api/v2/z/conversations",
+                "object": "conversations",
+                "data": [],
+                "more_data_available": False,
+                "sync_time": "1",
+            }
+        ).encode(),
     )
     assert payload.data == []
     assert payload.meta["more_data_available"] is False
@@ -165,23 +247,37 @@ def test_it_treats_a_v2_5xx_html_page_as_unavailable():
 @pytest.mark.parametrize(
     ("status", "code", "cls"),
     [
-        (401, "INVALID_TOKEN", exc.TokenInvalid), (403, "INVALID_OAUTH_SCOPE", exc.ScopeMissing),
-        (403, "PERMISSION_DENIED", exc.PermissionDenied), (404, "RESOURCE_NOT_FOUND", exc.NotFound),
-        (400, "CHAT_NOT_ACTIVE", exc.ChatNotActive), (400, "OPERATOR_OFFLINE", exc.OperatorOffline),
-        (400, "INVALID_DEPARTMENT", exc.NotFound), (400, "REQUIRED_FIELD_MISSING", exc.BadRequest),
-        (409, "DUPLICATE_RESOURCE", exc.AlreadyExists), (500, "INTERNAL_ERROR", exc.Unavailable),
-        (503, "", exc.Unavailable), (401, "", exc.TokenInvalid),
+        (401, "INVALID_TOKEN", exc.TokenInvalid),
+        (403, "INVALID_OAUTH_SCOPE", exc.ScopeMissing),
+        (403, "PERMISSION_DENIED", exc.PermissionDenied),
+        (404, "RESOURCE_NOT_FOUND", exc.NotFound),
+        (400, "CHAT_NOT_ACTIVE", exc.ChatNotActive),
+        (400, "OPERATOR_OFFLINE", exc.OperatorOffline),
+        (400, "INVALID_DEPARTMENT", exc.NotFound),
+        (400, "REQUIRED_FIELD_MISSING", exc.BadRequest),
+        (409, "DUPLICATE_RESOURCE", exc.AlreadyExists),
+        (500, "INTERNAL_ERROR", exc.Unavailable),
+        (503, "", exc.Unavailable),
+        (401, "", exc.TokenInvalid),
     ],
 )
 def test_it_maps_reference_errors_by_code_then_status(status, code, cls):
-    body = json.dumps({"status": "error", "code": code, "message": "m", "details": {}}).encode() if code else b""
+    body = (
+        json.dumps({"status": "error", "code": code, "message": "m", "details": {}}).encode()
+        if code
+        else b""
+    )
     with pytest.raises(cls):
         dialects.get("reference").unwrap(status, {}, body)
 
 
 def test_it_reads_the_reference_rate_limit_reset_header():
     reset = int(datetime(2030, 1, 1, tzinfo=UTC).timestamp())
-    headers = {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+    headers = {
+        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(reset),
+    }
     body = b'{"status": "error", "code": "RATE_LIMIT_EXCEEDED", "message": "slow down"}'
     with pytest.raises(exc.RateLimited) as caught:
         dialects.get("reference").unwrap(429, headers, body)
@@ -200,9 +296,13 @@ def test_it_pages_v2_by_more_data_available_then_by_short_page():
 
 def test_it_pages_reference_by_total():
     ref = dialects.get("reference")
-    payload = dialects.Payload(data=[1] * 100, meta={"pagination": {"page": 2, "per_page": 100, "total": 250}}, headers={})
+    payload = dialects.Payload(
+        data=[1] * 100, meta={"pagination": {"page": 2, "per_page": 100, "total": 250}}, headers={}
+    )
     assert ref.has_more(payload, 100, 100) is True
-    last = dialects.Payload(data=[1] * 50, meta={"pagination": {"page": 3, "per_page": 100, "total": 250}}, headers={})
+    last = dialects.Payload(
+        data=[1] * 50, meta={"pagination": {"page": 3, "per_page": 100, "total": 250}}, headers={}
+    )
     assert ref.has_more(last, 100, 50) is False
 
 
@@ -228,11 +328,20 @@ def test_it_pages_reference_by_total():
 )
 def test_it_maps_both_event_vocabularies_to_one(dialect, name, kind):
     if dialect == "v2":
-        document = {"event": name, "entity_type": "conversation", "entity_id": BIG_ID,
-                    "event_time": "1708937855434", "attempt": 1, "entity": V2_CONVERSATION}
+        document = {
+            "event": name,
+            "entity_type": "conversation",
+            "entity_id": BIG_ID,
+            "event_time": "1708937855434",
+            "attempt": 1,
+            "entity": V2_CONVERSATION,
+        }
     else:
-        document = {"event": name, "timestamp": "2025-12-12T14:30:00.000Z",
-                    "data": {"chat_id": BIG_ID, "operator_id": "op1", "status": "away", "rating": 2}}
+        document = {
+            "event": name,
+            "timestamp": "2025-12-12T14:30:00.000Z",
+            "data": {"chat_id": BIG_ID, "operator_id": "op1", "status": "away", "rating": 2},
+        }
     event = dialects.get(dialect).parse_event(document)
     assert event.kind is kind
     assert event.name == name
@@ -241,8 +350,28 @@ def test_it_maps_both_event_vocabularies_to_one(dialect, name, kind):
 def test_it_tells_reference_messages_apart_by_sender():
     ref = dialects.get("reference")
     base = {"event": "message.received", "timestamp": "2025-12-12T14:30:00.000Z"}
-    visitor = ref.parse_event({**base, "data": {"chat_id": "c1", "message_id": "m1", "sender_type": "visitor", "message": "hi"}})
-    operator = ref.parse_event({**base, "data": {"chat_id": "c1", "message_id": "m2", "sender_type": "operator", "message": "hello"}})
+    visitor = ref.parse_event(
+        {
+            **base,
+            "data": {
+                "chat_id": "c1",
+                "message_id": "m1",
+                "sender_type": "visitor",
+                "message": "hi",
+            },
+        }
+    )
+    operator = ref.parse_event(
+        {
+            **base,
+            "data": {
+                "chat_id": "c1",
+                "message_id": "m2",
+                "sender_type": "operator",
+                "message": "hello",
+            },
+        }
+    )
     assert visitor.kind is EventKind.VISITOR_MESSAGE
     assert operator.kind is EventKind.OPERATOR_MESSAGE
     assert operator.message.sent_at == datetime(2025, 12, 12, 14, 30, tzinfo=UTC)
@@ -251,11 +380,20 @@ def test_it_tells_reference_messages_apart_by_sender():
 
 def test_it_gives_a_retried_v2_delivery_the_same_dedupe_key():
     v2 = dialects.get("v2")
-    first = {"event": "conversation.created", "entity_id": BIG_ID, "event_time": "17", "attempt": 1, "entity": V2_CONVERSATION}
+    first = {
+        "event": "conversation.created",
+        "entity_id": BIG_ID,
+        "event_time": "17",
+        "attempt": 1,
+        "entity": V2_CONVERSATION,
+    }
     retry = {**first, "attempt": 3}
     other = {**first, "event_time": "18"}
     assert v2.parse_event(first).dedupe_key == v2.parse_event(retry).dedupe_key
     assert v2.parse_event(retry).attempt == 3
     assert v2.parse_event(first).dedupe_key != v2.parse_event(other).dedupe_key
     without_time = {k: v for k, v in first.items() if k != "event_time"}
-    assert v2.parse_event(without_time).dedupe_key == v2.parse_event({**without_time, "attempt": 2}).dedupe_key
+    assert (
+        v2.parse_event(without_time).dedupe_key
+        == v2.parse_event({**without_time, "attempt": 2}).dedupe_key
+    )

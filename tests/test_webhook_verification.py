@@ -33,8 +33,13 @@ OLD, NEW, STRANGER = new_key(), new_key(), new_key()
 OLD_PEM = webhooks.normalise_public_key(public_b64_der(OLD))
 NEW_PEM = webhooks.normalise_public_key(public_b64_der(NEW))
 BODY = json.dumps(
-    {"event": "conversation.created", "entity_id": "466756000000969001", "event_time": "1708937855434",
-     "attempt": 1, "entity": {"id": "466756000000969001", "visitor": {"name": "Zoë"}}},
+    {
+        "event": "conversation.created",
+        "entity_id": "466756000000969001",
+        "event_time": "1708937855434",
+        "attempt": 1,
+        "entity": {"id": "466756000000969001", "visitor": {"name": "Zoë"}},
+    },
     ensure_ascii=False,
 ).encode()
 
@@ -81,9 +86,11 @@ def test_it_says_when_there_is_no_key_to_check_with():
 
 
 def test_it_reads_keys_as_pem_or_base64_der():
-    pem = OLD.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    pem = (
+        OLD.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     assert webhooks.normalise_public_key(pem) == OLD_PEM
     with pytest.raises(ValueError):
         webhooks.normalise_public_key("45678998765")
