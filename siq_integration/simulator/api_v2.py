@@ -1,0 +1,534 @@
+"""SalesIQ REST API v2 as Zoho documents it: ``/api/v2/{screen_name}/…``.
+
+Every answer is HTTP 200, success or error (faults aside). Checks run in the
+documented order: header 1002, token 1008, portal 1005, path 1006, method 1004,
+scope 1009, rate limit 1023; then the call's own checks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .accounts import AccessToken, fingerprint, has_scope
+from .base import ApiAnswer, ApiRequest, html_answer, json_answer, page_params
+from .faults import Verdict
+from .world import (
+    V2_EVENTS,
+    Conversation,
+    Portal,
+    Webhook,
+    WebhookKey,
+    WorldError,
+    ms,
+    v2_conversation,
+    v2_department,
+    v2_message,
+    v2_operator,
+    v2_webhook,
+)
+
+if TYPE_CHECKING:
+    from .server import Simulator
+
+# Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+MESSAGES: dict[int, str] = {
+    1001: "Unknown authentication error. Contact SalesIQ Team!",
+    1002: "Invalid authorization header.",
+    1004: "Invalid Request Type.",
+    1005: "Invalid portal or wrong screen name.",
+    1006: "Invalid URL",
+    1007: "Invalid datatypes found in params",
+    1008: "Invalid OAuthToken.",
+    1009: "Invalid OAuthScope.",
+    1010: "Invalid Method.",
+    1011: "Either the request parameters are invalid or absent",
+    1014: "Resource already exists",
+    1015: "Either the input stream is invalid or absent",
+    1016: "Operator doesn't have permission to perform the operation",
+    1017: "Resource limit reached for current plan",
+    1019: "Invalid Resource",
+    1020: "Invalid operator",
+    1021: "Operation is not available in the current plan",
+    1023: "Too many requests, lease try after sometime",
+    1024: "Invalid Operator id/s",
+    1025: "Invalid Department IDs",
+    1029: "Invalid Filter",
+    1031: "Insufficient data",
+    1054: "Invalid header value",
+}
+
+LIST_PAGE_DEFAULT = 20
+LIST_PAGE_MAX = 99
+DIRECTORY_PAGE = 20  # operators and departments
+MAX_WEBHOOK_KEYS = 2
+CONVERSATION_STATUSES = ("open", "waiting", "connected", "closed", "missed")
+
+# (path pattern, {method: (handler, scope)}); "*" is an id. "@close" and "@status"
+# stand for the portal's configurable methods.
+Route = tuple[tuple[str, ...], dict[str, tuple[str, str]]]
+ROUTES: list[Route] = [
+    (("conversations",), {"GET": ("list_conversations", "conversations.READ")}),
+    (("conversations", "*"), {"GET": ("get_conversation", "conversations.READ")}),
+    (("conversations", "*", "messages"), {"GET": ("list_messages", "conversations.READ")}),
+    (("conversations", "*", "transfer"), {"PUT": ("transfer", "conversations.UPDATE")}),
+    (("conversations", "*", "close"), {"@close": ("close", "conversations.UPDATE")}),
+    (("operators",), {"GET": ("list_operators", "operators.READ")}),
+    (("operators", "*"), {"GET": ("get_operator", "operators.READ")}),
+    (("operators", "*", "status"), {"@status": ("operator_status", "operators.UPDATE")}),
+    (("departments",), {"GET": ("list_departments", "departments.READ")}),
+    (("departments", "*"), {"GET": ("get_department", "departments.READ")}),
+    (
+        ("webhooks",),
+        {"GET": ("list_webhooks", "webhooks.READ"), "POST": ("create_webhook", "webhooks.CREATE")},
+    ),
+    (
+        ("webhooks", "*"),
+        {"GET": ("get_webhook", "webhooks.READ"), "DELETE": ("delete_webhook", "webhooks.DELETE")},
+    ),
+    (("webhooks", "*", "keys"), {"POST": ("add_key", "webhooks.CREATE")}),
+    (("webhooks", "*", "keys", "*"), {"DELETE": ("delete_key", "webhooks.DELETE")}),
+]
+
+
+class V2Error(Exception):
+    def __init__(self, code: int, *, message: str | None = None, **key: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message or MESSAGES.get(code, "Error")
+        self.key = key
+
+
+def error_answer(
+    code: int, *, status: int = 200, message: str | None = None, **key: str
+) -> ApiAnswer:
+    body: dict[str, Any] = {"code": code, "message": message or MESSAGES.get(code, "Error")}
+    body.update({k: v for k, v in key.items() if k in {"json_key", "param", "header"}})
+    return json_answer(status, {"error": body}, error_code=code)
+
+
+def _match(parts: list[str]) -> tuple[Route, list[str]] | None:
+    for route in ROUTES:
+        pattern = route[0]
+        if len(pattern) != len(parts):
+            continue
+        ids = []
+        for want, got in zip(pattern, parts, strict=True):
+            if want == "*":
+                ids.append(got)
+            elif want != got:
+                break
+        else:
+            return route, ids
+    return None
+
+
+class V2Api:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    # ----- entry ---------------------------------------------------------------------------
+
+    def handle(self, req: ApiRequest, verdict: Verdict) -> ApiAnswer:
+        token = req.bearer()
+        raw_header = req.headers.get("authorization", "")
+        fp = fingerprint(token or raw_header.split(" ")[-1] if raw_header else None)
+        parts = [p for p in req.path.split("/")[3:] if p]  # after /api/v2/
+        screen = parts[0] if parts and parts[0] != "portals" else None
+        answer = self._handle(req, verdict, token, parts)
+        answer.token_fp = fp
+        if answer.portal is None:
+            answer.portal = screen
+        return answer
+
+    def _handle(
+        self, req: ApiRequest, verdict: Verdict, token: str | None, parts: list[str]
+    ) -> ApiAnswer:
+        if verdict.targeted is not None:
+            t = verdict.targeted
+            code = int(t.code) if t.code is not None and str(t.code).isdigit() else 1001
+            return error_answer(
+                code,
+                status=t.http_status or 200,
+                message=t.extra.get("message"),
+                **{k: v for k, v in t.extra.items() if k != "message"},
+            )
+        if verdict.random_error == "5xx":
+            return html_answer(500, "Internal Server Error")
+        if verdict.random_error == "1001":
+            return error_answer(1001)
+        if token is None:
+            return error_answer(1002)
+        access = self.sim.accounts.access_token(token)
+        if access is None or not access.valid(req.wall) or access.dc != req.dc:
+            return error_answer(1008)
+        if parts == ["portals"]:
+            if req.method != "GET":
+                return error_answer(1004)
+            if not has_scope(access.scopes, "SalesIQ.portals.READ"):
+                return error_answer(1009)
+            return self._portals(req, access)
+        if not parts:
+            return error_answer(1006)
+        portal = self.sim.world.portals.get(parts[0])
+        if (
+            portal is None
+            or portal.dc != req.dc
+            or portal.dialect != "v2"
+            or not self.sim.reaches(access.email, portal)
+        ):
+            return error_answer(1005)
+        found = _match(parts[1:])
+        if found is None:
+            return error_answer(1006)
+        (_pattern, methods), ids = found
+        handler_name: str | None = None
+        scope = ""
+        for method, (name, needed) in methods.items():
+            actual = {
+                "@close": portal.settings.close_method,
+                "@status": portal.settings.operator_status_method,
+            }.get(method, method)
+            if actual.upper() == req.method:
+                handler_name, scope = name, needed
+        if handler_name is None:
+            return error_answer(1004)
+        if not has_scope(access.scopes, f"SalesIQ.{scope}"):
+            return error_answer(1009)
+        if not self._within_rate(portal, req.wall, verdict.rate_limited):
+            return error_answer(1023)
+        if req.body.strip():
+            content_type = req.headers.get("content-type", "application/json")
+            if "json" not in content_type.lower():
+                return error_answer(1054, header="Content-Type")
+        handler: Callable[..., Any] = getattr(self, "h_" + handler_name)
+        try:
+            return handler(req, portal, access, *ids)
+        except V2Error as exc:
+            return error_answer(exc.code, message=exc.message, **exc.key)
+
+    def _within_rate(self, portal: Portal, now: float, forced: bool) -> bool:
+        window = self.sim.rate_window(portal)
+        if now < window.locked_until:
+            return False
+        limit = portal.settings.rate_limit_per_minute
+        if forced or (limit is not None and not window.sliding(now, limit)):
+            # SalesIQ locks the caller's IP for a while once it asked too much.
+            window.locked_until = now + self.sim.ip_lock_seconds
+            return False
+        return True
+
+    # ----- envelopes -----------------------------------------------------------------------
+
+    @staticmethod
+    def _ok(req: ApiRequest, obj: str, data: Any, **extra: Any) -> ApiAnswer:
+        payload: dict[str, Any] = {"url": req.path, "object": obj, "data": data}
+        payload.update(extra)
+        return json_answer(200, payload)
+
+    def _page(
+        self,
+        req: ApiRequest,
+        items: Iterable[Any],
+        render: Callable[[Any], dict[str, Any]],
+        *,
+        default: int,
+        maximum: int,
+        fixed: bool = False,
+    ) -> ApiAnswer:
+        parsed = page_params(
+            req.query, index_name="index", limit_name="limit", default=default, maximum=maximum
+        )
+        if isinstance(parsed, str):
+            if not (fixed and parsed == "limit"):
+                raise V2Error(1007, param=parsed)
+            parsed = (int(req.query.get("index", "1")), default)
+        index, limit = parsed
+        if fixed:
+            limit = min(limit, default)
+        start = (index - 1) * limit
+        # Take one more than a page to know whether another page follows, without
+        # materialising (or sorting) the whole list for every page.
+        window = list(itertools.islice(items, start, start + limit + 1))
+        more = len(window) > limit
+        data = [render(item) for item in window[:limit]]
+        return self._ok(req, "list", data, sync_time=ms(req.now), more_data_available=more)
+
+    # ----- portals -------------------------------------------------------------------------
+
+    def _portals(self, req: ApiRequest, access: AccessToken) -> ApiAnswer:
+        data = [
+            {"id": p.id, "screenname": p.screen_name, "name": p.name, "dc": p.dc}
+            for p in self.sim.world.portals_in_dc(req.dc)
+            if p.dialect == "v2" and self.sim.reaches(access.email, p)
+        ]
+        return self._ok(req, "list", data, sync_time=ms(req.now))
+
+    # ----- conversations -------------------------------------------------------------------
+
+    def _conversation(self, portal: Portal, conversation_id: str) -> Conversation:
+        conv = portal.conversations.get(conversation_id)
+        if conv is None:
+            raise V2Error(1019)
+        return conv
+
+    def h_list_conversations(
+        self, req: ApiRequest, portal: Portal, access: AccessToken
+    ) -> ApiAnswer:
+        q = req.query
+        status = q.get("status") or None
+        if status is not None and status not in CONVERSATION_STATUSES:
+            raise V2Error(1007, param="status")
+        bounds: dict[str, float] = {}
+        for name in ("from_time", "to_time", "updated_from_time"):
+            if q.get(name):
+                try:
+                    bounds[name] = int(q[name]) / 1000.0
+                except ValueError:
+                    raise V2Error(1007, param=name) from None
+        department_id = q.get("department_id") or None
+        attender_id = q.get("attender_id") or None
+
+        def candidates() -> Iterator[Conversation]:
+            convs = portal.conversations
+            if status in (None, "open", "waiting", "connected"):
+                for cid in reversed(portal.open_ids):
+                    yield convs[cid]
+            if status in (None, "closed", "missed"):
+                for cid in reversed(portal.ended_ids):
+                    conv = convs.get(cid)
+                    if conv is not None:
+                        yield conv
+
+        def keep(conv: Conversation) -> bool:
+            if status in ("waiting", "connected", "closed", "missed") and conv.status != status:
+                return False
+            if department_id and conv.department_id != department_id:
+                return False
+            if attender_id and conv.attender_id != attender_id:
+                return False
+            if "from_time" in bounds and conv.start_time < bounds["from_time"]:
+                return False
+            if "to_time" in bounds and conv.start_time > bounds["to_time"]:
+                return False
+            return not (
+                "updated_from_time" in bounds
+                and conv.last_modified_time < bounds["updated_from_time"]
+            )
+
+        return self._page(
+            req,
+            (c for c in candidates() if keep(c)),
+            lambda c: v2_conversation(portal, c),
+            default=LIST_PAGE_DEFAULT,
+            maximum=LIST_PAGE_MAX,
+        )
+
+    def h_get_conversation(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, conversation_id: str
+    ) -> ApiAnswer:
+        conv = self._conversation(portal, conversation_id)
+        return self._ok(req, "conversation", v2_conversation(portal, conv))
+
+    def h_list_messages(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, conversation_id: str
+    ) -> ApiAnswer:
+        conv = self._conversation(portal, conversation_id)
+        return self._page(
+            req, iter(conv.messages), v2_message, default=LIST_PAGE_DEFAULT, maximum=LIST_PAGE_MAX
+        )
+
+    def _body(self, req: ApiRequest) -> dict[str, Any]:
+        try:
+            body = req.json()
+        except ValueError:
+            raise V2Error(1015) from None
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise V2Error(1015)
+        return body
+
+    def h_transfer(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, conversation_id: str
+    ) -> ApiAnswer:
+        conv = self._conversation(portal, conversation_id)
+        body = self._body(req)
+        department_id = body.get("department_id")
+        if department_id in (None, ""):
+            raise V2Error(1015, json_key="department_id")
+        department = portal.departments.get(str(department_id))
+        if department is None:
+            raise V2Error(1025)
+        operator = None
+        if body.get("operator_id") not in (None, ""):
+            operator = portal.operators.get(str(body["operator_id"]))
+            if operator is None:
+                raise V2Error(1020)
+        if not conv.is_open:
+            raise V2Error(1019)
+        note = body.get("note")
+        self.sim.world.transfer_initiate(
+            conv, department, operator, str(note) if note is not None else None, req.now
+        )
+        return self._ok(req, "conversation", v2_conversation(portal, conv))
+
+    def h_close(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, conversation_id: str
+    ) -> ApiAnswer:
+        conv = self._conversation(portal, conversation_id)
+        try:
+            self.sim.world.close(conv, req.now)
+        except WorldError:
+            raise V2Error(1019) from None
+        return self._ok(req, "conversation", v2_conversation(portal, conv))
+
+    # ----- operators and departments -------------------------------------------------------
+
+    def h_list_operators(self, req: ApiRequest, portal: Portal, access: AccessToken) -> ApiAnswer:
+        since: float | None = None
+        if req.query.get("last_sync_time"):
+            try:
+                since = int(req.query["last_sync_time"]) / 1000.0
+            except ValueError:
+                raise V2Error(1007, param="last_sync_time") from None
+        ops = (op for op in portal.operators.values() if since is None or op.modified_time > since)
+        return self._page(
+            req,
+            ops,
+            lambda op: v2_operator(portal, op),
+            default=DIRECTORY_PAGE,
+            maximum=LIST_PAGE_MAX,
+            fixed=True,
+        )
+
+    def h_get_operator(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, operator_id: str
+    ) -> ApiAnswer:
+        op = portal.operators.get(operator_id)
+        if op is None:
+            raise V2Error(1020)
+        return self._ok(req, "operator", v2_operator(portal, op))
+
+    def h_operator_status(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, operator_id: str
+    ) -> ApiAnswer:
+        op = portal.operators.get(operator_id)
+        if op is None:
+            raise V2Error(1020)
+        own = portal.operator_by_email(access.email)
+        if (own is None or own.id != op.id) and not portal.settings.operator_status_for_others:
+            raise V2Error(1016)
+        body = self._body(req)
+        wanted = body.get("status")
+        presence = (
+            {"Available": "online", "Busy": "busy"}.get(wanted) if isinstance(wanted, str) else None
+        )
+        if presence is None:
+            raise V2Error(1007, json_key="status")
+        self.sim.world.set_presence(op, presence, req.now)
+        return self._ok(req, "operator", v2_operator(portal, op))
+
+    def h_list_departments(self, req: ApiRequest, portal: Portal, access: AccessToken) -> ApiAnswer:
+        return self._page(
+            req,
+            iter(portal.departments.values()),
+            v2_department,
+            default=DIRECTORY_PAGE,
+            maximum=LIST_PAGE_MAX,
+            fixed=True,
+        )
+
+    def h_get_department(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, department_id: str
+    ) -> ApiAnswer:
+        dept = portal.departments.get(department_id)
+        if dept is None:
+            raise V2Error(1025)
+        return self._ok(req, "department", v2_department(dept))
+
+    # ----- webhooks ------------------------------------------------------------------------
+
+    def _webhook(self, portal: Portal, webhook_id: str) -> Webhook:
+        hook = portal.webhooks.get(webhook_id)
+        if hook is None:
+            raise V2Error(1019)
+        return hook
+
+    def h_list_webhooks(self, req: ApiRequest, portal: Portal, access: AccessToken) -> ApiAnswer:
+        data = [v2_webhook(h) for h in portal.webhooks.values()]
+        return self._ok(req, "list", data, sync_time=ms(req.now))
+
+    def h_get_webhook(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, webhook_id: str
+    ) -> ApiAnswer:
+        return self._ok(req, "webhook", v2_webhook(self._webhook(portal, webhook_id)))
+
+    def h_create_webhook(self, req: ApiRequest, portal: Portal, access: AccessToken) -> ApiAnswer:
+        body = self._body(req)
+        url = body.get("url")
+        if not url:
+            raise V2Error(1015, json_key="url")
+        if not isinstance(url, str):
+            raise V2Error(1007, json_key="url")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise V2Error(1007, json_key="url")
+        if portal.settings.strict_webhook_urls and parts.port is not None:
+            # Real SalesIQ refuses webhook URLs that carry a port number.
+            raise V2Error(1007, json_key="url")
+        events = body.get("events")
+        if not events:
+            raise V2Error(1015, json_key="events")
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise V2Error(1007, json_key="events")
+        if any(e not in V2_EVENTS for e in events):
+            raise V2Error(1007, json_key="events")
+        if body.get("type", "data") != "data":
+            raise V2Error(1007, json_key="type")
+        if any(h.url == url for h in portal.webhooks.values()):
+            raise V2Error(1014)
+        hook = Webhook(
+            id=self.sim.world.ids(),
+            url=url,
+            events=list(dict.fromkeys(events)),
+            created_time=req.now,
+            version=str(body.get("version", "1")),
+        )
+        portal.webhooks[hook.id] = hook
+        return self._ok(req, "webhook", v2_webhook(hook))
+
+    def h_delete_webhook(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, webhook_id: str
+    ) -> ApiAnswer:
+        hook = self._webhook(portal, webhook_id)
+        del portal.webhooks[hook.id]
+        return self._ok(req, "webhook", v2_webhook(hook))
+
+    def h_add_key(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, webhook_id: str
+    ) -> ApiAnswer:
+        hook = self._webhook(portal, webhook_id)
+        if len(hook.keys) >= MAX_WEBHOOK_KEYS:
+            raise V2Error(1017)
+        private_key, public_b64 = req.extra.get("rsa_key") or self.sim.new_rsa_key()
+        hook.keys.append(
+            WebhookKey(
+                id=self.sim.world.ids(),
+                public_b64=public_b64,
+                private_key=private_key,
+                created_time=req.now,
+            )
+        )
+        return self._ok(req, "webhook", v2_webhook(hook))
+
+    def h_delete_key(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, webhook_id: str, key_id: str
+    ) -> ApiAnswer:
+        hook = self._webhook(portal, webhook_id)
+        if not any(k.id == key_id for k in hook.keys):
+            raise V2Error(1019)
+        hook.keys = [k for k in hook.keys if k.id != key_id]
+        return self._ok(req, "webhook", v2_webhook(hook))
