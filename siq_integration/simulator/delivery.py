@@ -85,11 +85,12 @@ class Deliverer:
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        self._busy: set[str] = set()
         self.paused = False
         self._log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self._log_lock = threading.Lock()
         self._seq = 0
-        self._session = requests.Session()
+        self._local = threading.local()
 
     # ----- lifecycle -----------------------------------------------------------------------
 
@@ -107,7 +108,6 @@ class Deliverer:
         for thread in self._threads:
             thread.join(timeout=2)
         self._threads.clear()
-        self._session.close()
 
     def clear(self) -> None:
         with self._cond:
@@ -165,16 +165,36 @@ class Deliverer:
     # ----- workers -------------------------------------------------------------------------
 
     def _next_job(self) -> Job | None:
+        """The earliest due job whose webhook has nothing in flight.
+
+        One delivery at a time per webhook keeps first attempts in event order (a pool
+        of senders would otherwise reorder them); a retry waiting for its backoff does
+        not hold later events back.
+        """
         with self._cond:
             while not self._stopping:
-                if self._heap:
-                    due = self._heap[0][0]
-                    wait = due - time.monotonic()
-                    if wait <= 0:
-                        return heapq.heappop(self._heap)[2]
-                    self._cond.wait(timeout=min(wait, 0.5))
-                else:
-                    self._cond.wait(timeout=0.5)
+                now = time.monotonic()
+                skipped: list[tuple[float, int, Job]] = []
+                chosen: Job | None = None
+                next_due: float | None = None
+                while self._heap:
+                    item = heapq.heappop(self._heap)
+                    if item[0] > now:
+                        next_due = item[0]
+                        heapq.heappush(self._heap, item)
+                        break
+                    if item[2].webhook_id in self._busy:
+                        skipped.append(item)
+                        continue
+                    chosen = item[2]
+                    break
+                for item in skipped:
+                    heapq.heappush(self._heap, item)
+                if chosen is not None:
+                    self._busy.add(chosen.webhook_id)
+                    return chosen
+                wait = 0.5 if next_due is None else min(0.5, max(0.0, next_due - now))
+                self._cond.wait(timeout=wait)
             return None
 
     def _run(self) -> None:
@@ -188,6 +208,17 @@ class Deliverer:
                 self._record(
                     job, status=None, error=f"simulator: {exc!r}", url=None, signed=False, ms=0
                 )
+            finally:
+                with self._cond:
+                    self._busy.discard(job.webhook_id)
+                    self._cond.notify_all()
+
+    def _http(self) -> requests.Session:
+        # A session per sender thread: keep-alive without sharing one across threads.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def _send(self, job: Job) -> None:
         if self.paused:
@@ -216,7 +247,7 @@ class Deliverer:
         error: str | None = None
         try:
             # Reference: https://www.zoho.com/salesiq/help/developer-section/webhooks.html
-            response = self._session.post(
+            response = self._http().post(
                 signer.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
             )
             status = response.status_code
