@@ -253,7 +253,11 @@ class Life:
                 miss_after = portal.settings.miss_after if portal else 480.0
                 conv.miss_at = conv.start_time + miss_after
             if conv.pickup_at is None:
-                conv.pickup_at = now + rng.uniform(5, 45)
+                # Now and then nobody notices a visitor for minutes (long waits, misses).
+                if rng.random() < 0.08:
+                    conv.pickup_at = now + rng.uniform(120, (conv.miss_at - now) + 60)
+                else:
+                    conv.pickup_at = now + rng.uniform(5, 45)
         elif conv.status == "connected":
             if conv.next_turn_at is None or conv.next_turn_at <= now:
                 conv.next_turn_at = now + self._turn_delay(conv)
