@@ -283,9 +283,8 @@ class Accounts:
         user = self.users.get((account or "").lower())
         if user is None:
             return self._error_page(400, "Unknown account", "No such Zoho account.")
-        granted = frozenset(
-            s.lower() for s in scopes if s.lower() not in user.drop_scopes | self.drop_scopes
-        )
+        dropped = {d.lower() for d in user.drop_scopes | self.drop_scopes}
+        granted = frozenset(s.lower() for s in scopes if s.lower() not in dropped)
         first = (user.email.lower(), client.client_id) not in self.consented
         self.consented.add((user.email.lower(), client.client_id))
         offline = params.get("access_type", "online") == "offline"
