@@ -22,8 +22,8 @@ assert ID_BASE > 2**53
 OPEN_STATUSES = ("waiting", "connected")
 PRESENCES = ("online", "away", "busy", "offline")
 
-# v2 status_code: 1 Available and 3 Busy are Zoho's; 0 offline is our reading.
-PRESENCE_TO_V2_CODE = {"online": 1, "busy": 3, "away": 3, "offline": 0}
+# v2 status_code: 1 Available and 3 Busy are Zoho's; 0 offline and 2 away are our reading.
+PRESENCE_TO_V2_CODE = {"online": 1, "busy": 3, "away": 2, "offline": 0}
 PRESENCE_TO_V2_MESSAGE = {
     "online": "Available",
     "busy": "Busy",
