@@ -103,10 +103,11 @@ def auth(token: str) -> dict[str, str]:
 
 def v2(sim: Simulator, token: str, method: str, path: str, *, dc: str = "sim", **kw: Any) -> Any:
     """Call the v2 API; assert the documented HTTP 200 and return the JSON body."""
+    headers = {**auth(token), **kw.pop("headers", {})}
     answer = requests.request(
         method,
         f"{sim.data_center(dc)['api_url']}/api/v2{path}",
-        headers=auth(token),
+        headers=headers,
         timeout=10,
         **kw,
     )
@@ -465,6 +466,21 @@ def test_it_transfers_and_closes_v2_conversations(sim: Simulator, token: str) ->
     assert [int(m["sequence_id"]) for m in messages["data"]] == sorted(
         int(m["sequence_id"]) for m in messages["data"]
     )
+
+
+def test_it_refuses_bodies_that_are_not_json(sim: Simulator, token: str) -> None:
+    cid = sim.state("zylker")["portals"][0]["open_conversation_ids"][0]
+    path = f"/zylker/conversations/{cid}/transfer"
+    form = v2(sim, token, "PUT", path, data={"department_id": "1"})
+    assert form["error"] == {
+        "code": 1054,
+        "message": "Invalid header value",
+        "header": "Content-Type",
+    }
+    broken = v2(
+        sim, token, "PUT", path, data="{not json", headers={"Content-Type": "application/json"}
+    )
+    assert v2_error(broken) == 1015
 
 
 def test_it_uses_the_configured_close_method(sim: Simulator) -> None:

@@ -63,6 +63,8 @@ class Control:
                 "data_centers": [sim.data_center(c) for c in sim.data_center_codes],
                 "extra_data_centers_json": sim.extra_data_centers_json(),
                 "portals": sorted(sim.world.portals),
+                "deliveries_pending": sim.deliveries_pending(),
+                "webhooks_paused": sim.state()["webhooks_paused"],
             },
             ("GET", "/_sim/state"): lambda: sim.state(query.get("portal") or None),
             ("GET", "/_sim/calls"): lambda: sim.calls(_int(query.get("since"))),
