@@ -11,8 +11,10 @@ import base64
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -212,7 +214,10 @@ class Simulator:
         last_cleanup = time.monotonic()
         while True:
             with self.lock:
-                self.life.step(self.clock.now())
+                try:
+                    self.life.step(self.clock.now())
+                except Exception:  # a bug in one action must not stop life
+                    traceback.print_exc(file=sys.stderr)
                 if time.monotonic() - last_cleanup > 60:
                     self.accounts.forget_expired(time.time())
                     last_cleanup = time.monotonic()
