@@ -205,6 +205,7 @@ class Deliverer:
             try:
                 self._send(job)
             except Exception as exc:
+                # A sender thread must survive anything; the failure is in the log.
                 self._record(
                     job, status=None, error=f"simulator: {exc!r}", url=None, signed=False, ms=0
                 )

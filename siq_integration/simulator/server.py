@@ -767,6 +767,7 @@ class Simulator:
             else:
                 answer = json_answer(404, {"error": f"nothing at {path}; try /_sim/state"})
         except Exception as exc:
+            # Answer 500 rather than leave the client hanging on a simulator bug.
             answer = json_answer(500, {"error": f"simulator bug: {exc!r}"})
         self._write(h, answer)
 
