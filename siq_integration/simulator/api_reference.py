@@ -7,12 +7,12 @@ errors included, carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .accounts import AccessToken, fingerprint, has_scope
-from .base import ApiAnswer, ApiRequest, json_answer, page_params
+from .base import ApiAnswer, ApiRequest, Route, json_answer, match_route, page_params
 from .faults import Verdict
 from .world import (
     PRESENCES,
@@ -22,6 +22,7 @@ from .world import (
     Portal,
     Webhook,
     WorldError,
+    conversations_newest_first,
     reference_chat,
     reference_message,
     reference_operator,
@@ -69,7 +70,6 @@ MESSAGES = {
 STATUS_FILTER = {v: k for k, v in REFERENCE_STATUS.items()}  # active → connected …
 
 # (pattern, {method: (handler, scope)})
-Route = tuple[tuple[str, ...], dict[str, tuple[str, str]]]
 ROUTES: list[Route] = [
     (("chats",), {"GET": ("list_chats", "chats.READ")}),
     (("chats", "*"), {"GET": ("get_chat", "chats.READ")}),
@@ -120,22 +120,6 @@ def error_answer(
         },
         error_code=code,
     )
-
-
-def _match(parts: list[str]) -> tuple[Route, list[str]] | None:
-    for route in ROUTES:
-        pattern = route[0]
-        if len(pattern) != len(parts):
-            continue
-        ids = []
-        for want, got in zip(pattern, parts, strict=True):
-            if want == "*":
-                ids.append(got)
-            elif want != got:
-                break
-        else:
-            return route, ids
-    return None
 
 
 def portal_limit(portal: Portal | None) -> int:
@@ -206,7 +190,7 @@ class ReferenceApi:
                 "PERMISSION_DENIED", message="No portal is reachable with this token"
             )
         parts = [p for p in req.path.split("/")[3:] if p]
-        found = _match(parts)
+        found = match_route(ROUTES, parts)
         if found is None:
             return error_answer("RESOURCE_NOT_FOUND", message="Unknown URL")
         (_pattern, methods), ids = found
@@ -285,25 +269,19 @@ class ReferenceApi:
         operator_id = q.get("operator_id") or None
         department_id = q.get("department_id") or None
 
-        def chats() -> Iterator[Conversation]:
-            convs = portal.conversations
-            if status in (None, "waiting", "connected"):
-                for cid in reversed(portal.open_ids):
-                    yield convs[cid]
-            if status in (None, "closed", "missed"):
-                for cid in reversed(portal.ended_ids):
-                    if cid in convs:
-                        yield convs[cid]
-
         def keep(conv: Conversation) -> bool:
-            return (
-                (status is None or conv.status == status)
-                and (operator_id is None or conv.attender_id == operator_id)
-                and (department_id is None or conv.department_id == department_id)
+            return (operator_id is None or conv.attender_id == operator_id) and (
+                department_id is None or conv.department_id == department_id
             )
 
         return self._page(
-            req, (c for c in chats() if keep(c)), lambda c: reference_chat(portal, c, req.now)
+            req,
+            (
+                c
+                for c in conversations_newest_first(portal, [status] if status else None)
+                if keep(c)
+            ),
+            lambda c: reference_chat(portal, c, req.now),
         )
 
     def h_get_chat(

@@ -8,20 +8,22 @@ scope 1009, rate limit 1023; then the call's own checks.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .accounts import AccessToken, fingerprint, has_scope
-from .base import ApiAnswer, ApiRequest, html_answer, json_answer, page_params
+from .base import ApiAnswer, ApiRequest, Route, html_answer, json_answer, match_route, page_params
 from .faults import Verdict
 from .world import (
+    OPEN_STATUSES,
     V2_EVENTS,
     Conversation,
     Portal,
     Webhook,
     WebhookKey,
     WorldError,
+    conversations_newest_first,
     ms,
     v2_conversation,
     v2_department,
@@ -68,7 +70,6 @@ CONVERSATION_STATUSES = ("open", "waiting", "connected", "closed", "missed")
 
 # (path pattern, {method: (handler, scope)}); "*" is an id. "@close" and "@status"
 # stand for the portal's configurable methods.
-Route = tuple[tuple[str, ...], dict[str, tuple[str, str]]]
 ROUTES: list[Route] = [
     (("conversations",), {"GET": ("list_conversations", "conversations.READ")}),
     (("conversations", "*"), {"GET": ("get_conversation", "conversations.READ")}),
@@ -107,22 +108,6 @@ def error_answer(
     body: dict[str, Any] = {"code": code, "message": message or MESSAGES.get(code, "Error")}
     body.update({k: v for k, v in key.items() if k in {"json_key", "param", "header"}})
     return json_answer(status, {"error": body}, error_code=code)
-
-
-def _match(parts: list[str]) -> tuple[Route, list[str]] | None:
-    for route in ROUTES:
-        pattern = route[0]
-        if len(pattern) != len(parts):
-            continue
-        ids = []
-        for want, got in zip(pattern, parts, strict=True):
-            if want == "*":
-                ids.append(got)
-            elif want != got:
-                break
-        else:
-            return route, ids
-    return None
 
 
 class V2Api:
@@ -180,7 +165,7 @@ class V2Api:
             or not self.sim.reaches(access.email, portal)
         ):
             return error_answer(1005)
-        found = _match(parts[1:])
+        found = match_route(ROUTES, parts[1:])
         if found is None:
             return error_answer(1006)
         (_pattern, methods), ids = found
@@ -291,20 +276,9 @@ class V2Api:
         department_id = q.get("department_id") or None
         attender_id = q.get("attender_id") or None
 
-        def candidates() -> Iterator[Conversation]:
-            convs = portal.conversations
-            if status in (None, "open", "waiting", "connected"):
-                for cid in reversed(portal.open_ids):
-                    yield convs[cid]
-            if status in (None, "closed", "missed"):
-                for cid in reversed(portal.ended_ids):
-                    conv = convs.get(cid)
-                    if conv is not None:
-                        yield conv
+        statuses = {None: None, "open": OPEN_STATUSES}.get(status, (status,))
 
         def keep(conv: Conversation) -> bool:
-            if status in ("waiting", "connected", "closed", "missed") and conv.status != status:
-                return False
             if department_id and conv.department_id != department_id:
                 return False
             if attender_id and conv.attender_id != attender_id:
@@ -320,7 +294,7 @@ class V2Api:
 
         return self._page(
             req,
-            (c for c in candidates() if keep(c)),
+            (c for c in conversations_newest_first(portal, statuses) if keep(c)),
             lambda c: v2_conversation(portal, c),
             default=LIST_PAGE_DEFAULT,
             maximum=LIST_PAGE_MAX,

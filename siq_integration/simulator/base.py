@@ -108,6 +108,26 @@ class RateWindow:
         return max(0, limit - used), int(start + 60)
 
 
+Route = tuple[tuple[str, ...], dict[str, tuple[str, str]]]
+
+
+def match_route(routes: list[Route], parts: list[str]) -> tuple[Route, list[str]] | None:
+    """The route whose pattern fits the path segments ("*" is an id), and the ids."""
+    for route in routes:
+        pattern = route[0]
+        if len(pattern) != len(parts):
+            continue
+        ids = []
+        for want, got in zip(pattern, parts, strict=True):
+            if want == "*":
+                ids.append(got)
+            elif want != got:
+                break
+        else:
+            return route, ids
+    return None
+
+
 def page_params(
     query: dict[str, str], *, index_name: str, limit_name: str, default: int, maximum: int
 ) -> tuple[int, int] | str:

@@ -9,7 +9,7 @@ the same way and emit the same webhook events.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -609,6 +609,25 @@ class World:
 
     def _emit(self, portal: Portal, kind: str, now: float, **kwargs: Any) -> None:
         self.on_event(Event(portal=portal, kind=kind, time=now, **kwargs))
+
+
+def conversations_newest_first(
+    portal: Portal, statuses: Iterable[str] | None
+) -> Iterator[Conversation]:
+    """Open conversations (newest first) then ended ones (latest ended first), limited to
+    ``statuses`` when given; walks the indexes, never sorts."""
+    wanted = set(statuses) if statuses is not None else None
+    convs = portal.conversations
+    if wanted is None or wanted & set(OPEN_STATUSES):
+        for cid in reversed(portal.open_ids):
+            conv = convs[cid]
+            if wanted is None or conv.status in wanted:
+                yield conv
+    if wanted is None or wanted - set(OPEN_STATUSES):
+        for cid in reversed(portal.ended_ids):
+            conv = convs.get(cid)
+            if conv is not None and (wanted is None or conv.status in wanted):
+                yield conv
 
 
 # ----- serialisation ---------------------------------------------------------------------------
