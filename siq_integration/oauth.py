@@ -219,7 +219,9 @@ def complete_authorization(
     tokens = _token_set(raw, requested=scopes_for(portal.dialect))
     if not tokens.refresh_token:
         raise exc.NoRefreshToken()
-    missing = [s for s in scopes_for(portal.dialect) if tokens.scopes and s not in tokens.scopes]
+    # Zoho does not always list granted scopes; when it does, compare without case.
+    granted = {scope.lower() for scope in tokens.scopes}
+    missing = [s for s in scopes_for(portal.dialect) if granted and s.lower() not in granted]
     if missing:
         raise exc.ScopeMissing(scope=", ".join(missing))
     return Authorization(

@@ -92,3 +92,76 @@ def screenshot(page, request):
         return path
 
     return take
+
+
+# --- portals on the simulator ------------------------------------------------------------
+
+SIM_REDIRECT = "http://127.0.0.1/oauth-callback"
+
+
+@pytest.fixture
+def sim_portal(simulator, sim_settings, db):
+    """Make a portal in the simulator and its Django twin, unconnected.
+
+    ``sim_portal(dialect="reference", open_chats=250, calls_per_minute=5)``: keyword
+    arguments the simulator's add_portal knows go there, the others to the Django model.
+    """
+    import uuid
+
+    from siq_integration.models import Portal
+
+    sim_keys = {
+        "operators", "departments", "open_chats", "rate_limit_per_minute",
+        "operator_status_for_others", "close_method", "operator_status_method",
+        "strict_webhook_urls",
+    }
+
+    def make(*, dialect: str = "v2", dc: str = "sim", **options):
+        screen = f"p{uuid.uuid4().hex[:10]}"
+        sim_options = {k: v for k, v in options.items() if k in sim_keys}
+        sim_options.setdefault("open_chats", 3)
+        simulator.add_portal(screen, dialect=dialect, dc=dc, **sim_options)
+        model_options = {k: v for k, v in options.items() if k not in sim_keys}
+        model_options.setdefault("calls_per_minute", 1000)
+        model_options.setdefault("calls_per_day", 100_000)
+        return Portal.objects.create(
+            name=f"Portal {screen}", data_center=dc, dialect=dialect, screen_name=screen,
+            **model_options,
+        )
+
+    return make
+
+
+def oauth_connect(simulator, portal, *, approve_as: str | None = None):
+    """The real OAuth round trip against the simulator, approved automatically."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+
+    from siq_integration import oauth
+
+    session: dict = {}
+    url = oauth.start_authorization(session=session, portal=portal, redirect_uri=SIM_REDIRECT)
+    simulator.configure_accounts(
+        auto_approve=True, approve_as=approve_as or f"admin@{portal.screen_name}.example"
+    )
+    try:
+        answer = requests.get(url, allow_redirects=False, timeout=10)
+    finally:
+        simulator.configure_accounts(auto_approve=False, approve_as="")
+    assert answer.status_code == 302, answer.text
+    params = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+    authorization = oauth.complete_authorization(
+        session=session, params=params, redirect_uri=SIM_REDIRECT
+    )
+    oauth.store_authorization(portal, authorization)
+    portal.refresh_from_db()
+    return portal
+
+
+@pytest.fixture
+def connected_portal(simulator, sim_portal):
+    def make(**options):
+        return oauth_connect(simulator, sim_portal(**options))
+
+    return make

@@ -1,0 +1,203 @@
+"""`python manage.py demo`: the simulator, a login, a connected portal, the dashboard.
+
+`make demo` runs this after migrating. It starts the SalesIQ simulator as a child
+process, connects the simulator's `zylker` portal through the real OAuth flow (the
+simulator approves the consent itself for this one connection), prints the URL and
+the login, and serves the dashboard with daphne in this process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from siq_integration import oauth
+from siq_integration.client import SalesIQClient
+from siq_integration.exceptions import SalesIQError
+from siq_integration.models import Portal
+
+DEMO_USER = "admin"
+DEMO_PORTAL = {"name": "Zylker (simulator)", "data_center": "sim", "screen_name": "zylker"}
+
+
+class Command(BaseCommand):
+    help = "Start the SalesIQ simulator and the dashboard with a connected demo portal."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--sim-port", type=int, default=8765)
+        parser.add_argument("--seed", type=int, default=7)
+
+    def handle(self, *args, **options):
+        sim_url = f"http://127.0.0.1:{options['sim_port']}"
+        if "sim" not in settings.SIQ_DATA_CENTERS:
+            raise CommandError(
+                "SIQ_EXTRA_DATA_CENTERS has no 'sim' data centre; run the demo with `make demo`."
+            )
+        self._start_simulator(sim_url, options)
+        password = os.environ.get("DEMO_ADMIN_PASSWORD", "")
+        if not password:
+            raise CommandError("DEMO_ADMIN_PASSWORD is not set; run the demo with `make demo`.")
+        self._ensure_admin(password)
+        portal = self._ensure_portal(sim_url)
+        summary = self._check_portal(portal)
+
+        url = f"http://{options['host']}:{options['port']}/"
+        line = "─" * 64
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    line,
+                    f"  SalesIQ Supervisor      {url}",
+                    f"  Sign in as              {DEMO_USER} / {password}",
+                    f"  SalesIQ simulator       {sim_url}/_sim/state",
+                    f"  Demo portal             {portal.name}: {summary}",
+                    "  Stop with Ctrl-C.",
+                    line,
+                    "",
+                ]
+            )
+        )
+        sys.stdout.flush()
+        from daphne.cli import CommandLineInterface
+
+        # No websocket cut-off: supervisors keep this page open all day.
+        CommandLineInterface().run(
+            [
+                "-b",
+                options["host"],
+                "-p",
+                str(options["port"]),
+                "--websocket_timeout",
+                "-1",
+                "dashboard.asgi:application",
+            ]
+        )
+
+    # --- simulator ---------------------------------------------------------------------
+
+    def _start_simulator(self, sim_url: str, options) -> None:
+        try:
+            requests.get(f"{sim_url}/_sim/state", timeout=1)
+        except requests.RequestException:
+            pass
+        else:
+            raise CommandError(
+                f"Something already answers on {sim_url}. Stop it, or run "
+                "`make demo SIM_PORT=<another port>`."
+            )
+        log_path = Path(settings.VAR_DIR) / "simulator.log"
+        log = log_path.open("ab")
+        manage = Path(settings.BASE_DIR) / "manage.py"
+        process = subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+            [
+                sys.executable,
+                str(manage),
+                "siq_simulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(options["sim_port"]),
+                "--seed",
+                str(options["seed"]),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def stop_simulator() -> None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+        atexit.register(stop_simulator)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise CommandError(
+                    f"The SalesIQ simulator stopped at start-up; see {log_path} for why."
+                )
+            try:
+                requests.get(f"{sim_url}/_sim/state", timeout=1).raise_for_status()
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise CommandError(f"The SalesIQ simulator did not start within 30 s; see {log_path}.")
+
+    # --- the login and the portal -------------------------------------------------------
+
+    def _ensure_admin(self, password: str) -> None:
+        user, _ = get_user_model().objects.get_or_create(username=DEMO_USER)
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+
+    def _ensure_portal(self, sim_url: str) -> Portal:
+        portal, _ = Portal.objects.get_or_create(
+            name=DEMO_PORTAL["name"],
+            defaults={
+                "data_center": DEMO_PORTAL["data_center"],
+                "screen_name": DEMO_PORTAL["screen_name"],
+                "dialect": "v2",
+                "plan": "professional",
+                "calls_per_minute": 50,
+                "calls_per_day": 20_000,
+            },
+        )
+        # A fresh simulator knows none of the old tokens: connect again every time.
+        self._connect(portal, sim_url)
+        portal.refresh_from_db()
+        return portal
+
+    def _connect(self, portal: Portal, sim_url: str) -> None:
+        """The real OAuth round trip, with the simulator approving the consent."""
+        redirect_uri = "http://127.0.0.1/demo-callback"  # never followed: we read the redirect
+        session: dict = {}
+        consent_url = oauth.start_authorization(
+            session=session, portal=portal, redirect_uri=redirect_uri
+        )
+        requests.post(f"{sim_url}/_sim/accounts", json={"auto_approve": True}, timeout=5)
+        try:
+            answer = requests.get(consent_url, allow_redirects=False, timeout=10)
+        finally:
+            # People adding a portal by hand should see the consent page.
+            requests.post(f"{sim_url}/_sim/accounts", json={"auto_approve": False}, timeout=5)
+        location = answer.headers.get("Location", "")
+        if answer.status_code != 302 or not location.startswith(redirect_uri):
+            raise CommandError(f"The simulator did not approve the demo connection ({answer.status_code}).")
+        params = {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+        try:
+            authorization = oauth.complete_authorization(
+                session=session, params=params, redirect_uri=redirect_uri
+            )
+        except SalesIQError as error:
+            raise CommandError(f"Connecting the demo portal failed: {error.user_message}") from None
+        oauth.store_authorization(portal, authorization)
+
+    def _check_portal(self, portal: Portal) -> str:
+        client = SalesIQClient(portal)
+        try:
+            operators = client.list_operators().operators
+            chats = client.list_open_conversations()
+        except SalesIQError as error:
+            return f"connected, but the first calls failed: {error.user_message}"
+        waiting = sum(1 for chat in chats if chat.status == "waiting")
+        return (
+            f"connected, {len(operators)} operators, {len(chats)} open chats ({waiting} waiting)"
+        )
