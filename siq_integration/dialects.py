@@ -783,7 +783,7 @@ class Reference(Dialect):
             sender_id=_str(raw.get("sender_id")),
             sender_name=_str(raw.get("sender_name")),
             text=_str(raw.get("message")),
-            sent_at=iso8601(raw.get("timestamp")),
+            sent_at=iso8601(raw.get("timestamp") or raw.get("sent_at")),
         )
 
     def parse_operator(self, raw: dict) -> Operator:

@@ -122,8 +122,9 @@ def verify(
     public_keys: Iterable[str] = (),
     secret: str = "",
 ) -> None:
-    """Verify a delivery in ``dialect``. ``headers`` must be case-insensitive."""
-    signature = headers.get(signature_header(dialect))
+    """Verify a delivery in ``dialect``; header names are matched without case."""
+    wanted = signature_header(dialect).lower()
+    signature = next((value for key, value in headers.items() if key.lower() == wanted), None)
     if dialect == "v2":
         verify_v2(body, signature, public_keys)
     else:

@@ -111,8 +111,13 @@ def sim_portal(simulator, sim_settings, db):
     from siq_integration.models import Portal
 
     sim_keys = {
-        "operators", "departments", "open_chats", "rate_limit_per_minute",
-        "operator_status_for_others", "close_method", "operator_status_method",
+        "operators",
+        "departments",
+        "open_chats",
+        "rate_limit_per_minute",
+        "operator_status_for_others",
+        "close_method",
+        "operator_status_method",
         "strict_webhook_urls",
     }
 
@@ -125,7 +130,10 @@ def sim_portal(simulator, sim_settings, db):
         model_options.setdefault("calls_per_minute", 1000)
         model_options.setdefault("calls_per_day", 100_000)
         return Portal.objects.create(
-            name=f"Portal {screen}", data_center=dc, dialect=dialect, screen_name=screen,
+            name=f"Portal {screen}",
+            data_center=dc,
+            dialect=dialect,
+            screen_name=screen,
             **model_options,
         )
 
@@ -165,3 +173,46 @@ def connected_portal(simulator, sim_portal):
         return oauth_connect(simulator, sim_portal(**options))
 
     return make
+
+
+@pytest.fixture
+def webhook_receiver():
+    """A local HTTP endpoint that records what is posted to it (raw bytes and headers)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[dict[str, str], bytes]] = []
+    arrived = threading.Condition()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with arrived:
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                arrived.notify_all()
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    class Receiver:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        deliveries = received
+
+        def wait_for(self, count: int, timeout: float = 10.0):
+            with arrived:
+                arrived.wait_for(lambda: len(received) >= count, timeout=timeout)
+            assert len(received) >= count, f"{len(received)} of {count} deliveries arrived"
+            return received[:count]
+
+    try:
+        yield Receiver()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -34,7 +34,9 @@ def consent(simulator, portal, *, session=None, approve_as=None, drop_prompt=Fal
     finally:
         simulator.configure_accounts(auto_approve=False, approve_as="")
     assert answer.status_code == 302, answer.text
-    return session, {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+    return session, {
+        k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()
+    }
 
 
 def token_calls(simulator, since: int, grant: str | None = None) -> list[dict]:
@@ -86,7 +88,9 @@ def test_it_exchanges_the_code_at_the_data_centre_the_callback_names(simulator, 
     assert params["location"] == "sim-eu"
     assert params["accounts-server"] == simulator.data_center("sim-eu")["accounts_url"]
 
-    authorization = oauth.complete_authorization(session=session, params=params, redirect_uri=SIM_REDIRECT)
+    authorization = oauth.complete_authorization(
+        session=session, params=params, redirect_uri=SIM_REDIRECT
+    )
     oauth.store_authorization(portal, authorization)
 
     exchanges = token_calls(simulator, start, "authorization_code")
@@ -118,7 +122,9 @@ def test_it_says_what_happened_when_the_admin_denies(simulator, sim_portal):
     page = requests.get(url, timeout=10)
     assert page.status_code == 200 and 'id="deny"' in page.text
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    answer = requests.post(url.split("?")[0], data={**query, "decision": "deny"}, allow_redirects=False, timeout=10)
+    answer = requests.post(
+        url.split("?")[0], data={**query, "decision": "deny"}, allow_redirects=False, timeout=10
+    )
     params = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
     assert params["error"] == "access_denied"
     with pytest.raises(exc.AuthorizationDenied) as caught:
@@ -199,7 +205,9 @@ def test_it_accepts_the_older_milliseconds_expiry(simulator, sim_portal):
 @pytest.mark.django_db(transaction=True)
 def test_it_refreshes_once_when_many_threads_need_a_token(simulator, connected_portal):
     portal = connected_portal()
-    Portal.objects.filter(pk=portal.pk).update(token_expires_at=timezone.now() - timedelta(seconds=1))
+    Portal.objects.filter(pk=portal.pk).update(
+        token_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     start = last_seq(simulator)
     barrier = threading.Barrier(5)
     tokens, errors = [], []
@@ -252,8 +260,12 @@ def test_it_revokes_at_zoho_and_wipes_the_tokens(simulator, connected_portal):
     assert answer.json()["error"]["code"] == 1008
     refreshed = requests.post(
         f"{portal.accounts_url}/oauth/v2/token",
-        data={"grant_type": "refresh_token", "refresh_token": refresh,
-              "client_id": "1000.SIMULATOR", "client_secret": "sim-secret"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "client_id": "1000.SIMULATOR",
+            "client_secret": "sim-secret",
+        },
         timeout=5,
     )
     assert "error" in refreshed.json()
@@ -261,7 +273,9 @@ def test_it_revokes_at_zoho_and_wipes_the_tokens(simulator, connected_portal):
         SalesIQClient(portal).list_departments()
 
 
-def test_it_calls_a_wrong_encryption_key_an_error_not_a_token(simulator, connected_portal, settings):
+def test_it_calls_a_wrong_encryption_key_an_error_not_a_token(
+    simulator, connected_portal, settings
+):
     portal = connected_portal()
     settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     start = last_seq(simulator)

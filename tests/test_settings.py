@@ -24,8 +24,7 @@ def run_settings(**env: str) -> subprocess.CompletedProcess:
     base = {
         key: value
         for key, value in os.environ.items()
-        if key
-        not in {"DATABASE_URL", "REDIS_URL", "SIQ_EXTRA_DATA_CENTERS", "SIQ_HTTP_METHODS"}
+        if key not in {"DATABASE_URL", "REDIS_URL", "SIQ_EXTRA_DATA_CENTERS", "SIQ_HTTP_METHODS"}
     }
     base.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "SECRET_KEY": "x" * 50})
     base.update(env)
@@ -64,8 +63,15 @@ def test_it_switches_to_postgres_and_redis_from_urls():
 
 def test_it_adds_and_overrides_data_centres():
     extra = {
-        "sim": {"name": "Simulator", "accounts_url": "http://127.0.0.1:9/a", "api_url": "http://127.0.0.1:9"},
-        "eu": {"accounts_url": "https://proxy.example/accounts", "api_url": "https://proxy.example"},
+        "sim": {
+            "name": "Simulator",
+            "accounts_url": "http://127.0.0.1:9/a",
+            "api_url": "http://127.0.0.1:9",
+        },
+        "eu": {
+            "accounts_url": "https://proxy.example/accounts",
+            "api_url": "https://proxy.example",
+        },
     }
     values = loaded(SIQ_EXTRA_DATA_CENTERS=json.dumps(extra))
     assert values["dcs"]["sim"] == ["http://127.0.0.1:9/a", "http://127.0.0.1:9"]
@@ -77,8 +83,18 @@ def test_it_adds_and_overrides_data_centres():
     ("env", "named"),
     [
         ({"SIQ_EXTRA_DATA_CENTERS": "{not json"}, "SIQ_EXTRA_DATA_CENTERS"),
-        ({"SIQ_EXTRA_DATA_CENTERS": '{"x": {"accounts_url": "ftp://a", "api_url": "https://b"}}'}, "SIQ_EXTRA_DATA_CENTERS"),
-        ({"SIQ_EXTRA_DATA_CENTERS": '{"x": {"accounts_url": "http://zoho.example", "api_url": "https://b"}}'}, "SIQ_EXTRA_DATA_CENTERS"),
+        (
+            {
+                "SIQ_EXTRA_DATA_CENTERS": '{"x": {"accounts_url": "ftp://a", "api_url": "https://b"}}'
+            },
+            "SIQ_EXTRA_DATA_CENTERS",
+        ),
+        (
+            {
+                "SIQ_EXTRA_DATA_CENTERS": '{"x": {"accounts_url": "http://zoho.example", "api_url": "https://b"}}'
+            },
+            "SIQ_EXTRA_DATA_CENTERS",
+        ),
         ({"SIQ_EXTRA_DATA_CENTERS": '{"x": {"api_url": "https://b"}}'}, "SIQ_EXTRA_DATA_CENTERS"),
         ({"TOKEN_ENCRYPTION_KEYS": "not-a-fernet-key"}, "TOKEN_ENCRYPTION_KEYS"),
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),

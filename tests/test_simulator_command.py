@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_it_serves_the_demo_world_and_stops_on_sigterm() -> None:
     env = {**os.environ, "DJANGO_DEBUG": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+    process = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "siq_simulator", "--port", "0", "--seed", "3"],
         cwd=ROOT,
         env=env,

@@ -180,7 +180,9 @@ class Command(BaseCommand):
             requests.post(f"{sim_url}/_sim/accounts", json={"auto_approve": False}, timeout=5)
         location = answer.headers.get("Location", "")
         if answer.status_code != 302 or not location.startswith(redirect_uri):
-            raise CommandError(f"The simulator did not approve the demo connection ({answer.status_code}).")
+            raise CommandError(
+                f"The simulator did not approve the demo connection ({answer.status_code})."
+            )
         params = {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
         try:
             authorization = oauth.complete_authorization(
@@ -198,6 +200,4 @@ class Command(BaseCommand):
         except SalesIQError as error:
             return f"connected, but the first calls failed: {error.user_message}"
         waiting = sum(1 for chat in chats if chat.status == "waiting")
-        return (
-            f"connected, {len(operators)} operators, {len(chats)} open chats ({waiting} waiting)"
-        )
+        return f"connected, {len(operators)} operators, {len(chats)} open chats ({waiting} waiting)"
