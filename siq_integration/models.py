@@ -95,6 +95,11 @@ class Portal(models.Model):
             ) from None
 
     @property
+    def data_center_name(self) -> str:
+        entry = settings.SIQ_DATA_CENTERS.get(self.data_center)
+        return entry.name if entry else f"{self.data_center} (not in the table)"
+
+    @property
     def is_connected(self) -> bool:
         return bool(self.refresh_token_encrypted)
 

@@ -36,3 +36,23 @@ def test_it_tells_a_wrong_password_in_plain_words(live_server, page):
     page.click("button[type=submit]")
 
     assert "That username and password do not match" in page.inner_text("[role=alert]")
+
+
+def test_it_shows_a_connected_portal_truthfully(live_server, page, connected_portal, screenshot):
+    from siq_integration.client import SalesIQClient
+
+    portal = connected_portal()
+    SalesIQClient(portal).list_departments()  # one real call, so "last call" has a time
+    get_user_model().objects.create_user("sam", password="a-long-test-password")
+
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "sam")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+
+    row = page.locator("tr", has_text=portal.name)
+    row.wait_for()
+    assert "Connected" in row.inner_text()
+    assert "Simulator" in row.inner_text()  # the data centre by name, from the table
+    assert "just now" in row.inner_text()
+    screenshot()

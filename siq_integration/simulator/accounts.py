@@ -30,6 +30,23 @@ TOO_MANY = {
     "Please try again after some time.",
 }
 
+# Plain, readable pages: an admin clicks through these in the demo.
+_PAGE_STYLE = (
+    "body{margin:0;font:15px system-ui,sans-serif;background:#f4f6f9;color:#1c2430}"
+    "header{background:#e42527;color:#fff;padding:.7rem 1.2rem;font-weight:600}"
+    "header span{font-weight:400;opacity:.85;margin-left:.4rem}"
+    "main{max-width:560px;margin:8vh auto;background:#fff;border:1px solid #dde3ea;"
+    "border-radius:8px;padding:1.4rem 1.6rem}"
+    "h1{font-size:1.25rem;margin:0 0 .8rem}.muted{color:#5d6b7e}"
+    "ul{padding-left:1.2rem}code{font-size:.9rem}"
+    "label{display:block;font-weight:600;margin:.8rem 0 .3rem}"
+    "select{width:100%;font:inherit;padding:.45rem;border:1px solid #c4cdd8;border-radius:6px}"
+    ".buttons{margin-top:1.1rem;display:flex;gap:.6rem}"
+    "button{font:inherit;font-weight:600;padding:.5rem 1.2rem;border-radius:6px;"
+    "border:1px solid #c4cdd8;background:#fff;cursor:pointer}"
+    "#accept{background:#1f6feb;border-color:#1f6feb;color:#fff}"
+)
+
 
 def fingerprint(token: str | None) -> str | None:
     """An 8-character stand-in for a token in logs: enough to tell tokens apart, useless to use."""
@@ -470,16 +487,21 @@ class Accounts:
         items = "".join(f"<li><code>{e(s)}</code></li>" for s in scopes)
         page = (
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
-            "<title>Zoho Accounts (simulated) - consent</title></head><body>"
+            "<meta name=viewport content='width=device-width, initial-scale=1'>"
+            "<title>Zoho Accounts (simulated) - consent</title>"
+            f"<style>{_PAGE_STYLE}</style></head><body>"
+            "<header>Zoho Accounts <span>simulator</span></header><main>"
             f"<h1>Allow {e(client_id)} to access your Zoho account?</h1>"
-            f"<p>Data centre of this page: <strong>{e(dc)}</strong></p>"
+            f"<p class=muted>Data centre of this page: <strong>{e(dc)}</strong></p>"
             f"<p>The application asks for:</p><ul id=scopes>{items}</ul>"
             '<form method="post" id="consent">'
             f"{hidden}"
-            f'<label>Account <select name="account" id="account">{options}</select></label> '
-            '<button type="submit" name="decision" value="accept" id="accept">Accept</button> '
-            '<button type="submit" name="decision" value="deny" id="deny">Deny</button>'
-            "</form></body></html>"
+            f'<label for="account">Account</label><select name="account" id="account">'
+            f"{options}</select>"
+            '<div class=buttons><button type="submit" name="decision" value="accept" id="accept">'
+            "Accept</button> "
+            '<button type="submit" name="decision" value="deny" id="deny">Deny</button></div>'
+            "</form></main></body></html>"
         )
         return AccountsAnswer(
             status=200, body=page.encode(), content_type="text/html; charset=utf-8"
@@ -488,8 +510,9 @@ class Accounts:
     def _error_page(self, status: int, title: str, detail: str) -> AccountsAnswer:
         page = (
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
-            f"<title>{html.escape(title)}</title></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{html.escape(detail)}</p></body></html>"
+            f"<title>{html.escape(title)}</title><style>{_PAGE_STYLE}</style></head><body>"
+            "<header>Zoho Accounts <span>simulator</span></header><main>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(detail)}</p></main></body></html>"
         )
         return AccountsAnswer(
             status=status,
