@@ -140,16 +140,18 @@ def sim_portal(simulator, sim_settings, db):
     return make
 
 
-def oauth_connect(simulator, portal, *, approve_as: str | None = None):
-    """The real OAuth round trip against the simulator, approved automatically."""
+def consent(simulator, portal, *, session=None, approve_as=None, drop_prompt=False):
+    """Start the OAuth flow and let the simulator approve it: (session, callback params)."""
     from urllib.parse import parse_qs, urlsplit
 
     import requests
 
     from siq_integration import oauth
 
-    session: dict = {}
+    session = {} if session is None else session
     url = oauth.start_authorization(session=session, portal=portal, redirect_uri=SIM_REDIRECT)
+    if drop_prompt:
+        url = url.replace("&prompt=consent", "")
     simulator.configure_accounts(
         auto_approve=True, approve_as=approve_as or f"admin@{portal.screen_name}.example"
     )
@@ -158,13 +160,27 @@ def oauth_connect(simulator, portal, *, approve_as: str | None = None):
     finally:
         simulator.configure_accounts(auto_approve=False, approve_as="")
     assert answer.status_code == 302, answer.text
-    params = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    return session, {key: values[0] for key, values in query.items()}
+
+
+def oauth_connect(simulator, portal, *, approve_as: str | None = None):
+    """The real OAuth round trip against the simulator, approved automatically."""
+    from siq_integration import oauth
+
+    session, params = consent(simulator, portal, approve_as=approve_as)
     authorization = oauth.complete_authorization(
         session=session, params=params, redirect_uri=SIM_REDIRECT
     )
     oauth.store_authorization(portal, authorization)
     portal.refresh_from_db()
     return portal
+
+
+def last_seq(simulator) -> int:
+    """The sequence number of the simulator's latest logged call (0 when none)."""
+    calls = simulator.calls()
+    return calls[-1]["seq"] if calls else 0
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 from siq_integration.normalised import ChatStatus, EventKind, OperatorStatus
+from tests.conftest import last_seq
 
 DIALECTS = ["v2", "reference"]
 
@@ -23,11 +24,6 @@ def sim_portal_state(simulator, portal) -> dict:
 
 def api_calls(simulator, since: int = 0) -> list[dict]:
     return [call for call in simulator.calls(since) if "/api/v2/" in call["path"]]
-
-
-def last_seq(simulator) -> int:
-    calls = simulator.calls()
-    return calls[-1]["seq"] if calls else 0
 
 
 def reference_portal(simulator, connected_portal, **options):

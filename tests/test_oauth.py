@@ -17,26 +17,7 @@ from siq_integration import exceptions as exc
 from siq_integration import oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
-from tests.conftest import SIM_REDIRECT, oauth_connect
-
-
-def consent(simulator, portal, *, session=None, approve_as=None, drop_prompt=False):
-    """Start the flow and let the simulator approve it; returns (session, callback params)."""
-    session = {} if session is None else session
-    url = oauth.start_authorization(session=session, portal=portal, redirect_uri=SIM_REDIRECT)
-    if drop_prompt:
-        url = url.replace("&prompt=consent", "")
-    simulator.configure_accounts(
-        auto_approve=True, approve_as=approve_as or f"admin@{portal.screen_name}.example"
-    )
-    try:
-        answer = requests.get(url, allow_redirects=False, timeout=10)
-    finally:
-        simulator.configure_accounts(auto_approve=False, approve_as="")
-    assert answer.status_code == 302, answer.text
-    return session, {
-        k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()
-    }
+from tests.conftest import SIM_REDIRECT, consent, last_seq, oauth_connect
 
 
 def token_calls(simulator, since: int, grant: str | None = None) -> list[dict]:
@@ -46,11 +27,6 @@ def token_calls(simulator, since: int, grant: str | None = None) -> list[dict]:
         if call["path"].endswith("/oauth/v2/token")
         and (grant is None or (call["json"] or {}).get("grant_type") == grant)
     ]
-
-
-def last_seq(simulator) -> int:
-    calls = simulator.calls()
-    return calls[-1]["seq"] if calls else 0
 
 
 def test_it_asks_zoho_for_offline_access_with_consent_and_comma_scopes(sim_portal):
