@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "SIQ_EXTRA_DATA_CENTERS has no 'sim' data centre; run the demo with `make demo`."
             )
+        self._check_port_free(options["host"], options["port"])
         self._start_simulator(sim_url, options)
         password = os.environ.get("DEMO_ADMIN_PASSWORD", "")
         if not password:
@@ -86,6 +88,17 @@ class Command(BaseCommand):
                 "dashboard.asgi:application",
             ]
         )
+
+    def _check_port_free(self, host: str, port: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                raise CommandError(
+                    f"Port {port} on {host} is taken. Stop what uses it, or run "
+                    "`make demo DEMO_PORT=<another port>`."
+                ) from None
 
     # --- simulator ---------------------------------------------------------------------
 
