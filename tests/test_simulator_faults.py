@@ -43,14 +43,11 @@ def departments(
 
 
 def test_it_adds_latency(sim: Simulator, token: str) -> None:
-    started = time.monotonic()
-    departments(sim, token)
-    fast = time.monotonic() - started
     faults(sim, latency_ms=300)
     started = time.monotonic()
     assert "data" in departments(sim, token).json()
     slow = time.monotonic() - started
-    assert slow >= 0.3 > fast
+    assert slow >= 0.3  # the injected delay, a floor not a speed target
 
 
 def test_it_fails_a_share_of_calls_with_5xx_or_1001(sim: Simulator, token: str) -> None:
