@@ -86,7 +86,11 @@ class SalesIQClient:
         return self._http
 
     def _request(self, call: Call, *, url: str | None = None) -> Payload:
-        url = url or self._base_url() + call.path
+        try:
+            url = url or self._base_url() + call.path
+        except exc.SalesIQError as failure:  # no screen name, unknown data centre
+            self._record_failure(failure)
+            raise
         attempts = settings.SIQ_RETRY_ATTEMPTS
         token_refreshed = False
         attempt = 0

@@ -392,3 +392,31 @@ def test_it_registers_a_reference_webhook_and_checks_its_hmac(
     event = webhooks.parse("reference", body)
     assert event.kind is EventKind.CHAT_CREATED and event.chat_id == chat["id"]
     assert json.loads(body)["event"] == "chat.started"
+
+
+def test_it_lists_the_portals_the_connected_user_reaches(simulator, connected_portal):
+    portal = connected_portal()
+    screens = {remote.screen_name for remote in SalesIQClient(portal).list_portals()}
+    assert portal.screen_name in screens
+
+
+def test_it_refuses_a_v2_transfer_without_department_before_calling(simulator, connected_portal):
+    portal = connected_portal(open_chats=1)
+    chat = sim_portal_state(simulator, portal)["conversations"][0]["id"]
+    start = last_seq(simulator)
+    with pytest.raises(exc.BadRequest) as caught:
+        SalesIQClient(portal, priority=Priority.ACTION).transfer(chat, operator_id="1")
+    assert caught.value.field == "department_id"
+    assert api_calls(simulator, start) == []
+
+
+def test_it_names_a_data_centre_missing_from_the_table(simulator, connected_portal):
+    portal = connected_portal()
+    Portal.objects.filter(pk=portal.pk).update(data_center="mars")
+    portal.refresh_from_db()
+    with pytest.raises(exc.Misconfigured) as caught:
+        SalesIQClient(portal).list_departments()
+    assert "mars" in caught.value.user_message
+    assert "SIQ_EXTRA_DATA_CENTERS" in caught.value.user_message
+    portal.refresh_from_db()
+    assert "mars" in portal.current_error  # the portals page says it too
