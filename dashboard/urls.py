@@ -2,15 +2,38 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from .views import health, portals, users, webhooks
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", portals.home, name="home"),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Portals (connection, health)
+    path("portals/", portals.portal_list, name="portals"),
+    path("portals/add/", portals.portal_add, name="portal_add"),
+    path("portals/<uuid:portal_id>/", portals.portal_detail, name="portal_detail"),
+    path("portals/<uuid:portal_id>/edit/", portals.portal_edit, name="portal_edit"),
+    path("portals/<uuid:portal_id>/connect/", portals.portal_connect, name="portal_connect"),
+    path(
+        "portals/<uuid:portal_id>/screen-name/",
+        portals.portal_screen_name,
+        name="portal_screen_name",
+    ),
+    path("portals/<uuid:portal_id>/webhook/", portals.portal_webhook, name="portal_webhook"),
+    path(
+        "portals/<uuid:portal_id>/disconnect/", portals.portal_disconnect, name="portal_disconnect"
+    ),
+    path("oauth/callback/", portals.oauth_callback, name="oauth_callback"),
+    # Users and their portal access
+    path("users/", users.user_list, name="users"),
+    path("users/add/", users.user_add, name="user_add"),
+    path("users/<int:user_id>/edit/", users.user_edit, name="user_edit"),
+    # Machines
+    path("healthz", health.healthz, name="healthz"),
+    path("webhooks/salesiq/<uuid:portal_id>/", webhooks.receive, name="webhook"),
     path("admin/", admin.site.urls),
 ]

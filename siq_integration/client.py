@@ -19,6 +19,8 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from urllib3.exceptions import NewConnectionError
 
@@ -45,6 +47,24 @@ logger = logging.getLogger(__name__)
 _RETRYABLE = (exc.Unavailable,)
 # Do not spend more than this recording "last success" on a busy portal.
 _SUCCESS_RECORD_INTERVAL = timedelta(seconds=5)
+
+
+def record_failure(portal: Portal, failure: exc.SalesIQError) -> None:
+    """Note a connection-level failure on ``portal`` for the health page."""
+    now = timezone.now()
+    fields = {
+        "last_error_at": now,
+        "last_error": failure.user_message[:500],
+        "last_error_code": str(failure.code or "")[:40],
+        "last_error_kind": type(failure).__name__[:40],
+    }
+    Portal.objects.filter(pk=portal.pk).update(
+        problem_since=Coalesce(F("problem_since"), Value(now)), **fields
+    )
+    for name, value in fields.items():
+        setattr(portal, name, value)
+    if portal.problem_since is None:
+        portal.problem_since = now
 
 
 def _never_sent(error: requests.RequestException) -> bool:
@@ -155,9 +175,9 @@ class SalesIQClient:
                 self._record_failure(failure)
                 raise
             except exc.SalesIQError as failure:
-                # Refusals about the thing asked for (not found, bad value) say nothing
-                # about the connection's health; the caller shows them.
-                if isinstance(failure, exc.ScopeMissing | exc.PermissionDenied | exc.PlanLimit):
+                # Refusals about the thing asked for (not found, bad value, not allowed)
+                # say nothing about the connection's health; the caller shows them.
+                if isinstance(failure, exc.ScopeMissing):
                     self._record_failure(failure)
                 raise
             self._respect_rate_headers(response.headers)
@@ -193,6 +213,7 @@ class SalesIQClient:
         last = self.portal.last_success_at
         if last is None or now - last > _SUCCESS_RECORD_INTERVAL:
             changes["last_success_at"] = now
+            changes["problem_since"] = None
         if self.portal.rate_limit_strikes:
             changes["rate_limit_strikes"] = 0
         if changes:
@@ -201,14 +222,7 @@ class SalesIQClient:
                 setattr(self.portal, name, value)
 
     def _record_failure(self, failure: exc.SalesIQError) -> None:
-        now = timezone.now()
-        Portal.objects.filter(pk=self.portal.pk).update(
-            last_error_at=now,
-            last_error=failure.user_message[:500],
-            last_error_code=str(failure.code or type(failure).__name__)[:40],
-        )
-        self.portal.last_error_at = now
-        self.portal.last_error = failure.user_message[:500]
+        record_failure(self.portal, failure)
 
     def _note_rate_limit(self, failure: exc.RateLimited) -> None:
         strikes = self.portal.rate_limit_strikes + 1

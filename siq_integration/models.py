@@ -62,15 +62,27 @@ class Portal(models.Model):
     rate_limited_until = models.DateTimeField(null=True, blank=True, editable=False)
     rate_limit_strikes = models.PositiveSmallIntegerField(default=0, editable=False)
 
+    disconnected_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     # Health, in words.
     last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
     last_error_code = models.CharField(max_length=40, blank=True, editable=False)
+    last_error_kind = models.CharField(max_length=40, blank=True, editable=False)
+    # When the current run of failures began (cleared by a success).
+    problem_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Webhook registration.
     webhook_id = models.CharField(max_length=64, blank=True, editable=False)
+    webhook_url = models.CharField(max_length=300, blank=True, editable=False)
     webhook_secret_encrypted = models.TextField(blank=True, editable=False)
+    webhook_registered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    webhook_error = models.TextField(blank=True, editable=False)
+    # Deliveries as they arrive.
+    last_webhook_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_webhook_ok = models.BooleanField(null=True, editable=False)
+    last_webhook_problem = models.TextField(blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from .access import role_of
+from .models import Role
+
+
+def access(request: HttpRequest) -> dict:
+    """The signed-in user's role, for navigation (the server checks again on every request)."""
+    role = role_of(request.user)
+    return {"user_role": role, "user_is_admin": role is Role.ADMIN}
