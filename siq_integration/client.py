@@ -86,12 +86,16 @@ class SalesIQClient:
         *,
         priority: Priority = Priority.BACKGROUND,
         sleep: Callable[[float], None] = time.sleep,
+        access_token: str | None = None,
     ) -> None:
+        """``access_token`` pins a token not stored yet (probing a new grant before it is
+        saved): no refresh, and the portal's health is left alone."""
         self.portal = portal
         self.priority = priority
         self.dialect = dialects.get(portal.dialect)
         self._sleep = sleep
         self._http: requests.Session | None = None
+        self._pinned_token = access_token
 
     # --- the choke point ----------------------------------------------------------------
 
@@ -185,6 +189,10 @@ class SalesIQClient:
             return payload
 
     def _access_token(self, *, rejected: str | None = None) -> str:
+        if self._pinned_token is not None:
+            if rejected is not None:
+                raise exc.TokenInvalid("Zoho's new sign-in was refused by SalesIQ straight away.")
+            return self._pinned_token
         try:
             return oauth.access_token(self.portal, rejected=rejected)
         except exc.SalesIQError as failure:
@@ -208,6 +216,8 @@ class SalesIQClient:
     # --- health ----------------------------------------------------------------------------
 
     def _record_success(self) -> None:
+        if self._pinned_token is not None:
+            return
         now = timezone.now()
         changes: dict[str, Any] = {}
         last = self.portal.last_success_at
@@ -222,7 +232,8 @@ class SalesIQClient:
                 setattr(self.portal, name, value)
 
     def _record_failure(self, failure: exc.SalesIQError) -> None:
-        record_failure(self.portal, failure)
+        if self._pinned_token is None:
+            record_failure(self.portal, failure)
 
     def _note_rate_limit(self, failure: exc.RateLimited) -> None:
         strikes = self.portal.rate_limit_strikes + 1

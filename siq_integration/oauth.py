@@ -288,6 +288,7 @@ def store_authorization(portal: Portal, authorization: Authorization) -> Portal:
     portal.token_expires_at = tokens.expires_at
     portal.granted_scopes = ",".join(tokens.scopes or scopes_for(portal.dialect))
     portal.connected_at = timezone.now()
+    portal.disconnected_at = None
     portal.token_refresh_blocked_until = None
     portal.save()
     return portal
@@ -426,36 +427,46 @@ def _refresh(portal: Portal) -> str:
 # --- revoke ---------------------------------------------------------------------------------
 
 
+def revoke_token(portal: Portal) -> None:
+    """Revoke ``portal``'s refresh token at Zoho (killing its access tokens). Only talks
+    to Zoho: the caller decides what to keep. Raises Unavailable when Zoho cannot say yes."""
+    refresh = portal.get_refresh_token() if portal.refresh_token_encrypted else ""
+    if not refresh:
+        return
+    accounts_url = portal.accounts_url or portal.data_center_entry.accounts_url
+    client_id, _ = portal.oauth_client_credentials()
+    oauth = session_for(client_id)
+    try:
+        # Reference: https://www.zoho.com/accounts/protocol/oauth/web-server-applications.html
+        response = oauth.post(
+            f"{accounts_url}/oauth/v2/token/revoke",
+            params={"token": refresh},
+            timeout=_timeout(),
+        )
+    except requests.RequestException as error:
+        raise exc.Unavailable(
+            "Zoho's accounts server could not be reached to revoke the connection; the "
+            "tokens were deleted here. Revoke the app in your Zoho account if you can.",
+            detail=type(error).__name__,
+        ) from None
+    if response.status_code >= 500:
+        raise exc.Unavailable(
+            "Zoho's accounts server did not confirm the revocation; the tokens were deleted here.",
+            http_status=response.status_code,
+        )
+
+
 def revoke(portal: Portal) -> None:
-    """Revoke the refresh token at Zoho (killing its access tokens) and wipe them here.
+    """Revoke at Zoho and wipe the tokens here.
 
     The local wipe happens even when Zoho cannot be reached: a disconnect must
     not leave usable tokens behind. A Zoho failure is re-raised after the wipe.
     """
     failure: exc.SalesIQError | None = None
-    refresh = portal.get_refresh_token() if portal.refresh_token_encrypted else ""
-    if refresh:
-        accounts_url = portal.accounts_url or portal.data_center_entry.accounts_url
-        client_id, _ = portal.oauth_client_credentials()
-        oauth = session_for(client_id)
-        try:
-            # Reference: https://www.zoho.com/accounts/protocol/oauth/web-server-applications.html
-            response = oauth.post(
-                f"{accounts_url}/oauth/v2/token/revoke",
-                params={"token": refresh},
-                timeout=_timeout(),
-            )
-            if response.status_code >= 500:
-                failure = exc.Unavailable(
-                    "Zoho's accounts server did not confirm the revocation.",
-                    http_status=response.status_code,
-                )
-        except requests.RequestException as error:
-            failure = exc.Unavailable(
-                "Zoho's accounts server could not be reached to revoke the connection; the "
-                "tokens were deleted here. Revoke the app at accounts.zoho.com if you can.",
-                detail=type(error).__name__,
-            )
+    try:
+        revoke_token(portal)
+    except exc.SalesIQError as error:
+        failure = error
     Portal.objects.filter(pk=portal.pk).update(
         access_token_encrypted="",
         refresh_token_encrypted="",

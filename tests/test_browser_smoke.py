@@ -18,7 +18,8 @@ def test_it_signs_in_and_shows_the_portals_page(live_server, page, screenshot):
     page.click("button[type=submit]")
 
     page.wait_for_selector("h1:has-text('SalesIQ portals')")
-    assert "No SalesIQ portal is connected yet." in page.inner_text("main")
+    # A new user is a Viewer with no portal yet, and is told what to do about it.
+    assert "Ask an admin to give you access" in page.inner_text("main")
     # The stylesheet is vendored and served by the app itself.
     background = page.evaluate(
         "getComputedStyle(document.querySelector('.topbar')).backgroundColor"
@@ -41,9 +42,12 @@ def test_it_tells_a_wrong_password_in_plain_words(live_server, page):
 def test_it_shows_a_connected_portal_truthfully(live_server, page, connected_portal, screenshot):
     from siq_integration.client import SalesIQClient
 
+    from dashboard.models import Profile, Role
+
     portal = connected_portal()
     SalesIQClient(portal).list_departments()  # one real call, so "last call" has a time
-    get_user_model().objects.create_user("sam", password="a-long-test-password")
+    sam = get_user_model().objects.create_user("sam", password="a-long-test-password")
+    Profile.objects.create(user=sam, role=Role.SUPERVISOR).portals.add(portal)
 
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", "sam")

@@ -1,13 +1,282 @@
+"""Portals: list and health for everyone who may see them; add, connect, pick the
+screen name, re-register webhooks, edit and disconnect for Admins."""
+
 from __future__ import annotations
 
+import logging
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
+from siq_integration import connection, health, oauth
+from siq_integration.exceptions import OAuthError, SalesIQError, StateMismatch
 from siq_integration.models import Portal
+
+from ..access import admin_required, is_admin, portal_for, visible_portals
+from ..forms.portals import PortalForm, ScreenNameForm
+
+logger = logging.getLogger(__name__)
+
+
+# --- addresses ---------------------------------------------------------------------------
+
+
+def _absolute(request: HttpRequest, path: str) -> str:
+    if settings.PUBLIC_BASE_URL:
+        return settings.PUBLIC_BASE_URL + path
+    return request.build_absolute_uri(path)
+
+
+def redirect_uri(request: HttpRequest) -> str:
+    """The callback Zoho sends the admin back to; register it in Zoho's API console."""
+    return _absolute(request, reverse("oauth_callback"))
+
+
+def webhook_url(request: HttpRequest, portal: Portal) -> str:
+    return _absolute(request, reverse("webhook", args=[portal.pk]))
+
+
+def _has_port(url: str) -> bool:
+    return urlsplit(url).port is not None
+
+
+# --- pages ---------------------------------------------------------------------------------
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    portals = Portal.objects.all()
-    return render(request, "dashboard/home.html", {"portals": portals})
+    # The live dashboard takes this place once it exists; until then, the portals.
+    return redirect("portals")
+
+
+def _row(portal: Portal) -> dict:
+    return {
+        "portal": portal,
+        "health": health.portal_health(portal),
+        "webhook": health.webhook_health(portal),
+        "usage": health.budget_usage(portal),
+    }
+
+
+@login_required
+def portal_list(request: HttpRequest) -> HttpResponse:
+    rows = [_row(portal) for portal in visible_portals(request.user)]
+    return render(
+        request,
+        "portals/list.html",
+        {"rows": rows, "can_manage": is_admin(request.user)},
+    )
+
+
+@login_required
+def portal_detail(request: HttpRequest, portal_id) -> HttpResponse:
+    portal = portal_for(request.user, portal_id)
+    url = webhook_url(request, portal)
+    return render(
+        request,
+        "portals/detail.html",
+        {
+            **_row(portal),
+            "can_manage": is_admin(request.user),
+            "webhook_url": url,
+            "webhook_url_has_port": _has_port(url),
+            "webhook_keys": portal.webhook_keys.count(),
+        },
+    )
+
+
+# --- add, edit -----------------------------------------------------------------------------
+
+
+def _apply(form: PortalForm, portal: Portal) -> None:
+    data = form.cleaned_data
+    portal.name = data["name"]
+    if not form.fields["data_center"].disabled:
+        portal.data_center = data["data_center"]
+        portal.dialect = data["dialect"]
+    portal.plan = data["plan"]
+    portal.calls_per_minute, portal.calls_per_day = form.budget()
+    portal.screen_name = data["screen_name"]
+    portal.client_id = data["client_id"]
+    if not data["client_id"]:
+        portal.set_client_secret("")
+    elif data.get("client_secret"):
+        portal.set_client_secret(data["client_secret"])
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def portal_add(request: HttpRequest) -> HttpResponse:
+    form = PortalForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        portal = Portal()
+        _apply(form, portal)
+        portal.save()
+        return _send_to_consent(request, portal)
+    return render(
+        request,
+        "portals/form.html",
+        {"form": form, "adding": True, "redirect_uri": redirect_uri(request)},
+    )
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def portal_edit(request: HttpRequest, portal_id) -> HttpResponse:
+    portal = portal_for(request.user, portal_id)
+    form = PortalForm(request.POST or None, portal=portal, initial=PortalForm.initial_for(portal))
+    if request.method == "POST" and form.is_valid():
+        _apply(form, portal)
+        portal.save()
+        messages.success(request, f"Saved the settings of {portal.name}.")
+        return redirect("portal_detail", portal_id=portal.pk)
+    return render(
+        request,
+        "portals/form.html",
+        {"form": form, "portal": portal, "adding": False, "redirect_uri": redirect_uri(request)},
+    )
+
+
+# --- connecting ---------------------------------------------------------------------------
+
+
+def _send_to_consent(request: HttpRequest, portal: Portal) -> HttpResponse:
+    try:
+        url = oauth.start_authorization(
+            session=request.session, portal=portal, redirect_uri=redirect_uri(request)
+        )
+    except SalesIQError as failure:
+        return _failed(request, failure, portal)
+    return redirect(url)
+
+
+@admin_required
+@require_POST
+def portal_connect(request: HttpRequest, portal_id) -> HttpResponse:
+    return _send_to_consent(request, portal_for(request.user, portal_id))
+
+
+def _failed(request: HttpRequest, failure: SalesIQError, portal: Portal | None) -> HttpResponse:
+    logger.info(
+        "Connecting portal %s failed: %s", portal.pk if portal else "?", failure.technical()
+    )
+    return render(
+        request,
+        "portals/connect_failed.html",
+        {
+            "failure": failure,
+            "portal": portal,
+            "oauth_problem": isinstance(failure, OAuthError),
+        },
+        status=400,
+    )
+
+
+def _finish(request: HttpRequest, portal: Portal, outcome) -> HttpResponse:
+    if isinstance(outcome, connection.NeedsScreenName):
+        return redirect("portal_screen_name", portal_id=portal.pk)
+    connection.forget_pending(request.session, portal, revoke=False)
+    if portal.webhook_error:
+        messages.warning(
+            request,
+            f"{portal.name} is connected, but its webhook could not be registered: "
+            f"{portal.webhook_error}",
+        )
+    else:
+        messages.success(request, f"{portal.name} is connected.")
+    return redirect("portal_detail", portal_id=portal.pk)
+
+
+@admin_required
+@require_http_methods(["GET"])
+def oauth_callback(request: HttpRequest) -> HttpResponse:
+    """Zoho sends the admin back here after consent (or refusal)."""
+    pending = dict(request.session.get(oauth.SESSION_KEY, {}))
+    entry = pending.get(request.GET.get("state", ""))
+    portal = None
+    if entry:
+        portal = visible_portals(request.user).filter(pk=entry["portal"]).first()
+    try:
+        authorization = oauth.complete_authorization(
+            session=request.session, params=request.GET, redirect_uri=redirect_uri(request)
+        )
+        if portal is None:  # deleted meanwhile, or not this admin's
+            raise StateMismatch()
+        outcome = connection.complete_connection(
+            portal, authorization, webhook_url=webhook_url(request, portal)
+        )
+    except SalesIQError as failure:
+        return _failed(request, failure, portal)
+    if isinstance(outcome, connection.NeedsScreenName):
+        connection.remember_pending(request.session, authorization, outcome.choices)
+        if outcome.problem:
+            messages.error(request, outcome.problem)
+    return _finish(request, portal, outcome)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def portal_screen_name(request: HttpRequest, portal_id) -> HttpResponse:
+    portal = portal_for(request.user, portal_id)
+    try:
+        authorization, choices = connection.pending_for(request.session, portal)
+    except SalesIQError as failure:
+        return _failed(request, failure, portal)
+    if request.method == "POST" and "cancel" in request.POST:
+        connection.forget_pending(request.session, portal, revoke=True)
+        messages.info(request, f"Connecting {portal.name} was cancelled; nothing was saved.")
+        return redirect("portal_detail", portal_id=portal.pk)
+    options = [(c.screen_name, f"{c.name} ({c.screen_name})") for c in choices]
+    form = ScreenNameForm(request.POST or None, choices=options)
+    if request.method == "POST" and form.is_valid():
+        try:
+            outcome = connection.complete_connection(
+                portal,
+                authorization,
+                screen_name=form.cleaned_data["screen_name"],
+                webhook_url=webhook_url(request, portal),
+            )
+        except SalesIQError as failure:
+            connection.forget_pending(request.session, portal, revoke=False)
+            return _failed(request, failure, portal)
+        if isinstance(outcome, connection.NeedsScreenName) and outcome.problem:
+            form.add_error("typed", outcome.problem)
+        else:
+            return _finish(request, portal, outcome)
+    return render(request, "portals/screen_name.html", {"portal": portal, "form": form})
+
+
+@admin_required
+@require_POST
+def portal_webhook(request: HttpRequest, portal_id) -> HttpResponse:
+    portal = portal_for(request.user, portal_id)
+    if not portal.is_connected:
+        messages.error(request, f"Connect {portal.name} first; webhooks need a connection.")
+    elif connection.register_webhooks(portal, url=webhook_url(request, portal)):
+        messages.success(request, f"The webhook of {portal.name} is registered again.")
+    else:
+        messages.error(request, f"Registering the webhook failed: {portal.webhook_error}")
+    return redirect("portal_detail", portal_id=portal.pk)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def portal_disconnect(request: HttpRequest, portal_id) -> HttpResponse:
+    portal = portal_for(request.user, portal_id)
+    if request.method == "POST":
+        warnings = connection.disconnect(portal)
+        for warning in warnings:
+            messages.warning(request, warning)
+        messages.success(
+            request,
+            f"{portal.name} is disconnected: its sign-in is revoked and deleted. "
+            "Its history stays; connect it again at any time.",
+        )
+        return redirect("portal_detail", portal_id=portal.pk)
+    return render(request, "portals/disconnect.html", {"portal": portal})

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from siq_integration import oauth
+from siq_integration import connection, oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
 from siq_integration.models import Portal
@@ -53,10 +53,10 @@ class Command(BaseCommand):
         if not password:
             raise CommandError("DEMO_ADMIN_PASSWORD is not set; run the demo with `make demo`.")
         self._ensure_admin(password)
-        portal = self._ensure_portal(sim_url)
+        url = f"http://{options['host']}:{options['port']}/"
+        portal = self._ensure_portal(sim_url, url)
         summary = self._check_portal(portal)
 
-        url = f"http://{options['host']}:{options['port']}/"
         line = "─" * 64
         self.stdout.write(
             "\n".join(
@@ -161,7 +161,7 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
 
-    def _ensure_portal(self, sim_url: str) -> Portal:
+    def _ensure_portal(self, sim_url: str, dashboard_url: str) -> Portal:
         portal, _ = Portal.objects.get_or_create(
             name=DEMO_PORTAL["name"],
             defaults={
@@ -174,13 +174,13 @@ class Command(BaseCommand):
             },
         )
         # A fresh simulator knows none of the old tokens: connect again every time.
-        self._connect(portal, sim_url)
+        self._connect(portal, sim_url, dashboard_url)
         portal.refresh_from_db()
         return portal
 
-    def _connect(self, portal: Portal, sim_url: str) -> None:
-        """The real OAuth round trip, with the simulator approving the consent."""
-        redirect_uri = "http://127.0.0.1/demo-callback"  # never followed: we read the redirect
+    def _connect(self, portal: Portal, sim_url: str, dashboard_url: str) -> None:
+        """The same OAuth flow as the Connect button, with the simulator approving."""
+        redirect_uri = f"{dashboard_url}oauth/callback/"  # never followed: we read the redirect
         session: dict = {}
         consent_url = oauth.start_authorization(
             session=session, portal=portal, redirect_uri=redirect_uri
@@ -197,13 +197,16 @@ class Command(BaseCommand):
                 f"The simulator did not approve the demo connection ({answer.status_code})."
             )
         params = {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+        webhook = f"{dashboard_url}webhooks/salesiq/{portal.pk}/"
         try:
             authorization = oauth.complete_authorization(
                 session=session, params=params, redirect_uri=redirect_uri
             )
+            outcome = connection.complete_connection(portal, authorization, webhook_url=webhook)
         except SalesIQError as error:
             raise CommandError(f"Connecting the demo portal failed: {error.user_message}") from None
-        oauth.store_authorization(portal, authorization)
+        if isinstance(outcome, connection.NeedsScreenName):
+            raise CommandError("The demo portal's screen name is not reachable in the simulator.")
 
     def _check_portal(self, portal: Portal) -> str:
         client = SalesIQClient(portal)

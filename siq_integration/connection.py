@@ -1,0 +1,320 @@
+"""Connecting a portal: finish a consent, pick the screen name, check the grant,
+register webhooks, disconnect.
+
+A new grant is checked with its token pinned in memory before anything is saved:
+if SalesIQ refuses it (missing scope, wrong screen name) the portal stays exactly as
+it was and the fresh refresh token is revoked at Zoho. Nothing is ever half-saved.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import crypto, oauth
+from . import exceptions as exc
+from .budget import Priority
+from .client import SalesIQClient
+from .models import Portal, WebhookPublicKey
+from .normalised import Portal as RemotePortal
+from .webhooks import normalise_public_key
+
+logger = logging.getLogger(__name__)
+
+# The conversation events the dashboard uses.
+V2_WEBHOOK_EVENTS = [
+    "conversation.created",
+    "conversation.attender.updated",
+    "conversation.visitor.replied",
+    "conversation.operator.replied",
+    "conversation.transfer.initiated",
+    "conversation.transfer.accepted",
+    "conversation.transfer.rejected",
+    "conversation.completed",
+    "conversation.missed",
+    "conversation.rated",
+]
+REFERENCE_WEBHOOK_EVENTS = [
+    "chat.started",
+    "chat.ended",
+    "chat.missed",
+    "chat.rating",
+    "message.received",
+    "operator.status_changed",
+]
+
+PENDING_SESSION_KEY = "siq_pending_connection"
+
+
+class WrongScreenName(exc.Misconfigured):
+    default_message = "The Zoho account you approved with cannot reach that SalesIQ portal."
+
+
+@dataclass(frozen=True)
+class NeedsScreenName:
+    """The grant is good; the admin must say which of these portals this one is."""
+
+    choices: list[RemotePortal]
+    problem: str = ""  # why the admin must pick (a screen name that did not fit)
+
+
+# --- consent → connected --------------------------------------------------------------
+
+
+def _probe_copy(portal: Portal, authorization: oauth.Authorization, screen_name: str) -> Portal:
+    """An unsaved copy of ``portal`` as it would be with this grant (same pk: same budget)."""
+    probe = copy.copy(portal)
+    probe.data_center = authorization.data_center.code
+    probe.accounts_url = authorization.accounts_url
+    probe.screen_name = screen_name
+    return probe
+
+
+def _check_reach(client: SalesIQClient) -> None:
+    """One read per scope family the dashboard reads with: a missing scope is named."""
+    checks = [
+        ("SalesIQ.departments.READ", client.list_departments),
+        ("SalesIQ.operators.READ", lambda: client.list_operators()),
+        ("SalesIQ.conversations.READ", client.list_open_conversations),
+        ("SalesIQ.webhooks.READ", client.list_webhooks),
+    ]
+    if client.dialect.name == "reference":
+        checks = [
+            ("SalesIQ.settings.READ", client.list_departments),
+            ("SalesIQ.operators.READ", lambda: client.list_operators()),
+            ("SalesIQ.chats.READ", client.list_open_conversations),
+        ]
+    for scope, check in checks:
+        try:
+            check()
+        except exc.ScopeMissing as missing:
+            raise exc.ScopeMissing(scope=missing.scope or scope, code=missing.code) from None
+
+
+def complete_connection(
+    portal: Portal,
+    authorization: oauth.Authorization,
+    *,
+    screen_name: str = "",
+    webhook_url: str = "",
+) -> Portal | NeedsScreenName:
+    """Check the grant and, if SalesIQ accepts it, save it on ``portal``.
+
+    v2: the screen name is ``screen_name``, else the portal's own, else the only portal
+    the account reaches; with several and none named, NeedsScreenName lists them.
+    Raises a SalesIQError (nothing saved, the new grant revoked) when SalesIQ says no.
+    """
+    tokens = authorization.tokens
+    try:
+        wanted = (screen_name or portal.screen_name).strip()
+        probe = _probe_copy(portal, authorization, wanted)
+        client = SalesIQClient(probe, priority=Priority.ACTION, access_token=tokens.access_token)
+        if probe.dialect == "v2":
+            try:
+                reachable = client.list_portals()
+            except exc.ScopeMissing:
+                raise exc.ScopeMissing(scope="SalesIQ.portals.READ") from None
+            names = {remote.screen_name for remote in reachable}
+            if not wanted:
+                if len(reachable) == 1:
+                    wanted = reachable[0].screen_name
+                elif reachable:
+                    return NeedsScreenName(choices=reachable)
+                else:
+                    raise WrongScreenName(
+                        "The Zoho account you approved with has no SalesIQ portal in this data "
+                        "centre. Connect again and sign in to Zoho with an account of the portal."
+                    )
+            elif names and wanted not in names:
+                # Not a dead end: the grant is good, only the name is wrong.
+                return NeedsScreenName(
+                    choices=reachable,
+                    problem=(
+                        f"The Zoho account you approved with cannot reach a SalesIQ portal "
+                        f"named “{wanted}”. Pick one it can reach, or connect again with "
+                        "another Zoho account."
+                    ),
+                )
+            probe.screen_name = wanted
+        _check_reach(client)
+    except exc.SalesIQError:
+        _revoke_quietly(portal, authorization)
+        raise
+    with transaction.atomic():
+        portal.screen_name = probe.screen_name
+        portal.last_error = ""
+        portal.last_error_code = ""
+        portal.last_error_kind = ""
+        portal.problem_since = None
+        portal.rate_limit_strikes = 0
+        oauth.store_authorization(portal, authorization)  # saves
+    if webhook_url:
+        register_webhooks(portal, url=webhook_url)
+    return portal
+
+
+def _revoke_quietly(portal: Portal, authorization: oauth.Authorization) -> None:
+    """Give a refused grant back to Zoho; a failure here changes nothing for the admin."""
+    throwaway = _probe_copy(portal, authorization, portal.screen_name)
+    throwaway.refresh_token_encrypted = Portal._write(authorization.tokens.refresh_token)
+    try:
+        oauth.revoke_token(throwaway)
+    except exc.SalesIQError as failure:
+        logger.info("Could not revoke a refused grant for portal %s: %s", portal.pk, failure)
+
+
+# --- the pending grant while the admin picks a screen name ------------------------------
+
+
+def remember_pending(
+    session: Any, authorization: oauth.Authorization, choices: list[RemotePortal]
+) -> None:
+    """Keep the grant (encrypted) in the admin's session while they pick the screen name."""
+    tokens = authorization.tokens
+    session[PENDING_SESSION_KEY] = {
+        "portal": authorization.portal_id,
+        "dc": authorization.data_center.code,
+        "accounts_url": authorization.accounts_url,
+        "access": crypto.encrypt(tokens.access_token),
+        "refresh": crypto.encrypt(tokens.refresh_token),
+        "expires_at": tokens.expires_at.isoformat(),
+        "scopes": list(tokens.scopes),
+        "choices": [[c.screen_name, c.name] for c in choices],
+        "created": timezone.now().isoformat(),
+    }
+
+
+def pending_for(session: Any, portal: Portal) -> tuple[oauth.Authorization, list[RemotePortal]]:
+    """The grant waiting in the session for ``portal``; StateMismatch when there is none."""
+    from django.conf import settings
+
+    raw = session.get(PENDING_SESSION_KEY)
+    if not raw or raw.get("portal") != str(portal.pk):
+        raise exc.StateMismatch(
+            "There is no Zoho sign-in waiting for this portal (it expired or was used). "
+            "Connect the portal again."
+        )
+    created = datetime.fromisoformat(raw["created"])
+    if timezone.now() - created > oauth.STATE_TTL:
+        session.pop(PENDING_SESSION_KEY, None)
+        raise exc.StateMismatch("The Zoho sign-in waited too long. Connect the portal again.")
+    dc = settings.SIQ_DATA_CENTERS[raw["dc"]]
+    authorization = oauth.Authorization(
+        portal_id=raw["portal"],
+        data_center=dc,
+        accounts_url=raw["accounts_url"],
+        tokens=oauth.TokenSet(
+            access_token=crypto.decrypt(raw["access"]),
+            refresh_token=crypto.decrypt(raw["refresh"]),
+            expires_at=datetime.fromisoformat(raw["expires_at"]),
+            scopes=tuple(raw["scopes"]),
+        ),
+    )
+    choices = [RemotePortal(id="", screen_name=s, name=n) for s, n in raw["choices"]]
+    return authorization, choices
+
+
+def forget_pending(session: Any, portal: Portal, *, revoke: bool) -> None:
+    try:
+        authorization, _ = pending_for(session, portal)
+    except exc.SalesIQError:
+        authorization = None
+    session.pop(PENDING_SESSION_KEY, None)
+    if revoke and authorization is not None:
+        _revoke_quietly(portal, authorization)
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+
+def register_webhooks(portal: Portal, *, url: str) -> bool:
+    """(Re-)register the dashboard's webhook for ``portal``. Records the outcome on the
+    portal (``webhook_error`` in words); returns whether it worked."""
+    client = SalesIQClient(portal, priority=Priority.ACTION)
+    try:
+        for hook in client.list_webhooks():
+            if hook.id == portal.webhook_id or hook.url == url:
+                client.delete_webhook(hook.id)
+        if portal.dialect == "v2":
+            hook = client.register_webhook(url=url, events=V2_WEBHOOK_EVENTS)
+            key = client.create_webhook_key(hook.id)
+            pem = normalise_public_key(key.public_key_pem)
+            with transaction.atomic():
+                WebhookPublicKey.objects.filter(portal=portal).delete()
+                WebhookPublicKey.objects.create(portal=portal, key_id=key.id, public_key_pem=pem)
+                _save_webhook(portal, hook_id=hook.id, url=url, secret="")
+        else:
+            secret = secrets.token_urlsafe(32)
+            hook = client.register_webhook(url=url, events=REFERENCE_WEBHOOK_EVENTS, secret=secret)
+            _save_webhook(portal, hook_id=hook.id, url=url, secret=secret)
+    except (exc.SalesIQError, ValueError) as failure:
+        message = (
+            failure.user_message
+            if isinstance(failure, exc.SalesIQError)
+            else "SalesIQ returned a webhook key the dashboard cannot read."
+        )
+        Portal.objects.filter(pk=portal.pk).update(webhook_error=message[:500])
+        portal.webhook_error = message
+        return False
+    return True
+
+
+def _save_webhook(portal: Portal, *, hook_id: str, url: str, secret: str) -> None:
+    portal.webhook_id = hook_id
+    portal.webhook_url = url
+    portal.set_webhook_secret(secret)
+    portal.webhook_registered_at = timezone.now()
+    portal.webhook_error = ""
+    portal.save(
+        update_fields=[
+            "webhook_id",
+            "webhook_url",
+            "webhook_secret_encrypted",
+            "webhook_registered_at",
+            "webhook_error",
+            "updated_at",
+        ]
+    )
+
+
+# --- disconnect ---------------------------------------------------------------------------
+
+
+def disconnect(portal: Portal) -> list[str]:
+    """Delete the webhook registration, revoke the grant at Zoho, wipe the tokens.
+
+    The portal and its history stay; it can be connected again. Returns what could not
+    be done at SalesIQ or Zoho, in words (the local wipe always happens).
+    """
+    warnings: list[str] = []
+    if portal.webhook_id and portal.is_connected:
+        try:
+            SalesIQClient(portal, priority=Priority.ACTION).delete_webhook(portal.webhook_id)
+        except exc.SalesIQError as failure:
+            warnings.append(
+                "The webhook registration could not be deleted at SalesIQ "
+                f"({failure.user_message}) Delete it in SalesIQ's settings if deliveries "
+                "keep arriving."
+            )
+    try:
+        oauth.revoke(portal)
+    except exc.SalesIQError as failure:
+        warnings.append(failure.user_message)
+    with transaction.atomic():
+        WebhookPublicKey.objects.filter(portal=portal).delete()
+        portal.refresh_from_db()
+        portal.webhook_id = ""
+        portal.webhook_secret_encrypted = ""
+        portal.webhook_registered_at = None
+        portal.webhook_error = ""
+        portal.disconnected_at = timezone.now()
+        portal.connected_at = None
+        portal.save()
+    return warnings

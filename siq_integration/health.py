@@ -1,0 +1,121 @@
+"""A portal's connection health, in words an admin understands at a glance."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from . import budget
+from .models import Portal
+
+_RECONNECT = {"TokenInvalid", "ReconnectNeeded", "TokenDecryptionError", "ScopeMissing"}
+_MISCONFIGURED = {"Misconfigured", "WrongScreenName"}
+_UNREACHABLE = {"Unavailable"}
+_SLOWED = {"RateLimited", "TokenRefreshLimited"}
+
+
+class State(enum.StrEnum):
+    CONNECTED = "connected"
+    SLOWED = "slowed"
+    RECONNECT = "reconnect"
+    UNREACHABLE = "unreachable"
+    MISCONFIGURED = "misconfigured"
+    DEGRADED = "degraded"
+    DISCONNECTED = "disconnected"
+    NOT_CONNECTED = "not_connected"
+
+
+@dataclass(frozen=True)
+class Health:
+    state: State
+    label: str  # the badge: "Connected", "Reconnect needed" …
+    sentence: str  # what is wrong and what to do, or what is fine
+    tone: str  # ok / warn / bad / off, for colour
+    since: datetime | None = None  # when the current problem began
+
+
+@dataclass(frozen=True)
+class WebhookHealth:
+    label: str
+    sentence: str
+    tone: str
+
+
+def _current_problem(portal: Portal) -> bool:
+    return bool(portal.last_error_at) and (
+        portal.last_success_at is None or portal.last_error_at > portal.last_success_at
+    )
+
+
+def portal_health(portal: Portal, *, now: datetime | None = None) -> Health:
+    now = now or timezone.now()
+    if not portal.is_connected or portal.connected_at is None:
+        if portal.disconnected_at:
+            return Health(
+                State.DISCONNECTED,
+                "Disconnected",
+                "An admin disconnected this portal. Connect it again to resume.",
+                "off",
+                since=portal.disconnected_at,
+            )
+        return Health(
+            State.NOT_CONNECTED,
+            "Not connected",
+            "This portal has not been connected to SalesIQ yet.",
+            "off",
+        )
+    if portal.rate_limited_until and portal.rate_limited_until > now:
+        return Health(
+            State.SLOWED,
+            "Slowed down",
+            "SalesIQ asked the dashboard to pause; calls resume by themselves.",
+            "warn",
+            since=portal.rate_limited_until,
+        )
+    if _current_problem(portal):
+        kind = portal.last_error_kind
+        since = portal.problem_since or portal.last_error_at
+        if kind in _RECONNECT:
+            return Health(State.RECONNECT, "Reconnect needed", portal.last_error, "bad", since)
+        if kind in _MISCONFIGURED:
+            return Health(State.MISCONFIGURED, "Misconfigured", portal.last_error, "bad", since)
+        if kind in _UNREACHABLE:
+            return Health(
+                State.UNREACHABLE,
+                "SalesIQ unreachable",
+                f"{portal.last_error} The dashboard keeps trying by itself.",
+                "bad",
+                since,
+            )
+        if kind in _SLOWED:
+            return Health(State.SLOWED, "Slowed down", portal.last_error, "warn", since)
+        return Health(State.DEGRADED, "Connected, with errors", portal.last_error, "warn", since)
+    return Health(State.CONNECTED, "Connected", "SalesIQ answers normally.", "ok")
+
+
+def webhook_health(portal: Portal, *, now: datetime | None = None) -> WebhookHealth:
+    now = now or timezone.now()
+    if portal.webhook_error and not portal.webhook_id:
+        return WebhookHealth("Not registered", portal.webhook_error, "bad")
+    if not portal.webhook_id:
+        return WebhookHealth(
+            "Not registered",
+            "SalesIQ is not sending events yet; the dashboard relies on polling alone.",
+            "off",
+        )
+    if portal.webhook_error:
+        return WebhookHealth("Registration failed", portal.webhook_error, "bad")
+    if portal.last_webhook_at is None:
+        return WebhookHealth("Registered", "Registered; no delivery has arrived yet.", "ok")
+    if portal.last_webhook_ok is False:
+        return WebhookHealth("Refused a delivery", portal.last_webhook_problem, "bad")
+    if now - portal.last_webhook_at > timedelta(hours=1):
+        return WebhookHealth("Registered", "Registered; no delivery for over an hour.", "warn")
+    return WebhookHealth("Receiving", "Deliveries arrive and their signatures check out.", "ok")
+
+
+def budget_usage(portal: Portal) -> budget.Usage:
+    return budget.usage(portal)
