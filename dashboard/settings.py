@@ -147,8 +147,12 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (the web server, the worker) write: wait for the lock instead of
     # failing, take the write lock at BEGIN so reads never need an upgrade, and use WAL
     # so readers do not block the writer.
-    # Tests use a file too: threads and a live server must see the same database.
-    _database["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # Tests use a file too (threads and live servers must see the same database), one per
+    # test run: the name goes into the environment so child processes find the same file.
+    _test_db = os.environ.setdefault(
+        "SIQ_TEST_DB_NAME", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")
+    )
+    _database["TEST"] = {"NAME": _test_db}
     _database["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",

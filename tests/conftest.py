@@ -22,6 +22,12 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-results"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Real hashing costs half a second a user by design; tests need none of that."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def simulator() -> Iterator:
     """One simulator for the session, life off: tests make scenes happen explicitly."""

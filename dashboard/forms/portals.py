@@ -109,7 +109,7 @@ class PortalForm(forms.Form):
         data = super().clean()
         plan = data.get("plan")
         if plan == Plan.CUSTOM and not (data.get("calls_per_minute") and data.get("calls_per_day")):
-            raise forms.ValidationError("A custom plan needs both calls a minute and a day.")
+            self.add_error(None, "A custom plan needs both calls a minute and a day.")
         client_id = (data.get("client_id") or "").strip()
         data["client_id"] = client_id
         stored_secret = bool(self.portal and self.portal.client_secret_encrypted)
