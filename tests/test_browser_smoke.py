@@ -40,9 +40,8 @@ def test_it_tells_a_wrong_password_in_plain_words(live_server, page):
 
 
 def test_it_shows_a_connected_portal_truthfully(live_server, page, connected_portal, screenshot):
-    from siq_integration.client import SalesIQClient
-
     from dashboard.models import Profile, Role
+    from siq_integration.client import SalesIQClient
 
     portal = connected_portal()
     SalesIQClient(portal).list_departments()  # one real call, so "last call" has a time
