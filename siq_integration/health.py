@@ -98,6 +98,10 @@ def portal_health(portal: Portal, *, now: datetime | None = None) -> Health:
 
 def webhook_health(portal: Portal, *, now: datetime | None = None) -> WebhookHealth:
     now = now or timezone.now()
+    if not portal.is_connected:
+        return WebhookHealth(
+            "Not registered", "The portal is not connected, so SalesIQ sends nothing.", "off"
+        )
     if portal.webhook_error and not portal.webhook_id:
         return WebhookHealth("Not registered", portal.webhook_error, "bad")
     if not portal.webhook_id:

@@ -1,0 +1,104 @@
+"""An admin connects a simulator portal by hand in Chromium, disconnects and reconnects it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from siq_integration.models import Portal
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def sign_in(page, base: str) -> None:
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('SalesIQ portals')")
+
+
+def consent_as(page, account: str) -> None:
+    page.wait_for_selector("#consent")
+    page.select_option("#account", account)
+    page.click("#accept")
+
+
+def test_it_connects_disconnects_and_reconnects_a_portal(
+    live_server, page, screenshot, simulator, sim_settings
+):
+    screen = f"p{uuid.uuid4().hex[:10]}"
+    simulator.add_portal(screen, dialect="v2", dc="sim", open_chats=2)
+    simulator.add_portal(f"{screen}x", dialect="v2", dc="sim", open_chats=0)  # a second choice
+    get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
+    account = f"admin@{screen}.example"
+
+    sign_in(page, live_server.url)
+    page.click("text=Add portal")
+    page.fill("#id_name", "Zylker support")
+    page.select_option("#id_data_center", "sim")
+    screenshot("portal-add-form")
+    page.click("text=Continue to Zoho sign-in")
+
+    consent_as(page, account)  # the simulator's own consent page
+
+    page.wait_for_selector("h1:has-text('Which SalesIQ portal')")
+    screenshot("portal-pick-screen-name")
+    page.check(f"input[value='{screen}']")
+    page.click("text=Connect this portal")
+
+    page.wait_for_selector(".status-banner")
+    assert "Connected" in page.inner_text(".status-banner")
+    assert "Zylker support is connected." in page.inner_text(".messages")
+    portal = Portal.objects.get(name="Zylker support")
+    hooks = simulator.state(screen)["portals"][0]["webhooks"]
+    assert [hook["url"] for hook in hooks] == [f"{live_server.url}/webhooks/salesiq/{portal.pk}/"]
+
+    # SalesIQ delivers a signed event; the page says it arrived and checked out.
+    simulator.create_conversation(screen)
+    for _ in range(50):
+        portal.refresh_from_db()
+        if portal.last_webhook_at:
+            break
+        page.wait_for_timeout(100)
+    page.reload()
+    assert "signature verified" in page.inner_text("main")
+    screenshot("portal-connected")
+
+    page.click("text=Disconnect")
+    page.click("button:has-text('Disconnect')")
+    page.wait_for_selector(".status-banner")
+    assert "Disconnected" in page.inner_text(".status-banner")
+    assert simulator.state(screen)["portals"][0]["webhooks"] == []
+    screenshot("portal-disconnected")
+
+    page.click("button:has-text('Connect')")
+    consent_as(page, account)
+    page.wait_for_selector(".status-banner")
+    assert "Connected" in page.inner_text(".status-banner")
+    assert Portal.objects.filter(name="Zylker support").count() == 1
+
+
+def test_it_shows_a_refused_consent_in_words(
+    live_server, page, screenshot, simulator, sim_settings
+):
+    screen = f"p{uuid.uuid4().hex[:10]}"
+    simulator.add_portal(screen, dialect="v2", dc="sim", open_chats=0)
+    get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
+
+    sign_in(page, live_server.url)
+    page.click("text=Add portal")
+    page.fill("#id_name", "Refused")
+    page.select_option("#id_data_center", "sim")
+    page.fill("#id_screen_name", screen)
+    page.click("text=Continue to Zoho sign-in")
+    page.wait_for_selector("#consent")
+    page.click("#deny")
+
+    page.wait_for_selector("[role=alert]")
+    assert "the connection was not approved" in page.inner_text("[role=alert]")
+    assert "Try connecting again" in page.inner_text("main")
+    screenshot("portal-consent-refused")
+    assert not Portal.objects.get(name="Refused").is_connected
