@@ -186,6 +186,20 @@ def test_it_changes_role_portals_and_details(admin_client):
     assert list(access.visible_portals(sam)) == [south]
 
 
+def test_it_fills_the_edit_form_with_the_current_role_and_portals(admin_client):
+    north, _south = make_portal("North"), make_portal("South")
+    sam = make_user("sam", Role.SUPERVISOR, north, email="sam@example.com")
+
+    form = admin_client.get(f"/users/{sam.pk}/edit/").context["form"]
+
+    assert form["role"].value() == Role.SUPERVISOR
+    assert [str(pk) for pk in form["portals"].value()] == [str(north.pk)]
+    assert form["email"].value() == "sam@example.com"
+    assert form["is_active"].value() is True
+    checked = [radio.data["value"] for radio in form["role"] if radio.data["selected"]]
+    assert checked == ["supervisor"]
+
+
 def test_it_gives_a_user_without_a_profile_one_on_save(admin_client):
     north = make_portal("North")
     sam = make_user("sam")  # e.g. made with manage.py: a Viewer with no Profile yet
