@@ -194,3 +194,31 @@ def test_it_answers_404_for_an_unknown_webhook_address(client):
         content_type="application/json",
     )
     assert response.status_code == 404
+
+
+def test_it_keeps_query_strings_out_of_the_access_log():
+    import io
+
+    from dashboard.serving import AccessLogWithoutQueries
+
+    stream = io.StringIO()
+    log = AccessLogWithoutQueries(stream)
+    log(
+        "http",
+        "complete",
+        {
+            "client": "127.0.0.1:5",
+            "method": "GET",
+            "status": 302,
+            "size": 0,
+            "path": "/oauth/callback/?code=1000.secret-code&state=s",
+        },
+    )
+    log(
+        "http",
+        "complete",
+        {"client": "127.0.0.1:5", "method": "GET", "status": 200, "size": 9, "path": "/portals/"},
+    )
+    written = stream.getvalue()
+    assert "secret-code" not in written and "/oauth/callback/?…" in written
+    assert '"GET /portals/"' in written

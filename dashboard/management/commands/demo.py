@@ -74,20 +74,9 @@ class Command(BaseCommand):
             )
         )
         sys.stdout.flush()
-        from daphne.cli import CommandLineInterface
+        from dashboard import serving
 
-        # No websocket cut-off: supervisors keep this page open all day.
-        CommandLineInterface().run(
-            [
-                "-b",
-                options["host"],
-                "-p",
-                str(options["port"]),
-                "--websocket_timeout",
-                "-1",
-                "dashboard.asgi:application",
-            ]
-        )
+        serving.run(host=options["host"], port=options["port"])
 
     def _check_port_free(self, host: str, port: int) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
