@@ -33,6 +33,10 @@ CANNOT_DEACTIVATE_SELF = (
     "in again. Ask another admin to do it."
 )
 SUPERUSER_IS_ADMIN = "A superuser is always an Admin; their role cannot be changed here."
+ONLY_SUPERUSERS_GUARD_SUPERUSERS = (
+    "Only a superuser can change a superuser's password or deactivate them (they also reach "
+    "Django's admin site)."
+)
 
 
 # --- selectors --------------------------------------------------------------------------
@@ -121,12 +125,19 @@ def user_update(
     """Change a user's details, role, portal access and, when given, password.
 
     ``by`` is the admin making the change. Raises ValidationError (keyed by field: ``role``,
-    ``is_active``) and saves nothing when the change would lock ``by`` out, or would give a
-    superuser a role other than Admin. A blank ``new_password`` keeps the current one.
+    ``is_active``, ``new_password1``) and saves nothing when the change would lock ``by``
+    out, give a superuser a role other than Admin, or let a non-superuser take over a
+    superuser. A blank ``new_password`` keeps the current one.
     """
     problems: dict[str, str] = {}
     if user.is_superuser and role != Role.ADMIN:
         problems["role"] = SUPERUSER_IS_ADMIN
+    if user.is_superuser and not by.is_superuser:
+        # Otherwise an Admin could take over a superuser account and, with it, /admin/.
+        if new_password:
+            problems["new_password1"] = ONLY_SUPERUSERS_GUARD_SUPERUSERS
+        if not is_active and user.is_active:
+            problems["is_active"] = ONLY_SUPERUSERS_GUARD_SUPERUSERS
     if user.pk == by.pk:
         if role != Role.ADMIN:
             problems["role"] = CANNOT_DEMOTE_SELF

@@ -532,3 +532,30 @@ def test_it_tells_an_admin_in_the_browser_why_they_cannot_lock_themselves_out(
     assert "so always an Admin" in page.inner_text("main")
     assert page.locator("input[name=role]").count() == 0
     screenshot("users-edit-superuser")
+
+
+def test_it_lets_only_a_superuser_take_a_superusers_password_or_account(admin_client, db):
+    root = get_user_model().objects.create_superuser("root", "root@example.org", PASSWORD)
+    before = root.password
+
+    response = admin_client.post(
+        f"/users/{root.pk}/edit/",
+        edit_form(root, role="admin", new_password1=NEW_PASSWORD, new_password2=NEW_PASSWORD),
+    )
+    assert response.status_code == 200
+    assert "Only a superuser can change a superuser" in response.content.decode()
+    response = admin_client.post(
+        f"/users/{root.pk}/edit/", edit_form(root, role="admin", is_active=None)
+    )
+    assert "Only a superuser can change a superuser" in response.content.decode()
+    root.refresh_from_db()
+    assert root.password == before and root.is_active
+
+    other_root = get_user_model().objects.create_superuser("root2", "r2@example.org", PASSWORD)
+    response = signed_in(other_root).post(
+        f"/users/{root.pk}/edit/",
+        edit_form(root, role="admin", new_password1=NEW_PASSWORD, new_password2=NEW_PASSWORD),
+    )
+    assert response.status_code == 302
+    root.refresh_from_db()
+    assert root.check_password(NEW_PASSWORD)
