@@ -277,6 +277,26 @@ class SalesIQClient:
         items = payload.data if isinstance(payload.data, list) else []
         return [self.dialect.parse_portal(item) for item in items if isinstance(item, dict)]
 
+    def probe(self, resource: str) -> None:
+        """One small read of ``resource`` (conversations, operators, departments, webhooks):
+        proves the grant reaches it without paging through everything."""
+        paths = {
+            "conversations": (
+                self.dialect.conversations_path(),
+                self.dialect.open_conversation_queries()[0],
+            ),
+            "operators": ("/operators", {}),
+            "departments": (
+                "/departments" if isinstance(self.dialect, dialects.V2) else "/brands",
+                {},
+            ),
+            "webhooks": ("/webhooks", {}),
+        }
+        path, params = paths[resource]
+        if resource != "webhooks":
+            params = {**params, **self.dialect.page_params(1, 1)}
+        self._request(Call("GET", path, params=params))
+
     def list_open_conversations(self) -> list[Conversation]:
         """Every waiting and connected chat, all pages."""
         seen: dict[str, Conversation] = {}

@@ -78,22 +78,23 @@ def _probe_copy(portal: Portal, authorization: oauth.Authorization, screen_name:
 
 
 def _check_reach(client: SalesIQClient) -> None:
-    """One read per scope family the dashboard reads with: a missing scope is named."""
-    checks = [
-        ("SalesIQ.departments.READ", client.list_departments),
-        ("SalesIQ.operators.READ", lambda: client.list_operators()),
-        ("SalesIQ.conversations.READ", client.list_open_conversations),
-        ("SalesIQ.webhooks.READ", client.list_webhooks),
-    ]
-    if client.dialect.name == "reference":
+    """One small read per scope family the dashboard reads with: a missing scope is named."""
+    if client.dialect.name == "v2":
         checks = [
-            ("SalesIQ.settings.READ", client.list_departments),
-            ("SalesIQ.operators.READ", lambda: client.list_operators()),
-            ("SalesIQ.chats.READ", client.list_open_conversations),
+            ("SalesIQ.departments.READ", "departments"),
+            ("SalesIQ.operators.READ", "operators"),
+            ("SalesIQ.conversations.READ", "conversations"),
+            ("SalesIQ.webhooks.READ", "webhooks"),
         ]
-    for scope, check in checks:
+    else:
+        checks = [
+            ("SalesIQ.settings.READ", "departments"),
+            ("SalesIQ.operators.READ", "operators"),
+            ("SalesIQ.chats.READ", "conversations"),
+        ]
+    for scope, resource in checks:
         try:
-            check()
+            client.probe(resource)
         except exc.ScopeMissing as missing:
             raise exc.ScopeMissing(scope=missing.scope or scope, code=missing.code) from None
 
