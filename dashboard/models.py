@@ -1,4 +1,6 @@
-"""Who may see and do what: a role per user and the portals they are assigned to."""
+"""The dashboard's own state: who may see what (roles, portal access) and the live state
+of every portal (departments, operators, chats) with the inbox of webhook deliveries and
+the worker's polling state."""
 
 from __future__ import annotations
 
@@ -32,3 +34,197 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()})"
+
+
+# --- live state -----------------------------------------------------------------------------
+# Everything below is written only by dashboard.live (and the inbox by dashboard.ingest).
+
+
+class ChatStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    CONNECTED = "connected", "Connected"
+    ENDED = "ended", "Ended"
+    MISSED = "missed", "Missed"
+
+
+OPEN_CHAT_STATUSES = (ChatStatus.WAITING, ChatStatus.CONNECTED)
+
+
+class OperatorStatus(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    BUSY = "busy", "Busy"
+    AWAY = "away", "Away"
+    OFFLINE = "offline", "Offline"
+
+
+class Source(models.TextChoices):
+    WEBHOOK = "webhook", "webhook"
+    POLL = "poll", "poll"
+    ACTION = "action", "action"
+
+
+class Department(models.Model):
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="departments")
+    remote_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portal", "remote_id"], name="unique_department")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Operator(models.Model):
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="operators")
+    remote_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    email = models.CharField(max_length=254, blank=True)
+    status = models.CharField(
+        max_length=16, choices=OperatorStatus.choices, default=OperatorStatus.OFFLINE
+    )
+    # When the operator entered this status, as far as the dashboard knows.
+    status_since = models.DateTimeField(null=True)
+    status_message = models.CharField(max_length=300, blank=True)
+    enabled = models.BooleanField(default=True)
+    department_ids = models.JSONField(default=list)  # SalesIQ ids
+    max_chats = models.PositiveIntegerField(null=True)  # capacity
+    role = models.CharField(max_length=40, blank=True)
+    # The newest fact applied and where it came from: an older one never overwrites it.
+    fact_at = models.DateTimeField()
+    source = models.CharField(max_length=8, choices=Source.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portal", "remote_id"], name="unique_operator")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Chat(models.Model):
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="chats")
+    remote_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=ChatStatus.choices)
+    visitor_id = models.CharField(max_length=64, blank=True)
+    visitor_name = models.CharField(max_length=200, blank=True)
+    visitor_email = models.CharField(max_length=254, blank=True)
+    visitor_details = models.JSONField(default=dict)
+    question = models.TextField(blank=True)
+    operator_id = models.CharField(max_length=64, blank=True)  # SalesIQ id
+    operator_name = models.CharField(max_length=200, blank=True)
+    department_id = models.CharField(max_length=64, blank=True)  # SalesIQ id
+    department_name = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(null=True)
+    waiting_since = models.DateTimeField(null=True)  # set while waiting for pickup
+    attended_at = models.DateTimeField(null=True)
+    ended_at = models.DateTimeField(null=True)
+    last_message_text = models.TextField(blank=True)
+    last_message_at = models.DateTimeField(null=True)
+    last_message_sender = models.CharField(max_length=16, blank=True)
+    rating = models.SmallIntegerField(null=True)
+    feedback = models.TextField(blank=True)
+    transfer_status = models.CharField(max_length=16, blank=True)
+    transfer_to = models.CharField(max_length=200, blank=True)
+    transcript_loaded_at = models.DateTimeField(null=True)
+    # Ended because a complete poll no longer listed it (not because SalesIQ said so):
+    # a later poll that lists it open again may reopen it.
+    inferred_end = models.BooleanField(default=False)
+    fact_at = models.DateTimeField()
+    source = models.CharField(max_length=8, choices=Source.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["portal", "remote_id"], name="unique_chat")]
+        indexes = [models.Index(fields=["portal", "status"], name="chat_portal_status")]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_name or self.remote_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_CHAT_STATUSES
+
+    @property
+    def awaiting_reply(self) -> bool:
+        """The visitor wrote last and nobody has answered yet."""
+        return self.is_open and self.last_message_sender == "visitor"
+
+
+class ChatMessage(models.Model):
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    remote_id = models.CharField(max_length=64)
+    sender_type = models.CharField(max_length=16)
+    sender_name = models.CharField(max_length=200, blank=True)
+    text = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "remote_id"], name="unique_chat_message")
+        ]
+        ordering = ["sent_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.sender_type}: {self.text[:40]}"
+
+
+class InboxEvent(models.Model):
+    """A webhook delivery, stored before SalesIQ gets its answer; applied after commit."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        APPLYING = "applying"
+        APPLIED = "applied"
+        UNKNOWN = "unknown"  # an event type the dashboard does not use: kept, not applied
+        FAILED = "failed"
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="inbox")
+    dedupe_key = models.CharField(max_length=64)
+    event_name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=40)
+    body = models.TextField()
+    attempt = models.PositiveSmallIntegerField(default=1)
+    received_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    claimed_at = models.DateTimeField(null=True)
+    applied_at = models.DateTimeField(null=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portal", "dedupe_key"], name="unique_delivery")
+        ]
+        indexes = [models.Index(fields=["state", "received_at"], name="inbox_state_received")]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} ({self.state})"
+
+
+class PortalSync(models.Model):
+    """How fresh a portal's live state is, and which worker polls it (a lease)."""
+
+    portal = models.OneToOneField(Portal, on_delete=models.CASCADE, related_name="sync")
+    lease_holder = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True)
+    heartbeat_at = models.DateTimeField(null=True)
+    operators_sync_time = models.CharField(max_length=40, blank=True)  # v2 last_sync_time
+    operators_polled_at = models.DateTimeField(null=True)
+    operators_full_at = models.DateTimeField(null=True)
+    chats_polled_at = models.DateTimeField(null=True)  # last complete open-chats snapshot
+    departments_polled_at = models.DateTimeField(null=True)
+    last_event_at = models.DateTimeField(null=True)  # last webhook event applied
+    unknown_events = models.PositiveIntegerField(default=0)
+    last_unknown_event = models.CharField(max_length=100, blank=True)
+    last_poll_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"sync of {self.portal}"

@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import health, portals, users, webhooks
+from .views import health, live, portals, users, webhooks
 
 urlpatterns = [
-    path("", portals.home, name="home"),
+    path("", live.dashboard, name="home"),
+    path("live/chats/<int:chat_id>/", live.chat_drawer, name="chat_drawer"),
+    path("api/portals/<uuid:portal_id>/snapshot.json", live.snapshot_json, name="snapshot_json"),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

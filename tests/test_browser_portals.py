@@ -17,6 +17,8 @@ def sign_in(page, base: str) -> None:
     page.fill("#id_username", "ada")
     page.fill("#id_password", "a-long-test-password")
     page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/portals/")
     page.wait_for_selector("h1:has-text('SalesIQ portals')")
 
 

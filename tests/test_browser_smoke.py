@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_it_signs_in_and_shows_the_portals_page(live_server, page, screenshot):
+def test_it_signs_in_and_says_what_to_do_without_portals(live_server, page, screenshot):
     get_user_model().objects.create_user("sam", password="a-long-test-password")
 
     page.goto(f"{live_server.url}/")
@@ -17,7 +17,7 @@ def test_it_signs_in_and_shows_the_portals_page(live_server, page, screenshot):
     page.fill("#id_password", "a-long-test-password")
     page.click("button[type=submit]")
 
-    page.wait_for_selector("h1:has-text('SalesIQ portals')")
+    page.wait_for_selector("h1:has-text('Nothing to supervise yet')")
     # A new user is a Viewer with no portal yet, and is told what to do about it.
     assert "Ask an admin to give you access" in page.inner_text("main")
     # The stylesheet is vendored and served by the app itself.
@@ -52,6 +52,8 @@ def test_it_shows_a_connected_portal_truthfully(live_server, page, connected_por
     page.fill("#id_username", "sam")
     page.fill("#id_password", "a-long-test-password")
     page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/portals/")
 
     row = page.locator("tr", has_text=portal.name)
     row.wait_for()

@@ -49,12 +49,6 @@ def _has_port(url: str) -> bool:
 # --- pages ---------------------------------------------------------------------------------
 
 
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    # The live dashboard takes this place once it exists; until then, the portals.
-    return redirect("portals")
-
-
 def _row(portal: Portal) -> dict:
     return {
         "portal": portal,

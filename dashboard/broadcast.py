@@ -1,0 +1,98 @@
+"""Render each change once and push it to the portal's group.
+
+Called after commit by dashboard.live. A change becomes htmx out-of-band partials
+(the same templates the page renders); every websocket consumer of the portal's
+group forwards the HTML as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from siq_integration.models import Portal
+
+from . import selectors
+from .live import Changes
+from .models import Chat, ChatMessage
+
+logger = logging.getLogger(__name__)
+
+PARTS = "live/parts.html"
+
+
+class LiveHtml(TypedDict):
+    """The one message type consumers receive: ready-made HTML for the browser."""
+
+    type: str  # "live.html"
+    portal: str
+    html: str
+
+
+def group_name(portal_id) -> str:
+    return f"live.portal.{str(portal_id).replace('-', '')}"
+
+
+def _render(partial: str, **context) -> str:
+    return render_to_string(f"{PARTS}#{partial}", context)
+
+
+def render_changes(changes: Changes) -> str:
+    """The out-of-band HTML for ``changes`` (empty when nothing shows)."""
+    portal = Portal.objects.filter(pk=changes.portal_id).first()
+    if portal is None:
+        return ""
+    pieces: list[str] = []
+    for chat in Chat.objects.filter(pk__in=changes.chats):
+        if chat.is_open:
+            pieces.append(_render("chat_row", chat=chat, oob=True))
+        else:
+            pieces.append(f'<tr id="chat-{chat.pk}" hx-swap-oob="delete"></tr>')
+        pieces.append(_render("drawer_head", chat=chat, oob=True))
+    if changes.operators:
+        for view in selectors.operator_views([portal], only=sorted(changes.operators)):
+            pieces.append(_render("operator_row", view=view, oob=True))
+    for pk in sorted(changes.removed_operators):
+        pieces.append(f'<tr id="op-{pk}" hx-swap-oob="delete"></tr>')
+    messages = ChatMessage.objects.filter(pk__in=changes.messages).order_by("sent_at", "pk")
+    for message in messages:
+        line = _render("message", message=message)
+        pieces.append(f'<ol hx-swap-oob="beforeend:#transcript-{message.chat_id}">{line}</ol>')
+    if changes.meta or changes.chats:
+        pieces.append(_render("portal_meta", f=selectors.freshness(portal), oob=True))
+    return "".join(pieces)
+
+
+def send(portal_id, html: str) -> None:
+    if not html:
+        return
+    message: LiveHtml = {"type": "live.html", "portal": str(portal_id), "html": html}
+    layer = get_channel_layer()
+    # From a thread run by sync_to_async (views, the worker under `serve`) asgiref runs
+    # this on the server's own event loop, which the in-memory layer requires.
+    async_to_sync(layer.group_send)(group_name(portal_id), message)
+
+
+def publish(changes: Changes) -> None:
+    """Render ``changes`` once and send them to everyone watching the portal."""
+    try:
+        send(changes.portal_id, render_changes(changes))
+    except Exception:
+        # A failed push must not undo what was applied: the next snapshot repairs the page.
+        logger.exception("Publishing changes of portal %s failed", changes.portal_id)
+
+
+def publish_meta(portal: Portal) -> None:
+    """Freshness and health only (the worker calls this when they change)."""
+    try:
+        send(
+            portal.pk,
+            _render("portal_meta", f=selectors.freshness(portal, timezone.now()), oob=True),
+        )
+    except Exception:
+        logger.exception("Publishing the freshness of portal %s failed", portal.pk)

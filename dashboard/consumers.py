@@ -1,0 +1,80 @@
+"""The live websocket: one per open dashboard page.
+
+Rejects anonymous users and portals the user may not see, joins one group per
+portal, and on every (re)connect sends a full snapshot; after that it forwards the
+HTML that dashboard.broadcast rendered once for everybody.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from . import access, selectors
+from .broadcast import LiveHtml, group_name
+
+logger = logging.getLogger(__name__)
+
+# Close codes: 4401 not signed in, 4403 a portal the user may not see.
+NOT_SIGNED_IN = 4401
+NOT_ALLOWED = 4403
+
+
+def _requested_portals(scope) -> list[str]:
+    query = parse_qs(scope.get("query_string", b"").decode("ascii", errors="replace"))
+    wanted = []
+    for value in query.get("portals", []):
+        wanted.extend(part for part in value.split(",") if part)
+    return wanted
+
+
+@database_sync_to_async
+def _visible(user, wanted: list[str]):
+    portals = list(access.visible_portals(user))
+    if not wanted:
+        return portals
+    by_id = {str(portal.pk): portal for portal in portals}
+    if any(portal_id not in by_id for portal_id in wanted):
+        return None
+    return [by_id[portal_id] for portal_id in wanted]
+
+
+@database_sync_to_async
+def _snapshot(portals) -> str:
+    context = selectors.live_context(portals)
+    return render_to_string("live/parts.html#snapshot", {**context, "oob": True})
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    groups: list[str] = []
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=NOT_SIGNED_IN)
+            return
+        portals = await _visible(user, _requested_portals(self.scope))
+        if portals is None:
+            await self.close(code=NOT_ALLOWED)
+            return
+        self.portal_groups = [group_name(portal.pk) for portal in portals]
+        for group in self.portal_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        # Whatever happened while this page was away, it now starts from the truth.
+        await self.send(text_data=await _snapshot(portals))
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "portal_groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        # The page only listens; actions go through ordinary HTTP requests.
+        return
+
+    async def live_html(self, event: LiveHtml) -> None:
+        await self.send(text_data=event["html"])

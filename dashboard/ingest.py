@@ -1,0 +1,175 @@
+"""Webhook deliveries into the inbox, and from the inbox into the live state.
+
+A delivery is verified over its raw bytes, stored with its de-duplication key and
+answered; applying it happens after the commit, off the request's path, exactly
+once across processes (a conditional claim on the inbox row). The worker sweeps up
+anything a crash left pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.db import IntegrityError, close_old_connections, transaction
+from django.utils import timezone
+
+from siq_integration import webhooks
+from siq_integration.exceptions import MalformedPayload, SignatureInvalid, TokenDecryptionError
+from siq_integration.models import Portal
+from siq_integration.normalised import EventKind
+
+from . import live
+from .models import InboxEvent, PortalSync
+
+logger = logging.getLogger(__name__)
+
+# An event stuck in "applying" this long was left by a process that died.
+STALE_CLAIM = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: int  # the HTTP status to answer SalesIQ with
+    body: dict
+
+
+def _record(portal: Portal, *, ok: bool, problem: str = "") -> None:
+    Portal.objects.filter(pk=portal.pk).update(
+        last_webhook_at=timezone.now(), last_webhook_ok=ok, last_webhook_problem=problem[:500]
+    )
+
+
+def too_large(portal: Portal, length: int) -> Receipt | None:
+    """Refuse a body over the cap before anyone reads it into memory."""
+    if length <= webhooks.MAX_BODY_BYTES:
+        return None
+    _record(portal, ok=False, problem=f"A delivery of {length} bytes was refused as too large.")
+    return Receipt(413, {"error": "body too large"})
+
+
+def receive(portal: Portal, body: bytes, headers) -> Receipt:
+    """Verify, parse and store one delivery. Never applies it in the caller's time."""
+    refused = too_large(portal, len(body))
+    if refused is not None:
+        return refused
+    try:
+        webhooks.verify(
+            dialect=portal.dialect,
+            body=body,
+            headers=headers,
+            public_keys=list(portal.webhook_keys.values_list("public_key_pem", flat=True)),
+            secret=portal.get_webhook_secret() if portal.webhook_secret_encrypted else "",
+        )
+    except (SignatureInvalid, TokenDecryptionError) as failure:
+        logger.warning("Webhook for portal %s refused: %s", portal.pk, failure.technical())
+        _record(portal, ok=False, problem=failure.user_message)
+        return Receipt(401, {"error": "signature not valid"})
+    try:
+        event = webhooks.parse(portal.dialect, body)
+    except MalformedPayload as failure:
+        _record(portal, ok=False, problem=failure.user_message)
+        return Receipt(400, {"error": "malformed body"})
+
+    now = timezone.now()
+    unknown = event.kind is EventKind.UNKNOWN
+    try:
+        with transaction.atomic():
+            stored = InboxEvent.objects.create(
+                portal=portal,
+                dedupe_key=event.dedupe_key,
+                event_name=event.name[:100],
+                kind=str(event.kind),
+                body=body.decode("utf-8", errors="replace"),
+                attempt=event.attempt,
+                received_at=now,
+                state=InboxEvent.State.UNKNOWN if unknown else InboxEvent.State.PENDING,
+            )
+            if unknown:
+                sync, _ = PortalSync.objects.get_or_create(portal=portal)
+                PortalSync.objects.filter(pk=sync.pk).update(
+                    unknown_events=sync.unknown_events + 1, last_unknown_event=event.name[:100]
+                )
+            else:
+                transaction.on_commit(lambda: schedule(stored.pk))
+    except IntegrityError:
+        # The same delivery again (a retry, a replay): already stored, change nothing.
+        _record(portal, ok=True)
+        return Receipt(200, {"ok": True, "duplicate": True})
+    _record(portal, ok=True)
+    return Receipt(200, {"ok": True, "event": event.name})
+
+
+# --- applying -------------------------------------------------------------------------------
+
+
+def apply_stored(event_id: int) -> bool:
+    """Apply one stored event if nobody else has; returns whether this call applied it."""
+    now = timezone.now()
+    claimed = InboxEvent.objects.filter(pk=event_id, state=InboxEvent.State.PENDING).update(
+        state=InboxEvent.State.APPLYING, claimed_at=now
+    )
+    if not claimed:
+        return False
+    stored = InboxEvent.objects.select_related("portal").get(pk=event_id)
+    try:
+        event = webhooks.parse(stored.portal.dialect, stored.body.encode("utf-8"))
+        live.apply_event(stored.portal, event, received_at=stored.received_at)
+    except Exception as error:
+        logger.exception("Applying webhook event %s failed", event_id)
+        InboxEvent.objects.filter(pk=event_id).update(
+            state=InboxEvent.State.FAILED, error=f"{type(error).__name__}: {error}"[:1000]
+        )
+        return False
+    InboxEvent.objects.filter(pk=event_id).update(
+        state=InboxEvent.State.APPLIED, applied_at=timezone.now()
+    )
+    return True
+
+
+def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> int:
+    """Apply events a crash or a restart left behind; returns how many were applied."""
+    now = timezone.now()
+    InboxEvent.objects.filter(
+        state=InboxEvent.State.APPLYING, claimed_at__lt=now - STALE_CLAIM
+    ).update(state=InboxEvent.State.PENDING)
+    waiting = (
+        InboxEvent.objects.filter(state=InboxEvent.State.PENDING, received_at__lt=now - older_than)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(1 for event_id in list(waiting) if apply_stored(event_id))
+
+
+_portal_locks: dict[object, asyncio.Lock] = {}
+
+
+async def _apply_soon(event_id: int) -> None:
+    # One event at a time per process keeps a portal's events in arrival order.
+    lock = _portal_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        await sync_to_async(_apply_in_thread, thread_sensitive=False)(event_id)
+
+
+def _apply_in_thread(event_id: int) -> None:
+    try:
+        apply_stored(event_id)
+    finally:
+        close_old_connections()
+
+
+def schedule(event_id: int) -> None:
+    """Apply ``event_id`` now, off the request's path when an event loop serves us.
+
+    Under daphne the view runs in a thread of the server's event loop: the event is
+    applied by a task on that loop (so publishing reaches the in-memory channel layer of
+    this process) and SalesIQ gets its answer at once. Elsewhere it is applied here.
+    """
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is not None and loop.is_running():
+        loop.call_soon_threadsafe(lambda: loop.create_task(_apply_soon(event_id)))
+    else:
+        apply_stored(event_id)

@@ -1,0 +1,470 @@
+"""The one place the live state changes.
+
+Webhook events and poll snapshots arrive here in the normalised form of
+``siq_integration``. Applying is idempotent and safe out of order: every chat and
+operator remembers the time of the newest fact applied (``fact_at``) and an older
+fact never overwrites it. What changed is published after the transaction commits,
+so no browser ever sees state that was rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from siq_integration.models import Portal
+from siq_integration.normalised import ChatStatus as RemoteChatStatus
+from siq_integration.normalised import (
+    Conversation,
+    EventKind,
+    Message,
+    OperatorSync,
+    WebhookEvent,
+)
+from siq_integration.normalised import (
+    Department as RemoteDepartment,
+)
+from siq_integration.normalised import (
+    Operator as RemoteOperator,
+)
+
+from .models import (
+    OPEN_CHAT_STATUSES,
+    Chat,
+    ChatMessage,
+    ChatStatus,
+    Department,
+    Operator,
+    OperatorStatus,
+    PortalSync,
+    Source,
+)
+
+logger = logging.getLogger(__name__)
+
+# A chat missing from a complete poll is closed only when nothing newer than this
+# margin before the poll vouches for it (SalesIQ's lists may lag a new chat a little).
+GHOST_GRACE = timedelta(seconds=30)
+
+_CHAT_STATUS = {
+    RemoteChatStatus.WAITING: ChatStatus.WAITING,
+    RemoteChatStatus.CONNECTED: ChatStatus.CONNECTED,
+    RemoteChatStatus.ENDED: ChatStatus.ENDED,
+    RemoteChatStatus.MISSED: ChatStatus.MISSED,
+}
+
+
+@dataclass
+class Changes:
+    """What one application changed, for the publisher (database ids)."""
+
+    portal_id: Any
+    chats: set[int] = field(default_factory=set)  # rows to re-render (or remove if closed)
+    operators: set[int] = field(default_factory=set)  # cards to re-render
+    removed_operators: set[int] = field(default_factory=set)
+    messages: set[int] = field(default_factory=set)  # new transcript lines
+    departments: bool = False
+    meta: bool = False  # freshness or health
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.chats
+            or self.operators
+            or self.removed_operators
+            or self.messages
+            or self.departments
+            or self.meta
+        )
+
+
+def _publish_after_commit(changes: Changes) -> None:
+    if not changes:
+        return
+    from . import broadcast  # broadcast renders templates; keep this module import-light
+
+    transaction.on_commit(lambda: broadcast.publish(changes))
+
+
+def sync_state(portal: Portal) -> PortalSync:
+    sync, _ = PortalSync.objects.get_or_create(portal=portal)
+    return sync
+
+
+# --- chats --------------------------------------------------------------------------------
+
+
+def _operator_pks(portal: Portal, remote_ids: Iterable[str]) -> set[int]:
+    ids = {remote for remote in remote_ids if remote}
+    if not ids:
+        return set()
+    return set(
+        Operator.objects.filter(portal=portal, remote_id__in=ids).values_list("pk", flat=True)
+    )
+
+
+def _set_last_message(chat: Chat, message: Message | None) -> bool:
+    if message is None or not (message.text or message.id):
+        return False
+    when = message.sent_at
+    if chat.last_message_at and when and when < chat.last_message_at:
+        return False  # an older message arrived late
+    chat.last_message_text = message.text[:2000]
+    chat.last_message_at = when or chat.last_message_at
+    chat.last_message_sender = str(message.sender_type)
+    return True
+
+
+def _store_message(chat: Chat, message: Message | None, changes: Changes) -> None:
+    if message is None or not message.id:
+        return
+    stored, created = ChatMessage.objects.get_or_create(
+        chat=chat,
+        remote_id=message.id,
+        defaults={
+            "sender_type": str(message.sender_type),
+            "sender_name": message.sender_name[:200],
+            "text": message.text,
+            "sent_at": message.sent_at,
+        },
+    )
+    if created:
+        changes.messages.add(stored.pk)
+
+
+def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
+    """Copy what ``conversation`` knows onto ``chat``; blanks never erase what we know."""
+    status = _CHAT_STATUS[conversation.status]
+    was_open = chat.is_open if chat.pk else None
+    chat.status = status
+    visitor = conversation.visitor
+    for name, value in (
+        ("visitor_id", visitor.id),
+        ("visitor_name", visitor.name[:200]),
+        ("visitor_email", visitor.email[:254]),
+        ("question", conversation.question),
+        ("department_id", conversation.department_id),
+        ("department_name", conversation.department_name[:200]),
+    ):
+        if value:
+            setattr(chat, name, value)
+    if visitor.details:
+        chat.visitor_details = {**chat.visitor_details, **visitor.details}
+    chat.started_at = conversation.started_at or chat.started_at or fact_at
+    if status == ChatStatus.WAITING:
+        chat.operator_id = ""
+        chat.operator_name = ""
+        chat.waiting_since = chat.waiting_since or chat.started_at
+    else:
+        chat.waiting_since = None
+        if conversation.operator_id:
+            chat.operator_id = conversation.operator_id
+            chat.operator_name = conversation.operator_name[:200] or chat.operator_name
+    if status == ChatStatus.CONNECTED:
+        chat.attended_at = conversation.attended_at or chat.attended_at or fact_at
+    if status in (ChatStatus.ENDED, ChatStatus.MISSED):
+        chat.ended_at = conversation.ended_at or chat.ended_at or fact_at
+        chat.inferred_end = False
+    elif was_open is False:
+        chat.ended_at = None  # reopened after an inferred end
+    if conversation.rating is not None:
+        chat.rating = conversation.rating
+    if conversation.feedback:
+        chat.feedback = conversation.feedback
+    if conversation.transfer is not None:
+        chat.transfer_status = conversation.transfer.status[:16]
+        chat.transfer_to = (
+            conversation.transfer.to_operator_name or conversation.transfer.to_department_name
+        )[:200]
+    _set_last_message(chat, conversation.last_message)
+
+
+def _apply_conversation(
+    portal: Portal,
+    conversation: Conversation,
+    *,
+    fact_at: datetime,
+    source: str,
+    changes: Changes,
+) -> Chat | None:
+    chat = Chat.objects.filter(portal=portal, remote_id=conversation.id).first()
+    if chat is None:
+        chat = Chat(portal=portal, remote_id=conversation.id, fact_at=fact_at, source=source)
+        _merge(chat, conversation, fact_at)
+        chat.save()
+        changes.chats.add(chat.pk)
+        changes.operators |= _operator_pks(portal, [chat.operator_id])
+        _store_message(chat, conversation.last_message, changes)
+        return chat
+    newly_open = _CHAT_STATUS[conversation.status] in OPEN_CHAT_STATUSES
+    if not chat.is_open and newly_open and not chat.inferred_end:
+        # SalesIQ said it ended: nothing reopens it. Ratings still land.
+        if conversation.rating is not None and chat.rating != conversation.rating:
+            chat.rating, chat.feedback = conversation.rating, conversation.feedback
+            chat.save(update_fields=["rating", "feedback", "updated_at"])
+        return chat
+    if fact_at < chat.fact_at:
+        # An older fact: it may still carry a rating or a message we have not seen.
+        touched = []
+        if conversation.rating is not None and chat.rating is None:
+            chat.rating, chat.feedback = conversation.rating, conversation.feedback
+            touched += ["rating", "feedback"]
+        if touched:
+            chat.save(update_fields=[*touched, "updated_at"])
+            changes.chats.add(chat.pk)
+        _store_message(chat, conversation.last_message, changes)
+        return chat
+    before = (chat.status, chat.operator_id)
+    _merge(chat, conversation, fact_at)
+    chat.fact_at = fact_at
+    chat.source = source
+    chat.save()
+    changes.chats.add(chat.pk)
+    if before != (chat.status, chat.operator_id):
+        changes.operators |= _operator_pks(portal, [before[1], chat.operator_id])
+    _store_message(chat, conversation.last_message, changes)
+    return chat
+
+
+def apply_conversation(
+    portal: Portal, conversation: Conversation, *, fact_at: datetime, source: str
+) -> Changes:
+    """One conversation as SalesIQ described it (an action's answer, a single GET)."""
+    changes = Changes(portal.pk)
+    with transaction.atomic():
+        _apply_conversation(portal, conversation, fact_at=fact_at, source=source, changes=changes)
+        _publish_after_commit(changes)
+    return changes
+
+
+def apply_chats(
+    portal: Portal, conversations: list[Conversation], *, taken_at: datetime, complete: bool
+) -> Changes:
+    """A poll of open chats. With ``complete``, open chats it does not list are closed
+    ("ghosts"), unless a fact newer than the poll (minus a grace) vouches for them."""
+    changes = Changes(portal.pk, meta=complete)
+    with transaction.atomic():
+        listed = set()
+        for conversation in conversations:
+            listed.add(conversation.id)
+            fact_at = conversation.modified_at or taken_at
+            _apply_conversation(
+                portal, conversation, fact_at=fact_at, source=Source.POLL, changes=changes
+            )
+        if complete:
+            ghosts = (
+                Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES)
+                .exclude(remote_id__in=listed)
+                .filter(fact_at__lt=taken_at - GHOST_GRACE)
+            )
+            for chat in ghosts:
+                chat.status = ChatStatus.ENDED if chat.attended_at else ChatStatus.MISSED
+                chat.ended_at = taken_at
+                chat.inferred_end = True
+                chat.fact_at = taken_at
+                chat.source = Source.POLL
+                chat.waiting_since = None
+                chat.save()
+                changes.chats.add(chat.pk)
+                changes.operators |= _operator_pks(portal, [chat.operator_id])
+            PortalSync.objects.update_or_create(
+                portal=portal, defaults={"chats_polled_at": taken_at}
+            )
+        _publish_after_commit(changes)
+    return changes
+
+
+# --- operators and departments -------------------------------------------------------------
+
+
+def _apply_operator(
+    portal: Portal,
+    remote: RemoteOperator,
+    *,
+    fact_at: datetime,
+    source: str,
+    changes: Changes,
+    presence: bool = True,
+) -> Operator:
+    operator = Operator.objects.filter(portal=portal, remote_id=remote.id).first()
+    if operator is None:
+        operator = Operator(
+            portal=portal,
+            remote_id=remote.id,
+            status=str(remote.status),
+            status_since=None,  # unknown: we did not see it change
+            fact_at=fact_at,
+            source=source,
+        )
+    elif fact_at < operator.fact_at:
+        return operator
+    else:
+        if presence and operator.status != str(remote.status):
+            operator.status = str(remote.status)
+            operator.status_since = fact_at
+        operator.fact_at = fact_at
+        operator.source = source
+    for name, value in (
+        ("name", remote.name[:200]),
+        ("email", remote.email[:254]),
+        ("status_message", remote.status_message[:300]),
+        ("role", remote.role[:40]),
+    ):
+        if value:
+            setattr(operator, name, value)
+    operator.enabled = remote.enabled
+    if remote.department_ids:
+        operator.department_ids = list(remote.department_ids)
+    if remote.max_chats is not None:
+        operator.max_chats = remote.max_chats
+    operator.save()
+    changes.operators.add(operator.pk)
+    return operator
+
+
+def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -> Changes:
+    """An operators poll: v2 gives only those changed since the last sync time; a complete
+    list also removes operators SalesIQ no longer has."""
+    changes = Changes(portal.pk, meta=True)
+    with transaction.atomic():
+        seen = set()
+        for remote in sync.operators:
+            seen.add(remote.id)
+            _apply_operator(
+                portal,
+                remote,
+                fact_at=remote.modified_at or taken_at,
+                source=Source.POLL,
+                changes=changes,
+            )
+        if sync.complete:
+            gone = Operator.objects.filter(portal=portal).exclude(remote_id__in=seen)
+            changes.removed_operators |= set(gone.values_list("pk", flat=True))
+            gone.delete()
+        defaults: dict[str, Any] = {"operators_polled_at": taken_at}
+        if sync.sync_time:
+            defaults["operators_sync_time"] = sync.sync_time
+        if sync.complete:
+            defaults["operators_full_at"] = taken_at
+        PortalSync.objects.update_or_create(portal=portal, defaults=defaults)
+        _publish_after_commit(changes)
+    return changes
+
+
+def apply_operator_status(
+    portal: Portal,
+    operator_id: str,
+    status: OperatorStatus | str,
+    *,
+    fact_at: datetime,
+    source: str,
+) -> Changes:
+    """A presence change reported on its own (reference webhook, an action's answer)."""
+    changes = Changes(portal.pk)
+    with transaction.atomic():
+        operator = Operator.objects.filter(portal=portal, remote_id=operator_id).first()
+        if operator is not None and fact_at >= operator.fact_at:
+            if operator.status != str(status):
+                operator.status = str(status)
+                operator.status_since = fact_at
+            operator.fact_at = fact_at
+            operator.source = source
+            operator.save()
+            changes.operators.add(operator.pk)
+        _publish_after_commit(changes)
+    return changes
+
+
+def apply_departments(
+    portal: Portal, departments: list[RemoteDepartment], *, taken_at: datetime
+) -> Changes:
+    changes = Changes(portal.pk, departments=True)
+    with transaction.atomic():
+        seen = set()
+        for remote in departments:
+            seen.add(remote.id)
+            Department.objects.update_or_create(
+                portal=portal,
+                remote_id=remote.id,
+                defaults={
+                    "name": remote.name[:200],
+                    "enabled": remote.enabled,
+                    "seen_at": taken_at,
+                },
+            )
+        Department.objects.filter(portal=portal).exclude(remote_id__in=seen).delete()
+        PortalSync.objects.update_or_create(
+            portal=portal, defaults={"departments_polled_at": taken_at}
+        )
+        _publish_after_commit(changes)
+    return changes
+
+
+def apply_transcript(chat: Chat, messages: list[Message], *, fetched_at: datetime) -> Changes:
+    """A chat's whole transcript, fetched when a supervisor opens it."""
+    changes = Changes(chat.portal_id)
+    with transaction.atomic():
+        for message in messages:
+            _store_message(chat, message, changes)
+        chat.transcript_loaded_at = fetched_at
+        if messages and _set_last_message(chat, messages[-1]):
+            changes.chats.add(chat.pk)
+        chat.save()
+        _publish_after_commit(changes)
+    return changes
+
+
+# --- webhook events ------------------------------------------------------------------------
+
+
+def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -> Changes:
+    """One verified webhook event. Unknown kinds change nothing (the inbox keeps them)."""
+    changes = Changes(portal.pk, meta=True)
+    fact_at = event.occurred_at or received_at
+    with transaction.atomic():
+        if event.conversation is not None:
+            chat = _apply_conversation(
+                portal, event.conversation, fact_at=fact_at, source=Source.WEBHOOK, changes=changes
+            )
+            if chat is not None and event.message is not None:
+                _store_message(chat, event.message, changes)
+        elif event.message is not None and event.chat_id:
+            # Reference dialect: a message on its own.
+            chat = Chat.objects.filter(portal=portal, remote_id=event.chat_id).first()
+            if chat is not None:
+                _store_message(chat, event.message, changes)
+                if _set_last_message(chat, event.message):
+                    chat.save()
+                    changes.chats.add(chat.pk)
+        elif event.kind is EventKind.OPERATOR_STATUS_CHANGED and event.operator_status:
+            operator = Operator.objects.filter(portal=portal, remote_id=event.operator_id).first()
+            if operator is not None and fact_at >= operator.fact_at:
+                if operator.status != str(event.operator_status):
+                    operator.status = str(event.operator_status)
+                    operator.status_since = fact_at
+                operator.fact_at = fact_at
+                operator.source = Source.WEBHOOK
+                operator.save()
+                changes.operators.add(operator.pk)
+        elif event.kind is EventKind.OPERATOR_UPDATED and event.operator is not None:
+            # v2's operator.updated is a profile change: presence still comes from polling.
+            _apply_operator(
+                portal,
+                event.operator,
+                fact_at=fact_at,
+                source=Source.WEBHOOK,
+                changes=changes,
+                presence=False,
+            )
+        PortalSync.objects.update_or_create(portal=portal, defaults={"last_event_at": received_at})
+        _publish_after_commit(changes)
+    return changes
+
+
+def now() -> datetime:
+    return timezone.now()

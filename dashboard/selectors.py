@@ -1,0 +1,258 @@
+"""Reads of the live state: what the page, the partials, the websocket snapshot and the
+JSON snapshot show. Nothing here writes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from siq_integration import health
+from siq_integration.models import Portal
+
+from .models import (
+    OPEN_CHAT_STATUSES,
+    Chat,
+    ChatStatus,
+    Department,
+    Operator,
+    OperatorStatus,
+    PortalSync,
+)
+
+# Webhooks count as silent when nothing verified arrived for this long while chats are open.
+WEBHOOK_SILENCE = timedelta(minutes=3)
+_SILENCE_MINUTES = int(WEBHOOK_SILENCE.total_seconds() // 60)
+# Data older than this is marked stale on the page.
+STALE_AFTER = timedelta(minutes=2)
+_UNTRUSTED = {
+    health.State.UNREACHABLE,
+    health.State.RECONNECT,
+    health.State.MISCONFIGURED,
+    health.State.NOT_CONNECTED,
+    health.State.DISCONNECTED,
+}
+
+
+def open_chats(portals: list[Portal]) -> QuerySet[Chat]:
+    return Chat.objects.filter(portal__in=portals, status__in=OPEN_CHAT_STATUSES).order_by(
+        "started_at", "pk"
+    )
+
+
+def operator_loads(portals: list[Portal]) -> Counter[tuple[Any, str]]:
+    """Open chats per (portal id, operator SalesIQ id)."""
+    rows = (
+        Chat.objects.filter(portal__in=portals, status__in=OPEN_CHAT_STATUSES)
+        .exclude(operator_id="")
+        .values_list("portal_id", "operator_id")
+    )
+    return Counter(rows)
+
+
+def operators(portals: list[Portal]) -> QuerySet[Operator]:
+    return Operator.objects.filter(portal__in=portals).order_by("name", "pk")
+
+
+def department_names(portals: list[Portal]) -> dict[tuple[Any, str], str]:
+    return {
+        (portal_id, remote_id): name
+        for portal_id, remote_id, name in Department.objects.filter(portal__in=portals).values_list(
+            "portal_id", "remote_id", "name"
+        )
+    }
+
+
+@dataclass(frozen=True)
+class OperatorView:
+    """An operator as a card shows it: with load and department names."""
+
+    operator: Operator
+    load: int
+    departments: list[str]
+
+    @property
+    def capacity(self) -> int | None:
+        return self.operator.max_chats
+
+    @property
+    def load_percent(self) -> int:
+        if not self.capacity:
+            return 0
+        return min(100, round(100 * self.load / self.capacity))
+
+    @property
+    def over_capacity(self) -> bool:
+        return bool(self.capacity) and self.load > self.capacity
+
+
+def operator_views(portals: list[Portal], only: list[int] | None = None) -> list[OperatorView]:
+    loads = operator_loads(portals)
+    names = department_names(portals)
+    query = operators(portals)
+    if only is not None:
+        query = query.filter(pk__in=only)
+    return [
+        OperatorView(
+            operator=op,
+            load=loads.get((op.portal_id, op.remote_id), 0),
+            departments=[
+                names.get((op.portal_id, d), "")
+                for d in op.department_ids
+                if names.get((op.portal_id, d))
+            ],
+        )
+        for op in query
+    ]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old a portal's data is and whether to trust it, in words."""
+
+    portal: Portal
+    sync: PortalSync | None
+    health: health.Health
+    webhooks: str  # flowing / silent / refused / none
+    chats_as_of: datetime | None
+    operators_as_of: datetime | None
+    stale: bool
+    banner: str  # empty when all is well
+    avg_wait_sum: float  # seconds, chats that started in the last hour
+    avg_wait_count: int
+
+
+def _webhook_state(portal: Portal, now: datetime, has_open: bool) -> str:
+    if not portal.webhook_id:
+        return "none"
+    if portal.last_webhook_ok is False:
+        return "refused"
+    if portal.last_webhook_at and now - portal.last_webhook_at <= WEBHOOK_SILENCE:
+        return "flowing"
+    return "silent" if has_open else "quiet"
+
+
+def wait_stats(portal: Portal, now: datetime) -> tuple[float, int]:
+    """Total and count of waits of chats that started in the last hour (still waiting: so far)."""
+    total, count = 0.0, 0
+    rows = Chat.objects.filter(portal=portal, started_at__gte=now - timedelta(hours=1)).values_list(
+        "started_at", "attended_at", "status", "ended_at"
+    )
+    for started, attended, status, ended in rows:
+        if attended:
+            end = attended
+        elif status == ChatStatus.WAITING:
+            end = now
+        elif ended:
+            end = ended  # missed: waited until it was given up
+        else:
+            continue
+        total += max(0.0, (end - started).total_seconds())
+        count += 1
+    return total, count
+
+
+def freshness(portal: Portal, now: datetime | None = None) -> Freshness:
+    now = now or timezone.now()
+    sync = PortalSync.objects.filter(portal=portal).first()
+    state = health.portal_health(portal, now=now)
+    has_open = Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES).exists()
+    webhooks = _webhook_state(portal, now, has_open)
+    chats_as_of = max(
+        (t for t in (sync and sync.chats_polled_at, sync and sync.last_event_at) if t), default=None
+    )
+    operators_as_of = sync.operators_polled_at if sync else None
+    banner = ""
+    if state.state in (
+        health.State.UNREACHABLE,
+        health.State.RECONNECT,
+        health.State.MISCONFIGURED,
+    ):
+        banner = f"{portal.name}: {state.label}. {state.sentence}"
+    elif state.state in (health.State.NOT_CONNECTED, health.State.DISCONNECTED):
+        banner = f"{portal.name} is not connected to SalesIQ; nothing here is live."
+    elif webhooks == "refused":
+        banner = (
+            f"{portal.name}: SalesIQ's last webhook was refused ({portal.last_webhook_problem}). "
+            "Updates come from polling only and may lag."
+        )
+    elif webhooks == "silent":
+        banner = (
+            f"{portal.name}: no webhook from SalesIQ for over {_SILENCE_MINUTES} minutes. "
+            "Updates come from polling only and may lag."
+        )
+    newest = max((t for t in (chats_as_of, operators_as_of) if t), default=None)
+    stale = state.state in _UNTRUSTED or newest is None or now - newest > STALE_AFTER
+    avg_sum, avg_count = wait_stats(portal, now)
+    return Freshness(
+        portal=portal,
+        sync=sync,
+        health=state,
+        webhooks=webhooks,
+        chats_as_of=chats_as_of,
+        operators_as_of=operators_as_of,
+        stale=stale,
+        banner=banner,
+        avg_wait_sum=avg_sum,
+        avg_wait_count=avg_count,
+    )
+
+
+def live_context(portals: list[Portal], now: datetime | None = None) -> dict[str, Any]:
+    """Everything the live page and a websocket snapshot render."""
+    now = now or timezone.now()
+    return {
+        "portals": portals,
+        "chats": list(open_chats(portals)),
+        "operator_views": operator_views(portals),
+        "freshness": [freshness(portal, now) for portal in portals],
+        "departments": list(
+            Department.objects.filter(portal__in=portals)
+            .order_by("name")
+            .values_list("portal_id", "remote_id", "name")
+        ),
+        "now": now,
+    }
+
+
+# --- KPIs (the JSON snapshot; the page computes the same figures in the browser) ----------
+
+
+def kpis(portals: list[Portal], now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    chats = list(open_chats(portals).values("status", "waiting_since", "started_at"))
+    waiting = [c for c in chats if c["status"] == ChatStatus.WAITING]
+    longest = max(
+        (
+            (now - (c["waiting_since"] or c["started_at"])).total_seconds()
+            for c in waiting
+            if c["waiting_since"] or c["started_at"]
+        ),
+        default=0.0,
+    )
+    total, count = 0.0, 0
+    for portal in portals:
+        part_total, part_count = wait_stats(portal, now)
+        total, count = total + part_total, count + part_count
+    ops = list(
+        Operator.objects.filter(portal__in=portals, enabled=True).values("status", "max_chats")
+    )
+    available = [o for o in ops if o["status"] == OperatorStatus.AVAILABLE]
+    busy = [o for o in ops if o["status"] in (OperatorStatus.BUSY, OperatorStatus.AWAY)]
+    offline = [o for o in ops if o["status"] == OperatorStatus.OFFLINE]
+    capacity = sum(o["max_chats"] or 0 for o in available)
+    return {
+        "open_chats": len(chats),
+        "waiting": len(waiting),
+        "longest_wait_seconds": round(longest),
+        "average_wait_last_hour_seconds": round(total / count) if count else None,
+        "operators_available": len(available),
+        "operators_busy": len(busy),
+        "operators_offline": len(offline),
+        "capacity_available": capacity,
+        "utilisation": round(len(chats) / capacity, 3) if capacity else None,
+    }

@@ -1,0 +1,159 @@
+"""The live dashboard page, the chat drawer and the JSON snapshot."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from siq_integration.budget import Priority
+from siq_integration.client import SalesIQClient
+from siq_integration.exceptions import SalesIQError
+
+from .. import access, live, selectors
+from ..models import Chat
+
+
+def _selected_portals(request: HttpRequest):
+    visible = list(access.visible_portals(request.user))
+    wanted = request.GET.get("portal", "")
+    if wanted:
+        chosen = [portal for portal in visible if str(portal.pk) == wanted]
+        if not chosen:
+            raise Http404("No such portal")
+        return visible, chosen
+    return visible, visible
+
+
+@login_required
+@never_cache
+def dashboard(request: HttpRequest) -> HttpResponse:
+    visible, portals = _selected_portals(request)
+    context = selectors.live_context(portals)
+    return render(
+        request,
+        "live/page.html",
+        {
+            **context,
+            "visible_portals": visible,
+            "selected": portals[0] if len(portals) == 1 and len(visible) > 1 else None,
+            "ws_portals": ",".join(str(portal.pk) for portal in portals),
+            "wallboard": request.GET.get("wallboard") == "1",
+            "can_manage": access.is_admin(request.user),
+        },
+    )
+
+
+@login_required
+@never_cache
+def chat_drawer(request: HttpRequest, chat_id: int) -> HttpResponse:
+    chat = Chat.objects.select_related("portal").filter(pk=chat_id).first()
+    if chat is None or not access.can_view(request.user, chat.portal):
+        raise Http404("No such chat")
+    problem = ""
+    if chat.transcript_loaded_at is None:
+        # The first look at a chat loads its whole transcript from SalesIQ; live
+        # messages keep it current from then on.
+        try:
+            messages = SalesIQClient(chat.portal, priority=Priority.ACTION).list_messages(
+                chat.remote_id
+            )
+            live.apply_transcript(chat, messages, fetched_at=timezone.now())
+        except SalesIQError as failure:
+            problem = f"The full transcript could not be loaded: {failure.user_message}"
+    return render(
+        request,
+        "live/parts.html#drawer",
+        {"chat": chat, "messages": list(chat.messages.all()), "problem": problem},
+    )
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+@login_required
+@never_cache
+def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
+    portal = access.portal_for(request.user, portal_id)
+    now = timezone.now()
+    fresh = selectors.freshness(portal, now)
+    names = selectors.department_names([portal])
+    chats = [
+        {
+            "id": chat.remote_id,
+            "status": chat.status,
+            "visitor": {
+                "id": chat.visitor_id,
+                "name": chat.visitor_name,
+                "email": chat.visitor_email,
+            },
+            "operator": {"id": chat.operator_id, "name": chat.operator_name}
+            if chat.operator_id
+            else None,
+            "department": {"id": chat.department_id, "name": chat.department_name}
+            if chat.department_id
+            else None,
+            "started_at": _iso(chat.started_at),
+            "waiting_since": _iso(chat.waiting_since),
+            "attended_at": _iso(chat.attended_at),
+            "last_message": {
+                "text": chat.last_message_text,
+                "at": _iso(chat.last_message_at),
+                "sender": chat.last_message_sender,
+            }
+            if chat.last_message_at or chat.last_message_text
+            else None,
+            "awaiting_reply": chat.awaiting_reply,
+            "source": chat.source,
+            "fact_at": _iso(chat.fact_at),
+        }
+        for chat in selectors.open_chats([portal])
+    ]
+    operators = [
+        {
+            "id": view.operator.remote_id,
+            "name": view.operator.name,
+            "status": view.operator.status,
+            "status_since": _iso(view.operator.status_since),
+            "open_chats": view.load,
+            "capacity": view.capacity,
+            "departments": [
+                {"id": d, "name": names.get((portal.pk, d), "")}
+                for d in view.operator.department_ids
+            ],
+        }
+        for view in selectors.operator_views([portal])
+    ]
+    departments = [
+        {"id": remote_id, "name": name}
+        for (portal_pk, remote_id), name in sorted(names.items(), key=lambda item: item[1])
+    ]
+
+    def age(moment):
+        return round((now - moment).total_seconds(), 1) if moment else None
+
+    return JsonResponse(
+        {
+            "portal": {"id": str(portal.pk), "name": portal.name},
+            "generated_at": now.isoformat(),
+            "health": {
+                "state": fresh.health.state,
+                "label": fresh.health.label,
+                "sentence": fresh.health.sentence,
+            },
+            "webhooks": fresh.webhooks,
+            "stale": fresh.stale,
+            "data_age_seconds": {
+                "chats": age(fresh.chats_as_of),
+                "operators": age(fresh.operators_as_of),
+            },
+            "kpis": selectors.kpis([portal], now),
+            "chats": chats,
+            "operators": operators,
+            "departments": departments,
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
