@@ -172,6 +172,7 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
         chat.inferred_end = False
     elif was_open is False:
         chat.ended_at = None  # reopened after an inferred end
+        chat.inferred_end = False
     if conversation.rating is not None:
         chat.rating = conversation.rating
     if conversation.feedback:

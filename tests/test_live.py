@@ -1,0 +1,327 @@
+"""dashboard.live: idempotent, safe out of order, an older fact never wins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dashboard import live
+from dashboard.models import Chat, ChatMessage, Operator, PortalSync
+from siq_integration.models import Portal
+from siq_integration.normalised import (
+    ChatStatus,
+    Conversation,
+    EventKind,
+    Message,
+    OperatorStatus,
+    OperatorSync,
+    SenderType,
+    Visitor,
+    WebhookEvent,
+)
+from siq_integration.normalised import (
+    Operator as RemoteOperator,
+)
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def portal():
+    return Portal.objects.create(name="Zylker", data_center="us", screen_name="zylker")
+
+
+def conversation(
+    status=ChatStatus.WAITING,
+    *,
+    id="466756000000969001",
+    operator="",
+    modified=None,
+    message=None,
+    rating=None,
+    name="Zoë",
+):
+    return Conversation(
+        id=id,
+        status=status,
+        visitor=Visitor(id="$1", name=name),
+        started_at=at(0),
+        operator_id=operator,
+        operator_name="Asha" if operator else "",
+        department_id="d1",
+        department_name="Support",
+        attended_at=at(10) if status == ChatStatus.CONNECTED else None,
+        ended_at=at(100) if status == ChatStatus.ENDED else None,
+        modified_at=modified,
+        last_message=message,
+        rating=rating,
+    )
+
+
+def event(kind, conv, when, name="x"):
+    return WebhookEvent(
+        kind=kind,
+        name=name,
+        dedupe_key=f"{name}{when}",
+        occurred_at=when,
+        conversation=conv,
+        chat_id=conv.id,
+    )
+
+
+def operator(id="op1", status=OperatorStatus.AVAILABLE, modified=None, max_chats=3):
+    return RemoteOperator(
+        id=id,
+        name="Asha",
+        email="a@z.example",
+        status=status,
+        max_chats=max_chats,
+        department_ids=("d1",),
+        modified_at=modified,
+    )
+
+
+def test_it_creates_then_updates_a_chat_from_events(portal):
+    live.apply_event(
+        portal, event(EventKind.CHAT_CREATED, conversation(), at(1)), received_at=at(1)
+    )
+    chat = Chat.objects.get()
+    assert chat.status == "waiting" and chat.waiting_since == at(0) and chat.source == "webhook"
+
+    picked = conversation(ChatStatus.CONNECTED, operator="op1")
+    live.apply_event(
+        portal, event(EventKind.CHAT_ATTENDER_CHANGED, picked, at(12)), received_at=at(12)
+    )
+    chat.refresh_from_db()
+    assert (chat.status, chat.operator_id, chat.waiting_since) == ("connected", "op1", None)
+    assert chat.attended_at == at(10) and chat.fact_at == at(12)
+
+
+def test_it_ignores_an_older_fact_that_arrives_late(portal):
+    ended = conversation(ChatStatus.ENDED, operator="op1")
+    live.apply_event(portal, event(EventKind.CHAT_ENDED, ended, at(100)), received_at=at(100))
+    late = conversation(ChatStatus.CONNECTED, operator="op2")
+    live.apply_event(
+        portal, event(EventKind.CHAT_ATTENDER_CHANGED, late, at(50)), received_at=at(101)
+    )
+    chat = Chat.objects.get()
+    assert chat.status == "ended" and chat.operator_id == "op1"
+
+
+def test_it_is_idempotent(portal):
+    first = live.apply_event(
+        portal, event(EventKind.CHAT_CREATED, conversation(), at(1)), received_at=at(1)
+    )
+    again = live.apply_event(
+        portal, event(EventKind.CHAT_CREATED, conversation(), at(1)), received_at=at(2)
+    )
+    assert Chat.objects.count() == 1
+    assert first.chats == again.chats
+    assert Chat.objects.get().fact_at == at(1)
+
+
+def test_it_never_reopens_a_chat_salesiq_ended(portal):
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_ENDED, conversation(ChatStatus.ENDED), at(100)),
+        received_at=at(100),
+    )
+    # A poll that started earlier but finished later lists it open: SalesIQ said it ended.
+    live.apply_chats(
+        portal,
+        [conversation(ChatStatus.CONNECTED, operator="op1")],
+        taken_at=at(200),
+        complete=True,
+    )
+    assert Chat.objects.get().status == "ended"
+
+
+def test_it_closes_ghosts_only_when_nothing_newer_vouches_for_them(portal):
+    live.apply_chats(
+        portal,
+        [conversation(id="1"), conversation(ChatStatus.CONNECTED, id="2", operator="op1")],
+        taken_at=at(0),
+        complete=True,
+    )
+    # A chat a webhook announced just before the next poll's list was made.
+    live.apply_event(
+        portal, event(EventKind.CHAT_CREATED, conversation(id="3"), at(55)), received_at=at(55)
+    )
+    live.apply_chats(portal, [], taken_at=at(60), complete=True)
+    states = dict(Chat.objects.values_list("remote_id", "status"))
+    assert states == {"1": "missed", "2": "ended", "3": "waiting"}
+    assert Chat.objects.get(remote_id="2").inferred_end
+    assert PortalSync.objects.get(portal=portal).chats_polled_at == at(60)
+
+
+def test_it_reopens_a_chat_it_only_guessed_had_ended(portal):
+    live.apply_chats(portal, [conversation(id="1")], taken_at=at(0), complete=True)
+    live.apply_chats(portal, [], taken_at=at(60), complete=True)  # missing once: a lagging list
+    live.apply_chats(portal, [conversation(id="1")], taken_at=at(90), complete=True)
+    chat = Chat.objects.get()
+    assert chat.status == "waiting" and not chat.inferred_end and chat.ended_at is None
+
+
+def test_it_uses_salesiqs_modified_time_for_polled_chats(portal):
+    live.apply_event(
+        portal,
+        event(
+            EventKind.CHAT_ATTENDER_CHANGED,
+            conversation(ChatStatus.CONNECTED, operator="op2"),
+            at(30),
+        ),
+        received_at=at(30),
+    )
+    stale_item = conversation(ChatStatus.CONNECTED, operator="op1", modified=at(20))
+    live.apply_chats(portal, [stale_item], taken_at=at(40), complete=False)
+    assert Chat.objects.get().operator_id == "op2"
+
+
+def test_it_keeps_the_newest_last_message_and_stores_the_lines(portal):
+    newer = Message(
+        id="m2", chat_id="1", sender_type=SenderType.OPERATOR, text="Hi!", sent_at=at(20)
+    )
+    older = Message(
+        id="m1", chat_id="1", sender_type=SenderType.VISITOR, text="Hello?", sent_at=at(15)
+    )
+    live.apply_event(
+        portal,
+        event(
+            EventKind.OPERATOR_MESSAGE,
+            conversation(ChatStatus.CONNECTED, operator="op1", message=newer),
+            at(20),
+        ),
+        received_at=at(20),
+    )
+    live.apply_event(
+        portal,
+        event(
+            EventKind.VISITOR_MESSAGE,
+            conversation(ChatStatus.CONNECTED, operator="op1", message=older),
+            at(15),
+        ),
+        received_at=at(21),
+    )
+    chat = Chat.objects.get()
+    assert (chat.last_message_text, chat.last_message_sender) == ("Hi!", "operator")
+    assert not chat.awaiting_reply
+    assert list(ChatMessage.objects.values_list("remote_id", flat=True)) == ["m1", "m2"]
+
+
+def test_it_lands_a_rating_after_the_end(portal):
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_ENDED, conversation(ChatStatus.ENDED), at(100)),
+        received_at=at(100),
+    )
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_RATED, conversation(ChatStatus.ENDED, rating=2), at(90)),
+        received_at=at(110),
+    )
+    assert Chat.objects.get().rating == 2
+
+
+def test_it_tells_which_operators_load_changed(portal):
+    live.apply_operators(
+        portal, OperatorSync([operator("op1"), operator("op2")], "s1", True), taken_at=at(0)
+    )
+    live.apply_chats(
+        portal, [conversation(ChatStatus.CONNECTED, operator="op1")], taken_at=at(1), complete=True
+    )
+    moved = live.apply_event(
+        portal,
+        event(
+            EventKind.TRANSFER_ACCEPTED, conversation(ChatStatus.CONNECTED, operator="op2"), at(5)
+        ),
+        received_at=at(5),
+    )
+    assert moved.operators == set(Operator.objects.values_list("pk", flat=True))
+
+
+def test_it_tracks_time_in_status_and_ignores_older_presence(portal):
+    live.apply_operators(
+        portal, OperatorSync([operator(modified=at(0))], "s1", True), taken_at=at(0)
+    )
+    op = Operator.objects.get()
+    assert op.status == "available" and op.status_since is None  # never seen it change
+    live.apply_operators(
+        portal,
+        OperatorSync([operator(status=OperatorStatus.BUSY, modified=at(30))], "s2", False),
+        taken_at=at(31),
+    )
+    live.apply_operators(
+        portal,
+        OperatorSync([operator(status=OperatorStatus.BUSY, modified=at(40))], "s3", False),
+        taken_at=at(41),
+    )
+    live.apply_operators(
+        portal,
+        OperatorSync([operator(status=OperatorStatus.AVAILABLE, modified=at(10))], "s4", False),
+        taken_at=at(42),
+    )
+    op.refresh_from_db()
+    assert op.status == "busy" and op.status_since == at(30)
+    assert PortalSync.objects.get(portal=portal).operators_sync_time == "s4"
+
+
+def test_it_removes_operators_only_on_a_complete_list(portal):
+    live.apply_operators(
+        portal, OperatorSync([operator("op1"), operator("op2")], None, True), taken_at=at(0)
+    )
+    live.apply_operators(portal, OperatorSync([operator("op1")], None, False), taken_at=at(1))
+    assert Operator.objects.count() == 2
+    changes = live.apply_operators(
+        portal, OperatorSync([operator("op1")], None, True), taken_at=at(2)
+    )
+    assert list(Operator.objects.values_list("remote_id", flat=True)) == ["op1"]
+    assert len(changes.removed_operators) == 1
+
+
+def test_it_applies_reference_presence_and_lone_messages(portal):
+    live.apply_operators(portal, OperatorSync([operator("op1")], None, True), taken_at=at(0))
+    presence = WebhookEvent(
+        kind=EventKind.OPERATOR_STATUS_CHANGED,
+        name="operator.status_changed",
+        dedupe_key="p",
+        occurred_at=at(5),
+        operator_id="op1",
+        operator_status=OperatorStatus.AWAY,
+    )
+    live.apply_event(portal, presence, received_at=at(5))
+    op = Operator.objects.get()
+    assert op.status == "away" and op.status_since == at(5) and op.source == "webhook"
+
+    live.apply_chats(
+        portal,
+        [conversation(ChatStatus.CONNECTED, id="c1", operator="op1")],
+        taken_at=at(6),
+        complete=True,
+    )
+    line = Message(
+        id="m9",
+        chat_id="c1",
+        sender_type=SenderType.VISITOR,
+        text="<b>still there?</b>",
+        sent_at=at(8),
+    )
+    live.apply_event(
+        portal,
+        WebhookEvent(
+            kind=EventKind.VISITOR_MESSAGE,
+            name="message.received",
+            dedupe_key="m",
+            occurred_at=at(8),
+            chat_id="c1",
+            message=line,
+        ),
+        received_at=at(8),
+    )
+    chat = Chat.objects.get()
+    assert chat.awaiting_reply and chat.last_message_text == "<b>still there?</b>"
