@@ -76,7 +76,8 @@ class Command(BaseCommand):
         sys.stdout.flush()
         from dashboard import serving
 
-        serving.run(host=options["host"], port=options["port"])
+        # The same code path as `manage.py serve`: daphne and the worker in this process.
+        serving.serve(host=options["host"], port=options["port"])
 
     def _check_port_free(self, host: str, port: int) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

@@ -1,0 +1,558 @@
+"""The poller: keeps every connected portal's live state true to SalesIQ.
+
+v2 has no presence webhook, so operators are polled often (incrementally, with
+``last_sync_time``); open chats are listed to reconcile what webhooks said (add what
+is missing, close ghosts, fix what disagrees); departments now and then. How often
+is dashboard.schedule's business; what is polled goes through dashboard.live.
+
+Exactly one worker polls a portal at a time, however many run: each holds a lease on
+the portal's PortalSync row, taken and renewed with one conditional UPDATE (so two
+workers can never both win) and renewed every tick. A worker that dies stops
+renewing; the lease expires after ``LEASE_TTL`` and the next tick of another worker
+takes it. Polls run off the ticking thread, so a 21-page listing never delays a
+heartbeat.
+
+Two ways to run it: ``run()`` (``manage.py siq_worker``: polls in daemon threads) and
+``run_on_loop()`` (``manage.py serve``: on daphne's event loop, ticks and polls
+offloaded with ``sync_to_async(thread_sensitive=False)``, so what they publish with
+``async_to_sync`` reaches this process's in-memory channel layer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from siq_integration import budget
+from siq_integration import exceptions as exc
+from siq_integration.client import SalesIQClient
+from siq_integration.models import Portal
+
+from . import ingest, live, schedule
+from .models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
+
+logger = logging.getLogger(__name__)
+
+LEASE_TTL = timedelta(seconds=10)
+TICK_SECONDS = 1.0
+SWEEP_EVERY = 5.0  # seconds between sweeps of webhook events a crash left pending
+PLAN_EVERY = 5.0  # seconds a plan is reused before counting chats and budget again
+MAX_PARALLEL_POLLS = 4  # portals polled at once by one worker
+STOP_GRACE = 5.0  # seconds a stopping worker waits for polls under way
+# A listing too long for one minute's budget waits for the next minute, never longer
+# (a spent day budget is not worth holding a thread for).
+LONGEST_BUDGET_WAIT = 65.0
+BACKOFF_FIRST = 5.0
+BACKOFF_MAX = 300.0
+
+DEPARTMENTS = "departments"
+OPERATORS = "operators"
+CHATS = "chats"
+
+# Refusals an admin must fix by reconnecting: polling again changes nothing.
+_NEEDS_RECONNECT = (exc.TokenInvalid, exc.ScopeMissing, exc.TokenDecryptionError)
+# "Not now": the exception says when.
+_NOT_NOW = (exc.BudgetExhausted, exc.RateLimited, exc.TokenRefreshLimited)
+
+
+def new_holder() -> str:
+    """Who holds a lease, in words an admin can trace to a process: host:pid:random."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def connected_portals() -> list[Portal]:
+    return list(
+        Portal.objects.exclude(refresh_token_encrypted="").filter(connected_at__isnull=False)
+    )
+
+
+def token_fingerprint(portal: Portal) -> str:
+    """Changes whenever an admin reconnects the portal (new ciphertext, new connected_at)."""
+    seed = f"{portal.refresh_token_encrypted}|{portal.connected_at}|{portal.granted_scopes}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PollJob:
+    portal_id: Any
+    kinds: tuple[str, ...]  # departments, operators, chats: in that order
+    full_operators: bool
+    plan: schedule.Plan
+
+
+@dataclass
+class _PortalState:
+    """What one worker remembers about a portal between ticks (never shared)."""
+
+    in_flight: bool = False
+    retry_at: datetime | None = None
+    failures: int = 0
+    stopped_for: str = ""  # token fingerprint SalesIQ refused; "" while polling
+    error_shown: bool = False  # last_poll_error holds words of ours
+    plan: schedule.Plan | None = None
+    planned_at: float = 0.0  # time.monotonic()
+    not_before: dict[str, datetime] = field(default_factory=dict)
+    # A listing that spanned minutes is not a snapshot: PortalSync.chats_polled_at
+    # stays as it was, so remember here that chats were listed.
+    chats_listed_at: datetime | None = None
+
+
+class _PatientClient(SalesIQClient):
+    """Waits for the next minute's budget between pages, instead of giving up a listing
+    longer than one minute allows (2,000 chats on a Free plan: 21 pages, 7 calls a minute).
+    Only when ``patient``; ``waited`` then says the listing spanned minutes."""
+
+    def __init__(self, portal: Portal, *, stopping: threading.Event) -> None:
+        super().__init__(portal)
+        self.patient = False
+        self.waited = False
+        self._stopping = stopping
+
+    def _request(self, call, *, url=None):
+        while True:
+            try:
+                return super()._request(call, url=url)
+            except exc.BudgetExhausted as refusal:
+                if not self.patient or refusal.retry_at is None:
+                    raise
+                wait = (refusal.retry_at - timezone.now()).total_seconds() + 0.2
+                if wait > LONGEST_BUDGET_WAIT or self._stopping.wait(max(wait, 0.0)):
+                    raise
+                self.waited = True
+
+
+def _next_minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _seconds_left_today(now: datetime) -> float:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return (midnight - now).total_seconds()
+
+
+def _is_due(last: datetime | None, every: float, now: datetime) -> bool:
+    return last is None or (now - last).total_seconds() >= every
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        holder: str | None = None,
+        lease_ttl: timedelta = LEASE_TTL,
+        max_parallel: int = MAX_PARALLEL_POLLS,
+    ) -> None:
+        self.holder = holder or new_holder()
+        self.lease_ttl = lease_ttl
+        self.max_parallel = max_parallel
+        # Set to stop: the loops end, waits for budget give up, leases are released.
+        self.stopping = threading.Event()
+        self._states: dict[Any, _PortalState] = {}
+        self._held: set[Any] = set()
+        self._has_sync_row: set[Any] = set()
+        self._last_sweep = 0.0
+        # Releasing and renewing never interleave: once released, a late tick takes nothing.
+        self._lease_lock = threading.Lock()
+        self._released = False
+
+    # --- one round ----------------------------------------------------------------------
+
+    def tick(self) -> list[PollJob]:
+        """Take or renew leases, sweep the inbox now and then, and say which polls are due.
+
+        Returns the jobs to run (each marked in flight until ``poll`` finishes it); the
+        caller runs them off this thread. ``run_once`` runs them here instead.
+        """
+        if self.stopping.is_set():
+            return []
+        # Which portals have a poll under way, before their sync rows are read: a poll
+        # finishing after this point is still skipped, so no stale row makes it look due.
+        busy = {pk for pk, state in self._states.items() if state.in_flight}
+        now = timezone.now()
+        portals = {portal.pk: portal for portal in connected_portals()}
+        held = self._hold_leases(portals, now)
+        if time.monotonic() - self._last_sweep >= SWEEP_EVERY:
+            self._last_sweep = time.monotonic()
+            self._sweep()
+        return self._due_jobs([portals[pk] for pk in held if pk not in busy], busy, now)
+
+    def run_once(self) -> list[PollJob]:
+        """One round with its polls run here, one after the other (tests, scripts)."""
+        jobs = self.tick()
+        for job in jobs:
+            self.poll(job)
+        return jobs
+
+    # --- leases ---------------------------------------------------------------------------
+
+    def _ensure_sync_row(self, portal_id: Any) -> None:
+        if portal_id in self._has_sync_row:
+            return
+        if not PortalSync.objects.filter(portal_id=portal_id).exists():
+            try:
+                with transaction.atomic():
+                    PortalSync.objects.create(portal_id=portal_id)
+            except IntegrityError:
+                pass  # another worker created it first: fine
+        self._has_sync_row.add(portal_id)
+
+    def _take_or_renew(self, portal_id: Any, now: datetime) -> bool:
+        """One conditional UPDATE: only one worker can match, however many try at once."""
+        return bool(
+            PortalSync.objects.filter(portal_id=portal_id)
+            .filter(
+                Q(lease_holder=self.holder)
+                | Q(lease_holder="")
+                | Q(lease_expires_at__isnull=True)
+                | Q(lease_expires_at__lt=now)
+            )
+            .update(
+                lease_holder=self.holder, lease_expires_at=now + self.lease_ttl, heartbeat_at=now
+            )
+        )
+
+    def _hold_leases(self, portals: dict[Any, Portal], now: datetime) -> set[Any]:
+        with self._lease_lock:
+            if self._released:
+                return set()
+            held: set[Any] = set()
+            for portal_id, portal in portals.items():
+                self._ensure_sync_row(portal_id)
+                if self._take_or_renew(portal_id, now):
+                    held.add(portal_id)
+                    if portal_id not in self._held:
+                        logger.info("Worker %s now polls portal %s", self.holder, portal)
+                elif portal_id in self._held:
+                    logger.warning(
+                        "Worker %s lost the lease of portal %s; another worker polls it",
+                        self.holder,
+                        portal,
+                    )
+            gone = self._held - set(portals)
+            if gone:
+                # Disconnected (or deleted) since the last tick: nobody should poll them.
+                PortalSync.objects.filter(portal_id__in=gone, lease_holder=self.holder).update(
+                    lease_holder="", lease_expires_at=None
+                )
+            self._held = held
+            return held
+
+    def release_leases(self) -> None:
+        """Give every lease back at once, so another worker takes over on its next tick."""
+        with self._lease_lock:
+            self._released = True
+            PortalSync.objects.filter(lease_holder=self.holder).update(
+                lease_holder="", lease_expires_at=None
+            )
+            if self._held:
+                logger.info("Worker %s released %d portal(s)", self.holder, len(self._held))
+            self._held = set()
+
+    # --- what is due ------------------------------------------------------------------------
+
+    def _state(self, portal_id: Any) -> _PortalState:
+        return self._states.setdefault(portal_id, _PortalState())
+
+    def _load(self, portal: Portal, sync: PortalSync, now: datetime) -> schedule.Load:
+        usage = budget.usage(portal, now=now)
+        return schedule.Load(
+            dialect=portal.dialect,
+            calls_per_minute=portal.calls_per_minute,
+            calls_per_day=portal.calls_per_day,
+            reserved_per_minute=budget.reserved(portal.calls_per_minute),
+            reserved_per_day=budget.reserved(portal.calls_per_day),
+            open_chats=Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES).count(),
+            operators=Operator.objects.filter(portal=portal).count(),
+            departments=Department.objects.filter(portal=portal).count(),
+            webhooks=schedule.webhook_state(
+                registered=bool(portal.webhook_id),
+                last_delivery_at=portal.last_webhook_at,
+                last_delivery_ok=portal.last_webhook_ok,
+                now=now,
+            ),
+            used_today=usage.day_used,
+            seconds_left_today=_seconds_left_today(now),
+            full_operators_age=(
+                (now - sync.operators_full_at).total_seconds() if sync.operators_full_at else None
+            ),
+        )
+
+    def _plan(self, portal: Portal, sync: PortalSync, state: _PortalState, now: datetime):
+        if state.plan is None or time.monotonic() - state.planned_at >= PLAN_EVERY:
+            state.plan = schedule.plan(self._load(portal, sync, now))
+            state.planned_at = time.monotonic()
+        return state.plan
+
+    def _due_jobs(self, portals: list[Portal], busy: set[Any], now: datetime) -> list[PollJob]:
+        room = self.max_parallel - len(busy)
+        if room <= 0 or not portals:
+            return []
+        syncs = {
+            sync.portal_id: sync
+            for sync in PortalSync.objects.filter(portal_id__in=[p.pk for p in portals])
+        }
+        jobs: list[tuple[float, PollJob]] = []
+        for portal in portals:
+            state = self._state(portal.pk)
+            sync = syncs.get(portal.pk)
+            if sync is None or (state.retry_at and now < state.retry_at):
+                continue
+            if state.stopped_for:
+                if state.stopped_for == token_fingerprint(portal):
+                    continue  # still the refused sign-in: wait for an admin to reconnect
+                logger.info("Portal %s was reconnected; polling it again", portal)
+                state.stopped_for = ""
+                state.plan = None
+            plan = self._plan(portal, sync, state, now)
+            wanted = {
+                DEPARTMENTS: (sync.departments_polled_at, plan.departments_every),
+                OPERATORS: (sync.operators_polled_at, plan.operators_every),
+                CHATS: (_latest(sync.chats_polled_at, state.chats_listed_at), plan.chats_every),
+            }
+            kinds = tuple(
+                kind
+                for kind, (last, every) in wanted.items()
+                if _is_due(last, every, now)
+                and not (state.not_before.get(kind) and now < state.not_before[kind])
+            )
+            if not kinds:
+                continue
+            # The plan may be a few seconds old: judge the full list's age afresh.
+            full_age = (
+                (now - sync.operators_full_at).total_seconds() if sync.operators_full_at else None
+            )
+            full = (
+                portal.dialect == "reference"
+                or not sync.operators_sync_time
+                or full_age is None
+                or full_age >= plan.full_operators_every
+            )
+            # Whoever waited longest goes first when there are more portals than room.
+            overdue = max(
+                (now - last).total_seconds() - every if last else float("inf")
+                for kind, (last, every) in wanted.items()
+                if kind in kinds
+            )
+            jobs.append((overdue, PollJob(portal.pk, kinds, full, plan)))
+        jobs.sort(key=lambda pair: pair[0], reverse=True)
+        chosen = [job for _, job in jobs[:room]]
+        for job in chosen:
+            self._state(job.portal_id).in_flight = True
+        return chosen
+
+    # --- polling ------------------------------------------------------------------------------
+
+    def poll(self, job: PollJob) -> None:
+        """Run the polls of one job; never raises (the loop must go on)."""
+        state = self._state(job.portal_id)
+        portal: Portal | None = None
+        try:
+            portal = Portal.objects.filter(pk=job.portal_id).first()
+            if portal is None:
+                return
+            for kind in job.kinds:
+                if self.stopping.is_set():
+                    return
+                self._poll_kind(kind, portal, job, state)
+            state.failures = 0
+            state.retry_at = None
+            if state.error_shown:
+                PortalSync.objects.filter(portal_id=job.portal_id).update(last_poll_error="")
+                state.error_shown = False
+        except _NOT_NOW as pause:
+            state.retry_at = pause.retry_at or timezone.now() + timedelta(seconds=30)
+            logger.info("Portal %s: %s", portal, pause.user_message)
+        except _NEEDS_RECONNECT as refusal:
+            # Polling again would only be refused again: wait until the tokens change.
+            state.stopped_for = token_fingerprint(portal) if portal else "?"
+            self._show_error(job.portal_id, state, refusal.user_message)
+            logger.warning("Portal %s: stopped polling: %s", portal, refusal.technical())
+        except exc.SalesIQError as failure:
+            # The client has recorded the portal's health already; say why state is stale.
+            self._back_off(state)
+            self._show_error(job.portal_id, state, failure.user_message)
+            logger.warning("Portal %s: poll failed: %s", portal, failure.technical())
+        except Exception:
+            self._back_off(state)
+            self._show_error(
+                job.portal_id,
+                state,
+                "The dashboard could not apply what SalesIQ answered; it keeps trying.",
+            )
+            logger.exception("Portal %s: poll failed", portal)
+        finally:
+            state.in_flight = False
+
+    def _poll_kind(self, kind: str, portal: Portal, job: PollJob, state: _PortalState) -> None:
+        plan = job.plan
+        client = _PatientClient(portal, stopping=self.stopping)
+        cost = {
+            DEPARTMENTS: plan.departments_cost,
+            OPERATORS: plan.full_operators_cost if job.full_operators else plan.operators_cost,
+            CHATS: plan.chats_cost,
+        }[kind]
+        if cost <= plan.background_per_minute:
+            # Starting a listing the minute cannot finish wastes every page read so far.
+            used = budget.usage(portal).minute_used
+            if plan.background_per_minute - used < cost:
+                state.not_before[kind] = _next_minute(timezone.now())
+                return
+        else:
+            client.patient = True
+        state.not_before.pop(kind, None)
+        # Facts are as old as the moment the question was asked, not when it was answered.
+        taken_at = timezone.now()
+        if kind == DEPARTMENTS:
+            departments = client.list_departments()
+            live.apply_departments(portal, departments, taken_at=taken_at)
+            logger.debug("Portal %s: %d departments", portal, len(departments))
+        elif kind == OPERATORS:
+            sync = PortalSync.objects.get(portal=portal)
+            since = None if job.full_operators else (sync.operators_sync_time or None)
+            result = client.list_operators(since=since)
+            live.apply_operators(portal, result, taken_at=taken_at)
+            logger.debug(
+                "Portal %s: %d operators (%s)",
+                portal,
+                len(result.operators),
+                "full list" if result.complete else "changes",
+            )
+        else:
+            conversations = client.list_open_conversations()
+            # Only a listing read inside one minute is a snapshot worth closing ghosts by;
+            # one that waited for budget may have missed chats that moved between pages.
+            snapshot = not client.waited
+            live.apply_chats(portal, conversations, taken_at=taken_at, complete=snapshot)
+            if not snapshot:
+                state.chats_listed_at = taken_at
+            logger.debug("Portal %s: %d open chats", portal, len(conversations))
+
+    def _back_off(self, state: _PortalState) -> None:
+        state.failures += 1
+        pause = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (state.failures - 1))
+        state.retry_at = timezone.now() + timedelta(seconds=pause)
+
+    def _show_error(self, portal_id: Any, state: _PortalState, words: str) -> None:
+        PortalSync.objects.filter(portal_id=portal_id).update(last_poll_error=words[:500])
+        state.error_shown = True
+
+    def _sweep(self) -> None:
+        try:
+            applied = ingest.sweep()
+        except Exception:
+            logger.exception("Sweeping the webhook inbox failed")
+            return
+        if applied:
+            logger.info("Applied %d webhook event(s) left pending", applied)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def _tick_in_thread(self) -> list[PollJob]:
+        try:
+            return self.tick()
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    def _poll_in_thread(self, job: PollJob) -> None:
+        try:
+            self.poll(job)
+        finally:
+            connections.close_all()
+
+    def run(self, *, tick_seconds: float = TICK_SECONDS, grace: float = STOP_GRACE) -> None:
+        """Tick until ``stopping`` is set; then release every lease.
+
+        Polls run in daemon threads: heartbeats never wait for them, and a stop can
+        abandon a call under way (whatever it would have applied, the next holder
+        reads again)."""
+        threads: set[threading.Thread] = set()
+        try:
+            while not self.stopping.is_set():
+                started = time.monotonic()
+                try:
+                    jobs = self.tick()
+                except Exception:
+                    logger.exception("Worker tick failed")
+                    connections.close_all()  # a broken connection is reopened next tick
+                    jobs = []
+                for job in jobs:
+                    thread = threading.Thread(
+                        target=self._poll_in_thread,
+                        args=(job,),
+                        name=f"poll-{job.portal_id}",
+                        daemon=True,
+                    )
+                    thread.start()
+                    threads.add(thread)
+                threads = {thread for thread in threads if thread.is_alive()}
+                self.stopping.wait(max(0.0, tick_seconds - (time.monotonic() - started)))
+        finally:
+            self.stopping.set()
+            deadline = time.monotonic() + grace
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            self.release_leases()
+            connections.close_all()
+
+    async def run_on_loop(
+        self,
+        stop: asyncio.Event,
+        *,
+        tick_seconds: float = TICK_SECONDS,
+        grace: float = STOP_GRACE,
+    ) -> None:
+        """Tick on a running event loop (daphne's) until ``stop`` is set.
+
+        Ticks and polls go to the loop's thread pool, never to the thread of
+        thread-sensitive calls (it serves Django's sync views: a poll there would keep
+        SalesIQ's webhook deliveries waiting). In those threads ``async_to_sync`` runs
+        coroutines on this loop, which is what lets a poll publish to the in-memory
+        channel layer.
+        """
+        tick = sync_to_async(self._tick_in_thread, thread_sensitive=False)
+        poll = sync_to_async(self._poll_in_thread, thread_sensitive=False)
+        polls: set[asyncio.Task] = set()
+        try:
+            while not stop.is_set() and not self.stopping.is_set():
+                try:
+                    jobs = await tick()
+                except Exception:
+                    logger.exception("Worker tick failed")
+                    jobs = []
+                for job in jobs:
+                    task = asyncio.ensure_future(poll(job))
+                    polls.add(task)
+                    task.add_done_callback(polls.discard)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
+        finally:
+            self.stopping.set()
+            if polls:
+                await asyncio.wait(set(polls), timeout=grace)
+            await sync_to_async(self._release_in_thread, thread_sensitive=False)()
+
+    def _release_in_thread(self) -> None:
+        try:
+            self.release_leases()
+        finally:
+            connections.close_all()
