@@ -165,8 +165,10 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
         if conversation.operator_id:
             chat.operator_id = conversation.operator_id
             chat.operator_name = conversation.operator_name[:200] or chat.operator_name
-    if status == ChatStatus.CONNECTED:
-        chat.attended_at = conversation.attended_at or chat.attended_at or fact_at
+    if conversation.attended_at:
+        chat.attended_at = conversation.attended_at
+    elif status == ChatStatus.CONNECTED:
+        chat.attended_at = chat.attended_at or fact_at
     if status in (ChatStatus.ENDED, ChatStatus.MISSED):
         chat.ended_at = conversation.ended_at or chat.ended_at or fact_at
         chat.inferred_end = False

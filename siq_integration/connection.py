@@ -28,7 +28,7 @@ from .webhooks import normalise_public_key
 
 logger = logging.getLogger(__name__)
 
-# The conversation events the dashboard uses.
+# The events the dashboard uses.
 V2_WEBHOOK_EVENTS = [
     "conversation.created",
     "conversation.attender.updated",
@@ -40,6 +40,7 @@ V2_WEBHOOK_EVENTS = [
     "conversation.completed",
     "conversation.missed",
     "conversation.rated",
+    "operator.updated",  # profile changes (names, capacity); presence still needs polling
 ]
 REFERENCE_WEBHOOK_EVENTS = [
     "chat.started",

@@ -529,16 +529,10 @@ class V2(Dialect):
         occurred_at = epoch_ms(document.get("event_time"))
         if occurred_at is None and conversation is not None:
             occurred_at = conversation.modified_at
-        if document.get("event_time"):
-            basis = f"v2|{name}|{entity_id}|{document.get('event_time')}"
-        else:
-            # No event time: the body minus the attempt counter identifies the delivery.
-            stripped = {k: v for k, v in document.items() if k != "attempt"}
-            basis = "v2|" + json.dumps(stripped, sort_keys=True, ensure_ascii=False)
         return WebhookEvent(
             kind=kind,
             name=name,
-            dedupe_key=hashlib.sha256(basis.encode("utf-8")).hexdigest(),
+            dedupe_key=delivery_key("v2", document),
             occurred_at=occurred_at,
             entity_id=entity_id,
             conversation=conversation,
@@ -873,20 +867,10 @@ class Reference(Dialect):
                 feedback=_str(data.get("feedback")),
             )
         entity_id = chat_id or operator_id or _str(data.get("visitor_id"))
-        basis = "|".join(
-            (
-                "reference",
-                name,
-                _str(document.get("timestamp")),
-                entity_id,
-                _str(data.get("message_id")),
-                _str(data.get("status")),
-            )
-        )
         return WebhookEvent(
             kind=kind,
             name=name,
-            dedupe_key=hashlib.sha256(basis.encode("utf-8")).hexdigest(),
+            dedupe_key=delivery_key("reference", document),
             occurred_at=occurred_at,
             entity_id=entity_id,
             conversation=conversation,
@@ -898,6 +882,17 @@ class Reference(Dialect):
             rating=_int(data.get("rating")),
             feedback=_str(data.get("feedback")),
         )
+
+
+def delivery_key(dialect: str, document: dict) -> str:
+    """What makes a delivery the same delivery: its whole content but the retry counter.
+
+    A retry or a replay gives the same key; two different events that share a name, an
+    entity and even a millisecond (a transfer's two attender updates) do not.
+    """
+    stripped = {key: value for key, value in document.items() if key != "attempt"}
+    canonical = json.dumps(stripped, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{dialect}|{canonical}".encode()).hexdigest()
 
 
 def _with_time(message: Message, when: datetime | None) -> Message:

@@ -227,6 +227,19 @@ def webhook_receiver():
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         deliveries = received
 
+        def wait_for_events(self, names, timeout: float = 10.0):
+            """Every delivery until each of ``names`` has arrived at least once."""
+            import json as _json
+
+            def seen():
+                return {_json.loads(body).get("event") for _, body in received}
+
+            with arrived:
+                arrived.wait_for(lambda: set(names) <= seen(), timeout=timeout)
+            missing = set(names) - seen()
+            assert not missing, f"never delivered: {sorted(missing)}"
+            return list(received)
+
         def wait_for(self, count: int, timeout: float = 10.0):
             with arrived:
                 arrived.wait_for(lambda: len(received) >= count, timeout=timeout)

@@ -392,6 +392,9 @@ def test_it_gives_a_retried_v2_delivery_the_same_dedupe_key():
     assert v2.parse_event(first).dedupe_key == v2.parse_event(retry).dedupe_key
     assert v2.parse_event(retry).attempt == 3
     assert v2.parse_event(first).dedupe_key != v2.parse_event(other).dedupe_key
+    # Two different events in the same millisecond for the same chat stay two events.
+    same_time_other_state = {**first, "entity": {**V2_CONVERSATION, "status": "waiting"}}
+    assert v2.parse_event(same_time_other_state).dedupe_key != v2.parse_event(first).dedupe_key
     without_time = {k: v for k, v in first.items() if k != "event_time"}
     assert (
         v2.parse_event(without_time).dedupe_key

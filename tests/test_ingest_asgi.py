@@ -1,0 +1,273 @@
+"""Webhook → inbox → live state → websocket message, through the real ASGI application,
+with the deliveries the simulator really signs and sends, in both dialects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import HttpCommunicator, WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from dashboard.asgi import application
+from dashboard.models import Chat, InboxEvent, Operator, PortalSync
+from siq_integration import connection
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def browser_headers(user) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    return [(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")]
+
+
+def delivery_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    keep = {"content-type", "x-siqsignature", "x-salesiq-signature"}
+    out = [(b"host", b"localhost")]
+    out += [(k.encode(), v.encode()) for k, v in headers.items() if k in keep]
+    return out
+
+
+async def post(portal, headers, body):
+    http = HttpCommunicator(
+        application,
+        "POST",
+        f"/webhooks/salesiq/{portal.pk}/",
+        body=body,
+        headers=delivery_headers(headers),
+    )
+    return await http.get_response(timeout=10)
+
+
+@pytest.fixture
+def admin(db):
+    return get_user_model().objects.create_superuser("ada", "ada@example.org", "pw-for-tests-1")
+
+
+def scenes_v2(simulator, portal):
+    """Every v2 event the dashboard registers for, in a believable order."""
+    state = simulator.state(portal.screen_name)["portals"][0]
+    ops = [o for o in state["operators"] if o["presence"] == "online"]
+    first, second = ops[0]["id"], ops[1]["id"]
+    other_department = state["departments"][1]["id"]
+    chat = simulator.create_conversation(portal.screen_name, visitor_name="Zoë <b>VIP</b>")["id"]
+    simulator.pickup(chat, first)  # attender.updated
+    simulator.visitor_message(chat, "Hallo? <script>alert(1)</script>")  # visitor.replied
+    simulator.operator_message(chat, "Hi Zoë, how can I help?")  # operator.replied
+    simulator.transfer(chat, department_id=other_department, operator_id=second, outcome="accepted")
+    refused = simulator.create_conversation(portal.screen_name)["id"]
+    simulator.pickup(refused, first)
+    simulator.transfer(
+        refused, department_id=other_department, operator_id=second, outcome="rejected"
+    )
+    simulator.end(chat)  # completed
+    simulator.rate(chat, 2, "Too slow")  # rated
+    missed = simulator.create_conversation(portal.screen_name)["id"]
+    simulator.miss(missed)  # missed
+    simulator.update_operator(first, nick_name="Asha R.")  # operator.updated
+    return chat, refused, missed, first
+
+
+def scenes_reference(simulator, portal):
+    state = simulator.state(portal.screen_name)["portals"][0]
+    op = state["operators"][0]["id"]
+    chat = simulator.create_conversation(portal.screen_name, visitor_name="José <i>x</i>")["id"]
+    simulator.pickup(chat, op)  # (no webhook in this dialect: polling shows pickups)
+    simulator.visitor_message(chat, "¿Hola?")  # message.received
+    simulator.operator_message(chat, "Hola José")  # message.received
+    simulator.set_operator_status(op, "away")  # operator.status_changed
+    simulator.end(chat)  # chat.ended
+    simulator.rate(chat, 5, "¡Genial!")  # chat.rating
+    missed = simulator.create_conversation(portal.screen_name)["id"]
+    simulator.miss(missed)  # chat.missed
+    return chat, missed, op
+
+
+def replay(admin, portal, deliveries):
+    """Post each captured delivery to the ASGI app while a browser socket listens."""
+    outcomes = []
+    headers_of_browser = browser_headers(admin)
+
+    async def scenario():
+        ws = WebsocketCommunicator(
+            application, f"/ws/live/?portals={portal.pk}", headers=headers_of_browser
+        )
+        connected, _ = await ws.connect(timeout=10)
+        assert connected
+        snapshot = await ws.receive_from(timeout=10)
+        assert 'id="chats-body"' in snapshot
+        for headers, body in deliveries:
+            response = await post(portal, headers, body)
+            pushed = await ws.receive_from(timeout=10)
+            outcomes.append((json.loads(body)["event"], response["status"], pushed))
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+    return outcomes
+
+
+def test_it_applies_every_v2_event_and_pushes_it_live(
+    simulator, connected_portal, webhook_receiver, admin
+):
+    portal = connected_portal(open_chats=0, operators=4)
+    assert connection.register_webhooks(portal, url=webhook_receiver.url)
+    chat, refused, missed, operator = scenes_v2(simulator, portal)
+    deliveries = webhook_receiver.wait_for_events(connection.V2_WEBHOOK_EVENTS)
+
+    outcomes = replay(admin, portal, deliveries)
+
+    assert all(status == 200 for _, status, _ in outcomes)
+    assert InboxEvent.objects.filter(portal=portal, state="applied").count() == len(deliveries)
+    created = next(pushed for name, _, pushed in outcomes if name == "conversation.created")
+    row = Chat.objects.get(remote_id=chat)
+    assert f'id="chat-{row.pk}"' in created
+    assert "Zoë &lt;b&gt;VIP&lt;/b&gt;" in created and "<b>VIP</b>" not in created
+    completed = next(pushed for name, _, pushed in outcomes if name == "conversation.completed")
+    assert f'<tr id="chat-{row.pk}" hx-swap-oob="delete">' in completed
+    assert (row.status, row.rating, row.feedback) == ("ended", 2, "Too slow")
+    assert Chat.objects.get(remote_id=refused).status == "connected"
+    assert Chat.objects.get(remote_id=missed).status == "missed"
+    assert Operator.objects.get(remote_id=operator).name == "Asha R."
+
+
+def test_it_applies_every_reference_event_and_pushes_it_live(
+    simulator, connected_portal, webhook_receiver, admin
+):
+    portal = connected_portal(dialect="reference", open_chats=0, operators=3)
+    assert connection.register_webhooks(portal, url=webhook_receiver.url)
+    chat, missed, operator = scenes_reference(simulator, portal)
+    deliveries = webhook_receiver.wait_for_events(connection.REFERENCE_WEBHOOK_EVENTS)
+
+    outcomes = replay(admin, portal, deliveries)
+
+    assert all(status == 200 for _, status, _ in outcomes)
+    row = Chat.objects.get(remote_id=chat)
+    assert (row.status, row.rating) == ("ended", 5)
+    assert row.last_message_text == "Hola José"
+    assert Chat.objects.get(remote_id=missed).status == "missed"
+    started = next(pushed for name, _, pushed in outcomes if name == "chat.started")
+    assert "José &lt;i&gt;x&lt;/i&gt;" in started
+
+
+def test_it_changes_nothing_for_a_duplicate_or_a_replay(
+    simulator, connected_portal, webhook_receiver, admin
+):
+    portal = connected_portal(open_chats=0)
+    connection.register_webhooks(portal, url=webhook_receiver.url)
+    simulator.create_conversation(portal.screen_name)
+    ((headers, body),) = webhook_receiver.wait_for(1)
+
+    async def scenario():
+        first = await post(portal, headers, body)
+        again = await post(portal, headers, body)
+        return first, again
+
+    first, again = async_to_sync(scenario)()
+    assert first["status"] == again["status"] == 200
+    assert json.loads(again["body"])["duplicate"] is True
+    assert InboxEvent.objects.filter(portal=portal).count() == 1
+    assert Chat.objects.filter(portal=portal).count() == 1
+
+
+def test_it_keeps_the_newer_state_when_deliveries_arrive_out_of_order(
+    simulator, connected_portal, webhook_receiver, admin
+):
+    portal = connected_portal(open_chats=0, operators=3)
+    connection.register_webhooks(portal, url=webhook_receiver.url)
+    chat = simulator.create_conversation(portal.screen_name)["id"]
+    simulator.pickup(chat)
+    simulator.end(chat)
+    deliveries = webhook_receiver.wait_for(3)
+
+    async def scenario():
+        for headers, body in reversed(deliveries):
+            assert (await post(portal, headers, body))["status"] == 200
+
+    async_to_sync(scenario)()
+    row = Chat.objects.get(remote_id=chat)
+    assert row.status == "ended" and row.attended_at is not None
+
+
+def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events(
+    simulator, connected_portal, webhook_receiver, admin
+):
+    portal = connected_portal(open_chats=0)
+    connection.register_webhooks(portal, url=webhook_receiver.url)
+    simulator.create_conversation(portal.screen_name)
+    ((headers, body),) = webhook_receiver.wait_for(1)
+
+    async def scenario():
+        tampered = await post(portal, headers, body.replace(b"waiting", b"connected"))
+        unsigned = await post(portal, {"content-type": "application/json"}, body)
+        return tampered, unsigned
+
+    tampered, unsigned = async_to_sync(scenario)()
+    assert tampered["status"] == unsigned["status"] == 401
+    assert not InboxEvent.objects.filter(portal=portal).exists()
+    assert not Chat.objects.filter(portal=portal).exists()
+    portal.refresh_from_db()
+    assert portal.last_webhook_ok is False
+
+    # Malformed and unknown events need a valid signature to get that far: use reference HMAC.
+    from siq_integration import webhooks
+
+    ref = connected_portal(dialect="reference", open_chats=0)
+    connection.register_webhooks(ref, url=webhook_receiver.url)
+    ref.refresh_from_db()
+    secret = ref.get_webhook_secret()
+
+    def signed(raw: bytes) -> dict[str, str]:
+        return {
+            "content-type": "application/json",
+            "x-salesiq-signature": webhooks.sign_reference(raw, secret),
+        }
+
+    unknown_body = json.dumps(
+        {"event": "lead.created", "timestamp": "2026-11-22T09:00:00Z", "data": {"lead_id": "1"}}
+    ).encode()
+
+    async def scenario2():
+        malformed = await post(ref, signed(b"{not json"), b"{not json")
+        unknown = await post(ref, signed(unknown_body), unknown_body)
+        return malformed, unknown
+
+    malformed, unknown = async_to_sync(scenario2)()
+    assert malformed["status"] == 400
+    assert unknown["status"] == 200
+    stored = InboxEvent.objects.get(portal=ref)
+    assert (stored.state, stored.event_name) == ("unknown", "lead.created")
+    sync = PortalSync.objects.get(portal=ref)
+    assert (sync.unknown_events, sync.last_unknown_event) == (1, "lead.created")
+
+
+def test_it_refuses_anonymous_sockets_and_portals_not_yours(connected_portal, admin):
+    portal = connected_portal()
+    viewer = get_user_model().objects.create_user("vic", password="pw-for-tests-1")
+
+    async def scenario():
+        anonymous = WebsocketCommunicator(
+            application, "/ws/live/", headers=[(b"origin", b"http://localhost")]
+        )
+        ok, code = await anonymous.connect(timeout=10)
+        assert not ok
+        stranger = WebsocketCommunicator(
+            application,
+            f"/ws/live/?portals={portal.pk}",
+            headers=await sync_to_async(browser_headers)(viewer),
+        )
+        ok, _ = await stranger.connect(timeout=10)
+        assert not ok
+        foreign_origin = WebsocketCommunicator(
+            application,
+            "/ws/live/",
+            headers=[h for h in await sync_to_async(browser_headers)(admin) if h[0] != b"origin"]
+            + [(b"origin", b"http://evil.example")],
+        )
+        ok, _ = await foreign_origin.connect(timeout=10)
+        assert not ok
+
+    async_to_sync(scenario)()
