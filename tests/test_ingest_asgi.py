@@ -4,6 +4,7 @@ with the deliveries the simulator really signs and sends, in both dialects."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -11,9 +12,11 @@ from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from dashboard import live
 from dashboard.asgi import application
 from dashboard.models import Chat, InboxEvent, Operator, PortalSync
 from siq_integration import connection
+from siq_integration.client import SalesIQClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -139,6 +142,9 @@ def test_it_applies_every_reference_event_and_pushes_it_live(
 ):
     portal = connected_portal(dialect="reference", open_chats=0, operators=3)
     assert connection.register_webhooks(portal, url=webhook_receiver.url)
+    # Operators come from polling; presence changes then arrive by webhook.
+    polled = SalesIQClient(portal).list_operators()
+    live.apply_operators(portal, polled, taken_at=datetime(2020, 1, 1, tzinfo=UTC))
     chat, missed, operator = scenes_reference(simulator, portal)
     deliveries = webhook_receiver.wait_for_events(connection.REFERENCE_WEBHOOK_EVENTS)
 
@@ -151,6 +157,10 @@ def test_it_applies_every_reference_event_and_pushes_it_live(
     assert Chat.objects.get(remote_id=missed).status == "missed"
     started = next(pushed for name, _, pushed in outcomes if name == "chat.started")
     assert "José &lt;i&gt;x&lt;/i&gt;" in started
+    away = Operator.objects.get(portal=portal, remote_id=operator)
+    assert (away.status, away.source) == ("away", "webhook")
+    presence = next(pushed for name, _, pushed in outcomes if name == "operator.status_changed")
+    assert f'id="op-{away.pk}"' in presence
 
 
 def test_it_changes_nothing_for_a_duplicate_or_a_replay(
@@ -252,7 +262,7 @@ def test_it_refuses_anonymous_sockets_and_portals_not_yours(connected_portal, ad
         anonymous = WebsocketCommunicator(
             application, "/ws/live/", headers=[(b"origin", b"http://localhost")]
         )
-        ok, code = await anonymous.connect(timeout=10)
+        ok, _ = await anonymous.connect(timeout=10)
         assert not ok
         stranger = WebsocketCommunicator(
             application,
