@@ -20,6 +20,7 @@ from siq_integration.models import Portal
 
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..forms.portals import PortalForm, ScreenNameForm
+from ..models import PortalSync
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def portal_detail(request: HttpRequest, portal_id) -> HttpResponse:
             "webhook_url": url,
             "webhook_url_has_port": _has_port(url),
             "webhook_keys": portal.webhook_keys.count(),
+            "sync": PortalSync.objects.filter(portal=portal).first(),
         },
     )
 

@@ -1,0 +1,104 @@
+"""GET /api/portals/<uuid>/snapshot.json: the live state for wallboards and integrations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from dashboard import live
+from dashboard.models import Profile, Role
+from siq_integration.models import Portal
+from siq_integration.normalised import (
+    ChatStatus,
+    Conversation,
+    Department,
+    Operator,
+    OperatorStatus,
+    OperatorSync,
+    Visitor,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def portal():
+    portal = Portal.objects.create(name="Zylker", data_center="us", screen_name="zylker")
+    now = timezone.now()
+    live.apply_departments(portal, [Department(id="d1", name="Support")], taken_at=now)
+    live.apply_operators(
+        portal,
+        OperatorSync(
+            [
+                Operator(
+                    id="o1",
+                    name="Asha",
+                    email="",
+                    status=OperatorStatus.AVAILABLE,
+                    max_chats=4,
+                    department_ids=("d1",),
+                ),
+                Operator(id="o2", name="Ben", email="", status=OperatorStatus.OFFLINE, max_chats=3),
+            ],
+            "s",
+            True,
+        ),
+        taken_at=now,
+    )
+    chats = [
+        Conversation(
+            id="466756000000969001",
+            status=ChatStatus.WAITING,
+            visitor=Visitor(id="$1", name="Zoë <b>"),
+            started_at=now - timedelta(minutes=3),
+            department_id="d1",
+            department_name="Support",
+        ),
+        Conversation(
+            id="466756000000969002",
+            status=ChatStatus.CONNECTED,
+            visitor=Visitor(id="$2", name="Li"),
+            started_at=now - timedelta(minutes=10),
+            attended_at=now - timedelta(minutes=9),
+            operator_id="o1",
+            operator_name="Asha",
+        ),
+    ]
+    live.apply_chats(portal, chats, taken_at=now, complete=True)
+    return portal
+
+
+def test_it_gives_chats_operators_departments_kpis_and_age(client, portal):
+    admin = get_user_model().objects.create_superuser("ada", "a@x.org", "pw-for-tests-1")
+    client.force_login(admin)
+    data = client.get(f"/api/portals/{portal.pk}/snapshot.json").json()
+    assert data["portal"]["name"] == "Zylker"
+    assert [c["id"] for c in data["chats"]] == ["466756000000969002", "466756000000969001"]
+    assert data["chats"][1]["visitor"]["name"] == "Zoë <b>"  # JSON carries the text as it is
+    assert {o["id"]: o["open_chats"] for o in data["operators"]} == {"o1": 1, "o2": 0}
+    assert data["departments"] == [{"id": "d1", "name": "Support"}]
+    kpis = data["kpis"]
+    assert (
+        kpis["open_chats"],
+        kpis["waiting"],
+        kpis["operators_available"],
+        kpis["operators_offline"],
+    ) == (2, 1, 1, 1)
+    assert 170 <= kpis["longest_wait_seconds"] <= 200
+    assert kpis["utilisation"] == 0.5  # 2 open chats, capacity 4 available
+    assert kpis["average_wait_last_hour_seconds"] is not None
+    assert data["data_age_seconds"]["chats"] < 60
+
+
+def test_it_follows_the_page_access_rules(client, portal):
+    stranger = get_user_model().objects.create_user("sam", password="pw-for-tests-1")
+    Profile.objects.create(user=stranger, role=Role.SUPERVISOR)
+    client.force_login(stranger)
+    assert client.get(f"/api/portals/{portal.pk}/snapshot.json").status_code == 404
+    stranger.profile.portals.add(portal)
+    assert client.get(f"/api/portals/{portal.pk}/snapshot.json").status_code == 200
+    client.logout()
+    assert client.get(f"/api/portals/{portal.pk}/snapshot.json").status_code == 302
