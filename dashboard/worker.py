@@ -115,11 +115,11 @@ class _PortalState:
 class _PatientClient(SalesIQClient):
     """Waits for the next minute's budget between pages, instead of giving up a listing
     longer than one minute allows (2,000 chats on a Free plan: 21 pages, 7 calls a minute).
-    Only when ``patient``; ``waited`` then says the listing spanned minutes."""
+    ``waited`` then says the listing spanned minutes. The plan's cost is a guess (the first
+    listing of a portal knows of no chats), so every listing is patient."""
 
     def __init__(self, portal: Portal, *, stopping: threading.Event) -> None:
         super().__init__(portal)
-        self.patient = False
         self.waited = False
         self._stopping = stopping
 
@@ -128,7 +128,7 @@ class _PatientClient(SalesIQClient):
             try:
                 return super()._request(call, url=url)
             except exc.BudgetExhausted as refusal:
-                if not self.patient or refusal.retry_at is None:
+                if refusal.retry_at is None:
                     raise
                 wait = (refusal.retry_at - timezone.now()).total_seconds() + 0.2
                 if wait > LONGEST_BUDGET_WAIT or self._stopping.wait(max(wait, 0.0)):
@@ -412,13 +412,12 @@ class Worker:
             CHATS: plan.chats_cost,
         }[kind]
         if cost <= plan.background_per_minute:
-            # Starting a listing the minute cannot finish wastes every page read so far.
+            # Starting a listing the minute cannot finish only to wait mid-way: start it
+            # with the next minute instead.
             used = budget.usage(portal).minute_used
             if plan.background_per_minute - used < cost:
                 state.not_before[kind] = _next_minute(timezone.now())
                 return
-        else:
-            client.patient = True
         state.not_before.pop(kind, None)
         # Facts are as old as the moment the question was asked, not when it was answered.
         taken_at = timezone.now()
