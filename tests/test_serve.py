@@ -1,0 +1,189 @@
+"""`manage.py serve`: daphne and the worker in one process, stopped cleanly by SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from dashboard.models import Chat, PortalSync
+from dashboard.worker import Worker
+from tests.test_worker_processes import child_env, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class WebSocket:
+    """Just enough of a websocket client to read what the server pushes."""
+
+    def __init__(self, port: int, path: str, cookie: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n"
+                f"Cookie: sessionid={cookie}\r\n\r\n"
+            ).encode()
+        )
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += self._exactly(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _exactly(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("the server closed the websocket")
+            data += chunk
+        return data
+
+    def receive(self) -> str:
+        """The next text message (server frames are never masked)."""
+        parts: list[bytes] = []
+        while True:
+            first, second = self._exactly(2)
+            size = second & 0x7F
+            if size == 126:
+                (size,) = struct.unpack("!H", self._exactly(2))
+            elif size == 127:
+                (size,) = struct.unpack("!Q", self._exactly(8))
+            payload = self._exactly(size)
+            opcode = first & 0x0F
+            if opcode == 8:
+                raise ConnectionError("the server closed the websocket")
+            if opcode in (0, 1):
+                parts.append(payload)
+                if first & 0x80:
+                    return b"".join(parts).decode()
+
+    def wait_for(self, text: str, *, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            message = self.receive()
+            if text in message:
+                return message
+        raise AssertionError(f"no websocket message with {text!r} within {timeout} s")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_it_serves_and_polls_in_one_process_and_stops_cleanly(
+    simulator, connected_portal, tmp_path
+):
+    portal = connected_portal(open_chats=4)
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=settings.BASE_DIR,
+            env=child_env(simulator),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def healthy() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        wait_for(healthy, timeout=30, what="/healthz answering")
+        wait_for(
+            lambda: Chat.objects.filter(portal=portal).count() == 4,
+            timeout=15,
+            what="the simulator's open chats arriving through the worker",
+        )
+        holder = PortalSync.objects.get(portal=portal).lease_holder
+        assert holder.split(":")[1] == str(process.pid)
+
+        # What the worker polls reaches a browser through the in-memory channel layer:
+        # only true when it publishes on daphne's own event loop.
+        admin = get_user_model().objects.create_superuser("root", password="pw")
+        browser = Client()
+        browser.force_login(admin)
+        socket_ = WebSocket(
+            port, f"/ws/live/?portals={portal.pk}", browser.cookies["sessionid"].value
+        )
+        try:
+            socket_.receive()  # the snapshot
+            simulator.create_conversation(portal.screen_name, visitor_name="Wanda Latecomer")
+            PortalSync.objects.filter(portal=portal).update(
+                chats_polled_at=timezone.now() - timedelta(hours=1)
+            )
+            socket_.wait_for("Wanda Latecomer", timeout=15)
+        finally:
+            socket_.close()
+
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        assert time.monotonic() - started < 15
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    output = log_path.read_text()
+    assert f"Serving on http://127.0.0.1:{port}/ (with the worker)" in output
+    assert "Traceback" not in output
+    assert PortalSync.objects.get(portal=portal).lease_holder == ""  # released at shutdown
+
+
+def test_it_publishes_what_it_polls_on_the_servers_event_loop(connected_portal, monkeypatch):
+    """The in-memory channel layer only wakes consumers reliably from its own loop."""
+    portal = connected_portal(open_chats=2)
+    loops_sent_on: list[asyncio.AbstractEventLoop] = []
+    real_group_send = InMemoryChannelLayer.group_send
+
+    async def group_send(self, group, message):
+        loops_sent_on.append(asyncio.get_running_loop())
+        return await real_group_send(self, group, message)
+
+    monkeypatch.setattr(InMemoryChannelLayer, "group_send", group_send)
+    count_chats = sync_to_async(lambda: Chat.objects.filter(portal=portal).count())
+
+    async def serve_for_a_while() -> asyncio.AbstractEventLoop:
+        stop = asyncio.Event()
+        worker = Worker()
+        running = asyncio.create_task(worker.run_on_loop(stop, tick_seconds=0.2))
+        deadline = time.monotonic() + 15
+        while await count_chats() < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await running
+        return asyncio.get_running_loop()
+
+    server_loop = asyncio.run(serve_for_a_while())
+    assert Chat.objects.filter(portal=portal).count() == 2
+    assert loops_sent_on, "nothing was published"
+    assert all(loop is server_loop for loop in loops_sent_on)
+    assert PortalSync.objects.get(portal=portal).lease_holder == ""
