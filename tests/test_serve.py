@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -182,7 +183,9 @@ def test_it_publishes_what_it_polls_on_the_servers_event_loop(connected_portal, 
         await running
         return asyncio.get_running_loop()
 
-    server_loop = asyncio.run(serve_for_a_while())
+    # A thread of its own: browser tests leave Playwright's loop running in this one.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        server_loop = thread.submit(asyncio.run, serve_for_a_while()).result(timeout=60)
     assert Chat.objects.filter(portal=portal).count() == 2
     assert loops_sent_on, "nothing was published"
     assert all(loop is server_loop for loop in loops_sent_on)
