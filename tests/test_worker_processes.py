@@ -127,7 +127,7 @@ def test_it_polls_from_exactly_one_process_and_hands_over_when_it_is_killed(
         timeout=10,
         what="the survivor polling",
     )
-    print(f"takeover after {takeover:.1f} s")  # noqa: T201 (shown with -s)
+    print(f"takeover after {takeover:.1f} s")  # shown with -s
 
     second.send_signal(signal.SIGTERM)
     assert second.wait(15) == 0
