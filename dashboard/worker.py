@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 LEASE_TTL = timedelta(seconds=10)
 TICK_SECONDS = 1.0
 SWEEP_EVERY = 5.0  # seconds between sweeps of webhook events a crash left pending
+SWEEP_LIMIT = 50
 PLAN_EVERY = 5.0  # seconds a plan is reused before counting chats and budget again
 MAX_PARALLEL_POLLS = 4  # portals polled at once by one worker
 STOP_GRACE = 5.0  # seconds a stopping worker waits for polls under way
@@ -93,6 +94,8 @@ class PollJob:
     kinds: tuple[str, ...]  # departments, operators, chats: in that order
     full_operators: bool
     plan: schedule.Plan
+    # PortalSync.last_poll_error was set (maybe by a worker that died): clear it on success.
+    error_shown: bool = False
 
 
 @dataclass
@@ -103,7 +106,7 @@ class _PortalState:
     retry_at: datetime | None = None
     failures: int = 0
     stopped_for: str = ""  # token fingerprint SalesIQ refused; "" while polling
-    error_shown: bool = False  # last_poll_error holds words of ours
+    error_shown: bool = False  # last_poll_error holds words of this worker
     plan: schedule.Plan | None = None
     planned_at: float = 0.0  # time.monotonic()
     not_before: dict[str, datetime] = field(default_factory=dict)
@@ -187,7 +190,7 @@ class Worker:
             return []
         # Which portals have a poll under way, before their sync rows are read: a poll
         # finishing after this point is still skipped, so no stale row makes it look due.
-        busy = {pk for pk, state in self._states.items() if state.in_flight}
+        busy = {pk for pk, state in list(self._states.items()) if state.in_flight}
         now = timezone.now()
         portals = {portal.pk: portal for portal in connected_portals()}
         held = self._hold_leases(portals, now)
@@ -353,7 +356,8 @@ class Worker:
                 for kind, (last, every) in wanted.items()
                 if kind in kinds
             )
-            jobs.append((overdue, PollJob(portal.pk, kinds, full, plan)))
+            job = PollJob(portal.pk, kinds, full, plan, error_shown=bool(sync.last_poll_error))
+            jobs.append((overdue, job))
         jobs.sort(key=lambda pair: pair[0], reverse=True)
         chosen = [job for _, job in jobs[:room]]
         for job in chosen:
@@ -376,7 +380,7 @@ class Worker:
                 self._poll_kind(kind, portal, job, state)
             state.failures = 0
             state.retry_at = None
-            if state.error_shown:
+            if state.error_shown or job.error_shown:
                 PortalSync.objects.filter(portal_id=job.portal_id).update(last_poll_error="")
                 state.error_shown = False
         except _NOT_NOW as pause:
@@ -457,7 +461,8 @@ class Worker:
 
     def _sweep(self) -> None:
         try:
-            applied = ingest.sweep()
+            # A few at a time: the next heartbeat waits for this.
+            applied = ingest.sweep(limit=SWEEP_LIMIT)
         except Exception:
             logger.exception("Sweeping the webhook inbox failed")
             return

@@ -178,6 +178,10 @@ def test_it_says_why_state_is_stale_when_salesiq_is_down_and_backs_off(simulator
         assert api_calls(simulator, portal, start) == []
     finally:
         simulator.clear_faults()
+    # Whoever polls next successfully (here: a worker taking over) clears the words.
+    worker.release_leases()
+    Worker().run_once()
+    assert PortalSync.objects.get(portal=portal).last_poll_error == ""
 
 
 def test_it_stops_polling_a_revoked_portal_until_it_is_reconnected(simulator, connected_portal):
