@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -170,7 +171,14 @@ def test_it_publishes_what_it_polls_on_the_servers_event_loop(connected_portal, 
         return await real_group_send(self, group, message)
 
     monkeypatch.setattr(InMemoryChannelLayer, "group_send", group_send)
-    count_chats = sync_to_async(lambda: Chat.objects.filter(portal=portal).count())
+
+    def chats_so_far() -> int:
+        try:
+            return Chat.objects.filter(portal=portal).count()
+        finally:
+            connections.close_all()  # asgiref's thread would keep the test database open
+
+    count_chats = sync_to_async(chats_so_far)
 
     async def serve_for_a_while() -> asyncio.AbstractEventLoop:
         stop = asyncio.Event()
