@@ -22,6 +22,27 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-results"
 
 
+def run_async(async_fn):
+    """Run ``async_fn()`` to completion in a thread of its own and return its result.
+
+    Browser tests leave Playwright's event loop running in the main thread, where
+    async_to_sync refuses to start another; a fresh thread has none.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import async_to_sync
+    from django.db import connections
+
+    def in_thread():
+        try:
+            return async_to_sync(async_fn)()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(in_thread).result(timeout=120)
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Real hashing costs half a second a user by design; tests need none of that."""

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -17,6 +17,7 @@ from dashboard.asgi import application
 from dashboard.models import Chat, InboxEvent, Operator, PortalSync
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
+from tests.conftest import run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,7 +110,7 @@ def replay(admin, portal, deliveries):
             outcomes.append((json.loads(body)["event"], response["status"], pushed))
         await ws.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
     return outcomes
 
 
@@ -176,7 +177,7 @@ def test_it_changes_nothing_for_a_duplicate_or_a_replay(
         again = await post(portal, headers, body)
         return first, again
 
-    first, again = async_to_sync(scenario)()
+    first, again = run_async(scenario)
     assert first["status"] == again["status"] == 200
     assert json.loads(again["body"])["duplicate"] is True
     assert InboxEvent.objects.filter(portal=portal).count() == 1
@@ -197,7 +198,7 @@ def test_it_keeps_the_newer_state_when_deliveries_arrive_out_of_order(
         for headers, body in reversed(deliveries):
             assert (await post(portal, headers, body))["status"] == 200
 
-    async_to_sync(scenario)()
+    run_async(scenario)
     row = Chat.objects.get(remote_id=chat)
     assert row.status == "ended" and row.attended_at is not None
 
@@ -215,7 +216,7 @@ def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events
         unsigned = await post(portal, {"content-type": "application/json"}, body)
         return tampered, unsigned
 
-    tampered, unsigned = async_to_sync(scenario)()
+    tampered, unsigned = run_async(scenario)
     assert tampered["status"] == unsigned["status"] == 401
     assert not InboxEvent.objects.filter(portal=portal).exists()
     assert not Chat.objects.filter(portal=portal).exists()
@@ -245,7 +246,7 @@ def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events
         unknown = await post(ref, signed(unknown_body), unknown_body)
         return malformed, unknown
 
-    malformed, unknown = async_to_sync(scenario2)()
+    malformed, unknown = run_async(scenario2)
     assert malformed["status"] == 400
     assert unknown["status"] == 200
     stored = InboxEvent.objects.get(portal=ref)
@@ -280,4 +281,4 @@ def test_it_refuses_anonymous_sockets_and_portals_not_yours(connected_portal, ad
         ok, _ = await foreign_origin.connect(timeout=10)
         assert not ok
 
-    async_to_sync(scenario)()
+    run_async(scenario)
