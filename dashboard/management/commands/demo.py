@@ -56,6 +56,7 @@ class Command(BaseCommand):
         url = f"http://{options['host']}:{options['port']}/"
         portal = self._ensure_portal(sim_url, url)
         summary = self._check_portal(portal)
+        others = self._reconnect_others(sim_url, url, keep=portal)
 
         line = "─" * 64
         self.stdout.write(
@@ -67,6 +68,7 @@ class Command(BaseCommand):
                     f"  Sign in as              {DEMO_USER} / {password}",
                     f"  SalesIQ simulator       {sim_url}/_sim/state",
                     f"  Demo portal             {portal.name}: {summary}",
+                    *others,
                     "  Stop with Ctrl-C.",
                     line,
                     "",
@@ -168,19 +170,58 @@ class Command(BaseCommand):
         portal.refresh_from_db()
         return portal
 
-    def _connect(self, portal: Portal, sim_url: str, dashboard_url: str) -> None:
+    def _reconnect_others(self, sim_url: str, dashboard_url: str, keep: Portal) -> list[str]:
+        """Portals added by hand in an earlier demo hold tokens the restarted simulator has
+        forgotten: connect them again as their simulator admin, or say why not."""
+        sim_codes = [
+            code for code, dc in settings.SIQ_DATA_CENTERS.items() if dc.api_url.startswith(sim_url)
+        ]
+        state = requests.get(f"{sim_url}/_sim/state", timeout=5).json()
+        lines = []
+        for portal in Portal.objects.filter(data_center__in=sim_codes).exclude(pk=keep.pk):
+            if not (portal.is_connected or portal.webhook_id):
+                continue
+            if portal.dialect == "v2":
+                screens = [p["screen_name"] for p in state["portals"] if p["dialect"] == "v2"]
+                screen = portal.screen_name if portal.screen_name in screens else ""
+            else:
+                screens = [
+                    p["screen_name"] for p in state["portals"] if p["dialect"] == "reference"
+                ]
+                screen = screens[0] if screens else ""
+            try:
+                if not screen:
+                    raise CommandError("the simulator has no such portal any more")
+                self._connect(portal, sim_url, dashboard_url, approve_as=f"admin@{screen}.example")
+                lines.append(f"  Also reconnected        {portal.name}")
+            except CommandError as error:
+                connection.disconnect(portal)
+                lines.append(f"  Disconnected            {portal.name} ({error})")
+        return lines
+
+    def _connect(
+        self, portal: Portal, sim_url: str, dashboard_url: str, *, approve_as: str = ""
+    ) -> None:
         """The same OAuth flow as the Connect button, with the simulator approving."""
         redirect_uri = f"{dashboard_url}oauth/callback/"  # never followed: we read the redirect
         session: dict = {}
         consent_url = oauth.start_authorization(
             session=session, portal=portal, redirect_uri=redirect_uri
         )
-        requests.post(f"{sim_url}/_sim/accounts", json={"auto_approve": True}, timeout=5)
+        approve = {
+            "auto_approve": True,
+            "approve_as": approve_as or f"admin@{portal.screen_name}.example",
+        }
+        requests.post(f"{sim_url}/_sim/accounts", json=approve, timeout=5)
         try:
             answer = requests.get(consent_url, allow_redirects=False, timeout=10)
         finally:
             # People adding a portal by hand should see the consent page.
-            requests.post(f"{sim_url}/_sim/accounts", json={"auto_approve": False}, timeout=5)
+            requests.post(
+                f"{sim_url}/_sim/accounts",
+                json={"auto_approve": False, "approve_as": ""},
+                timeout=5,
+            )
         location = answer.headers.get("Location", "")
         if answer.status_code != 302 or not location.startswith(redirect_uri):
             raise CommandError(
