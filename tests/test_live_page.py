@@ -1,0 +1,320 @@
+"""The live page as the server renders it: rows, operators, banners, controls, escaping."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.template.loader import render_to_string
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from dashboard import live
+from dashboard.models import Chat, Profile, Role
+from siq_integration.models import Portal
+from siq_integration.normalised import (
+    ChatStatus,
+    Conversation,
+    Department,
+    Message,
+    Operator,
+    OperatorStatus,
+    OperatorSync,
+    SenderType,
+    Visitor,
+)
+
+pytestmark = pytest.mark.django_db
+
+NASTY = "<b>x</b><script>alert(1)</script>"
+
+
+@pytest.fixture(autouse=True)
+def no_push(monkeypatch):
+    """Nothing listens in these tests; keep the publisher quiet."""
+    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+
+
+@pytest.fixture
+def owner(client):
+    user = get_user_model().objects.create_superuser("owner", "owner@example.org", "pw-long-x")
+    client.force_login(user)
+    return user
+
+
+def make_portal(name: str = "Zylker") -> Portal:
+    return Portal.objects.create(name=name, data_center="us", screen_name=name.lower())
+
+
+def chat(
+    chat_id: str,
+    *,
+    status: ChatStatus = ChatStatus.WAITING,
+    visitor: str = "Ada",
+    minutes: float = 5,
+    department: tuple[str, str] = ("d1", "Sales"),
+    operator: tuple[str, str] = ("", ""),
+    last: str = "",
+) -> Conversation:
+    now = timezone.now()
+    started = now - timedelta(minutes=minutes)
+    return Conversation(
+        id=chat_id,
+        status=status,
+        visitor=Visitor(id=f"v{chat_id}", name=visitor, details={"city": "Ghent"}),
+        started_at=started,
+        operator_id=operator[0],
+        operator_name=operator[1],
+        department_id=department[0],
+        department_name=department[1],
+        attended_at=started + timedelta(seconds=20) if status == ChatStatus.CONNECTED else None,
+        last_message=Message(
+            id=f"m{chat_id}",
+            chat_id=chat_id,
+            sender_type=SenderType.VISITOR,
+            text=last,
+            sent_at=now,
+            sender_name=visitor,
+        )
+        if last
+        else None,
+    )
+
+
+def fill(portal: Portal, conversations: list[Conversation]) -> None:
+    now = timezone.now()
+    live.apply_departments(
+        portal,
+        [Department(id="d1", name="Sales"), Department(id="d2", name="Support")],
+        taken_at=now,
+    )
+    live.apply_operators(
+        portal,
+        OperatorSync(
+            operators=[
+                Operator("o1", "Asha Rao", "asha@example.org", OperatorStatus.AVAILABLE,
+                         department_ids=("d1",), max_chats=4),
+                Operator("o2", "Ben Okafor", "ben@example.org", OperatorStatus.AWAY,
+                         department_ids=("d1", "d2"), max_chats=3),
+                Operator("o3", "Chloé Karimi", "chloe@example.org", OperatorStatus.OFFLINE,
+                         department_ids=("d2",), max_chats=5),
+            ],
+            sync_time=None,
+            complete=True,
+        ),
+        taken_at=now,
+    )  # fmt: skip
+    live.apply_chats(portal, conversations, taken_at=now, complete=True)
+
+
+def operator_row(html: str, remote_id: str) -> str:
+    match = re.search(rf'<tr id="op-\d+"[^>]*data-operator="{remote_id}".*?</tr>', html, re.S)
+    assert match, f"no operator {remote_id}"
+    return match.group(0)
+
+
+def row(html: str, element_id: str) -> str:
+    match = re.search(rf'<tr id="{element_id}"[^>]*>.*?</tr>', html, re.S)
+    assert match, f"no row {element_id}"
+    return match.group(0)
+
+
+def test_it_renders_chats_operators_and_key_figures(client, owner):
+    portal = make_portal()
+    fill(
+        portal,
+        [
+            chat("c1", visitor="Ada", minutes=7),
+            chat("c2", status=ChatStatus.CONNECTED, visitor="Bo", minutes=20,
+                 operator=("o1", "Asha Rao"), department=("d2", "Support"), last="Hello?"),
+        ],
+    )  # fmt: skip
+    waiting = Chat.objects.get(remote_id="c1")
+    connected = Chat.objects.get(remote_id="c2")
+
+    html = client.get("/").content.decode()
+
+    first = row(html, f"chat-{waiting.pk}")
+    assert 'data-container="chats-body"' in first
+    assert 'data-status="waiting"' in first
+    assert f'data-portal="{portal.pk}"' in first
+    assert 'data-department="d1"' in first
+    assert re.search(r'data-waiting-since="\d{4}-\d\d-\d\dT[\d:.]+Z"', first)
+    assert ">waiting<" in first  # nobody has it yet, said in the operator column
+    assert 'data-tick="wait"' in first
+    second = row(html, f"chat-{connected.pk}")
+    assert 'data-operator="o1"' in second and "Asha Rao" in second
+    assert 'data-awaiting-reply="1"' in second and "awaits reply" in second
+    assert "Hello?" in second
+    # Operators: status, time in status, load against capacity, departments.
+    asha = operator_row(html, "o1")
+    assert 'data-status="available"' in asha and 'data-load="1"' in asha
+    assert 'data-capacity="4"' in asha and 'data-departments="d1"' in asha
+    assert 'role="meter"' in asha and '1<span class="of">/4</span>' in asha
+    assert "Sales" in asha
+    assert 'data-enabled="1"' in asha
+    # The key figures the browser fills, and the data the average comes from.
+    for kpi in ("open", "waiting", "longest-wait", "average-wait", "available", "busy",
+                "offline", "utilisation"):  # fmt: skip
+        assert f'data-kpi="{kpi}"' in html
+    meta = re.search(rf'<div id="meta-{portal.pk}"[^>]*>', html).group(0)
+    assert "data-wait-sum=" in meta and 'data-wait-count="2"' in meta
+    assert re.search(r'data-chats-as-of="[^"]+Z"', meta)
+    assert re.search(r'data-operators-as-of="[^"]+Z"', meta)
+
+
+def test_it_offers_sorting_and_filters(client, owner):
+    portal = make_portal()
+    fill(portal, [chat("c1")])
+
+    html = client.get("/").content.decode()
+
+    for sort in ("visitor", "operator", "department", "status", "wait", "duration", "last"):
+        assert f'data-sort="{sort}"' in html
+    assert 'class="o-name" data-sort="name"' in html
+    assert 'class="o-status" data-sort="status"' in html
+    assert 'class="o-load" data-sort="load"' in html
+    for name in ("department", "operator", "status", "presence"):
+        assert f'data-filter="{name}"' in html
+    assert f'<option value="{portal.pk}:d1">Sales</option>' in html
+    assert f'<option value="{portal.pk}:d2">Support</option>' in html
+    assert '<option value="waiting">Waiting</option>' in html
+    assert '<option value="awaiting">Awaits reply</option>' in html
+    assert 'id="drawer-slot"' in html
+    assert 'ws-connect="/ws/live/?portals=' in html
+
+
+def test_it_renders_visitor_text_as_text(client, owner):
+    portal = make_portal()
+    fill(portal, [chat("c1", visitor=NASTY, last=NASTY)])
+    item = Chat.objects.get(remote_id="c1")
+    live.apply_transcript(
+        item,
+        [Message("m9", "c1", SenderType.VISITOR, f"{NASTY}\nsecond line", timezone.now(),
+                 sender_name=NASTY)],
+        fetched_at=timezone.now(),
+    )  # fmt: skip
+
+    page = client.get("/").content.decode()
+    drawer = client.get(f"/live/chats/{item.pk}/").content.decode()
+
+    for html in (page, drawer):
+        assert "<script>alert(1)" not in html
+        assert "<b>x</b>" not in html
+        assert "&lt;b&gt;x&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'data-visitor="&lt;b&gt;x&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in page
+    assert f'id="transcript-{item.pk}"' in drawer
+    assert "second line" in drawer and "<br>" in drawer  # line breaks kept, nothing else
+    assert "Ghent" in drawer  # visitor details
+
+
+def test_it_says_in_words_when_a_portal_is_not_live(client, owner):
+    portal = make_portal("Acme")
+    fill(portal, [chat("c1")])
+
+    html = client.get("/").content.decode()
+
+    meta = re.search(rf'<div id="meta-{portal.pk}".*?</div>', html, re.S).group(0)
+    assert 'data-stale="1"' in meta
+    assert "Acme is not connected to SalesIQ; nothing here is live." in meta
+    assert 'class="banner"' in meta
+    # The panels have a place to say how old their data is, and "stale".
+    assert html.count('class="stale-pill"') == 2
+
+
+def test_it_shows_healthy_fresh_data_without_a_banner(client, owner, connected_portal):
+    portal = connected_portal()
+    fill(portal, [chat("c1")])
+
+    html = client.get("/").content.decode()
+
+    meta = re.search(rf'<div id="meta-{portal.pk}".*?</div>', html, re.S).group(0)
+    assert 'data-stale="0"' in meta
+    assert 'class="banner"' not in meta
+
+
+def test_it_shows_several_portals_together_or_one_at_a_time(client, owner):
+    zylker, acme = make_portal("Zylker"), make_portal("Acme")
+    fill(zylker, [chat("z1")])
+    fill(acme, [chat("a1")])
+
+    together = client.get("/").content.decode()
+    alone = client.get(f"/?portal={acme.pk}").content.decode()
+
+    assert 'class="live multi-portal"' in together
+    assert together.count("data-portal-tag") >= 4  # every row has a place for its portal's tag
+    assert '<optgroup label="Zylker">' in together and '<optgroup label="Acme">' in together
+    assert f'ws-connect="/ws/live/?portals={zylker.pk},{acme.pk}"' in together or (
+        f'ws-connect="/ws/live/?portals={acme.pk},{zylker.pk}"' in together
+    )
+    assert "data-portal-select" in together
+    assert 'class="live"' in alone and "multi-portal" not in alone
+    assert f'ws-connect="/ws/live/?portals={acme.pk}"' in alone
+    assert f'<option value="{acme.pk}" selected>Acme</option>' in alone
+    assert f'id="chat-{Chat.objects.get(remote_id="a1").pk}"' in alone
+    assert f'id="chat-{Chat.objects.get(remote_id="z1").pk}"' not in alone
+
+
+def test_it_renders_a_wallboard_without_the_drawer(client, owner):
+    fill(make_portal(), [chat("c1")])
+
+    html = client.get("/?wallboard=1").content.decode()
+
+    assert 'class="live-page wallboard"' in html
+    assert 'data-wallboard="1"' in html
+    assert 'id="drawer-slot"' not in html
+    assert "siq-theme-wallboard" in html and '"dark"' in html  # dark unless chosen otherwise
+    assert "data-wall-clock" in html
+    assert "Leave wallboard" in html
+
+
+def test_it_shows_only_the_portals_a_supervisor_may_see(client):
+    mine, theirs = make_portal("Mine"), make_portal("Theirs")
+    fill(mine, [chat("m1")])
+    fill(theirs, [chat("t1")])
+    user = get_user_model().objects.create_user("sam", password="pw-long-x")
+    Profile.objects.create(user=user, role=Role.SUPERVISOR).portals.add(mine)
+    client.force_login(user)
+
+    html = client.get("/").content.decode()
+
+    assert f'id="chat-{Chat.objects.get(remote_id="m1").pk}"' in html
+    assert f'id="chat-{Chat.objects.get(remote_id="t1").pk}"' not in html
+    assert "Theirs" not in html
+    assert client.get(f"/?portal={theirs.pk}").status_code == 404
+
+
+def test_it_renders_the_page_without_a_query_per_row(client, owner):
+    portal = make_portal()
+    fill(portal, [chat(f"c{i}") for i in range(3)])
+    with CaptureQueriesContext(connection) as few:
+        client.get("/")
+    fill(portal, [chat(f"c{i}", visitor=f"V{i}") for i in range(60)])
+    with CaptureQueriesContext(connection) as many:
+        html = client.get("/").content.decode()
+
+    assert html.count('data-container="chats-body"') == 60
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_it_pushes_rows_in_the_shape_the_page_swaps(owner):
+    from dashboard import broadcast
+
+    portal = make_portal()
+    fill(portal, [chat("c1", visitor=NASTY)])
+    item = Chat.objects.get(remote_id="c1")
+
+    html = broadcast.render_changes(live.Changes(portal.pk, chats={item.pk}))
+
+    pushed = row(html, f"chat-{item.pk}")
+    assert 'hx-swap-oob="true"' in pushed and 'data-container="chats-body"' in pushed
+    assert "<script>" not in html
+    # The same row on the page carries no swap instruction.
+    body = render_to_string(
+        "live/parts.html#chats_body", {"chats": [item], "oob": True, "operator_views": []}
+    )
+    assert 'id="chats-body" hx-swap-oob="true"' in body
+    assert 'hx-swap-oob="true"' not in row(body, f"chat-{item.pk}")
