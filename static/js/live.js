@@ -487,7 +487,7 @@
   var staleStyle = document.createElement("style");
   document.head.appendChild(staleStyle);
   function freshness(t) {
-    var list = metas(), staleRules = [], notes = [];
+    var list = metas(), staleRules = [], quiet = {};
     [["chats", "chatsAsOf"], ["operators", "operatorsAsOf"]].forEach(function (spec) {
       var oldest = Infinity, missing = false, stale = [];
       list.forEach(function (meta) {
@@ -497,8 +497,9 @@
         var age = isNaN(at) ? Infinity : (t - at) / 1000;
         if (meta.dataset.stale === "1" || age > STALE_AFTER) stale.push(meta);
         if (age > STALE_AFTER && age !== Infinity && !meta.querySelector(".banner")) {
-          var note = "No fresh " + spec[0] + " from " + (meta.dataset.name || "SalesIQ") + " for " + ago(age).replace(" ago", "") + "; what you see may be out of date.";
-          if (notes.indexOf(note) < 0) notes.push(note);
+          var late = quiet[meta.dataset.portal] || (quiet[meta.dataset.portal] = { name: meta.dataset.name || "SalesIQ", kinds: [], age: 0 });
+          late.kinds.push(spec[0]);
+          late.age = Math.max(late.age, age);
         }
       });
       var panel = document.getElementById(spec[0] + "-panel");
@@ -535,7 +536,11 @@
     if (staleStyle.textContent !== css) staleStyle.textContent = css;
     var banner = document.getElementById("stale-note");
     if (banner) {
-      var words = notes.join(" ");
+      // Said once a portal: the server's banner covers what it knows; this covers silence.
+      var words = Object.keys(quiet).map(function (portal) {
+        var late = quiet[portal];
+        return "No fresh " + late.kinds.join(" or ") + " from " + late.name + " for " + ago(late.age).replace(" ago", "") + "; what you see may be out of date.";
+      }).join(" ");
       var holder = banner.querySelector("[data-stale-text]");
       if (holder.textContent !== words) holder.textContent = words;
       banner.hidden = !words;

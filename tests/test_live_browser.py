@@ -1,0 +1,475 @@
+"""The live page in Chromium: sorting, filtering, rows placed by live messages, the key
+figures, the drawer, freshness, themes, the wallboard, and a real websocket end to end.
+
+The page is served by `manage.py serve --no-worker` in a child process on the test
+database (a file), so it speaks websockets. Its channel layer lives in that child: the
+end-to-end test drives changes into it the way SalesIQ does, by a signed webhook from the
+simulator. Tests of the browser's own behaviour hand messages to the htmx ws extension's
+socket (the code path a real message takes), rendered by dashboard.broadcast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+from django.template.loader import render_to_string
+from django.test import Client
+from django.utils import timezone
+
+from dashboard import broadcast, live, selectors
+from dashboard.models import Chat, ChatMessage
+from siq_integration import connection
+from siq_integration.client import SalesIQClient
+from siq_integration.normalised import ChatStatus, Message, SenderType
+from tests.test_live_page import NASTY, chat, fill, make_portal
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ws_server(django_db_setup, simulator, tmp_path_factory):
+    """`manage.py serve --no-worker` on the test database: daphne with websockets."""
+    from django.db import connection as db
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db.settings_dict['NAME']}",
+        "SIQ_EXTRA_DATA_CENTERS": simulator.extra_data_centers_json(),
+        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+    }
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"serve stopped at start-up: {log_path.read_text()[-2000:]}")
+            try:
+                requests.get(f"{base}/login/", timeout=1)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"serve did not answer within 30 s: {log_path.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(autouse=True)
+def no_push(monkeypatch):
+    """Changes made in this process are handed to the page explicitly (or come from the
+    server's own process): nothing here publishes."""
+    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+
+
+@pytest.fixture
+def owner(db):
+    return get_user_model().objects.create_superuser("owner", "owner@example.org", "pw-long-x")
+
+
+def open_live(page, base: str, user, query: str = "") -> None:
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}]
+    )
+    page.goto(f"{base}/{query}")
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    page.wait_for_selector("#connection[data-state='open']")
+
+
+def send(page, html: str) -> None:
+    """Hand ``html`` to the ws extension's socket as if the server had sent it."""
+    page.evaluate(
+        """(html) => {
+            const socket = document.getElementById("live")["htmx-internal-data"].webSocket.socket;
+            socket.dispatchEvent(new MessageEvent("message", { data: html }));
+        }""",
+        html,
+    )
+
+
+def order(page) -> list[str]:
+    return page.evaluate("[...document.querySelectorAll('#chats-body > tr')].map(r => r.id)")
+
+
+def shown(page, table: str = "chats") -> list[str]:
+    return page.evaluate(
+        f"[...document.querySelectorAll('#{table}-body > tr:not([hidden])')].map(r => r.id)"
+    )
+
+
+def kpi(page, name: str) -> str:
+    return page.inner_text(f"[data-kpi='{name}']")
+
+
+def row_id(remote_id: str) -> str:
+    return f"chat-{Chat.objects.get(remote_id=remote_id).pk}"
+
+
+def world(portal):
+    """Three waiting chats (5, 15 and 10 minutes), two connected ones (30 and 20)."""
+    fill(
+        portal,
+        [
+            chat("w5", visitor="Ada", minutes=5, department=("d1", "Sales")),
+            chat("w15", visitor="Cy", minutes=15, department=("d1", "Sales")),
+            chat("w10", visitor="Bo", minutes=10, department=("d2", "Support")),
+            chat("c30", status=ChatStatus.CONNECTED, visitor="Eve", minutes=30,
+                 operator=("o1", "Asha Rao"), department=("d1", "Sales"), last="Thanks"),
+            chat("c20", status=ChatStatus.CONNECTED, visitor="Dan", minutes=20,
+                 operator=("o2", "Ben Okafor"), department=("d2", "Support"), last="Hello?"),
+        ],
+    )  # fmt: skip
+
+
+def test_it_puts_the_longest_wait_first_and_sorts_by_a_column(ws_server, page, owner, screenshot):
+    world(make_portal())
+    open_live(page, ws_server, owner)
+
+    expected = [row_id(r) for r in ("w15", "w10", "w5", "c30", "c20")]
+    assert order(page) == expected
+    assert page.evaluate("SupervisorLive.order('chats')") == expected
+    assert page.get_attribute("th[data-sort='wait']", "aria-sort") == "descending"
+    screenshot("live-light")
+
+    page.click("th[data-sort='visitor'] .sort")
+    assert order(page) == [row_id(r) for r in ("w5", "w10", "w15", "c20", "c30")]
+    assert page.get_attribute("th[data-sort='visitor']", "aria-sort") == "ascending"
+    page.click("th[data-sort='visitor'] .sort")
+    assert order(page) == [row_id(r) for r in ("c30", "c20", "w15", "w10", "w5")]
+    assert "sort=visitor" in page.url and "dir=reverse" in page.url
+
+    page.reload()  # the sort is in the address, so it survives a reload
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert order(page) == [row_id(r) for r in ("c30", "c20", "w15", "w10", "w5")]
+
+    # Operators: available first, then busy or away, then offline.
+    names = page.evaluate(
+        "[...document.querySelectorAll('#operators-body > tr')].map(r => r.dataset.name)"
+    )
+    assert names == ["Asha Rao", "Ben Okafor", "Chloé Karimi"]
+
+
+def test_it_filters_and_counts_only_what_is_shown(ws_server, page, owner):
+    portal = make_portal()
+    world(portal)
+    open_live(page, ws_server, owner)
+    assert kpi(page, "open") == "5"
+    assert kpi(page, "waiting") == "3"
+    assert re.fullmatch(r"15:\d\d", kpi(page, "longest-wait"))
+    assert [kpi(page, k) for k in ("available", "busy", "offline")] == ["1", "1", "1"]
+    # Open chats over the seats of available operators: Asha's 4 (Ben is away, Chloé offline).
+    assert kpi(page, "utilisation") == "125%"
+
+    page.select_option("select[data-filter='department']", f"{portal.pk}:d2")
+    assert shown(page) == [row_id("w10"), row_id("c20")]
+    assert kpi(page, "open") == "2" and kpi(page, "waiting") == "1"
+    assert re.fullmatch(r"10:\d\d", kpi(page, "longest-wait"))
+    # Operators of that department only: Ben (away counts as busy) and Chloé (offline).
+    assert [kpi(page, k) for k in ("available", "busy", "offline")] == ["0", "1", "1"]
+    assert page.inner_text("[data-count='chats']") == "2 of 5"
+    assert kpi(page, "utilisation") == "\u2013" and kpi(page, "capacity") == "nobody available"
+
+    page.select_option("select[data-filter='status']", "waiting")
+    assert shown(page) == [row_id("w10")]
+    page.select_option("select[data-filter='department']", "")
+    assert shown(page) == [row_id(r) for r in ("w15", "w10", "w5")]
+    page.select_option("select[data-filter='status']", "awaiting")
+    assert shown(page) == [row_id("c30"), row_id("c20")]  # the visitor wrote last in both
+
+    page.select_option("select[data-filter='status']", "")
+    page.select_option("select[data-filter='operator']", f"{portal.pk}:o1")
+    assert shown(page) == [row_id("c30")]
+    page.click("[data-clear-filters]")
+    assert len(shown(page)) == 5
+    page.select_option("select[data-filter='presence']", "online")
+    assert len(shown(page, "operators")) == 2
+
+
+def test_it_places_rows_that_messages_add_change_and_delete(ws_server, page, owner):
+    portal = make_portal()
+    world(portal)
+    open_live(page, ws_server, owner)
+    sorts = page.evaluate("SupervisorLive.stats.fullSorts")
+
+    def push(*conversations, ended=()):
+        pks = set()
+        for conversation in conversations:
+            live.apply_conversation(portal, conversation, fact_at=timezone.now(), source="webhook")
+            pks.add(Chat.objects.get(portal=portal, remote_id=conversation.id).pk)
+        send(page, broadcast.render_changes(live.Changes(portal.pk, chats=pks, meta=True)))
+
+    # A chat the page has never seen, waiting 12 minutes: between 15 and 10.
+    push(chat("w12", visitor="New", minutes=12, department=("d2", "Support")))
+    assert order(page)[:4] == [row_id(r) for r in ("w15", "w12", "w10", "w5")]
+    assert kpi(page, "open") == "6" and kpi(page, "waiting") == "4"
+
+    # One waiting 40 minutes goes first, and the longest wait says so.
+    push(chat("w40", visitor="Old", minutes=40))
+    assert order(page)[0] == row_id("w40")
+    assert re.fullmatch(r"40:\d\d", kpi(page, "longest-wait"))
+
+    # Picked up: it leaves the waiting chats for its place among the connected ones.
+    push(chat("w15", status=ChatStatus.CONNECTED, visitor="Cy", minutes=15,
+              operator=("o1", "Asha Rao")))  # fmt: skip
+    assert order(page) == [row_id(r) for r in ("w40", "w12", "w10", "w5", "c30", "c20", "w15")]
+    assert kpi(page, "waiting") == "4"
+
+    # Ended: the row goes, and the figures with it.
+    push(chat("w40", status=ChatStatus.ENDED, visitor="Old", minutes=40))
+    assert row_id("w40") not in order(page)
+    assert kpi(page, "open") == "6" and kpi(page, "waiting") == "3"
+    assert re.fullmatch(r"12:\d\d", kpi(page, "longest-wait"))
+
+    # A filter applies to rows that arrive after it was set.
+    page.select_option("select[data-filter='department']", f"{portal.pk}:d1")
+    push(chat("w7", visitor="Filtered out", minutes=7, department=("d2", "Support")))
+    assert page.is_hidden(f"#{row_id('w7')}")
+    assert row_id("w7") in order(page)
+
+    # None of this re-sorted the table: each row was put in its place.
+    assert page.evaluate("SupervisorLive.stats.fullSorts") == sorts
+    assert page.evaluate("SupervisorLive.stats.maxMs") < 500
+
+
+def test_it_opens_the_drawer_and_keeps_it_current(ws_server, page, owner, screenshot):
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, visitor=NASTY, minutes=8,
+                       operator=("o1", "Asha Rao"), last="Where is my order?")])  # fmt: skip
+    item = Chat.objects.get(remote_id="c1")
+    live.apply_transcript(
+        item,
+        [Message("m1", "c1", SenderType.VISITOR, "Where is my order?", timezone.now(),
+                 sender_name="Visitor")],
+        fetched_at=timezone.now(),
+    )  # fmt: skip
+    open_live(page, ws_server, owner)
+
+    page.click(f"#chat-{item.pk} .visitor-link")
+    drawer = page.wait_for_selector("#drawer")
+    assert page.inner_text(".drawer-head h2") == NASTY  # the visitor's text, as text
+    assert page.inner_text(".drawer-kicker") == NASTY
+    assert "Where is my order?" in drawer.inner_text()
+    assert page.evaluate("document.querySelector('#drawer script')") is None
+
+    # A new line arrives while the drawer is open.
+    line = ChatMessage.objects.create(
+        chat=item, remote_id="m2", sender_type="operator", sender_name="Asha Rao",
+        text="It ships today.", sent_at=timezone.now(),
+    )  # fmt: skip
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={line.pk})))
+    assert page.inner_text(f"#transcript-{item.pk} > li:last-child p") == "It ships today."
+
+    # A snapshot (every reconnect sends one) leaves the drawer open.
+    snapshot = render_to_string(
+        "live/parts.html#snapshot", {**selectors.live_context([portal]), "oob": True}
+    )
+    send(page, snapshot)
+    assert page.is_visible("#drawer")
+    assert "selected" in page.get_attribute(f"#chat-{item.pk}", "class")
+    screenshot("live-drawer")
+
+    page.keyboard.press("Escape")
+    assert page.query_selector("#drawer") is None
+    page.click(f"#chat-{item.pk}")
+    page.wait_for_selector("#drawer")
+    page.click("#kpis")  # outside the drawer
+    assert page.query_selector("#drawer") is None
+    page.click(f"#chat-{item.pk}")
+    page.wait_for_selector("#drawer")
+    page.click("[data-close-drawer]")
+    assert page.query_selector("#drawer") is None
+
+
+def test_it_tags_rows_with_their_portal_when_several_are_shown(ws_server, page, owner):
+    zylker, acme = make_portal("Zylker"), make_portal("Acme")
+    fill(zylker, [chat("z1", visitor="Zed")])
+    fill(acme, [chat("a1", visitor="Abe", minutes=9)])
+    open_live(page, ws_server, owner)
+
+    assert page.inner_text(f"#{row_id('z1')} [data-portal-tag]") == "Zylker"
+    assert page.inner_text(f"#{row_id('a1')} [data-portal-tag]") == "Acme"
+    assert page.is_visible(f"#{row_id('a1')} [data-portal-tag]")
+    options = page.evaluate(
+        "[...document.querySelectorAll(\"select[data-filter='operator'] option\")]"
+        ".map(o => o.textContent)"
+    )
+    assert "Asha Rao · Acme" in options and "Asha Rao · Zylker" in options
+
+    page.select_option("select[data-portal-select]", str(acme.pk))
+    page.wait_for_url(f"**/?portal={acme.pk}")
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert order(page) == [row_id("a1")]
+    assert page.is_hidden(f"#{row_id('a1')} [data-portal-tag]")
+
+
+def test_it_marks_data_stale_when_it_gets_old(ws_server, page, owner, connected_portal, screenshot):
+    portal = connected_portal()
+    world(portal)
+    page.clock.install()
+    open_live(page, ws_server, owner)
+    assert page.get_attribute("#chats-panel", "data-stale") is None
+    assert "updated" in page.inner_text("[data-age-of='chats']")
+    assert page.is_hidden("#stale-note")
+
+    page.clock.fast_forward("03:00")
+    page.clock.run_for(1000)
+
+    assert page.get_attribute("#chats-panel", "data-stale") == "all"
+    assert page.get_attribute("#operators-panel", "data-stale") == "all"
+    assert page.is_visible("#chats-panel .stale-pill")
+    assert "min ago" in page.inner_text("[data-age-of='chats']")
+    note = page.inner_text("#stale-note")
+    assert f"No fresh chats or operators from {portal.name} for 3 min" in note
+    assert "may be out of date" in note
+    opacity = page.evaluate(
+        "getComputedStyle(document.querySelector('#chats-panel .table-wrap')).opacity"
+    )
+    assert float(opacity) < 1
+    screenshot("live-stale")
+
+
+def test_it_remembers_the_dark_theme(ws_server, page, owner, screenshot):
+    world(make_portal())
+    open_live(page, ws_server, owner)
+    background = "getComputedStyle(document.body).backgroundColor"
+    light = page.evaluate(background)
+    assert page.get_attribute("html", "data-theme") is None
+
+    page.click("[data-theme-toggle]")
+    assert page.get_attribute("html", "data-theme") == "dark"
+    assert page.get_attribute("[data-theme-toggle]", "aria-pressed") == "true"
+    assert page.evaluate(background) != light
+
+    page.reload()
+    page.wait_for_function("window.SupervisorLive")
+    assert page.get_attribute("html", "data-theme") == "dark"
+    assert page.evaluate("localStorage.getItem('siq-theme')") == "dark"
+    page.wait_for_function("SupervisorLive.stats.messages > 0")
+    screenshot("live-dark")
+
+
+def test_it_shows_a_wallboard_for_across_the_room(ws_server, page, owner, screenshot):
+    world(make_portal())
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    open_live(page, ws_server, owner)
+    normal = page.evaluate(
+        "parseFloat(getComputedStyle(document.querySelector('.kpi-value')).fontSize)"
+    )
+
+    page.goto(f"{ws_server}/?wallboard=1")
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+
+    assert page.get_attribute("html", "data-theme") == "dark"
+    assert page.is_hidden(".controls") and page.is_hidden(".topbar")
+    big = page.evaluate(
+        "parseFloat(getComputedStyle(document.querySelector('.kpi-value')).fontSize)"
+    )
+    assert big > 1.5 * normal
+    assert page.query_selector("#drawer-slot") is None
+    page.click(f"#{row_id('w15')}", force=True)
+    page.wait_for_timeout(300)
+    assert page.query_selector("#drawer") is None
+    assert page.is_hidden(f"#{row_id('c20')} .c-last")
+    assert re.fullmatch(r"\d\d?:\d\d( [AP]M)?", page.inner_text("[data-wall-clock]"))
+    screenshot("live-wallboard")
+
+
+def test_it_reconnects_when_the_socket_closes(ws_server, page, owner):
+    world(make_portal())
+    open_live(page, ws_server, owner)
+    before = page.evaluate("SupervisorLive.stats.messages")
+
+    # A clean close (1000) is one the ws extension would not retry by itself.
+    page.evaluate(
+        "document.getElementById('live')['htmx-internal-data'].webSocket.socket.close(1000)"
+    )
+    page.wait_for_selector("#connection[data-state='closed']")
+    assert page.inner_text("#connection .connection-state") == "Reconnecting…"
+
+    page.wait_for_selector("#connection[data-state='open']", timeout=10_000)
+    assert page.inner_text("#connection .connection-state") == "Live"
+    page.wait_for_function(f"SupervisorLive.stats.messages > {before}")  # a fresh snapshot
+    assert "last message" in page.inner_text("#connection")
+
+
+def test_it_updates_through_a_real_websocket_end_to_end(
+    ws_server, page, owner, simulator, connected_portal, screenshot
+):
+    portal = connected_portal(open_chats=3)
+    assert connection.register_webhooks(portal, url=f"{ws_server}/webhooks/salesiq/{portal.pk}/")
+    client = SalesIQClient(portal)
+    now = timezone.now()
+    live.apply_departments(portal, client.list_departments(), taken_at=now)
+    live.apply_operators(portal, client.list_operators(), taken_at=now)
+    live.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
+    open_live(page, ws_server, owner)
+    rows_before = len(order(page))
+    waiting_before = int(kpi(page, "waiting"))
+
+    # SalesIQ reports a visitor who has waited an hour: the signed webhook reaches the
+    # server's process, which applies it and pushes the row over the websocket.
+    created = simulator.create_conversation(
+        portal.screen_name, visitor_name="Zoë <i>End-to-End</i>", waiting_seconds=3600
+    )
+    page.wait_for_selector("#chats-body > tr[data-visitor='Zoë <i>End-to-End</i>']", timeout=15_000)
+    first = page.evaluate("document.querySelector('#chats-body > tr').dataset.visitor")
+    assert first == "Zoë <i>End-to-End</i>"  # the longest wait, first
+    assert page.inner_text("#chats-body > tr:first-child .visitor-link") == "Zoë <i>End-to-End</i>"
+    assert len(order(page)) == rows_before + 1
+    assert int(kpi(page, "waiting")) == waiting_before + 1
+    assert re.fullmatch(r"1:00:\d\d", kpi(page, "longest-wait"))
+    screenshot("live-end-to-end")
+
+    simulator.end(created["id"])
+    page.wait_for_function(
+        "!document.querySelector(\"#chats-body > tr[data-visitor='Zoë <i>End-to-End</i>']\")",
+        timeout=15_000,
+    )
+    assert int(kpi(page, "waiting")) == waiting_before
+    assert Chat.objects.get(portal=portal, remote_id=created["id"]).status in ("ended", "missed")
+
+
+def test_it_shows_old_chats_ticking(ws_server, page, owner):
+    portal = make_portal()
+    fill(portal, [chat("w1", minutes=2)])
+    Chat.objects.filter(remote_id="w1").update(waiting_since=timezone.now() - timedelta(minutes=4))
+    open_live(page, ws_server, owner)
+    cell = f"#{row_id('w1')} .c-wait time"
+    first = page.inner_text(cell)
+    page.wait_for_timeout(2100)
+    assert page.inner_text(cell) != first
+    assert page.get_attribute(cell, "data-level") == "bad"  # over three minutes: red
