@@ -113,6 +113,9 @@ class _PortalState:
     # A listing that spanned minutes is not a snapshot: PortalSync.chats_polled_at
     # stays as it was, so remember here that chats were listed.
     chats_listed_at: datetime | None = None
+    # Just took the lease: whatever happened while nobody (or a dying worker) held it,
+    # webhooks included, is unknown here, so reconcile at once.
+    reconcile_now: bool = False
 
 
 class _PatientClient(SalesIQClient):
@@ -245,6 +248,7 @@ class Worker:
                     held.add(portal_id)
                     if portal_id not in self._held:
                         logger.info("Worker %s now polls portal %s", self.holder, portal)
+                        self._state(portal_id).reconcile_now = True
                 elif portal_id in self._held:
                     logger.warning(
                         "Worker %s lost the lease of portal %s; another worker polls it",
@@ -335,8 +339,11 @@ class Worker:
             kinds = tuple(
                 kind
                 for kind, (last, every) in wanted.items()
-                if _is_due(last, every, now)
-                and not (state.not_before.get(kind) and now < state.not_before[kind])
+                if (state.reconcile_now and kind in (OPERATORS, CHATS))
+                or (
+                    _is_due(last, every, now)
+                    and not (state.not_before.get(kind) and now < state.not_before[kind])
+                )
             )
             if not kinds:
                 continue
@@ -352,7 +359,9 @@ class Worker:
             )
             # Whoever waited longest goes first when there are more portals than room.
             overdue = max(
-                (now - last).total_seconds() - every if last else float("inf")
+                (now - last).total_seconds() - every
+                if last and not state.reconcile_now
+                else float("inf")
                 for kind, (last, every) in wanted.items()
                 if kind in kinds
             )
@@ -362,6 +371,7 @@ class Worker:
         chosen = [job for _, job in jobs[:room]]
         for job in chosen:
             self._state(job.portal_id).in_flight = True
+            self._state(job.portal_id).reconcile_now = False
         return chosen
 
     # --- polling ------------------------------------------------------------------------------
