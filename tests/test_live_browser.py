@@ -423,7 +423,8 @@ def test_it_reconnects_when_the_socket_closes(ws_server, page, owner):
     page.wait_for_selector("#connection[data-state='open']", timeout=10_000)
     assert page.inner_text("#connection .connection-state") == "Live"
     page.wait_for_function(f"SupervisorLive.stats.messages > {before}")  # a fresh snapshot
-    assert "last message" in page.inner_text("#connection")
+    assert re.search(r"· (just now|\d+ s ago)", page.inner_text("#connection"))
+    assert "Last message from the server" in page.get_attribute("[data-connection-age]", "title")
 
 
 def test_it_updates_through_a_real_websocket_end_to_end(

@@ -562,8 +562,9 @@
   function tickConnection(t) {
     var el = document.querySelector("[data-connection-age]");
     if (!el) return;
-    var text = lastMessageAt ? "· last message " + ago((t - lastMessageAt) / 1000) : "";
+    var text = lastMessageAt ? "· " + ago((t - lastMessageAt) / 1000) : "";
     if (el.textContent !== text) el.textContent = text;
+    el.title = lastMessageAt ? "Last message from the server " + ago((t - lastMessageAt) / 1000) : "";
   }
   document.addEventListener("htmx:wsConnecting", function () { if (connection !== "closed") setConnection("connecting"); });
   document.addEventListener("htmx:wsOpen", function () { retry = 0; setConnection("open"); });
