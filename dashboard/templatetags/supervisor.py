@@ -23,7 +23,10 @@ def ago(moment: datetime | None) -> str:
 
 
 def _clock(seconds: float) -> str:
+    """As static/js/live.js writes it, so a ticking clock never changes its shape."""
     seconds = max(0, int(seconds))
+    if seconds >= 86400:
+        return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
