@@ -8,6 +8,7 @@ HTML that dashboard.broadcast rendered once for everybody.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -24,12 +25,29 @@ NOT_SIGNED_IN = 4401
 NOT_ALLOWED = 4403
 
 
+def _query(scope) -> dict[str, list[str]]:
+    return parse_qs(scope.get("query_string", b"").decode("ascii", errors="replace"))
+
+
 def _requested_portals(scope) -> list[str]:
-    query = parse_qs(scope.get("query_string", b"").decode("ascii", errors="replace"))
     wanted = []
-    for value in query.get("portals", []):
+    for value in _query(scope).get("portals", []):
         wanted.extend(part for part in value.split(",") if part)
     return wanted
+
+
+def _rendered_at(scope) -> datetime | None:
+    """When the page was rendered (``since``, epoch ms), if it says."""
+    try:
+        millis = int(_query(scope).get("since", [""])[0])
+    except ValueError:
+        return None
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+@database_sync_to_async
+def _changed_since(portals, since: datetime) -> bool:
+    return selectors.changed_since(portals, since)
 
 
 @database_sync_to_async
@@ -49,6 +67,13 @@ def _snapshot(portals) -> str:
     return render_to_string("live/parts.html#snapshot", {**context, "oob": True})
 
 
+@database_sync_to_async
+def _freshness(portals) -> str:
+    """Only the portals' freshness: a few hundred bytes instead of the whole snapshot."""
+    freshness = [selectors.freshness(portal) for portal in portals]
+    return render_to_string("live/parts.html#portal_metas", {"freshness": freshness, "oob": True})
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     groups: list[str] = []
 
@@ -65,8 +90,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         for group in self.portal_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        # Whatever happened while this page was away, it now starts from the truth.
-        await self.send(text_data=await _snapshot(portals))
+        # Whatever happened while this page was away, it now starts from the truth. A page
+        # just rendered already is the truth unless something changed since: skip the work.
+        # (The groups are joined first, so nothing committed after this check is missed.)
+        since = _rendered_at(self.scope)
+        if since is None or await _changed_since(portals, since):
+            await self.send(text_data=await _snapshot(portals))
+        else:
+            await self.send(text_data=await _freshness(portals))
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "portal_groups", []):

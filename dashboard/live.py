@@ -187,6 +187,17 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
     _set_last_message(chat, conversation.last_message)
 
 
+def _name_operator(portal: Portal, chat: Chat) -> None:
+    """The reference dialect names no operator on a chat: take the name we know."""
+    if chat.operator_id and not chat.operator_name:
+        name = (
+            Operator.objects.filter(portal=portal, remote_id=chat.operator_id)
+            .values_list("name", flat=True)
+            .first()
+        )
+        chat.operator_name = name or ""
+
+
 def _apply_conversation(
     portal: Portal,
     conversation: Conversation,
@@ -199,6 +210,7 @@ def _apply_conversation(
     if chat is None:
         chat = Chat(portal=portal, remote_id=conversation.id, fact_at=fact_at, source=source)
         _merge(chat, conversation, fact_at)
+        _name_operator(portal, chat)
         chat.save()
         changes.chats.add(chat.pk)
         changes.operators |= _operator_pks(portal, [chat.operator_id])
@@ -224,6 +236,7 @@ def _apply_conversation(
         return chat
     before = (chat.status, chat.operator_id)
     _merge(chat, conversation, fact_at)
+    _name_operator(portal, chat)
     chat.fact_at = fact_at
     chat.source = source
     chat.save()

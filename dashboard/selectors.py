@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from siq_integration import health
@@ -39,8 +39,29 @@ _UNTRUSTED = {
 
 
 def open_chats(portals: list[Portal]) -> QuerySet[Chat]:
+    """Open chats in the page's default order: waiting ones first, longest wait first,
+    then connected ones, longest running first."""
+    waiting_first = Case(When(status=ChatStatus.WAITING, then=Value(0)), default=Value(1))
     return Chat.objects.filter(portal__in=portals, status__in=OPEN_CHAT_STATUSES).order_by(
-        "started_at", "pk"
+        waiting_first, "waiting_since", "started_at", "pk"
+    )
+
+
+def changed_since(portals: list[Portal], since: datetime) -> bool:
+    """Whether anything a snapshot shows changed after ``since`` (a page's render time)."""
+    return (
+        Chat.objects.filter(portal__in=portals, updated_at__gt=since).exists()
+        or Operator.objects.filter(portal__in=portals, updated_at__gt=since).exists()
+        or PortalSync.objects.filter(portal__in=portals)
+        .filter(
+            Q(chats_polled_at__gt=since)
+            | Q(operators_polled_at__gt=since)
+            | Q(last_event_at__gt=since)
+        )
+        .exists()
+        or Portal.objects.filter(pk__in=[p.pk for p in portals])
+        .filter(Q(last_error_at__gt=since) | Q(updated_at__gt=since) | Q(last_webhook_at__gt=since))
+        .exists()
     )
 
 

@@ -30,6 +30,8 @@ Background = Callable[[asyncio.Event], Awaitable[None]]
 # How long shutdown waits for background tasks to finish before cancelling them.
 BACKGROUND_STOP_SECONDS = 10.0
 
+WEBSOCKET_MAX_MESSAGE = 16 * 1024 * 1024
+
 
 class AccessLogWithoutQueries(AccessLogGenerator):
     def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
@@ -90,6 +92,9 @@ def run(
         application=application,
         endpoints=build_endpoint_description_strings(host=host, port=port),
         websocket_timeout=-1,
+        # A snapshot of 2,000 chats and 500 operators is ~3 MB of HTML; daphne's default
+        # cap (1 MiB) would close the socket on every (re)connect of a big portal.
+        websocket_max_message_size=WEBSOCKET_MAX_MESSAGE,
         action_logger=AccessLogWithoutQueries(stream) if stream else None,
     )
     if background:

@@ -282,3 +282,41 @@ def test_it_refuses_anonymous_sockets_and_portals_not_yours(connected_portal, ad
         assert not ok
 
     run_async(scenario)
+
+
+def test_it_skips_the_snapshot_for_a_page_that_is_still_current(connected_portal, admin):
+    import time
+
+    from django.utils import timezone
+
+    portal = connected_portal(open_chats=2)
+    live.apply_chats(
+        portal,
+        SalesIQClient(portal).list_open_conversations(),
+        taken_at=timezone.now(),
+        complete=True,
+    )
+    time.sleep(0.01)
+    just_rendered = int(time.time() * 1000)
+    headers = browser_headers(admin)
+
+    async def connect(since):
+        ws = WebsocketCommunicator(
+            application, f"/ws/live/?portals={portal.pk}&since={since}", headers=headers
+        )
+        ok, _ = await ws.connect(timeout=10)
+        assert ok
+        first = await ws.receive_from(timeout=10)
+        await ws.disconnect()
+        return first
+
+    async def connect_current():
+        return await connect(just_rendered)
+
+    async def connect_stale():
+        return await connect(just_rendered - 60_000)
+
+    current = run_async(connect_current)
+    assert 'id="portal-metas"' in current and 'id="chats-body"' not in current  # freshness only
+    changed = run_async(connect_stale)
+    assert 'id="chats-body"' in changed  # changed since: the whole snapshot

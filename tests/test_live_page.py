@@ -247,12 +247,12 @@ def test_it_shows_several_portals_together_or_one_at_a_time(client, owner):
     assert 'class="live multi-portal"' in together
     assert together.count("data-portal-tag") >= 4  # every row has a place for its portal's tag
     assert '<optgroup label="Zylker">' in together and '<optgroup label="Acme">' in together
-    assert f'ws-connect="/ws/live/?portals={zylker.pk},{acme.pk}"' in together or (
-        f'ws-connect="/ws/live/?portals={acme.pk},{zylker.pk}"' in together
+    assert f'ws-connect="/ws/live/?portals={zylker.pk},{acme.pk}&amp;since=' in together or (
+        f'ws-connect="/ws/live/?portals={acme.pk},{zylker.pk}&amp;since=' in together
     )
     assert "data-portal-select" in together
     assert 'class="live"' in alone and "multi-portal" not in alone
-    assert f'ws-connect="/ws/live/?portals={acme.pk}"' in alone
+    assert f'ws-connect="/ws/live/?portals={acme.pk}&amp;since=' in alone
     assert f'<option value="{acme.pk}" selected>Acme</option>' in alone
     assert f'id="chat-{Chat.objects.get(remote_id="a1").pk}"' in alone
     assert f'id="chat-{Chat.objects.get(remote_id="z1").pk}"' not in alone

@@ -76,8 +76,9 @@ def test_it_gives_chats_operators_departments_kpis_and_age(client, portal):
     client.force_login(admin)
     data = client.get(f"/api/portals/{portal.pk}/snapshot.json").json()
     assert data["portal"]["name"] == "Zylker"
-    assert [c["id"] for c in data["chats"]] == ["466756000000969002", "466756000000969001"]
-    assert data["chats"][1]["visitor"]["name"] == "Zoë <b>"  # JSON carries the text as it is
+    # Waiting chats first (longest wait first), then connected ones.
+    assert [c["id"] for c in data["chats"]] == ["466756000000969001", "466756000000969002"]
+    assert data["chats"][0]["visitor"]["name"] == "Zoë <b>"  # JSON carries the text as it is
     assert {o["id"]: o["open_chats"] for o in data["operators"]} == {"o1": 1, "o2": 0}
     assert data["departments"] == [{"id": "d1", "name": "Support"}]
     kpis = data["kpis"]

@@ -31,6 +31,8 @@ def _selected_portals(request: HttpRequest):
 @never_cache
 def dashboard(request: HttpRequest) -> HttpResponse:
     visible, portals = _selected_portals(request)
+    # Taken before reading: the websocket then knows whether this page is still current.
+    rendered_at = timezone.now()
     context = selectors.live_context(portals)
     return render(
         request,
@@ -40,6 +42,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "visible_portals": visible,
             "selected": portals[0] if len(portals) == 1 and len(visible) > 1 else None,
             "ws_portals": ",".join(str(portal.pk) for portal in portals),
+            "ws_since": int(rendered_at.timestamp() * 1000),
             "wallboard": request.GET.get("wallboard") == "1",
             "can_manage": access.is_admin(request.user),
         },
