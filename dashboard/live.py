@@ -160,6 +160,8 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
         chat.operator_id = ""
         chat.operator_name = ""
         chat.waiting_since = chat.waiting_since or chat.started_at
+        if chat.started_at and chat.waiting_since < chat.started_at:
+            chat.waiting_since = chat.started_at  # nobody waits before the chat began
     else:
         chat.waiting_since = None
         if conversation.operator_id:

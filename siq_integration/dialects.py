@@ -440,7 +440,9 @@ class V2(Dialect):
         body = raw.get("message")
         text = _str(_dict(body).get("text")) if isinstance(body, dict) else _str(body)
         return Message(
-            id=_str(raw.get("id") or raw.get("sequence_id")),
+            # The sequence number names a message the same way in a conversation's
+            # last_message_info and in its messages list; the id may not.
+            id=_str(raw.get("sequence_id") or raw.get("id")),
             chat_id=conversation_id,
             sender_type=sender_type,
             sender_id=sender_id,

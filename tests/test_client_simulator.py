@@ -69,6 +69,9 @@ def test_it_maps_operators_departments_and_messages(simulator, connected_portal,
     messages = client.list_messages(conversation["id"])
     assert len(messages) == conversation["message_count"]
     assert messages[-1].text == conversation["last_message"]["text"]
+    # The chat's last message and the transcript's last line are one message, one id:
+    # the dashboard stores each line once whichever way it learnt of it.
+    assert client.get_conversation(conversation["id"]).last_message.id == messages[-1].id
 
 
 def test_it_asks_only_for_operators_changed_since_the_last_poll(simulator, connected_portal):

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard.models import Chat, Department, InboxEvent, Operator, PortalSync
 from siq_integration import connection, oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
@@ -54,6 +55,7 @@ class Command(BaseCommand):
             raise CommandError("DEMO_ADMIN_PASSWORD is not set; run the demo with `make demo`.")
         self._ensure_admin(password)
         url = f"http://{options['host']}:{options['port']}/"
+        self._forget_old_world(sim_url)
         portal = self._ensure_portal(sim_url, url)
         summary = self._check_portal(portal)
         others = self._reconnect_others(sim_url, url, keep=portal)
@@ -169,6 +171,16 @@ class Command(BaseCommand):
         self._connect(portal, sim_url, dashboard_url)
         portal.refresh_from_db()
         return portal
+
+    def _forget_old_world(self, sim_url: str) -> None:
+        """A restarted simulator is a new world that reuses the old one's ids: what the
+        dashboard remembers of the last demo's chats and operators would mix with it."""
+        sim_codes = [
+            code for code, dc in settings.SIQ_DATA_CENTERS.items() if dc.api_url.startswith(sim_url)
+        ]
+        portals = Portal.objects.filter(data_center__in=sim_codes)
+        for model in (Chat, Operator, Department, InboxEvent, PortalSync):
+            model.objects.filter(portal__in=portals).delete()
 
     def _reconnect_others(self, sim_url: str, dashboard_url: str, keep: Portal) -> list[str]:
         """Portals added by hand in an earlier demo hold tokens the restarted simulator has
