@@ -141,6 +141,7 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
     """Copy what ``conversation`` knows onto ``chat``; blanks never erase what we know."""
     status = _CHAT_STATUS[conversation.status]
     was_open = chat.is_open if chat.pk else None
+    was_waiting = bool(chat.pk) and chat.status == ChatStatus.WAITING
     chat.status = status
     visitor = conversation.visitor
     for name, value in (
@@ -169,7 +170,9 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
             chat.operator_name = conversation.operator_name[:200] or chat.operator_name
     if conversation.attended_at:
         chat.attended_at = conversation.attended_at
-    elif status == ChatStatus.CONNECTED:
+    elif status == ChatStatus.CONNECTED and was_waiting:
+        # Seen waiting, now connected: the pickup happened about now. A chat first seen
+        # connected keeps no pickup time (the reference dialect has none): no made-up waits.
         chat.attended_at = chat.attended_at or fact_at
     if status in (ChatStatus.ENDED, ChatStatus.MISSED):
         chat.ended_at = conversation.ended_at or chat.ended_at or fact_at
@@ -190,7 +193,8 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
 
 
 def _name_operator(portal: Portal, chat: Chat) -> None:
-    """The reference dialect names no operator on a chat: take the name we know."""
+    """The reference dialect names no operator or department on a polled chat: take the
+    names we know."""
     if chat.operator_id and not chat.operator_name:
         name = (
             Operator.objects.filter(portal=portal, remote_id=chat.operator_id)
@@ -198,6 +202,13 @@ def _name_operator(portal: Portal, chat: Chat) -> None:
             .first()
         )
         chat.operator_name = name or ""
+    if chat.department_id and not chat.department_name:
+        name = (
+            Department.objects.filter(portal=portal, remote_id=chat.department_id)
+            .values_list("name", flat=True)
+            .first()
+        )
+        chat.department_name = name or ""
 
 
 def _apply_conversation(

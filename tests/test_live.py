@@ -12,6 +12,7 @@ from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
     Conversation,
+    Department as RemoteDepartment,
     EventKind,
     Message,
     OperatorStatus,
@@ -325,3 +326,43 @@ def test_it_applies_reference_presence_and_lone_messages(portal):
     )
     chat = Chat.objects.get()
     assert chat.awaiting_reply and chat.last_message_text == "<b>still there?</b>"
+
+
+def test_it_makes_up_no_pickup_time_for_a_chat_first_seen_connected(portal):
+    connected = Conversation(
+        id="c1",
+        status=ChatStatus.CONNECTED,
+        visitor=Visitor(id="v"),
+        started_at=at(0),
+        operator_id="op1",
+        department_id="d1",
+    )
+    live.apply_chats(portal, [connected], taken_at=at(300), complete=True)
+    assert Chat.objects.get().attended_at is None  # the reference dialect gives none
+
+    live.apply_chats(portal, [conversation(id="c2")], taken_at=at(310), complete=False)
+    picked = Conversation(
+        id="c2",
+        status=ChatStatus.CONNECTED,
+        visitor=Visitor(id="v"),
+        started_at=at(0),
+        operator_id="op1",
+    )
+    live.apply_chats(portal, [picked], taken_at=at(330), complete=False)
+    assert Chat.objects.get(remote_id="c2").attended_at == at(330)  # seen waiting, then picked up
+
+
+def test_it_names_operators_and_departments_the_chat_only_gives_ids_for(portal):
+    live.apply_departments(portal, [RemoteDepartment(id="d1", name="Support")], taken_at=at(0))
+    live.apply_operators(portal, OperatorSync([operator("op1")], None, True), taken_at=at(0))
+    bare = Conversation(
+        id="c1",
+        status=ChatStatus.CONNECTED,
+        visitor=Visitor(id="v"),
+        started_at=at(0),
+        operator_id="op1",
+        department_id="d1",
+    )
+    live.apply_chats(portal, [bare], taken_at=at(5), complete=True)
+    chat = Chat.objects.get()
+    assert (chat.operator_name, chat.department_name) == ("Asha", "Support")

@@ -52,10 +52,27 @@
   function readPortalNames() {
     metas().forEach(function (meta) { portalNames[meta.dataset.portal] = meta.dataset.name || ""; });
   }
+  // Several portals: each row carries a short tag (the portal name's first word) in a colour
+  // of its own, with the full name on hover.
+  var portalHues = {};
+  function portalHue(portal) {
+    if (!(portal in portalHues)) portalHues[portal] = (Object.keys(portalHues).length * 137 + 210) % 360;
+    return portalHues[portal];
+  }
+  function shortName(name) {
+    var first = (name || "").split(/[\s(]+/).filter(Boolean)[0] || "";
+    return first.length > 10 ? first.slice(0, 9) + "…" : first;
+  }
   function fillPortalTag(el, portal) {
     if (!MULTI) return;
     var tag = el.querySelector("[data-portal-tag]");
-    if (tag && tag.textContent !== (portalNames[portal] || "")) tag.textContent = portalNames[portal] || "";
+    if (!tag) return;
+    var name = portalNames[portal] || "", text = shortName(name);
+    if (tag.textContent !== text) {
+      tag.textContent = text;
+      tag.title = name;
+      tag.style.setProperty("--tag-hue", portalHue(portal));
+    }
   }
 
   var operatorNames = {}; // "portal:SalesIQ id" -> name, from the operator rows
