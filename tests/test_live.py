@@ -12,7 +12,6 @@ from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
     Conversation,
-    Department as RemoteDepartment,
     EventKind,
     Message,
     OperatorStatus,
@@ -20,6 +19,9 @@ from siq_integration.normalised import (
     SenderType,
     Visitor,
     WebhookEvent,
+)
+from siq_integration.normalised import (
+    Department as RemoteDepartment,
 )
 from siq_integration.normalised import (
     Operator as RemoteOperator,
