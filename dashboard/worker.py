@@ -43,13 +43,14 @@ from siq_integration import exceptions as exc
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 
-from . import ingest, live, schedule
+from . import broadcast, ingest, live, schedule, selectors
 from .models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
 
 logger = logging.getLogger(__name__)
 
 LEASE_TTL = timedelta(seconds=10)
 TICK_SECONDS = 1.0
+META_EVERY = 5.0  # seconds between checks whether a portal's health changed
 SWEEP_EVERY = 5.0  # seconds between sweeps of webhook events a crash left pending
 SWEEP_LIMIT = 50
 PLAN_EVERY = 5.0  # seconds a plan is reused before counting chats and budget again
@@ -116,6 +117,8 @@ class _PortalState:
     # Just took the lease: whatever happened while nobody (or a dying worker) held it,
     # webhooks included, is unknown here, so reconcile at once.
     reconcile_now: bool = False
+    # The health last told to the pages (state, webhooks, stale, banner).
+    announced: tuple | None = None
 
 
 class _PatientClient(SalesIQClient):
@@ -177,6 +180,7 @@ class Worker:
         self._held: set[Any] = set()
         self._has_sync_row: set[Any] = set()
         self._last_sweep = 0.0
+        self._last_meta = 0.0
         # Releasing and renewing never interleave: once released, a late tick takes nothing.
         self._lease_lock = threading.Lock()
         self._released = False
@@ -200,7 +204,25 @@ class Worker:
         if time.monotonic() - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = time.monotonic()
             self._sweep()
+        if time.monotonic() - self._last_meta >= META_EVERY:
+            self._last_meta = time.monotonic()
+            self._announce_health([portals[pk] for pk in held], now)
         return self._due_jobs([portals[pk] for pk in held if pk not in busy], busy, now)
+
+    def _announce_health(self, portals: list[Portal], now: datetime) -> None:
+        """Tell the pages when a portal's health or webhook state changes: a failing poll
+        applies nothing, so nothing else would carry "SalesIQ unreachable" to them."""
+        for portal in portals:
+            try:
+                fresh = selectors.freshness(portal, now)
+                signature = (fresh.health.state, fresh.webhooks, fresh.stale, fresh.banner)
+                state = self._state(portal.pk)
+                if signature != state.announced:
+                    if state.announced is not None:
+                        broadcast.publish_meta(portal)
+                    state.announced = signature
+            except Exception:
+                logger.exception("Announcing the health of portal %s failed", portal)
 
     def run_once(self) -> list[PollJob]:
         """One round with its polls run here, one after the other (tests, scripts)."""

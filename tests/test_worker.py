@@ -317,3 +317,35 @@ def test_it_waits_for_budget_mid_listing_and_closes_no_ghost_by_a_listing_that_s
     assert len(open_remote_ids(portal)) == 151  # every chat listed, after the wait
     assert Chat.objects.get(remote_id="466756000000000001").is_open  # not a snapshot
     assert PortalSync.objects.get(portal=portal).chats_polled_at is None
+
+
+def test_it_tells_the_pages_when_a_portals_health_changes(simulator, connected_portal, monkeypatch):
+    from dashboard import broadcast
+
+    portal = connected_portal(open_chats=1)
+    told = []
+    monkeypatch.setattr(broadcast, "publish_meta", lambda p: told.append(p.pk))
+    worker = Worker()
+    worker.run_once()  # first look: remembered, then the first polls make the data fresh
+    worker._last_meta = 0.0
+    worker.run_once()
+    assert told == [portal.pk]  # no longer stale: the pages hear of it
+    told.clear()
+    worker._last_meta = 0.0
+    worker.run_once()
+    assert told == []  # nothing changed: nothing said
+    simulator.set_faults(portal=portal.screen_name, outage_seconds=60, outage_mode="drop")
+    try:
+        # A poll fails (SalesIQ unreachable): the next look tells the pages.
+        for job in worker.tick():
+            worker.poll(job)
+        from siq_integration.client import SalesIQClient
+        from siq_integration.exceptions import Unavailable
+
+        with pytest.raises(Unavailable):
+            SalesIQClient(portal).list_departments()
+        worker._last_meta = 0.0
+        worker.run_once()
+    finally:
+        simulator.clear_faults()
+    assert told == [portal.pk]
