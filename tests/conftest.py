@@ -272,3 +272,11 @@ def webhook_receiver():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """SQLite's WAL side files outlive the test database when a thread still had it open."""
+    name = os.environ.get("SIQ_TEST_DB_NAME")
+    if name:
+        for suffix in ("-wal", "-shm"):
+            Path(name + suffix).unlink(missing_ok=True)
