@@ -38,6 +38,11 @@ def group_name(portal_id) -> str:
     return f"live.portal.{str(portal_id).replace('-', '')}"
 
 
+def user_group(user_id) -> str:
+    """A user's own pages: the outcomes of their actions."""
+    return f"live.user.{user_id}"
+
+
 def _render(partial: str, **context) -> str:
     return render_to_string(f"{PARTS}#{partial}", context)
 
@@ -85,6 +90,21 @@ def publish(changes: Changes) -> None:
     except Exception:
         # A failed push must not undo what was applied: the next snapshot repairs the page.
         logger.exception("Publishing changes of portal %s failed", changes.portal_id)
+
+
+def publish_action(action_id: int) -> None:
+    """An action's outcome, to the pages of the supervisor who acted."""
+    from .models import Action
+
+    try:
+        action = Action.objects.filter(pk=action_id).first()
+        if action is None or action.user_id is None:
+            return
+        html = render_to_string("actions/parts.html#outcome", {"action": action, "oob": True})
+        message: LiveHtml = {"type": "live.html", "portal": str(action.portal_id), "html": html}
+        async_to_sync(get_channel_layer().group_send)(user_group(action.user_id), message)
+    except Exception:
+        logger.exception("Publishing the outcome of action %s failed", action_id)
 
 
 def publish_meta(portal: Portal) -> None:

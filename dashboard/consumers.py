@@ -16,7 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from . import access, selectors
-from .broadcast import LiveHtml, group_name
+from .broadcast import LiveHtml, group_name, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if portals is None:
             await self.close(code=NOT_ALLOWED)
             return
-        self.portal_groups = [group_name(portal.pk) for portal in portals]
+        self.portal_groups = [group_name(portal.pk) for portal in portals] + [user_group(user.pk)]
         for group in self.portal_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()

@@ -22,7 +22,7 @@ from siq_integration.exceptions import MalformedPayload, SignatureInvalid, Token
 from siq_integration.models import Portal
 from siq_integration.normalised import EventKind
 
-from . import live
+from . import actions, live
 from .models import InboxEvent, PortalSync
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def apply_stored(event_id: int) -> bool:
     try:
         event = webhooks.parse(stored.portal.dialect, stored.body.encode("utf-8"))
         live.apply_event(stored.portal, event, received_at=stored.received_at)
+        actions.confirm(stored.portal, event)
     except Exception as error:
         logger.exception("Applying webhook event %s failed", event_id)
         InboxEvent.objects.filter(pk=event_id).update(

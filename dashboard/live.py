@@ -260,6 +260,26 @@ def _apply_conversation(
     return chat
 
 
+def mark_chat_ended(chat: Chat, *, at: datetime, source: str) -> Changes:
+    """SalesIQ confirmed an end without describing the chat (an action's bare answer)."""
+    changes = Changes(chat.portal_id)
+    with transaction.atomic():
+        chat.refresh_from_db()
+        if chat.is_open:
+            previous_operator = chat.operator_id
+            chat.status = ChatStatus.ENDED
+            chat.ended_at = at
+            chat.waiting_since = None
+            chat.inferred_end = False
+            chat.fact_at = max(chat.fact_at, at)
+            chat.source = source
+            chat.save()
+            changes.chats.add(chat.pk)
+            changes.operators |= _operator_pks(chat.portal, [previous_operator])
+        _publish_after_commit(changes)
+    return changes
+
+
 def apply_conversation(
     portal: Portal, conversation: Conversation, *, fact_at: datetime, source: str
 ) -> Changes:

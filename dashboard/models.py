@@ -228,3 +228,66 @@ class PortalSync(models.Model):
 
     def __str__(self) -> str:
         return f"sync of {self.portal}"
+
+
+# --- supervisor actions and their audit trail ---------------------------------------------------
+
+
+class ActionKind(models.TextChoices):
+    TRANSFER = "transfer", "Transfer chat"
+    END = "end", "End chat"
+    OPERATOR_STATUS = "operator_status", "Change operator status"
+    DRAIN = "drain", "Drain operator"
+
+
+class ActionOutcome(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    REFUSED = "refused", "Refused by SalesIQ"
+    FAILED = "failed", "Failed"
+
+
+class Action(models.Model):
+    """One attempt at an action, whatever became of it: the audit trail.
+
+    ``key`` is the idempotency key the form carried: a double click, a browser retry or
+    a second process with the same key finds this row and never calls SalesIQ again.
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="actions"
+    )
+    username = models.CharField(max_length=150)  # kept when the user is deleted
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="actions")
+    kind = models.CharField(max_length=20, choices=ActionKind.choices)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="steps"
+    )
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL)
+    chat_remote_id = models.CharField(max_length=64, blank=True)
+    chat_label = models.CharField(max_length=200, blank=True)  # the visitor, as shown
+    operator_remote_id = models.CharField(max_length=64, blank=True)  # the target operator
+    operator_label = models.CharField(max_length=200, blank=True)
+    params = models.JSONField(default=dict)
+    outcome = models.CharField(
+        max_length=10, choices=ActionOutcome.choices, default=ActionOutcome.PENDING
+    )
+    message = models.TextField(blank=True)  # the outcome in words, as the supervisor saw it
+    error_code = models.CharField(max_length=40, blank=True)
+    error_detail = models.TextField(blank=True)  # technical detail, for the audit page only
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # SalesIQ's own confirmation, when it sends one (transfer accepted/rejected, completed).
+    confirmation = models.CharField(max_length=60, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["portal", "created_at"], name="action_portal_created"),
+            models.Index(fields=["chat_remote_id", "kind"], name="action_chat_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.username} ({self.outcome})"

@@ -277,3 +277,47 @@ def kpis(portals: list[Portal], now: datetime | None = None) -> dict[str, Any]:
         "capacity_available": capacity,
         "utilisation": round(len(chats) / capacity, 3) if capacity else None,
     }
+
+
+# --- choices for actions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An operator as a transfer picker shows it, best choices first."""
+
+    view: OperatorView
+    covers_department: bool
+
+    @property
+    def free(self) -> int | None:
+        capacity = self.view.capacity
+        return None if capacity is None else capacity - self.view.load
+
+    @property
+    def rank(self) -> tuple:
+        op = self.view.operator
+        status_order = {OperatorStatus.AVAILABLE: 0, OperatorStatus.BUSY: 1, OperatorStatus.AWAY: 2}
+        has_room = self.free is None or self.free > 0
+        return (
+            status_order.get(op.status, 3),
+            not (has_room and op.status == OperatorStatus.AVAILABLE),
+            not self.covers_department,
+            -(self.free or 0),
+            op.name,
+        )
+
+
+def transfer_choices(chat: Chat) -> dict[str, Any]:
+    """Departments (the chat's own first) and operators (available, with room, of the
+    chat's department first; offline last) for transferring ``chat``."""
+    portal = chat.portal
+    departments = list(Department.objects.filter(portal=portal, enabled=True).order_by("name"))
+    departments.sort(key=lambda d: d.remote_id != chat.department_id)
+    choices = [
+        Choice(view=view, covers_department=chat.department_id in view.operator.department_ids)
+        for view in operator_views([portal])
+        if view.operator.remote_id != chat.operator_id and view.operator.enabled
+    ]
+    choices.sort(key=lambda choice: choice.rank)
+    return {"departments": departments, "choices": choices}

@@ -2,11 +2,21 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import health, live, portals, users, webhooks
+from .views import actions, health, live, portals, users, webhooks
 
 urlpatterns = [
     path("", live.dashboard, name="home"),
     path("live/chats/<int:chat_id>/", live.chat_drawer, name="chat_drawer"),
+    # Supervisor actions
+    path("live/chats/<int:chat_id>/transfer/", actions.chat_transfer, name="chat_transfer"),
+    path("live/chats/<int:chat_id>/end/", actions.chat_end, name="chat_end"),
+    path("live/operators/<int:operator_id>/", actions.operator_panel, name="operator_panel"),
+    path(
+        "live/operators/<int:operator_id>/status/",
+        actions.operator_status,
+        name="operator_status",
+    ),
+    path("live/operators/<int:operator_id>/drain/", actions.operator_drain, name="operator_drain"),
     path("api/portals/<uuid:portal_id>/snapshot.json", live.snapshot_json, name="snapshot_json"),
     path(
         "login/",

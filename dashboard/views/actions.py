@@ -1,0 +1,160 @@
+"""Supervisor actions over HTTP (htmx): the forms, the action itself, the outcome.
+
+Thin: access, the idempotency key and the outcome live in dashboard.actions.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from .. import access, actions, selectors
+from ..models import Chat, Operator, OperatorStatus
+
+PARTS = "actions/parts.html"
+
+
+def _chat(request: HttpRequest, chat_id: int) -> Chat:
+    chat = Chat.objects.select_related("portal").filter(pk=chat_id).first()
+    if chat is None or not access.can_view(request.user, chat.portal):
+        raise Http404("No such chat")
+    return chat
+
+
+def _operator(request: HttpRequest, operator_id: int) -> Operator:
+    operator = Operator.objects.select_related("portal").filter(pk=operator_id).first()
+    if operator is None or not access.can_view(request.user, operator.portal):
+        raise Http404("No such operator")
+    return operator
+
+
+def new_key() -> str:
+    """A fresh idempotency key for a form: every submit of that form carries it."""
+    return secrets.token_urlsafe(24)
+
+
+def _key(request: HttpRequest) -> str:
+    key = request.POST.get("idempotency_key", "").strip()
+    if not 16 <= len(key) <= 64:
+        raise ValueError("missing idempotency key")
+    return key
+
+
+_OUT_OF_DATE = "This form is out of date. Close it and open it again."
+_USED = "This form was already used for something else. Open it again."
+
+
+def _run(request: HttpRequest, perform, partial: str = "outcome") -> HttpResponse:
+    try:
+        key = _key(request)
+    except ValueError:
+        return HttpResponseBadRequest(_OUT_OF_DATE)
+    try:
+        action = perform(key)
+    except actions.KeyReused:
+        return HttpResponseBadRequest(_USED)
+    context = {"action": action, "steps": list(action.steps.order_by("pk"))}
+    return render(request, f"{PARTS}#{partial}", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def chat_transfer(request: HttpRequest, chat_id: int) -> HttpResponse:
+    chat = _chat(request, chat_id)
+    if request.method == "GET":
+        context = {
+            "chat": chat,
+            "key": new_key(),
+            "can_act": access.can_act(request.user, chat.portal),
+            **selectors.transfer_choices(chat),
+        }
+        return render(request, f"{PARTS}#transfer_form", context)
+    return _run(
+        request,
+        lambda key: actions.chat_transfer(
+            key=key,
+            user=request.user,
+            chat=chat,
+            department_id=request.POST.get("department_id", ""),
+            operator_id=request.POST.get("operator_id", ""),
+            note=request.POST.get("note", "")[:500],
+        ),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def chat_end(request: HttpRequest, chat_id: int) -> HttpResponse:
+    chat = _chat(request, chat_id)
+    if request.method == "GET":
+        context = {
+            "chat": chat,
+            "key": new_key(),
+            "can_act": access.can_act(request.user, chat.portal),
+        }
+        return render(request, f"{PARTS}#end_form", context)
+    return _run(
+        request,
+        lambda key: actions.chat_end(
+            key=key, user=request.user, chat=chat, message=request.POST.get("message", "")[:1000]
+        ),
+    )
+
+
+@login_required
+@require_http_methods(["GET"])
+def operator_panel(request: HttpRequest, operator_id: int) -> HttpResponse:
+    operator = _operator(request, operator_id)
+    view = selectors.operator_views([operator.portal], only=[operator.pk])[0]
+    context = {
+        "view": view,
+        "operator": operator,
+        "key": new_key(),
+        "can_act": access.can_act(request.user, operator.portal),
+        "statuses": [OperatorStatus(s) for s in actions.SETTABLE_STATUSES[operator.portal.dialect]],
+        "chats": list(
+            selectors.open_chats([operator.portal]).filter(operator_id=operator.remote_id)
+        ),
+    }
+    return render(request, f"{PARTS}#operator_panel", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def operator_status(request: HttpRequest, operator_id: int) -> HttpResponse:
+    operator = _operator(request, operator_id)
+    return _run(
+        request,
+        lambda key: actions.operator_set_status(
+            key=key, user=request.user, operator=operator, status=request.POST.get("status", "")
+        ),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def operator_drain(request: HttpRequest, operator_id: int) -> HttpResponse:
+    operator = _operator(request, operator_id)
+    if request.method == "GET":
+        plan = actions.operator_drain_plan(operator=operator)
+        context = {
+            "plan": plan,
+            "operator": operator,
+            "key": new_key(),
+            "can_act": access.can_act(request.user, operator.portal),
+        }
+        return render(request, f"{PARTS}#drain_preview", context)
+
+    def perform(key: str):
+        moves = []
+        for pair in request.POST.getlist("move"):
+            chat_pk, _, target_pk = pair.partition(":")
+            if chat_pk.isdigit() and target_pk.isdigit():
+                moves.append((int(chat_pk), int(target_pk)))
+        return actions.operator_drain(key=key, user=request.user, operator=operator, moves=moves)
+
+    return _run(request, perform, partial="drain_outcome")
