@@ -106,7 +106,7 @@ def test_it_drains_an_operator_to_colleagues_with_room(simulator, connected_port
     busy = Chat.objects.filter(portal=portal, status="connected").values_list(
         "operator_id", flat=True
     )
-    operator = Operator.objects.get(portal=portal, remote_id=list(busy)[0])
+    operator = Operator.objects.get(portal=portal, remote_id=busy.first())
     plan = actions.operator_drain_plan(operator=operator)
     assert plan.moves and all(m.to is None or m.to.pk != operator.pk for m in plan.moves)
     start = last_seq(simulator)
