@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import actions, health, live, portals, users, webhooks
+from .views import actions, audit, health, live, portals, users, webhooks
 
 urlpatterns = [
     path("", live.dashboard, name="home"),
@@ -17,6 +17,8 @@ urlpatterns = [
         name="operator_status",
     ),
     path("live/operators/<int:operator_id>/drain/", actions.operator_drain, name="operator_drain"),
+    path("audit/", audit.audit_list, name="audit"),
+    path("audit.csv", audit.audit_csv, name="audit_csv"),
     path("api/portals/<uuid:portal_id>/snapshot.json", live.snapshot_json, name="snapshot_json"),
     path(
         "login/",

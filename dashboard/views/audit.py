@@ -1,0 +1,470 @@
+"""The audit trail: every action attempt, who made it, on what, and what became of it.
+
+Admins see every portal's actions, Supervisors those of their portals, Viewers none
+(403). A portal filter naming a portal the user may not see is a 404, as everywhere.
+The page and the CSV export take the same filters from the query string.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as fixed_zone
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.text import Truncator
+from django.views.decorators.http import require_GET
+
+from siq_integration.models import Portal
+
+from .. import access
+from ..models import Action, ActionKind, ActionOutcome, OperatorStatus, Role
+
+PAGE_SIZE = 100
+PARAMETERS_SHOWN = 140  # characters; the whole text is in the cell's title
+
+PERIODS = {
+    "today": "Today",
+    "24h": "Last 24 hours",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+}
+_PERIOD_LENGTH = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+# The pill's tone per outcome (the sentence beside it says who refused and why).
+OUTCOME_TONES = {
+    ActionOutcome.DONE: "ok",
+    ActionOutcome.PENDING: "off",
+    ActionOutcome.REFUSED: "bad",
+    ActionOutcome.FAILED: "warn",
+}
+OUTCOME_WORDS = {
+    ActionOutcome.DONE: "Done",
+    ActionOutcome.PENDING: "Pending",
+    ActionOutcome.REFUSED: "Refused",
+    ActionOutcome.FAILED: "Failed",
+}
+
+# SalesIQ's confirming webhook events, in words.
+CONFIRMATIONS = {
+    "conversation.transfer.accepted": "Transfer accepted",
+    "conversation.transfer.rejected": "Transfer declined",
+    "conversation.completed": "Chat ended",
+    "chat.ended": "Chat ended",
+}
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+@dataclass
+class Filters:
+    """What the query string asked for, checked; ``errors`` holds what could not be used."""
+
+    portal: Portal | None = None
+    username: str = ""
+    kind: str = ""
+    outcome: str = ""
+    period: str = ""
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    since_text: str = ""
+    until_text: str = ""
+    offset_minutes: int = 0  # the viewer's zone east of UTC, sent by the page's script
+    has_offset: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def query(self, **extra: object) -> str:
+        """The filters as a query string (for the pages, the CSV link)."""
+        pairs = {
+            "portal": str(self.portal.pk) if self.portal else "",
+            "user": self.username,
+            "kind": self.kind,
+            "outcome": self.outcome,
+            "period": self.period,
+            "from": "" if self.period else self.since_text,
+            "to": "" if self.period else self.until_text,
+            "tz": str(self.offset_minutes) if self.has_offset else "",
+            **{key: str(value) for key, value in extra.items()},
+        }
+        return urlencode({key: value for key, value in pairs.items() if value})
+
+    @property
+    def step_level(self) -> bool:
+        """Filters a drain's steps can match on their own (the portal is the drain's)."""
+        return bool(self.username or self.kind or self.outcome or self.since or self.until)
+
+    def words(self) -> list[str]:
+        """The filters as a supervisor would say them (plain text; the template escapes)."""
+        said = []
+        if self.portal:
+            said.append(self.portal.name)
+        if self.username:
+            said.append(f"by {self.username}")
+        if self.kind:
+            said.append(str(ActionKind(self.kind).label))
+        if self.outcome:
+            said.append(OUTCOME_WORDS[ActionOutcome(self.outcome)].lower())
+        # Typed times are in the viewer's zone when the page's script said which; else UTC.
+        zone = "" if self.has_offset else " UTC"
+        if self.period:
+            today_zone = " (UTC)" if self.period == "today" and not self.has_offset else ""
+            said.append(PERIODS[self.period] + today_zone)
+        elif self.since_text and self.until_text:
+            said.append(
+                f"from {self._show(self.since_text)} to {self._show(self.until_text)}{zone}"
+            )
+        elif self.since_text:
+            said.append(f"since {self._show(self.since_text)}{zone}")
+        elif self.until_text:
+            said.append(f"up to {self._show(self.until_text)}{zone}")
+        return said
+
+    @staticmethod
+    def _show(text: str) -> str:
+        return text.replace("T", " ")
+
+
+def _offset(request: HttpRequest) -> tuple[int, bool]:
+    raw = request.GET.get("tz", "").strip()
+    try:
+        minutes = int(raw)
+    except ValueError:
+        return 0, False
+    return (minutes, True) if -14 * 60 <= minutes <= 14 * 60 else (0, False)
+
+
+def _moment(text: str, zone: fixed_zone, *, end: bool) -> datetime:
+    """A typed date or date-time; naive ones are in the viewer's zone. ``end`` makes it
+    the exclusive end of the day, minute or second it names ("to 10:00" includes 10:00:59)."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    if end:
+        if len(text) <= 10:
+            value += timedelta(days=1)
+        elif len(text) <= 16:
+            value += timedelta(minutes=1)
+        elif value.microsecond == 0:
+            value += timedelta(seconds=1)
+    return value.astimezone(UTC)
+
+
+def _portal(request: HttpRequest, portals: QuerySet[Portal]) -> Portal | None:
+    raw = request.GET.get("portal", "").strip()
+    if not raw:
+        return None
+    try:
+        uuid.UUID(raw)
+    except ValueError:
+        raise Http404("No such portal") from None
+    portal = portals.filter(pk=raw).first()
+    if portal is None:
+        raise Http404("No such portal")  # whether it exists or not: its name never leaks
+    return portal
+
+
+def parse_filters(request: HttpRequest, portals: QuerySet[Portal]) -> Filters:
+    offset, has_offset = _offset(request)
+    filters = Filters(
+        portal=_portal(request, portals), offset_minutes=offset, has_offset=has_offset
+    )
+    filters.username = request.GET.get("user", "").strip()[:150]
+    kind = request.GET.get("kind", "").strip()
+    if kind in ActionKind.values:
+        filters.kind = kind
+    elif kind:
+        filters.errors["kind"] = "There is no such action."
+    outcome = request.GET.get("outcome", "").strip()
+    if outcome in ActionOutcome.values:
+        filters.outcome = outcome
+    elif outcome:
+        filters.errors["outcome"] = "There is no such outcome."
+    zone = fixed_zone(timedelta(minutes=offset))
+    period = request.GET.get("period", "").strip()
+    if period in PERIODS:
+        filters.period = period
+        now = timezone.now()
+        if period == "today":
+            filters.since = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        else:
+            filters.since = now - _PERIOD_LENGTH[period]
+        return filters
+    if period:
+        filters.errors["period"] = "There is no such period."
+    for name, attribute, end in (("from", "since", False), ("to", "until", True)):
+        text = request.GET.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            setattr(filters, attribute, _moment(text, zone, end=end))
+        except ValueError:
+            filters.errors[name] = "Not a date and time (like 2025-03-14 09:30)."
+            continue
+        setattr(filters, f"{attribute}_text", text[:32])
+    if filters.since and filters.until and filters.until <= filters.since:
+        filters.errors["to"] = "This is before the start."
+    return filters
+
+
+# --- what matches ----------------------------------------------------------------------------
+
+
+def _matching(portals: QuerySet[Portal], filters: Filters) -> QuerySet[Action]:
+    """Every action (drain steps included) the filters select, among ``portals``."""
+    found = Action.objects.filter(portal__in=portals)
+    if filters.portal:
+        found = found.filter(portal=filters.portal)
+    if filters.username:
+        found = found.filter(username=filters.username)
+    if filters.kind:
+        found = found.filter(kind=filters.kind)
+    if filters.outcome:
+        found = found.filter(outcome=filters.outcome)
+    if filters.since and "from" not in filters.errors:
+        found = found.filter(created_at__gte=filters.since)
+    if filters.until and "to" not in filters.errors:
+        found = found.filter(created_at__lt=filters.until)
+    return found
+
+
+def audit_entries(portals: QuerySet[Portal], filters: Filters) -> QuerySet[Action]:
+    """Top-level actions, newest first, that match or have a step that matches; each
+    with its steps (a drain's transfers and status change) in the order they were made."""
+    matching = _matching(portals, filters)
+    return (
+        Action.objects.filter(portal__in=portals, parent__isnull=True)
+        .filter(
+            Q(pk__in=matching.values("pk"))
+            | Q(pk__in=matching.filter(parent__isnull=False).values("parent_id"))
+        )
+        .select_related("portal")
+        .prefetch_related(Prefetch("steps", queryset=Action.objects.order_by("pk")))
+        .order_by("-created_at", "-pk")
+    )
+
+
+# --- an entry in words -----------------------------------------------------------------------
+
+
+def parameters_in_words(action: Action, dialect: str) -> list[str]:
+    """The parameters as phrases ("to Support", "Asha", "note: …"); plain text."""
+    params = action.params or {}
+    if action.kind == ActionKind.TRANSFER:
+        department = params.get("department_name") or (
+            f"department {params['department_id']}" if params.get("department_id") else ""
+        )
+        operator = params.get("operator_name") or (
+            f"operator {params['operator_id']}" if params.get("operator_id") else ""
+        )
+        places = [place for place in (department, operator) if place]
+        said = [f"to {places[0]}", *places[1:]] if places else []
+        if params.get("note"):
+            lead = "message to the visitor" if dialect == "reference" else "note"
+            said.append(f"{lead}: {params['note']}")
+        return said
+    if action.kind == ActionKind.END:
+        return [f"closing message: {params['message']}"] if params.get("message") else []
+    if action.kind == ActionKind.OPERATOR_STATUS:
+        status = str(params.get("status", ""))
+        label = OperatorStatus(status).label if status in OperatorStatus.values else status
+        return [f"to {label}"] if label else []
+    if action.kind == ActionKind.DRAIN:
+        count = len(params.get("moves") or [])
+        return [f"{count} chat{'s' if count != 1 else ''} to move, then Busy"]
+    return []
+
+
+def target_in_words(action: Action) -> tuple[str, str]:
+    """(what, who): ("Chat", the visitor) or ("Operator", the operator)."""
+    if action.kind in (ActionKind.TRANSFER, ActionKind.END):
+        return "Chat", action.chat_label or action.chat_remote_id or "a visitor"
+    return "Operator", action.operator_label or action.operator_remote_id or "an operator"
+
+
+@dataclass
+class Entry:
+    action: Action
+    what: str
+    who: str
+    parameters: str  # plain text, the template escapes it
+    parameters_short: str
+    outcome_words: str
+    tone: str
+    confirmation: str
+    matched: bool = True
+    steps: list[Entry] = field(default_factory=list)
+
+
+def _entry(action: Action, dialect: str, *, matched: bool = True) -> Entry:
+    what, who = target_in_words(action)
+    outcome = ActionOutcome(action.outcome)
+    parameters = " · ".join(parameters_in_words(action, dialect))
+    return Entry(
+        action=action,
+        what=what,
+        who=who,
+        parameters=parameters,
+        parameters_short=Truncator(parameters).chars(PARAMETERS_SHOWN),
+        outcome_words=OUTCOME_WORDS[outcome],
+        tone=OUTCOME_TONES[outcome],
+        confirmation=CONFIRMATIONS.get(action.confirmation, action.confirmation),
+        matched=matched,
+    )
+
+
+def _entries(actions: list[Action], portals: QuerySet[Portal], filters: Filters) -> list[Entry]:
+    step_ids = [step.pk for action in actions for step in action.steps.all()]
+    matched = set(step_ids)
+    if step_ids and filters.step_level:
+        found = _matching(portals, filters).filter(pk__in=step_ids)
+        matched = set(found.values_list("pk", flat=True))
+    entries = []
+    for action in actions:
+        entry = _entry(action, action.portal.dialect)
+        entry.steps = [
+            _entry(step, action.portal.dialect, matched=step.pk in matched)
+            for step in action.steps.all()
+        ]
+        entries.append(entry)
+    return entries
+
+
+def _audit_portals(request: HttpRequest) -> QuerySet[Portal]:
+    if access.role_of(request.user) not in (Role.ADMIN, Role.SUPERVISOR):
+        raise PermissionDenied("The audit trail is for Admins and Supervisors.")
+    return access.visible_portals(request.user)
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def audit_list(request: HttpRequest) -> HttpResponse:
+    portals = _audit_portals(request)
+    filters = parse_filters(request, portals)
+    page = Paginator(audit_entries(portals, filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    usernames = (
+        Action.objects.filter(portal__in=portals)
+        .order_by("username")
+        .values_list("username", flat=True)
+        .distinct()
+    )
+    context = {
+        "filters": filters,
+        "entries": _entries(list(page.object_list), portals, filters),
+        "page": page,
+        "portals": list(portals.order_by("name")),
+        "usernames": list(usernames),
+        "kinds": ActionKind.choices,
+        "outcomes": [(value, OUTCOME_WORDS[ActionOutcome(value)]) for value in ActionOutcome],
+        "periods": list(PERIODS.items()),
+        "query": filters.query(),
+        "newer_query": filters.query(page=page.previous_page_number())
+        if page.has_previous()
+        else "",
+        "older_query": filters.query(page=page.next_page_number()) if page.has_next() else "",
+    }
+    return render(request, "audit/list.html", context)
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "id",
+    "time",
+    "user",
+    "portal",
+    "action",
+    "target",
+    "parameters",
+    "outcome",
+    "message",
+    "error_code",
+    "error_detail",
+    "confirmation",
+    "confirmed_at",
+    "parent",
+]
+
+
+def _iso(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _cell(value: str) -> str:
+    """Text a spreadsheet will not run: a visitor may call themselves "=HYPERLINK(…)"."""
+    if value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value
+
+
+def _csv_row(action: Action, portal_name: str) -> list[str]:
+    what, who = target_in_words(action)
+    return [
+        str(action.pk),
+        _iso(action.created_at),
+        _cell(action.username),
+        _cell(portal_name),
+        action.kind,
+        _cell(f"{what.lower()}: {who}"),
+        json.dumps(action.params, ensure_ascii=False, sort_keys=True),
+        action.outcome,
+        _cell(action.message),
+        _cell(action.error_code),
+        _cell(action.error_detail),
+        _cell(action.confirmation),
+        _iso(action.confirmed_at),
+        str(action.parent_id or ""),
+    ]
+
+
+class _Echo:
+    """csv.writer writes to this and gets the line back, for streaming."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(actions: QuerySet[Action]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield "\ufeff"  # Excel then reads the file as UTF-8
+    yield writer.writerow(CSV_COLUMNS)
+    for action in actions.iterator(chunk_size=500):
+        yield writer.writerow(_csv_row(action, action.portal.name))
+        for step in action.steps.all():
+            yield writer.writerow(_csv_row(step, action.portal.name))
+
+
+@login_required
+@require_GET
+def audit_csv(request: HttpRequest) -> HttpResponse:
+    portals = _audit_portals(request)
+    filters = parse_filters(request, portals)
+    if filters.errors:
+        problems = "; ".join(f"{name}: {text}" for name, text in filters.errors.items())
+        return HttpResponse(
+            f"The filters cannot be used: {problems}",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    name = f"salesiq-audit-{timezone.now():%Y%m%d-%H%M}.csv"
+    response = StreamingHttpResponse(
+        _csv_lines(audit_entries(portals, filters)), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
