@@ -107,6 +107,35 @@ def publish_action(action_id: int) -> None:
         logger.exception("Publishing the outcome of action %s failed", action_id)
 
 
+def render_alerts(portal_id, alert_pks: list[int]) -> str:
+    from .models import Alert
+
+    pieces = []
+    chats, operators = set(), set()
+    for alert in Alert.objects.filter(pk__in=alert_pks).select_related("portal"):
+        if alert.is_open:
+            pieces.append(
+                render_to_string("alerts/parts.html#alert_row", {"alert": alert, "oob": True})
+            )
+        else:
+            pieces.append(f'<li id="alert-{alert.pk}" hx-swap-oob="delete"></li>')
+        if alert.chat_id:
+            chats.add(alert.chat_id)
+        if alert.operator_id:
+            operators.add(alert.operator_id)
+    # The rows carry a badge for their open alerts: render them again.
+    pieces.append(render_changes(Changes(portal_id, chats=chats, operators=operators)))
+    return "".join(pieces)
+
+
+def publish_alerts(portal_id, alert_pks: list[int]) -> None:
+    """Raised, acknowledged, snoozed or resolved alerts, to everyone watching the portal."""
+    try:
+        send(portal_id, render_alerts(portal_id, alert_pks))
+    except Exception:
+        logger.exception("Publishing alerts of portal %s failed", portal_id)
+
+
 def publish_meta(portal: Portal) -> None:
     """Freshness and health only (the worker calls this when they change)."""
     try:

@@ -86,9 +86,21 @@ class Changes:
 def _publish_after_commit(changes: Changes) -> None:
     if not changes:
         return
-    from . import broadcast  # broadcast renders templates; keep this module import-light
+    from . import alerts, broadcast  # both render or evaluate; keep this module import-light
 
     transaction.on_commit(lambda: broadcast.publish(changes))
+    if changes.chats:
+        # Event rules (missed, low rating) fire as events are applied; alerts of chats
+        # that ended resolve at once.
+        transaction.on_commit(lambda: _safely(alerts.on_changes, changes.portal_id, changes.chats))
+
+
+def _safely(function, *args) -> None:
+    try:
+        function(*args)
+    except Exception:
+        # Alerts must never undo or block what was applied; the worker evaluates again soon.
+        logger.exception("Alert evaluation after a change failed")
 
 
 def sync_state(portal: Portal) -> PortalSync:

@@ -31,6 +31,9 @@ class Profile(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     portals = models.ManyToManyField(Portal, blank=True, related_name="members")
+    # Alert signals in the browser, off until the user turns them on.
+    notify_desktop = models.BooleanField(default=False)
+    notify_sound = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()})"
@@ -291,3 +294,120 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} by {self.username} ({self.outcome})"
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+
+class AlertKind(models.TextChoices):
+    LONG_CHAT = "long_chat", "Chat running long"
+    LONG_WAIT = "long_wait", "Visitor waiting for pickup"
+    UNANSWERED = "unanswered", "Visitor's message unanswered"
+    OPERATOR_AWAY_WITH_CHATS = (
+        "operator_away_with_chats",
+        "Operator busy or offline with open chats",
+    )
+    OPERATOR_OVER_CAPACITY = "operator_over_capacity", "Operator over capacity"
+    MISSED_CHAT = "missed_chat", "Missed chat"
+    LOW_RATING = "low_rating", "Low rating"
+    WEBHOOK_SILENCE = "webhook_silence", "No webhooks while chats are open"
+    SALESIQ_UNREACHABLE = "salesiq_unreachable", "SalesIQ unreachable"
+    RECONNECT_NEEDED = "reconnect_needed", "Connection needs reconnecting"
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class AlertRule(models.Model):
+    """One rule of one portal. ``threshold`` is in the unit the kind uses (see alerts.RULES)."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="alert_rules")
+    kind = models.CharField(max_length=32, choices=AlertKind.choices)
+    enabled = models.BooleanField(default=True)
+    threshold = models.PositiveIntegerField(default=0)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    department_ids = models.JSONField(default=list, blank=True)  # empty: every department
+    escalate_after_minutes = models.PositiveIntegerField(null=True, blank=True)
+    escalate_emails = models.TextField(blank=True)  # comma-separated
+    escalate_webhook_url = models.URLField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["portal", "kind"], name="one_rule_per_kind")]
+        ordering = ["portal", "kind"]
+
+    def __str__(self) -> str:
+        return f"{self.portal}: {self.get_kind_display()}"
+
+
+class Alert(models.Model):
+    """One condition on one target. While it is open there is no other for the same rule and
+    target (a partial unique constraint), whoever evaluates and however often."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="alerts")
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=32, choices=AlertKind.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    target = models.CharField(max_length=100)  # "chat:<id>", "operator:<id>", "portal"
+    chat = models.ForeignKey(Chat, null=True, blank=True, on_delete=models.SET_NULL)
+    operator = models.ForeignKey(Operator, null=True, blank=True, on_delete=models.SET_NULL)
+    title = models.CharField(max_length=300)
+    detail = models.TextField(blank=True)
+    raised_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_by_name = models.CharField(max_length=150, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snoozed_by_name = models.CharField(max_length=150, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_reason = models.CharField(max_length=200, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "target"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_alert_per_condition",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["portal", "resolved_at"], name="alert_portal_open"),
+            models.Index(fields=["raised_at"], name="alert_raised"),
+        ]
+        ordering = ["-raised_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class Escalation(models.Model):
+    """One attempt to tell someone outside the dashboard about an alert."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="escalations")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    destination = models.CharField(max_length=500)
+    sent_at = models.DateTimeField()
+    ok = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-pk"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_channel_display()} to {self.destination}: {'sent' if self.ok else 'failed'}"
+        )

@@ -13,6 +13,7 @@ import os
 import secrets
 import warnings
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -292,6 +293,34 @@ SIQ_RETRY_BASE_DELAY = _env_number("SIQ_RETRY_BASE_DELAY", 0.5, minimum=0, maxim
 SIQ_RETRY_MAX_DELAY = _env_number("SIQ_RETRY_MAX_DELAY", 8, minimum=0, maximum=300)
 # Refresh access tokens this many seconds before they expire.
 SIQ_TOKEN_REFRESH_MARGIN = _env_number("SIQ_TOKEN_REFRESH_MARGIN", 300, minimum=0, maximum=3000)
+
+# --- Mail (alert escalations) ---------------------------------------------------------------
+
+
+def _mailers(name: str) -> dict:
+    """SMTP_URL=smtp://user:password@host:587?tls=1 (or smtps:// for implicit TLS)."""
+    raw = _env(name)
+    if not raw:
+        return {}  # no mail server: e-mail escalations are recorded as failed, in words
+    parts = urlsplit(raw)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must look like smtp://user:password@host:587")
+    options = {
+        "host": parts.hostname,
+        "port": parts.port or (465 if parts.scheme == "smtps" else 25),
+        "username": unquote(parts.username or ""),
+        "password": unquote(parts.password or ""),
+        "use_ssl": parts.scheme == "smtps",
+        "use_tls": parse_qs(parts.query).get("tls", ["0"])[0] in {"1", "true", "yes"},
+        "timeout": 10,
+    }
+    return {
+        "default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": options}
+    }
+
+
+MAILERS = _mailers("SMTP_URL")
+DEFAULT_FROM_EMAIL = _env("DEFAULT_FROM_EMAIL", "salesiq-supervisor@localhost")
 
 # Where Zoho sends the admin back after consent; derived from the request when unset.
 PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL").rstrip("/")

@@ -2,11 +2,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import actions, audit, health, live, portals, users, webhooks
+from .views import actions, alerts, audit, health, live, portals, users, webhooks
 
 urlpatterns = [
     path("", live.dashboard, name="home"),
     path("live/chats/<int:chat_id>/", live.chat_drawer, name="chat_drawer"),
+    # Alerts
+    path("alerts/<int:alert_id>/", alerts.detail, name="alert_detail"),
+    path("alerts/<int:alert_id>/acknowledge/", alerts.acknowledge, name="alert_acknowledge"),
+    path("alerts/<int:alert_id>/snooze/", alerts.snooze, name="alert_snooze"),
     # Supervisor actions
     path("live/chats/<int:chat_id>/transfer/", actions.chat_transfer, name="chat_transfer"),
     path("live/chats/<int:chat_id>/end/", actions.chat_end, name="chat_end"),

@@ -29,6 +29,7 @@ import secrets
 import socket
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,13 +44,14 @@ from siq_integration import exceptions as exc
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 
-from . import broadcast, ingest, live, schedule, selectors
+from . import alerts, broadcast, ingest, live, schedule, selectors
 from .models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
 
 logger = logging.getLogger(__name__)
 
 LEASE_TTL = timedelta(seconds=10)
 TICK_SECONDS = 1.0
+ALERTS_EVERY = 3.0  # seconds between evaluations of the time-based alert rules
 META_EVERY = 5.0  # seconds between checks whether a portal's health changed
 SWEEP_EVERY = 5.0  # seconds between sweeps of webhook events a crash left pending
 SWEEP_LIMIT = 50
@@ -181,6 +183,9 @@ class Worker:
         self._has_sync_row: set[Any] = set()
         self._last_sweep = 0.0
         self._last_meta = 0.0
+        self._last_alerts = 0.0
+        self._escalator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escalate")
+        self._escalating: Future | None = None
         # Releasing and renewing never interleave: once released, a late tick takes nothing.
         self._lease_lock = threading.Lock()
         self._released = False
@@ -207,7 +212,30 @@ class Worker:
         if time.monotonic() - self._last_meta >= META_EVERY:
             self._last_meta = time.monotonic()
             self._announce_health([portals[pk] for pk in held], now)
+        if time.monotonic() - self._last_alerts >= ALERTS_EVERY:
+            self._last_alerts = time.monotonic()
+            self._alerts([portals[pk] for pk in held], now)
         return self._due_jobs([portals[pk] for pk in held if pk not in busy], busy, now)
+
+    def _alerts(self, portals: list[Portal], now: datetime) -> None:
+        """Time-based alert rules of the portals this worker holds (one evaluator each),
+        and escalations, which may wait on SMTP or a slow webhook: off this thread."""
+        for portal in portals:
+            try:
+                alerts.evaluate(portal, now)
+            except Exception:
+                logger.exception("Evaluating the alerts of portal %s failed", portal)
+        if portals and (self._escalating is None or self._escalating.done()):
+            self._escalating = self._escalator.submit(self._escalate, [p.pk for p in portals])
+
+    def _escalate(self, portal_ids: list[Any]) -> None:
+        try:
+            for portal in Portal.objects.filter(pk__in=portal_ids):
+                alerts.escalate_due(portal)
+        except Exception:
+            logger.exception("Escalating alerts failed")
+        finally:
+            connections.close_all()
 
     def _announce_health(self, portals: list[Portal], now: datetime) -> None:
         """Tell the pages when a portal's health or webhook state changes: a failing poll

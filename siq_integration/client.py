@@ -221,7 +221,11 @@ class SalesIQClient:
         now = timezone.now()
         changes: dict[str, Any] = {}
         last = self.portal.last_success_at
-        if last is None or now - last > _SUCCESS_RECORD_INTERVAL:
+        failing = self.portal.last_error_at is not None and (
+            last is None or self.portal.last_error_at >= last
+        )
+        # Throttled while all is well; at once when it ends a run of failures.
+        if last is None or failing or now - last > _SUCCESS_RECORD_INTERVAL:
             changes["last_success_at"] = now
             changes["problem_since"] = None
         if self.portal.rate_limit_strikes:
