@@ -191,6 +191,13 @@ def sentence(action: Action, failure: exc.SalesIQError) -> str:
             f"SalesIQ did not answer, so the dashboard cannot tell whether it managed to {verb}. "
             "The live view shows it within seconds; try again only if nothing changed."
         )
+    if isinstance(failure, exc.RateLimited) and failure.code is not None and failure.retry_at:
+        # SalesIQ itself said no (1023 / 429). v2 names no time: the client picked the pause
+        # after the exception's message was made, so the time is taken from retry_at.
+        return (
+            f"SalesIQ says too many requests came from this dashboard, so it did not {verb}. "
+            f"Try again after {failure.retry_at:%H:%M:%S} UTC."
+        )
     if isinstance(failure, exc.RateLimited | exc.BudgetExhausted):
         return f"Not sent: {failure.user_message}"
     return failure.user_message
