@@ -173,10 +173,13 @@ def sentence(action: Action, failure: exc.SalesIQError) -> str:
             f"SalesIQ does not allow this portal's connected user to {verb}. An admin can "
             "reconnect the portal as a SalesIQ Supervisor or Administrator."
         )
+    # A bare 404 on a transfer may be the operator as much as the chat: not "ended" then.
     if isinstance(failure, exc.ChatNotActive) or (
         isinstance(failure, exc.NotFound)
-        and failure.code in (1019, "RESOURCE_NOT_FOUND")
-        and action.kind in (ActionKind.END, ActionKind.TRANSFER)
+        and (
+            (failure.code == 1019 and action.kind in (ActionKind.END, ActionKind.TRANSFER))
+            or (failure.code == "RESOURCE_NOT_FOUND" and action.kind == ActionKind.END)
+        )
     ):
         return "That chat has already ended."
     if isinstance(failure, exc.NotFound) and failure.code in (1025, "INVALID_DEPARTMENT"):
