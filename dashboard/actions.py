@@ -167,7 +167,9 @@ def sentence(action: Action, failure: exc.SalesIQError) -> str:
     """SalesIQ's refusal as a supervisor would put it."""
     verb = _VERBS[action.kind]
     if isinstance(failure, exc.PermissionDenied):
-        if action.kind == ActionKind.OPERATOR_STATUS:
+        # v2 documents that the status call sets the caller's own status only; the
+        # reference dialect's PATCH has no such rule, so its refusal is about the role.
+        if action.kind == ActionKind.OPERATOR_STATUS and failure.code == 1016:
             return status_not_own(action.operator_label or "this operator")
         return (
             f"SalesIQ does not allow this portal's connected user to {verb}. An admin can "
