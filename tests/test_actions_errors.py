@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -324,8 +325,9 @@ def test_it_cannot_tell_when_salesiq_never_answers(simulator, connected_portal, 
     deadline = timezone.now() + timedelta(seconds=5)
     ended = False
     while not ended and timezone.now() < deadline:
-        ended = simulator.state(world["portal"].screen_name)["portals"][0]["conversations"]
-        ended = all(c["id"] != world["chat"].remote_id or c["status"] == "closed" for c in ended)
+        time.sleep(0.1)
+        chats = simulator.state(world["portal"].screen_name)["portals"][0]["conversations"]
+        ended = any(c["id"] == world["chat"].remote_id and c["status"] == "closed" for c in chats)
     assert ended
 
 
