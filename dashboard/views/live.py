@@ -69,7 +69,13 @@ def chat_drawer(request: HttpRequest, chat_id: int) -> HttpResponse:
     return render(
         request,
         "live/parts.html#drawer",
-        {"chat": chat, "messages": list(chat.messages.all()), "problem": problem},
+        {
+            "chat": chat,
+            "messages": list(chat.messages.all()),
+            "problem": problem,
+            # Transfer and End show only to those who may act; the action views check again.
+            "can_act": access.can_act(request.user, chat.portal),
+        },
     )
 
 

@@ -1,8 +1,9 @@
 // The live page. The server sends rows (templates/live/parts.html) over the websocket and the
 // htmx ws extension swaps them by id; this file keeps both tables sorted and filtered, counts the
-// key figures, ticks the clocks, says how fresh the data is, runs the chat drawer and keeps the
-// socket alive. It reads only data-* attributes and writes only textContent: visitor text never
-// goes through innerHTML here.
+// key figures, ticks the clocks, says how fresh the data is, runs the drawer (a chat, or an
+// operator's panel) and the supervisor actions' small behaviours (templates/actions/parts.html),
+// and keeps the socket alive. It reads only data-* attributes and writes only textContent:
+// visitor text never goes through innerHTML here.
 //
 // Cost at 2,000 chats: a message touches a handful of rows, and each is placed by binary
 // insertion into the kept order (no full re-sort); a full sort happens only on a snapshot or
@@ -156,8 +157,10 @@
     rec.id = el.id;
     rec.key = this.keyOf(rec);
     fillPortalTag(el, rec.portal);
-    if (this.name === "operators") operatorNames[rec.portal + ":" + rec.remote] = rec.name;
-    else {
+    if (this.name === "operators") {
+      operatorNames[rec.portal + ":" + rec.remote] = rec.name;
+      if (openOperator && el.id === "op-" + openOperator) el.classList.add("selected");
+    } else {
       if (openChat && el.id === "chat-" + openChat) el.classList.add("selected");
       var fill = rec.operator && !rec.operatorName && el.querySelector("[data-operator-fill]");
       if (fill && operatorNames[rec.operator]) {
@@ -668,6 +671,7 @@
     if (t.chatsAll) chats.rebuild();
     else if (t.chats.size) chats.placeAll(t.chats);
     if (t.operatorsAll || t.operators.size) { operatorOptionsStale = true; buildOperatorOptions(); }
+    if (openOperator && (t.operatorsAll || t.operators.has("op-" + openOperator))) syncOperatorPanel();
     if (any) {
       countKpis();
       freshness(now());
@@ -692,6 +696,7 @@
   });
   document.addEventListener("change", function (event) {
     var select = event.target;
+    if (select.matches("[data-transfer-department]")) { markDepartment(select); return; }
     if (select.matches("[data-portal-select]")) {
       var next = new URLSearchParams(window.location.search);
       if (select.value) next.set("portal", select.value); else next.delete("portal");
@@ -725,9 +730,10 @@
     applyFilters();
   });
 
-  // --- the chat drawer -----------------------------------------------------------------------------
-  var openChat = null, returnFocus = null;
+  // --- the drawer: a chat, or an operator's panel ---------------------------------------------------
+  var openChat = null, openOperator = null, returnFocus = null;
   function drawerSlot() { return document.getElementById("drawer-slot"); }
+  function drawerOpen() { var slot = drawerSlot(); return !!(slot && slot.firstElementChild); }
   function markOpen(pk) {
     var before = openChat && document.getElementById("chat-" + openChat);
     if (before) before.classList.remove("selected");
@@ -735,37 +741,69 @@
     var row = pk && document.getElementById("chat-" + pk);
     if (row) row.classList.add("selected");
   }
+  function markOperator(pk) {
+    var before = openOperator && document.getElementById("op-" + openOperator);
+    if (before) before.classList.remove("selected");
+    openOperator = pk;
+    var row = pk && document.getElementById("op-" + pk);
+    if (row) row.classList.add("selected");
+  }
+  function loadDrawer(url) {
+    if (!drawerOpen()) returnFocus = document.activeElement;
+    htmx.ajax("GET", url, { target: "#drawer-slot", swap: "innerHTML" });
+  }
   function openDrawer(pk) {
     if (WALLBOARD || !drawerSlot()) return;
-    if (!openChat) returnFocus = document.activeElement;
+    markOperator(null);
     markOpen(pk);
-    htmx.ajax("GET", "/live/chats/" + encodeURIComponent(pk) + "/", { target: "#drawer-slot", swap: "innerHTML" });
+    loadDrawer("/live/chats/" + encodeURIComponent(pk) + "/");
+  }
+  function openOperatorPanel(pk) {
+    if (WALLBOARD || !drawerSlot()) return;
+    markOpen(null);
+    markOperator(pk);
+    loadDrawer("/live/operators/" + encodeURIComponent(pk) + "/");
   }
   function closeDrawer() {
     var slot = drawerSlot();
     if (!slot || !slot.firstElementChild) return;
     slot.replaceChildren();
     markOpen(null);
+    markOperator(null);
     if (returnFocus && document.contains(returnFocus)) returnFocus.focus();
     returnFocus = null;
   }
   document.addEventListener("click", function (event) {
-    if (event.target.closest("[data-close-drawer]")) { closeDrawer(); return; }
-    var row = event.target.closest("#chats-body > tr[data-chat]");
-    if (row && !event.target.closest("a")) { openDrawer(row.dataset.chat); return; }
-    var slot = drawerSlot();
-    if (slot && slot.firstElementChild && !event.target.closest("#drawer-slot")) closeDrawer();
+    var target = event.target;
+    if (target.closest("[data-close-drawer]")) { closeDrawer(); return; }
+    // An action form's Cancel: the form goes, the drawer stays.
+    var cancel = target.closest("[data-cancel-action]");
+    if (cancel) {
+      var area = cancel.closest("[data-action-area]");
+      if (area) area.replaceChildren();
+      return;
+    }
+    var chatLink = target.closest("[data-open-chat]");
+    if (chatLink) { openDrawer(chatLink.dataset.openChat); return; }
+    if (target.closest("#toasts")) return;
+    var row = target.closest("#chats-body > tr[data-chat]");
+    if (row && !target.closest("a")) { openDrawer(row.dataset.chat); return; }
+    var operatorRow = target.closest("#operators-body > tr[id^='op-']");
+    if (operatorRow && !target.closest("a")) { openOperatorPanel(operatorRow.id.slice(3)); return; }
+    if (drawerOpen() && !target.closest("#drawer-slot") && document.contains(target)) closeDrawer();
   });
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && openChat) closeDrawer();
+    if (event.key === "Escape" && drawerOpen()) closeDrawer();
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target !== drawerSlot()) return;
     var drawer = document.getElementById("drawer");
     if (!drawer) return;
     nameDrawer();
-    var scroller = drawer.querySelector("[data-drawer-scroll]");
-    if (scroller) scroller.scrollTop = scroller.scrollHeight;
+    localise(drawer);
+    var scroller = drawer.dataset.chat && drawer.querySelector("[data-drawer-scroll]");
+    if (scroller) scroller.scrollTop = scroller.scrollHeight; // a chat opens at its latest line
+    if (drawer.matches(".operator-drawer")) tickRow(drawer, now());
     drawer.focus({ preventScroll: true });
   });
   document.addEventListener("htmx:responseError", function (event) {
@@ -782,13 +820,176 @@
     bar.appendChild(document.createElement("span"));
     bar.appendChild(close);
     text.className = "drawer-scroll";
+    var what = openOperator ? "operator" : "chat";
     text.textContent = event.detail.xhr && event.detail.xhr.status === 404
-      ? "This chat is no longer here: it may have ended, or you no longer have access to its portal."
-      : "The chat could not be loaded. Try again in a moment.";
+      ? (openOperator ? "This operator is no longer here." : "This chat is no longer here: it may have ended, or you no longer have access to its portal.")
+      : "The " + what + " could not be loaded. Try again in a moment.";
     aside.appendChild(bar);
     aside.appendChild(text);
     drawerSlot().replaceChildren(aside);
   });
+
+  // The operator panel follows the operator's row: status, time in it, and load.
+  function syncOperatorPanel() {
+    var panel = document.querySelector("#drawer.operator-drawer");
+    var row = openOperator && document.getElementById("op-" + openOperator);
+    if (!panel || !row || panel.dataset.operator !== String(openOperator)) return;
+    var presence = panel.querySelector("[data-panel-presence]"), status = row.querySelector(".o-status");
+    if (presence && status && presence.dataset.status !== row.dataset.status + "@" + row.dataset.since) {
+      presence.dataset.status = row.dataset.status + "@" + row.dataset.since;
+      presence.replaceChildren.apply(presence, Array.prototype.map.call(status.childNodes, function (node) { return node.cloneNode(true); }));
+      panel._ticks = null;
+      tickRow(panel, now());
+    }
+    // The status buttons too: the current one is marked and cannot be sent again.
+    var form = panel.querySelector(".status-form");
+    if (form && !form.classList.contains("htmx-request")) {
+      form.querySelectorAll("button[name=status]").forEach(function (button) {
+        var current = button.value === row.dataset.status;
+        button.disabled = current;
+        if (current) button.setAttribute("aria-current", "true"); else button.removeAttribute("aria-current");
+      });
+    }
+    var load = panel.querySelector("[data-panel-load]"), d = row.dataset;
+    if (load) {
+      var text = d.load + (d.capacity ? " of " + d.capacity : "");
+      if (load.textContent !== text) load.textContent = text;
+    }
+  }
+
+  // --- supervisor actions (templates/actions/parts.html) --------------------------------------------
+  // Pending at once: htmx puts `htmx-request` on the form and disables its fieldset as it sends
+  // (hx-disabled-elt) and drops a second submit while the first is under way (hx-sync); the
+  // button that was clicked says "Sending to SalesIQ…" (CSS, from the mark set here).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches(".action-form")) return;
+    var button = event.submitter || form.querySelector("button[type=submit]");
+    form.querySelectorAll(".is-sending").forEach(function (el) { if (el !== button) el.classList.remove("is-sending"); });
+    if (button) button.classList.add("is-sending");
+    showProblem(form, "");
+  });
+  function showProblem(scope, text) {
+    var holder = scope.querySelector("[data-form-problem]");
+    if (!holder) {
+      if (!text) return;
+      holder = document.createElement("p");
+      holder.className = "form-problem";
+      holder.setAttribute("role", "alert");
+      holder.setAttribute("data-form-problem", "");
+      scope.appendChild(holder);
+    }
+    holder.textContent = text;
+    holder.hidden = !text;
+  }
+  // The request itself failed (the outcome of an action that ran always comes back as 200).
+  // The form keeps its idempotency key, so trying again can never act twice.
+  document.addEventListener("htmx:responseError", function (event) {
+    var elt = event.detail.elt, target = event.detail.target, xhr = event.detail.xhr;
+    var scope = elt && elt.matches && elt.matches(".action-form") ? elt
+      : target && target.matches && target.matches("[data-action-area]") ? target : null;
+    if (!scope) return;
+    var status = xhr ? xhr.status : 0, body = xhr ? (xhr.responseText || "").trim() : "", text;
+    if (status === 400 && body && body.length < 300 && body.indexOf("<") < 0) text = body;
+    else if (status === 403) text = "Your role may not act on this portal; nothing was sent to SalesIQ.";
+    else if (status === 404) text = "This chat or operator is no longer here; nothing was sent to SalesIQ.";
+    else text = "The dashboard could not finish this (error " + status + "). Trying again is safe: the same form never acts twice.";
+    showProblem(scope, text);
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.matches) return;
+    var scope = elt.matches(".action-form") ? elt : elt.closest("#drawer") && elt.closest(".drawer-tools, .drain-box") ? elt.parentNode : null;
+    if (scope) showProblem(scope, "No answer from the dashboard: check the connection. Trying again is safe: the same form never acts twice.");
+  });
+
+  // The transfer picker: which operators belong to the department picked (and so are suggested).
+  function markDepartment(select) {
+    var department = select.value || select.dataset.chatDepartment || "";
+    select.form.querySelectorAll(".pick[data-departments]").forEach(function (pick) {
+      var inside = !department || pick.dataset.departments.split(" ").indexOf(department) >= 0 ? "1" : "0";
+      if (pick.dataset.inDepartment !== inside) pick.dataset.inDepartment = inside;
+      var suggested = inside === "1" && pick.dataset.status === "available" && pick.dataset.room !== "0";
+      if (suggested) pick.dataset.suggested = "1"; else delete pick.dataset.suggested;
+    });
+  }
+
+  // An outcome pushed over the websocket (SalesIQ's answer arrived, or its confirming webhook)
+  // replaces the outcome on the page by id. When the page no longer shows it (the drawer was
+  // closed, or the action was taken in another tab), htmx would log an error for the missing
+  // target: take the message before htmx does. SalesIQ's answer to a transfer (accepted or
+  // declined) is worth a toast, since it comes after the supervisor has moved on; the rest
+  // (an immediate result the acting form shows itself, an end SalesIQ confirms) goes quietly.
+  var OUTCOME = /^\s*<div id="action-(\d+)"/;
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var message = event.detail.message;
+    if (typeof message !== "string" || message.length > 20000) return;
+    var match = OUTCOME.exec(message.slice(0, 60));
+    if (!match || document.getElementById("action-" + match[1])) return;
+    event.preventDefault();
+    lastMessageAt = Date.now();
+    // The server's own template output (autoescaped), parsed inert; only its text is used.
+    var outcome = new DOMParser().parseFromString(message, "text/html").querySelector(".action-outcome");
+    if (outcome && outcome.dataset.kind === "transfer" && outcome.dataset.confirmed === "1") toast(outcome);
+  });
+
+  var TOAST_LIMIT = 4, TOAST_MS = 20000;
+  function toasts() {
+    var holder = document.getElementById("toasts");
+    if (!holder) {
+      holder = document.createElement("div");
+      holder.id = "toasts";
+      holder.className = "toasts";
+      holder.setAttribute("role", "status");
+      holder.setAttribute("aria-live", "polite");
+      document.body.appendChild(holder);
+    }
+    return holder;
+  }
+  function toast(outcome) {
+    var d = outcome.dataset, holder = toasts();
+    var card = document.createElement("div"), body = document.createElement("div"), title = document.createElement("p");
+    var line = document.createElement("p"), close = document.createElement("button"), mark = document.createElement("span");
+    card.className = "toast";
+    card.dataset.state = d.state || d.outcome || "";
+    card.dataset.action = d.action || "";
+    mark.className = "outcome-mark";
+    mark.setAttribute("aria-hidden", "true");
+    body.className = "toast-body";
+    title.className = "toast-title";
+    title.textContent = "Transfer of " + (d.subject || "a visitor") + (d.state === "declined" ? " declined" : " accepted");
+    line.className = "toast-line";
+    var said = outcome.querySelector(".outcome-line");
+    line.textContent = said ? said.textContent.trim() : "";
+    body.appendChild(title);
+    body.appendChild(line);
+    if (d.chat && document.getElementById("chat-" + d.chat) && !WALLBOARD) {
+      var open = document.createElement("button");
+      open.type = "button";
+      open.className = "toast-open";
+      open.setAttribute("data-open-chat", d.chat);
+      open.textContent = "Open the chat";
+      body.appendChild(open);
+    }
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", function () { card.remove(); });
+    card.appendChild(mark);
+    card.appendChild(body);
+    card.appendChild(close);
+    holder.appendChild(card);
+    while (holder.children.length > TOAST_LIMIT) holder.firstElementChild.remove();
+    // A declined transfer needs the supervisor: it stays until dismissed.
+    if (card.dataset.state !== "declined") {
+      var fade = function () {
+        if (card.matches(":hover, :focus-within")) setTimeout(fade, 4000);
+        else card.remove();
+      };
+      setTimeout(fade, TOAST_MS);
+    }
+  }
 
   // The drawer's bar names the visitor, so the name stays in view while the transcript scrolls.
   function nameDrawer() {
@@ -834,6 +1035,8 @@
   function tick() {
     var t = now(), rows = chats.onScreen().concat(operators.onScreen()); // read boxes first
     for (var i = 0; i < rows.length; i++) tickRow(rows[i], t);
+    var panel = openOperator && document.querySelector("#drawer.operator-drawer");
+    if (panel) tickRow(panel, t);
     tickKpis(t);
     freshness(t);
     tickConnection(Date.now());

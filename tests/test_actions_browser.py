@@ -1,0 +1,446 @@
+"""Supervisor actions in Chromium against `manage.py serve` and the simulator: what the
+supervisor clicks, what reached SalesIQ (the simulator's own state and call log), and what
+the dashboard then shows, over its real websocket."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import global_settings
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+
+from dashboard import actions
+from dashboard.models import Action, Chat, Operator, Profile, Role
+from siq_integration import connection
+from tests.conftest import last_seq
+from tests.test_actions import a_connected_chat, synced
+from tests.test_live_e2e import Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture
+def server(simulator, tmp_path):
+    server = Server(simulator, tmp_path / "serve.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        simulator.clear_faults()
+
+
+@pytest.fixture
+def console_errors(page):
+    """What the page logged as errors (htmx logs a swap that found no target)."""
+    errors: list[str] = []
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    return errors
+
+
+def poll(portal):
+    """Store the portal's live state as the worker's poll would. In a thread of its own: the
+    publishing that follows needs no event loop running (Playwright keeps one in this thread),
+    and nobody listens to this process's channel layer anyway."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def in_thread():
+        try:
+            return synced(portal)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(in_thread).result(timeout=60)
+
+
+def watched(server: Server, portal):
+    """The portal's live state stored and its webhooks pointed at the server, as in production."""
+    poll(portal)
+    assert connection.register_webhooks(portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/")
+    return portal
+
+
+def sign_in(page, server: Server, *, role: Role | None = None, portals=()) -> None:
+    """An Admin (no role given) or a user of ``role`` on ``portals``, signed in on the live page."""
+    username = "ada" if role is None else f"{role}-user"
+    # The server process hashes with Django's own hashers, not the tests' fast one.
+    with override_settings(PASSWORD_HASHERS=global_settings.PASSWORD_HASHERS):
+        users = get_user_model().objects
+        if role is None:
+            users.create_superuser(username, "ada@example.org", PASSWORD)
+        else:
+            user = users.create_user(username, password=PASSWORD)
+            Profile.objects.create(user=user, role=role).portals.set(portals)
+    page.goto(f"{server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#connection[data-state=open]", timeout=15_000)
+
+
+def laptop(page) -> None:
+    """The smallest screen a supervisor works on."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+
+
+def dark(page) -> None:
+    """The dark theme, as the toggle sets it (the toggle may be under the drawer)."""
+    page.evaluate("document.documentElement.setAttribute('data-theme', 'dark')")
+
+
+def open_chat(page, chat: Chat):
+    page.click(f"#chat-{chat.pk} .visitor-link")
+    drawer = page.locator(f"#drawer[data-chat='{chat.pk}']")
+    drawer.wait_for(timeout=10_000)
+    return drawer
+
+
+def open_operator(page, operator: Operator):
+    page.click(f"#op-{operator.pk} .op-name")
+    panel = page.locator(f"#drawer[data-operator='{operator.pk}']")
+    panel.wait_for(timeout=10_000)
+    return panel
+
+
+def shown(locator):
+    locator.first.wait_for(timeout=15_000)
+    return locator.first
+
+
+POST_FROM_PAGE = """async ([path, fields]) => {
+  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  const body = new URLSearchParams({...fields, csrfmiddlewaretoken: csrf});
+  const answer = await fetch(path, {method: "POST", body, headers: {"HX-Request": "true"}});
+  return [answer.status, await answer.text()];
+}"""
+
+
+def post_from_page(page, path: str, **fields: str) -> tuple[int, str]:
+    """A form post as the page's own session would send it, bypassing the page's buttons."""
+    status, text = page.evaluate(POST_FROM_PAGE, [path, fields])
+    return status, text
+
+
+def calls_to(simulator, since: int, suffix: str) -> list[dict]:
+    return [c for c in simulator.calls(since) if c["path"].endswith(suffix)]
+
+
+def conversation(simulator, portal, remote_id: str) -> dict:
+    state = simulator.state(portal.screen_name)["portals"][0]
+    return next(c for c in state["conversations"] if c["id"] == remote_id)
+
+
+def presence(simulator, portal, remote_id: str) -> str:
+    state = simulator.state(portal.screen_name)["portals"][0]
+    return next(o["presence"] for o in state["operators"] if o["id"] == remote_id)
+
+
+def own_operator(portal) -> Operator:
+    """The simulator's admin user is the portal's connected user, and an operator too."""
+    return Operator.objects.get(portal=portal, email=f"admin@{portal.screen_name}.example")
+
+
+def test_it_transfers_a_chat_with_the_department_operator_and_note_picked(
+    server, simulator, connected_portal, page, screenshot
+):
+    portal = watched(server, connected_portal(open_chats=3, operators=6))
+    chat, state = a_connected_chat(simulator, portal)
+    target = next(
+        o
+        for o in state["operators"]
+        if o["presence"] == "online" and o["id"] != chat.operator_id and o["department_ids"]
+    )
+    department = target["department_ids"][-1]
+    name = Operator.objects.get(portal=portal, remote_id=target["id"]).name
+    laptop(page)
+    sign_in(page, server)
+
+    open_chat(page, chat)
+    page.click("#drawer [data-action-button=transfer]")
+    form = shown(page.locator("#drawer .transfer-form"))
+    # The picker: the chat's own department first; best choices first, offline ones last.
+    departments = form.locator("select[name=department_id] option").evaluate_all(
+        "options => options.map(o => o.value)"
+    )
+    assert departments[0] == chat.department_id
+    statuses = form.locator(".pick[data-status]").evaluate_all(
+        "picks => picks.map(p => p.dataset.status)"
+    )
+    order = {"available": 0, "busy": 1, "away": 2, "offline": 3}
+    assert statuses[0] == "available" and statuses == sorted(statuses, key=order.get)
+    assert "Sending to SalesIQ" not in form.inner_text()
+    screenshot("actions-transfer-form")
+
+    form.locator("select[name=department_id]").select_option(department)
+    form.locator(f"input[name=operator_id][value='{target['id']}']").check()
+    form.locator("textarea[name=note]").fill("VIP – wants the <b>annual</b> plan")
+    start = last_seq(simulator)
+    form.locator("button[type=submit]").click()
+
+    outcome = shown(page.locator("#drawer .action-outcome[data-kind=transfer]"))
+    assert outcome.get_attribute("data-state") == "done", outcome.inner_text()
+    assert f"Transfer to {name} requested" in outcome.inner_text()
+    assert "Waiting for the new operator to accept" in outcome.inner_text()
+    screenshot("actions-outcome-done")
+
+    # It really reached SalesIQ, once, with what was picked.
+    (call,) = calls_to(simulator, start, f"/conversations/{chat.remote_id}/transfer")
+    assert call["method"] == "PUT"
+    assert call["json"] == {
+        "department_id": department,
+        "operator_id": target["id"],
+        "note": "VIP – wants the <b>annual</b> plan",
+    }
+    transfer = conversation(simulator, portal, chat.remote_id)["transfer"]
+    assert transfer["status"] == "initiated" and transfer["to_operator"]["id"] == target["id"]
+    # Every supervisor's row says a transfer is under way.
+    page.wait_for_selector(f"#chat-{chat.pk} .transfer")
+
+    # The new operator accepts in SalesIQ: its webhook completes the outcome in place, and the
+    # row and the drawer follow.
+    simulator.transfer(chat.remote_id, outcome="accepted")
+    action = Action.objects.get(kind="transfer")
+    shown(page.locator(f"#drawer #action-{action.pk}[data-state=confirmed]"))
+    assert "accepted the transfer" in page.inner_text("#drawer .action-outcome")
+    page.wait_for_selector(f"#chat-{chat.pk}[data-operator='{target['id']}']", timeout=15_000)
+    assert name.split()[0] in page.inner_text(f"#drawer-head-{chat.pk}")
+
+
+def test_it_tells_of_an_accepted_transfer_in_a_toast_once_the_drawer_is_closed(
+    server, simulator, connected_portal, page, console_errors, screenshot
+):
+    portal = watched(server, connected_portal(open_chats=2, operators=5))
+    chat, state = a_connected_chat(simulator, portal)
+    target = next(
+        o for o in state["operators"] if o["presence"] == "online" and o["id"] != chat.operator_id
+    )
+    sign_in(page, server)
+    open_chat(page, chat)
+    page.click("#drawer [data-action-button=transfer]")
+    page.check(f"#drawer input[name=operator_id][value='{target['id']}']")
+    page.click("#drawer .transfer-form button[type=submit]")
+    page.wait_for_selector("#drawer .action-outcome[data-state=done]")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#drawer", state="detached")
+
+    simulator.transfer(chat.remote_id, outcome="accepted")
+    toast = shown(page.locator(".toast[data-state=confirmed]"))
+    text = toast.inner_text()
+    visitor = chat.visitor_name or "a visitor"
+    assert f"Transfer of {visitor} accepted" in text
+    assert "accepted the transfer." in text
+    screenshot("actions-toast")
+    # The pushed outcome found no element on the page and that is no error.
+    assert not [e for e in console_errors if "#action-" in e], console_errors
+
+    toast.locator("[data-open-chat]").click()  # straight back to the chat
+    page.wait_for_selector(f"#drawer[data-chat='{chat.pk}']")
+
+
+def test_it_ends_a_chat_with_a_closing_message(
+    server, simulator, connected_portal, page, screenshot
+):
+    portal = watched(server, connected_portal(dialect="reference", open_chats=3, operators=4))
+    chat, _ = a_connected_chat(simulator, portal)
+    sign_in(page, server)
+
+    open_chat(page, chat)
+    page.click("#drawer [data-action-button=end]")
+    form = shown(page.locator("#drawer .end-form"))
+    assert "End the chat with" in form.inner_text()
+    form.locator("textarea[name=message]").fill("Thanks for waiting – we'll e-mail you.")
+    screenshot("actions-end-form")
+    start = last_seq(simulator)
+    form.locator("button[type=submit]").click()
+
+    outcome = shown(page.locator("#drawer .action-outcome[data-kind=end]"))
+    # SalesIQ's answer, or already its webhook confirming it (it can overtake the answer).
+    assert outcome.get_attribute("data-state") in ("done", "confirmed"), outcome.inner_text()
+    page.wait_for_selector(f"#chat-{chat.pk}", state="detached", timeout=10_000)
+    # No more actions on an ended chat; the outcome stays.
+    assert not page.is_visible("#drawer .drawer-tools")
+    (call,) = calls_to(simulator, start, f"/chats/{chat.remote_id}/end")
+    assert call["json"] == {"message": "Thanks for waiting – we'll e-mail you."}
+    assert conversation(simulator, portal, chat.remote_id)["status"] == "closed"
+
+
+def test_it_sets_the_connected_users_own_status(server, simulator, connected_portal, page):
+    portal = watched(server, connected_portal(open_chats=1, operators=4))
+    me = own_operator(portal)
+    assert me.status == "available"
+    sign_in(page, server)
+
+    open_operator(page, me)
+    start = last_seq(simulator)
+    page.click("#drawer .status-form button[value=busy]")
+
+    outcome = shown(page.locator("#drawer .action-outcome[data-kind=operator_status]"))
+    assert outcome.get_attribute("data-state") == "done", outcome.inner_text()
+    assert f"{me.name} is now Busy." in outcome.inner_text()
+    assert len(calls_to(simulator, start, f"/operators/{me.remote_id}/status")) == 1
+    assert presence(simulator, portal, me.remote_id) == "busy"
+    page.wait_for_selector(f"#op-{me.pk}[data-status=busy]")
+    # The open panel follows the row.
+    page.wait_for_selector("#drawer [data-panel-presence] .presence-busy")
+
+
+def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
+    server, simulator, connected_portal, page, screenshot
+):
+    portal = watched(server, connected_portal(open_chats=0, operators=6))
+    someone = (
+        Operator.objects.filter(portal=portal, status="available")
+        .exclude(pk=own_operator(portal).pk)
+        .first()
+    )
+    chat = simulator.create_conversation(
+        portal.screen_name, department_id=someone.department_ids[0], visitor_name="Cy Refusal"
+    )["id"]
+    simulator.pickup(chat, someone.remote_id)
+    poll(portal)
+    laptop(page)
+    sign_in(page, server)
+
+    open_operator(page, someone)
+    screenshot("actions-operator-panel")
+    page.click("#drawer .status-form button[value=busy]")
+
+    outcome = shown(page.locator("#drawer .action-outcome[data-kind=operator_status]"))
+    assert outcome.get_attribute("data-state") == "refused"
+    assert actions.status_not_own(someone.name) in outcome.inner_text()
+    assert presence(simulator, portal, someone.remote_id) == "online"
+    screenshot("actions-outcome-refused")
+    dark(page)
+    screenshot("actions-outcome-refused-dark")
+
+    # What is possible instead is right below, one click away.
+    page.click("#drawer .drain-box [data-drain-preview]")
+    shown(page.locator("#drawer .drain-form table.drain-plan"))
+    assert "Cy Refusal" in page.inner_text("#drawer .drain-form")
+
+
+def test_it_drains_an_operator_after_showing_who_gets_what(
+    server, simulator, connected_portal, page, screenshot
+):
+    portal = watched(server, connected_portal(open_chats=0, operators=6))
+    me = own_operator(portal)
+    sales = me.department_ids[0]
+    names = {}
+    for visitor in ("Ana Draintest", "Bo Draintest"):
+        chat = simulator.create_conversation(
+            portal.screen_name, department_id=sales, visitor_name=visitor
+        )["id"]
+        simulator.pickup(chat, me.remote_id)
+        names[chat] = visitor
+    poll(portal)
+    plan = actions.operator_drain_plan(operator=me)
+    expected = {move.chat.visitor_name: move.to.name for move in plan.movable}
+    assert len(expected) == 2, plan.moves
+    laptop(page)
+    sign_in(page, server)
+    dark(page)
+
+    open_operator(page, me)
+    page.click("#drawer [data-drain-preview]")
+    preview = shown(page.locator("#drawer .drain-form"))
+    rows = preview.locator("tbody tr")
+    assert {
+        rows.nth(i).locator(".plan-visitor").inner_text(): rows.nth(i)
+        .locator(".plan-to")
+        .inner_text()
+        for i in range(rows.count())
+    } == expected
+    assert "Move 2 chats and set Busy" in preview.inner_text()
+    screenshot("actions-drain-preview")
+    start = last_seq(simulator)
+    preview.locator("button[type=submit]").click()
+
+    outcome = shown(page.locator("#drawer .drain-outcome"))
+    assert "2 of 2 chats moved" in outcome.inner_text()
+    drained = outcome.locator(".action-outcome[data-kind=drain]")
+    assert drained.get_attribute("data-state") == "done"
+    steps = outcome.locator(".drain-steps .action-outcome").evaluate_all(
+        "steps => steps.map(s => s.dataset.kind + ':' + s.dataset.state)"
+    )
+    assert steps == ["transfer:done", "transfer:done", "operator_status:done"]
+    screenshot("actions-drain-outcome")
+    # The panel follows: Busy is now the current status.
+    shown(page.locator("#drawer .status-form button[value=busy][aria-current=true]"))
+    assert len(calls_to(simulator, start, "/transfer")) == 2
+
+    # SalesIQ has each chat going to the planned operator; once they accept, the chats are
+    # theirs, in the simulator and on the page.
+    by_name = {o.name: o.remote_id for o in Operator.objects.filter(portal=portal)}
+    for chat_id, visitor in names.items():
+        transfer = conversation(simulator, portal, chat_id)["transfer"]
+        assert transfer["to_operator"]["id"] == by_name[expected[visitor]]
+        simulator.transfer(chat_id, outcome="accepted")
+        assert conversation(simulator, portal, chat_id)["attender_id"] == by_name[expected[visitor]]
+        row = Chat.objects.get(portal=portal, remote_id=chat_id)
+        page.wait_for_selector(
+            f"#chat-{row.pk}[data-operator='{by_name[expected[visitor]]}']", timeout=15_000
+        )
+    assert presence(simulator, portal, me.remote_id) == "busy"
+    page.wait_for_selector(f"#op-{me.pk}[data-status=busy]")
+
+
+def test_it_acts_once_however_often_the_button_is_clicked(
+    server, simulator, connected_portal, page
+):
+    portal = watched(server, connected_portal(open_chats=2, operators=4))
+    chat, _ = a_connected_chat(simulator, portal)
+    sign_in(page, server)
+    open_chat(page, chat)
+    page.click("#drawer [data-action-button=end]")
+    form = shown(page.locator("#drawer .end-form"))
+    assert "SalesIQ v2 ends a chat without a closing message" in form.inner_text()
+    key = form.locator("input[name=idempotency_key]").input_value()
+    simulator.set_faults(portal=portal.screen_name, latency_ms=1500)
+    start = last_seq(simulator)
+
+    # Two submits in the same instant, then a double click: the first one is under way at
+    # once (disabled, "Sending to SalesIQ…"), the others go nowhere.
+    page.evaluate(
+        "() => { const f = document.querySelector('#drawer .end-form');"
+        " f.requestSubmit(); f.requestSubmit(); }"
+    )
+    assert form.locator("fieldset").evaluate("fieldset => fieldset.disabled")
+    assert form.locator("button[type=submit]").inner_text() == "Sending to SalesIQ…"
+    form.locator("button[type=submit]").dblclick(force=True)
+    shown(page.locator("#drawer .action-outcome[data-kind=end]"))
+    simulator.clear_faults()
+
+    # The form posted again with its key (a retry after a lost answer) acts no more either.
+    again = post_from_page(page, f"/live/chats/{chat.pk}/end/", idempotency_key=key)
+    action = Action.objects.get(key=key)
+    assert again[0] == 200 and f'id="action-{action.pk}"' in again[1]
+    assert len(calls_to(simulator, start, f"/conversations/{chat.remote_id}/close")) == 1
+    assert Action.objects.filter(kind="end").count() == 1
+    assert conversation(simulator, portal, chat.remote_id)["status"] == "closed"
+
+
+def test_it_shows_a_viewer_no_action_buttons(server, simulator, connected_portal, page):
+    portal = watched(server, connected_portal(open_chats=2, operators=4))
+    chat, _ = a_connected_chat(simulator, portal)
+    sign_in(page, server, role=Role.VIEWER, portals=[portal])
+
+    drawer = open_chat(page, chat)
+    assert drawer.locator(".drawer-tools").count() == 0
+    assert "Transfer" not in drawer.inner_text() and "End chat" not in drawer.inner_text()
+    page.keyboard.press("Escape")
+    panel = open_operator(page, own_operator(portal))
+    assert panel.locator("form, [data-drain-preview], button[type=submit]").count() == 0
+
+    # And the server refuses anyway.
+    status, _ = post_from_page(
+        page, f"/live/chats/{chat.pk}/end/", idempotency_key="viewer-tries-1234567890"
+    )
+    assert status == 403
+    assert conversation(simulator, portal, chat.remote_id)["status"] == "connected"
