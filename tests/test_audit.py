@@ -378,6 +378,23 @@ def test_it_pages_a_hundred_at_a_time(client, world):
     assert set(first).isdisjoint(second) and len(second) > 0
 
 
+def test_it_asks_the_database_the_same_few_times_however_many_rows(
+    client, world, django_assert_max_num_queries
+):
+    client.force_login(world["users"]["ada"])
+    with django_assert_max_num_queries(12) as few:
+        client.get("/audit/")
+    here, ada = world["here"], world["users"]["ada"]
+    for n in range(30):
+        drain = record(here, ada, ActionKind.DRAIN, ActionOutcome.DONE, ago=timedelta(seconds=n))
+        for kind in (ActionKind.TRANSFER, ActionKind.OPERATOR_STATUS):
+            record(here, ada, kind, ActionOutcome.DONE, ago=timedelta(seconds=n), parent=drain)
+    with django_assert_max_num_queries(len(few)):
+        assert len(_attr(client.get("/audit/").content.decode(), "data-action")) == 97
+    with django_assert_max_num_queries(len(few)):
+        assert len(csv_rows(client.get("/audit.csv"))) == 97
+
+
 # --- what a row says ----------------------------------------------------------------------
 
 

@@ -250,7 +250,9 @@ def audit_entries(portals: QuerySet[Portal], filters: Filters) -> QuerySet[Actio
             | Q(pk__in=matching.filter(parent__isnull=False).values("parent_id"))
         )
         .select_related("portal")
-        .prefetch_related(Prefetch("steps", queryset=Action.objects.order_by("pk")))
+        .prefetch_related(
+            Prefetch("steps", queryset=Action.objects.select_related("portal").order_by("pk"))
+        )
         .order_by("-created_at", "-pk")
     )
 
