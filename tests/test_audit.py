@@ -578,3 +578,5 @@ def test_it_reads_at_a_glance(world, live_server, page, screenshot):
     page.get_by_role("button", name="Last 7 days").click()
     page.wait_for_url("**period=7d**")
     assert page.locator("tr.audit-row").count() == 6
+    assert page.get_by_role("button", name="Last 7 days").get_attribute("aria-pressed") == "true"
+    screenshot("audit-page-last-7-days")
