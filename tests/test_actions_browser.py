@@ -332,16 +332,20 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
     portal = watched(server, connected_portal(open_chats=0, operators=6))
     me = own_operator(portal)
     sales = me.department_ids[0]
-    names = {}
+    names = []
     for visitor in ("Ana Draintest", "Bo Draintest"):
         chat = simulator.create_conversation(
             portal.screen_name, department_id=sales, visitor_name=visitor
         )["id"]
         simulator.pickup(chat, me.remote_id)
-        names[chat] = visitor
+        names.append(chat)
     poll(portal)
     plan = actions.operator_drain_plan(operator=me)
-    expected = {move.chat.visitor_name: move.to.name for move in plan.movable}
+    # Who gets what, by the chat and the operator themselves (names may repeat).
+    expected = {
+        str(move.chat.pk): [move.to.name, f"{move.chat.pk}:{move.to.pk}"] for move in plan.movable
+    }
+    goes_to = {move.chat.remote_id: move.to.remote_id for move in plan.movable}
     assert len(expected) == 2, plan.moves
     laptop(page)
     sign_in(page, server)
@@ -350,13 +354,12 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
     open_operator(page, me)
     page.click("#drawer [data-drain-preview]")
     preview = shown(page.locator("#drawer .drain-form"))
-    rows = preview.locator("tbody tr")
-    assert {
-        rows.nth(i).locator(".plan-visitor").inner_text(): rows.nth(i)
-        .locator(".plan-to")
-        .inner_text()
-        for i in range(rows.count())
-    } == expected
+    shown_plan = preview.locator("tbody tr").evaluate_all(
+        """rows => Object.fromEntries(rows.map(row => [row.dataset.chat, [
+             row.querySelector('.plan-to').textContent,
+             row.querySelector('input[name=move]').value]]))"""
+    )
+    assert shown_plan == expected
     assert "Move 2 chats and set Busy" in preview.inner_text()
     screenshot("actions-drain-preview")
     start = last_seq(simulator)
@@ -377,15 +380,14 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
 
     # SalesIQ has each chat going to the planned operator; once they accept, the chats are
     # theirs, in the simulator and on the page.
-    by_name = {o.name: o.remote_id for o in Operator.objects.filter(portal=portal)}
-    for chat_id, visitor in names.items():
+    for chat_id in names:
         transfer = conversation(simulator, portal, chat_id)["transfer"]
-        assert transfer["to_operator"]["id"] == by_name[expected[visitor]]
+        assert transfer["to_operator"]["id"] == goes_to[chat_id]
         simulator.transfer(chat_id, outcome="accepted")
-        assert conversation(simulator, portal, chat_id)["attender_id"] == by_name[expected[visitor]]
+        assert conversation(simulator, portal, chat_id)["attender_id"] == goes_to[chat_id]
         row = Chat.objects.get(portal=portal, remote_id=chat_id)
         page.wait_for_selector(
-            f"#chat-{row.pk}[data-operator='{by_name[expected[visitor]]}']", timeout=15_000
+            f"#chat-{row.pk}[data-operator='{goes_to[chat_id]}']", timeout=15_000
         )
     assert presence(simulator, portal, me.remote_id) == "busy"
     page.wait_for_selector(f"#op-{me.pk}[data-status=busy]")

@@ -793,10 +793,27 @@
     if (drawerOpen() && !target.closest("#drawer-slot") && document.contains(target)) closeDrawer();
   });
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && drawerOpen()) closeDrawer();
+    if (event.key !== "Escape" || !drawerOpen()) return;
+    // Escape peels one layer: an open action form first (what was typed goes with it), then the drawer.
+    var form = document.querySelector("#drawer [data-action-area] > .action-form");
+    if (form && !form.classList.contains("htmx-request")) {
+      form.parentNode.replaceChildren();
+      var drawer = document.getElementById("drawer");
+      if (drawer) drawer.focus({ preventScroll: true });
+      return;
+    }
+    closeDrawer();
   });
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target !== drawerSlot()) return;
+    var target = event.detail.target;
+    if (target && target.matches && target.matches("[data-action-area]")) {
+      // A form just opened: in view, and the first field ready for the keyboard.
+      target.scrollIntoView({ block: "nearest" });
+      var field = target.querySelector(".action-form select, .action-form textarea");
+      if (field) field.focus({ preventScroll: true });
+      return;
+    }
+    if (target !== drawerSlot()) return;
     var drawer = document.getElementById("drawer");
     if (!drawer) return;
     nameDrawer();
