@@ -193,8 +193,9 @@ def sentence(action: Action, failure: exc.SalesIQError) -> str:
         return f"{target} is offline and cannot take the chat. Pick someone available."
     if isinstance(failure, exc.Unavailable):
         return (
-            f"SalesIQ did not answer, so the dashboard cannot tell whether it managed to {verb}. "
-            "The live view shows it within seconds; try again only if nothing changed."
+            "SalesIQ gave no clear answer (an error or no reply), so the dashboard cannot tell "
+            f"whether it managed to {verb}. The live view shows it within seconds; try again "
+            "only if nothing changed."
         )
     if isinstance(failure, exc.RateLimited) and failure.code is not None and failure.retry_at:
         # SalesIQ itself said no (1023 / 429). v2 names no time: the client picked the pause

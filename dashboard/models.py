@@ -246,7 +246,7 @@ class ActionKind(models.TextChoices):
 class ActionOutcome(models.TextChoices):
     PENDING = "pending", "Pending"
     DONE = "done", "Done"
-    REFUSED = "refused", "Refused by SalesIQ"
+    REFUSED = "refused", "Refused"  # by SalesIQ (error_code says so) or by the dashboard
     FAILED = "failed", "Failed"
 
 

@@ -132,8 +132,9 @@ NO_DEPARTMENT = "That department does not exist in SalesIQ any more. Pick anothe
 NO_OPERATOR = "That operator is no longer part of this portal in SalesIQ. Pick another one."
 OFFLINE = "{target} is offline and cannot take the chat. Pick someone available."
 NO_ANSWER = (
-    "SalesIQ did not answer, so the dashboard cannot tell whether it managed to {verb}. "
-    "The live view shows it within seconds; try again only if nothing changed."
+    "SalesIQ gave no clear answer (an error or no reply), so the dashboard cannot tell "
+    "whether it managed to {verb}. The live view shows it within seconds; try again "
+    "only if nothing changed."
 )
 SLOW_DOWN = (
     "SalesIQ says too many requests came from this dashboard, so it did not {verb}. "
