@@ -394,7 +394,7 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
 
 
 def test_it_acts_once_however_often_the_button_is_clicked(
-    server, simulator, connected_portal, page
+    server, simulator, connected_portal, page, screenshot
 ):
     portal = watched(server, connected_portal(open_chats=2, operators=4))
     chat, _ = a_connected_chat(simulator, portal)
@@ -415,6 +415,7 @@ def test_it_acts_once_however_often_the_button_is_clicked(
     )
     assert form.locator("fieldset").evaluate("fieldset => fieldset.disabled")
     assert form.locator("button[type=submit]").inner_text() == "Sending to SalesIQ…"
+    screenshot("actions-pending")
     form.locator("button[type=submit]").dblclick(force=True)
     shown(page.locator("#drawer .action-outcome[data-kind=end]"))
     simulator.clear_faults()

@@ -947,7 +947,8 @@
     lastMessageAt = Date.now();
     // The server's own template output (autoescaped), parsed inert; only its text is used.
     var outcome = new DOMParser().parseFromString(message, "text/html").querySelector(".action-outcome");
-    if (outcome && outcome.dataset.kind === "transfer" && outcome.dataset.confirmed === "1") toast(outcome);
+    // Not on a wallboard: a screen across the room is no place for one supervisor's news.
+    if (!WALLBOARD && outcome && outcome.dataset.kind === "transfer" && outcome.dataset.confirmed === "1") toast(outcome);
   });
 
   var TOAST_LIMIT = 4, TOAST_MS = 20000;
@@ -980,7 +981,7 @@
     line.textContent = said ? said.textContent.trim() : "";
     body.appendChild(title);
     body.appendChild(line);
-    if (d.chat && document.getElementById("chat-" + d.chat) && !WALLBOARD) {
+    if (d.chat && document.getElementById("chat-" + d.chat)) {
       var open = document.createElement("button");
       open.type = "button";
       open.className = "toast-open";
