@@ -320,10 +320,21 @@ def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
     dark(page)
     screenshot("actions-outcome-refused-dark")
 
-    # What is possible instead is right below, one click away.
+    # What is possible instead is right below, one click away; it moves the chat, and says
+    # that the status part was refused.
     page.click("#drawer .drain-box [data-drain-preview]")
     shown(page.locator("#drawer .drain-form table.drain-plan"))
     assert "Cy Refusal" in page.inner_text("#drawer .drain-form")
+    page.click("#drawer .drain-form button[type=submit]")
+    drained = shown(page.locator("#drawer .drain-outcome"))
+    assert f"1 of 1 chat moved; {someone.name} could not be set Busy" in drained.inner_text()
+    assert drained.locator("[data-kind=drain]").get_attribute("data-state") == "partial"
+    steps = drained.locator(".drain-steps .action-outcome").evaluate_all(
+        "steps => steps.map(s => s.dataset.kind + ':' + s.dataset.state)"
+    )
+    assert steps == ["transfer:done", "operator_status:refused"]
+    assert conversation(simulator, portal, chat)["transfer"]["status"] == "initiated"
+    screenshot("actions-drain-partial-dark")
 
 
 def test_it_drains_an_operator_after_showing_who_gets_what(
