@@ -15,6 +15,7 @@ from siq_integration import connection
 from tests.conftest import last_seq
 from tests.test_actions import a_connected_chat, synced
 from tests.test_live_e2e import Server
+from tests.test_worker_processes import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -243,6 +244,19 @@ def test_it_tells_of_an_accepted_transfer_in_a_toast_once_the_drawer_is_closed(
     toast.locator("[data-open-chat]").click()  # straight back to the chat
     page.wait_for_selector(f"#drawer[data-chat='{chat.pk}']")
 
+    # A declined transfer says so too, and stays until dismissed.
+    page.click("#drawer [data-action-button=transfer]")
+    page.click("#drawer .transfer-form button[type=submit]")  # anyone free in the department
+    page.wait_for_selector("#drawer .action-outcome[data-state=done]")
+    page.click("#drawer [data-close-drawer]")
+    simulator.transfer(chat.remote_id, outcome="rejected")
+    declined = shown(page.locator(".toast[data-state=declined]"))
+    assert f"Transfer of {visitor} declined" in declined.inner_text()
+    assert "the chat stays where it was" in declined.inner_text()
+    declined.locator(".toast-close").click()
+    assert page.locator(".toast[data-state=declined]").count() == 0
+    assert not [e for e in console_errors if "#action-" in e], console_errors
+
 
 def test_it_ends_a_chat_with_a_closing_message(
     server, simulator, connected_portal, page, screenshot
@@ -351,6 +365,14 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
         simulator.pickup(chat, me.remote_id)
         names.append(chat)
     poll(portal)
+
+    # The worker of `serve` polls too, and the webhooks arrive there as well: wait until the
+    # live state agrees that both chats are theirs.
+    def both_theirs() -> bool:
+        theirs = Chat.objects.filter(portal=portal, remote_id__in=names, operator_id=me.remote_id)
+        return theirs.filter(status="connected").count() == 2
+
+    wait_for(both_theirs, timeout=15, what="both chats stored as the drained operator's")
     plan = actions.operator_drain_plan(operator=me)
     # Who gets what, by the chat and the operator themselves (names may repeat).
     expected = {

@@ -881,6 +881,15 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.matches || !form.matches(".action-form")) return;
+    if (!event.defaultPrevented) {
+      // htmx takes a new form over when it settles (~20 ms after the swap); a submit before
+      // that would leave the page as a plain GET. Hand it to htmx instead.
+      event.preventDefault();
+      htmx.process(form);
+      var submitter = event.submitter;
+      setTimeout(function () { if (document.contains(form)) form.requestSubmit(submitter || undefined); }, 0);
+      return;
+    }
     var button = event.submitter || form.querySelector("button[type=submit]");
     form.querySelectorAll(".is-sending").forEach(function (el) { if (el !== button) el.classList.remove("is-sending"); });
     if (button) button.classList.add("is-sending");
