@@ -42,6 +42,7 @@ urlpatterns = [
         name="portal_screen_name",
     ),
     path("portals/<uuid:portal_id>/webhook/", portals.portal_webhook, name="portal_webhook"),
+    path("portals/<uuid:portal_id>/alerts/", portals.portal_alert_rules, name="portal_alert_rules"),
     path(
         "portals/<uuid:portal_id>/disconnect/", portals.portal_disconnect, name="portal_disconnect"
     ),

@@ -276,3 +276,33 @@ def portal_disconnect(request: HttpRequest, portal_id) -> HttpResponse:
         )
         return redirect("portal_detail", portal_id=portal.pk)
     return render(request, "portals/disconnect.html", {"portal": portal})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def portal_alert_rules(request: HttpRequest, portal_id) -> HttpResponse:
+    """The portal's alert rules: thresholds, severity, departments, escalation."""
+    from .. import alerts
+    from ..forms.alerts import AlertRuleForm
+    from ..models import Department
+
+    portal = portal_for(request.user, portal_id)
+    rules = alerts.ensure_rules(portal)
+    departments = list(Department.objects.filter(portal=portal).order_by("name"))
+    forms_by_rule = [
+        AlertRuleForm(
+            request.POST or None,
+            instance=rule,
+            prefix=rule.kind,
+            departments=departments,
+        )
+        for kind, rule in sorted(rules.items(), key=lambda item: list(alerts.RULES).index(item[0]))
+    ]
+    if request.method == "POST":
+        if all(form.is_valid() for form in forms_by_rule):
+            for form in forms_by_rule:
+                form.save()
+            messages.success(request, f"Saved the alert rules of {portal.name}.")
+            return redirect("portal_alert_rules", portal_id=portal.pk)
+        messages.error(request, "Some rules need fixing; see the messages below.")
+    return render(request, "portals/alert_rules.html", {"portal": portal, "forms": forms_by_rule})
