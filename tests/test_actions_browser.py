@@ -258,12 +258,17 @@ def test_it_tells_of_an_accepted_transfer_in_a_toast_once_the_drawer_is_closed(
     assert not [e for e in console_errors if "#action-" in e], console_errors
 
 
-def test_it_ends_a_chat_with_a_closing_message(
-    server, simulator, connected_portal, page, screenshot
+def test_it_lets_a_supervisor_end_a_chat_with_a_closing_message_and_everyone_sees_it_go(
+    server, simulator, connected_portal, browser, page, screenshot
 ):
     portal = watched(server, connected_portal(dialect="reference", open_chats=3, operators=4))
     chat, _ = a_connected_chat(simulator, portal)
-    sign_in(page, server)
+    sign_in(page, server, role=Role.SUPERVISOR, portals=[portal])
+    # An Admin watches the same portal from another browser.
+    watching = browser.new_context(viewport={"width": 1280, "height": 800})
+    admin_page = watching.new_page()
+    sign_in(admin_page, server)
+    admin_page.locator(f"#chat-{chat.pk}").wait_for()
 
     open_chat(page, chat)
     page.click("#drawer [data-action-button=end]")
@@ -283,6 +288,10 @@ def test_it_ends_a_chat_with_a_closing_message(
     (call,) = calls_to(simulator, start, f"/chats/{chat.remote_id}/end")
     assert call["json"] == {"message": "Thanks for waiting – we'll e-mail you."}
     assert conversation(simulator, portal, chat.remote_id)["status"] == "closed"
+    admin_page.locator(f"#chat-{chat.pk}").wait_for(state="detached", timeout=10_000)
+    # The outcome is the acting supervisor's news only.
+    assert admin_page.locator(".toast, .action-outcome").count() == 0
+    watching.close()
 
 
 def test_it_sets_the_connected_users_own_status(server, simulator, connected_portal, page):
