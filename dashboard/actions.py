@@ -469,7 +469,8 @@ def operator_drain(
     if status_step.outcome == ActionOutcome.DONE:
         message = f"{moved}; {operator.name} is now Busy."
     else:
-        message = f"{moved}; {operator.name} could not be set Busy: {status_step.message}"
+        # The step's own record says why; the summary stays short.
+        message = f"{moved}; SalesIQ did not let the dashboard set {operator.name} Busy."
     # Anything short of every step done needs a supervisor's eye: the steps say what failed.
     all_done = done == total and status_step.outcome == ActionOutcome.DONE
     return _finish(action, ActionOutcome.DONE if all_done else ActionOutcome.FAILED, message)
@@ -507,8 +508,11 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
     action.confirmation = event.name[:60]
     action.confirmed_at = timezone.now()
     if event.kind is EventKind.TRANSFER_ACCEPTED:
+        # The accepted event's attender may still be the previous operator: the transfer
+        # part names the new one.
+        transfer = event.conversation.transfer if event.conversation else None
         who = (
-            (event.conversation and event.conversation.operator_name)
+            (transfer and transfer.to_operator_name)
             or action.params.get("operator_name")
             or "The new operator"
         )

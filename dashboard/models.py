@@ -295,6 +295,41 @@ class Action(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} by {self.username} ({self.outcome})"
 
+    # What the supervisor reads, beyond the four stored outcomes.
+    STATE_WORDS = {
+        "declined": "Declined",
+        "accepted": "Accepted",
+        "confirmed": "Confirmed",
+        "done": "Done",
+        "pending": "Sending…",
+        "refused": "Refused",
+        "partial": "Partly done",
+        "not_sent": "Not sent",
+        "unclear": "No clear answer",
+    }
+
+    @property
+    def state(self) -> str:
+        """done/accepted/declined/confirmed/pending/refused/partial/not_sent/unclear."""
+        if self.outcome == ActionOutcome.DONE:
+            if self.confirmed_at and self.confirmation.endswith(".rejected"):
+                return "declined"
+            if self.confirmed_at and self.kind == ActionKind.TRANSFER:
+                return "accepted"
+            return "confirmed" if self.confirmed_at else "done"
+        if self.outcome in (ActionOutcome.PENDING, ActionOutcome.REFUSED):
+            return str(self.outcome)
+        if self.kind == ActionKind.DRAIN:
+            return "partial"
+        # Failed: nothing sent (our budget, our back-off) or no clear answer from SalesIQ.
+        if self.error_code in ("BudgetExhausted", "RateLimited"):
+            return "not_sent"
+        return "unclear"
+
+    @property
+    def state_words(self) -> str:
+        return self.STATE_WORDS[self.state]
+
 
 # --- alerts -----------------------------------------------------------------------------------
 

@@ -208,7 +208,7 @@ def test_it_transfers_a_chat_with_the_department_operator_and_note_picked(
     # row and the drawer follow.
     simulator.transfer(chat.remote_id, outcome="accepted")
     action = Action.objects.get(kind="transfer")
-    shown(page.locator(f"#drawer #action-{action.pk}[data-state=confirmed]"))
+    shown(page.locator(f"#drawer #action-{action.pk}[data-state=accepted]"))
     assert "accepted the transfer" in page.inner_text("#drawer .action-outcome")
     page.wait_for_selector(f"#chat-{chat.pk}[data-operator='{target['id']}']", timeout=15_000)
     assert name.split()[0] in page.inner_text(f"#drawer-head-{chat.pk}")
@@ -232,7 +232,7 @@ def test_it_tells_of_an_accepted_transfer_in_a_toast_once_the_drawer_is_closed(
     page.wait_for_selector("#drawer", state="detached")
 
     simulator.transfer(chat.remote_id, outcome="accepted")
-    toast = shown(page.locator(".toast[data-state=confirmed]"))
+    toast = shown(page.locator(".toast[data-state=accepted]"))
     text = toast.inner_text()
     visitor = chat.visitor_name or "a visitor"
     assert f"Transfer of {visitor} accepted" in text
@@ -350,7 +350,9 @@ def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
     assert "Cy Refusal" in page.inner_text("#drawer .drain-form")
     page.click("#drawer .drain-form button[type=submit]")
     drained = shown(page.locator("#drawer .drain-outcome"))
-    assert f"1 of 1 chat moved; {someone.name} could not be set Busy" in drained.inner_text()
+    assert f"1 of 1 chat moved; SalesIQ did not let the dashboard set {someone.name} Busy" in (
+        drained.inner_text()
+    )
     assert drained.locator("[data-kind=drain]").get_attribute("data-state") == "partial"
     steps = drained.locator(".drain-steps .action-outcome").evaluate_all(
         "steps => steps.map(s => s.dataset.kind + ':' + s.dataset.state)"

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dashboard', '0004_alerts'),
+        ("dashboard", "0004_alerts"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='action',
-            name='outcome',
-            field=models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('refused', 'Refused'), ('failed', 'Failed')], default='pending', max_length=10),
+            model_name="action",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("done", "Done"),
+                    ("refused", "Refused"),
+                    ("failed", "Failed"),
+                ],
+                default="pending",
+                max_length=10,
+            ),
         ),
     ]

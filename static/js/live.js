@@ -960,6 +960,28 @@
     if (!WALLBOARD && outcome && outcome.dataset.kind === "transfer" && outcome.dataset.confirmed === "1") toast(outcome);
   });
 
+  // Every change to a chat also carries its drawer's head and new transcript lines, for
+  // the pages that have that drawer open. Everywhere else those pieces have no target and
+  // htmx would log an error for each: drop them before htmx swaps (snapshots never hold them).
+  if (window.htmx) {
+    htmx.defineExtension("siq-live", {
+      transformResponse: function (text) {
+        if (typeof text !== "string" || text.length > 200000) return text;
+        if (text.indexOf('id="drawer-head-') < 0 && text.indexOf("beforeend:#transcript-") < 0) return text;
+        var holder = document.createElement("template");
+        holder.innerHTML = text;
+        var dropped = false;
+        Array.prototype.slice.call(holder.content.children).forEach(function (piece) {
+          var target = piece.id && piece.id.indexOf("drawer-head-") === 0 ? piece.id : null;
+          var oob = piece.getAttribute("hx-swap-oob") || "";
+          if (!target && oob.indexOf("beforeend:#transcript-") === 0) target = oob.slice("beforeend:#".length);
+          if (target && !document.getElementById(target)) { piece.remove(); dropped = true; }
+        });
+        return dropped ? holder.innerHTML : text;
+      },
+    });
+  }
+
   var TOAST_LIMIT = 4, TOAST_MS = 20000;
   function toasts() {
     var holder = document.getElementById("toasts");
