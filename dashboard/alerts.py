@@ -358,6 +358,7 @@ def _raise(condition: Condition, now: datetime) -> Alert | None:
                 title=condition.title[:300],
                 detail=condition.detail,
                 raised_at=now,
+                changed_at=now,
             )
     except IntegrityError:
         return None  # already open: raised by an earlier round or another process
@@ -368,7 +369,7 @@ def _resolve(alerts: Iterable[Alert], now: datetime, reason: str | None = None) 
     for alert in alerts:
         why = reason or _cleared(alert)
         updated = Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
-            resolved_at=now, resolved_reason=why[:200]
+            resolved_at=now, resolved_reason=why[:200], changed_at=now
         )
         if updated:
             alert.resolved_at, alert.resolved_reason = now, why
@@ -485,7 +486,10 @@ def acknowledge(alert: Alert, user: Any, now: datetime | None = None) -> Alert:
     now = now or timezone.now()
     if alert.acknowledged_at is None:
         Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
-            acknowledged_at=now, acknowledged_by=user, acknowledged_by_name=user.get_username()
+            acknowledged_at=now,
+            acknowledged_by=user,
+            acknowledged_by_name=user.get_username(),
+            changed_at=now,
         )
     alert.refresh_from_db()
     if RULES[alert.kind].event and alert.is_open:
@@ -500,7 +504,9 @@ def snooze(alert: Alert, user: Any, minutes: int, now: datetime | None = None) -
         raise ValueError(f"snooze for {minutes} minutes")
     now = now or timezone.now()
     Alert.objects.filter(pk=alert.pk).update(
-        snoozed_until=now + timedelta(minutes=minutes), snoozed_by_name=user.get_username()
+        snoozed_until=now + timedelta(minutes=minutes),
+        snoozed_by_name=user.get_username(),
+        changed_at=now,
     )
     alert.refresh_from_db()
     _publish(alert.portal, [alert])
@@ -620,7 +626,7 @@ def escalate_due(portal: Portal, now: datetime | None = None) -> list[Escalation
             continue
         # Claim it first: one escalation per alert, whichever worker gets here.
         if not Alert.objects.filter(pk=alert.pk, escalated_at__isnull=True).update(
-            escalated_at=now
+            escalated_at=now, changed_at=now
         ):
             continue
         addresses = [a.strip() for a in rule.escalate_emails.split(",") if a.strip()]

@@ -107,31 +107,33 @@ def publish_action(action_id: int) -> None:
         logger.exception("Publishing the outcome of action %s failed", action_id)
 
 
-def render_alerts(portal_id, alert_pks: list[int]) -> str:
+def render_alerts(alert_pks: list[int]) -> str:
+    """Raised, acknowledged, snoozed or resolved alerts as out-of-band pieces: the alert
+    panel's row and, for a chat's or an operator's alert, its row in their drawer (pages
+    without that drawer open drop it). Row badges follow in the browser."""
     from .models import Alert
 
     pieces = []
-    chats, operators = set(), set()
-    for alert in Alert.objects.filter(pk__in=alert_pks).select_related("portal"):
-        if alert.is_open:
+    for alert in Alert.objects.filter(pk__in=alert_pks).order_by("pk"):
+        if not alert.is_open:
+            pieces.append(render_to_string("alerts/parts.html#gone", {"pk": alert.pk}))
+            continue
+        pieces.append(
+            render_to_string("alerts/parts.html#alert_row", {"alert": alert, "oob": True})
+        )
+        if alert.chat_id or alert.operator_id:
             pieces.append(
-                render_to_string("alerts/parts.html#alert_row", {"alert": alert, "oob": True})
+                render_to_string(
+                    "alerts/parts.html#alert_row", {"alert": alert, "oob": True, "drawer": True}
+                )
             )
-        else:
-            pieces.append(f'<li id="alert-{alert.pk}" hx-swap-oob="delete"></li>')
-        if alert.chat_id:
-            chats.add(alert.chat_id)
-        if alert.operator_id:
-            operators.add(alert.operator_id)
-    # The rows carry a badge for their open alerts: render them again.
-    pieces.append(render_changes(Changes(portal_id, chats=chats, operators=operators)))
     return "".join(pieces)
 
 
 def publish_alerts(portal_id, alert_pks: list[int]) -> None:
     """Raised, acknowledged, snoozed or resolved alerts, to everyone watching the portal."""
     try:
-        send(portal_id, render_alerts(portal_id, alert_pks))
+        send(portal_id, render_alerts(alert_pks))
     except Exception:
         logger.exception("Publishing alerts of portal %s failed", portal_id)
 

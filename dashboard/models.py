@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from siq_integration.models import Portal
 
@@ -402,6 +403,9 @@ class Alert(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_reason = models.CharField(max_length=200, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # Any change anyone sees (raised, acknowledged, snoozed, escalated, resolved): a page
+    # rendered before it needs the websocket's snapshot.
+    changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [

@@ -16,6 +16,7 @@ from siq_integration.models import Portal
 
 from .models import (
     OPEN_CHAT_STATUSES,
+    Alert,
     Chat,
     ChatStatus,
     Department,
@@ -52,6 +53,7 @@ def changed_since(portals: list[Portal], since: datetime) -> bool:
     return (
         Chat.objects.filter(portal__in=portals, updated_at__gt=since).exists()
         or Operator.objects.filter(portal__in=portals, updated_at__gt=since).exists()
+        or Alert.objects.filter(portal__in=portals, changed_at__gt=since).exists()
         or PortalSync.objects.filter(portal__in=portals)
         .filter(
             Q(chats_polled_at__gt=since)
@@ -236,8 +238,16 @@ def live_context(portals: list[Portal], now: datetime | None = None) -> dict[str
             .order_by("name")
             .values_list("portal_id", "remote_id", "name")
         ),
+        "alerts": list(open_alerts(portals)),
         "now": now,
     }
+
+
+def open_alerts(portals: list[Portal]) -> QuerySet[Alert]:
+    """The portals' open alerts (the page orders them: what needs someone first)."""
+    return Alert.objects.filter(portal__in=portals, resolved_at__isnull=True).order_by(
+        "raised_at", "pk"
+    )
 
 
 # --- KPIs (the JSON snapshot; the page computes the same figures in the browser) ----------

@@ -219,6 +219,21 @@ def connected_portal(simulator, sim_portal):
 
 
 @pytest.fixture
+def server(simulator, tmp_path):
+    """`manage.py serve` (daphne and the worker) in a child process, on the test database and
+    the simulator; its log is serve.log in the test's tmp_path."""
+    from tests.test_live_e2e import Server
+
+    server = Server(simulator, tmp_path / "serve.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        simulator.clear_faults()
+
+
+@pytest.fixture
 def webhook_receiver():
     """A local HTTP endpoint that records what is posted to it (raw bytes and headers)."""
     import threading

@@ -23,17 +23,6 @@ PASSWORD = "a-long-test-password"
 
 
 @pytest.fixture
-def server(simulator, tmp_path):
-    server = Server(simulator, tmp_path / "serve.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        simulator.clear_faults()
-
-
-@pytest.fixture
 def console_errors(page):
     """What the page logged as errors (htmx logs a swap that found no target)."""
     errors: list[str] = []
@@ -390,7 +379,15 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
         str(move.chat.pk): [move.to.name, f"{move.chat.pk}:{move.to.pk}"] for move in plan.movable
     }
     goes_to = {move.chat.remote_id: move.to.remote_id for move in plan.movable}
-    assert len(expected) == 2, plan.moves
+    assert len(expected) == 2, (
+        plan.moves,
+        list(
+            Chat.objects.filter(portal=portal).values_list(
+                "remote_id", "status", "operator_id", "source", "fact_at", "updated_at"
+            )
+        ),
+        names,
+    )
     laptop(page)
     sign_in(page, server)
     dark(page)

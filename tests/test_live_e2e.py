@@ -78,16 +78,6 @@ class Server:
                 self.process.wait()
 
 
-@pytest.fixture
-def server(simulator, tmp_path):
-    server = Server(simulator, tmp_path / "serve.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def sign_in(page, server: Server) -> None:
     # The server process hashes with Django's own hashers, not the tests' fast one.
     with override_settings(PASSWORD_HASHERS=global_settings.PASSWORD_HASHERS):

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import access, alerts
-from ..models import Alert
+from .. import access, alerts, broadcast
+from ..models import Alert, Profile
 
 
 def _alert(request: HttpRequest, alert_id: int) -> Alert:
@@ -24,13 +30,19 @@ def _may_act(request: HttpRequest, alert: Alert) -> None:
         raise PermissionDenied("Your role can see alerts but not acknowledge or snooze them.")
 
 
+def _pieces(alert: Alert) -> HttpResponse:
+    """The alert's rows as everyone watching gets them, so the page that acted shows the
+    change at once even before its websocket brings it."""
+    return HttpResponse(broadcast.render_alerts([alert.pk]))
+
+
 @login_required
 @require_POST
 def acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     alert = _alert(request, alert_id)
     _may_act(request, alert)
     alert = alerts.acknowledge(alert, request.user)
-    return render(request, "alerts/parts.html#alert_row", {"alert": alert})
+    return _pieces(alert)
 
 
 @login_required
@@ -43,7 +55,7 @@ def snooze(request: HttpRequest, alert_id: int) -> HttpResponse:
         alert = alerts.snooze(alert, request.user, minutes)
     except ValueError:
         return HttpResponseBadRequest("Snooze for 5, 15 or 60 minutes.")
-    return render(request, "alerts/parts.html#alert_row", {"alert": alert})
+    return _pieces(alert)
 
 
 @login_required
@@ -59,3 +71,23 @@ def detail(request: HttpRequest, alert_id: int) -> HttpResponse:
             "can_act": access.can_act(request.user, alert.portal),
         },
     )
+
+
+@login_required
+@require_POST
+def signals(request: HttpRequest) -> HttpResponse:
+    """Remember how new alerts reach this user: ``desktop`` and/or ``sound``, "1" or "0"."""
+    changes = {}
+    for field, name in (("notify_desktop", "desktop"), ("notify_sound", "sound")):
+        value = request.POST.get(name)
+        if value is not None:
+            if value not in ("0", "1"):
+                return HttpResponseBadRequest(f"{name} is 1 (on) or 0 (off).")
+            changes[field] = value == "1"
+    if not changes:
+        return HttpResponseBadRequest("Say desktop or sound.")
+    profile, _ = Profile.objects.get_or_create(user=request.user)
+    for field, value in changes.items():
+        setattr(profile, field, value)
+    profile.save(update_fields=list(changes))
+    return JsonResponse({"desktop": profile.notify_desktop, "sound": profile.notify_sound})

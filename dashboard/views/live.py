@@ -13,7 +13,16 @@ from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
 
 from .. import access, live, selectors
-from ..models import Chat
+from ..models import Chat, Profile
+
+
+def signals_of(user) -> dict[str, bool]:
+    """How new alerts reach this user beyond the page: a desktop notification, a sound."""
+    profile = Profile.objects.filter(user=user).only("notify_desktop", "notify_sound").first()
+    return {
+        "desktop": bool(profile and profile.notify_desktop),
+        "sound": bool(profile and profile.notify_sound),
+    }
 
 
 def _selected_portals(request: HttpRequest):
@@ -45,6 +54,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "ws_since": int(rendered_at.timestamp() * 1000),
             "wallboard": request.GET.get("wallboard") == "1",
             "can_manage": access.is_admin(request.user),
+            # Whose alerts this user may acknowledge (the page hides the buttons elsewhere).
+            "act_portals": ",".join(
+                str(portal.pk) for portal in portals if access.can_act(request.user, portal)
+            ),
+            "signals": signals_of(request.user),
         },
     )
 
@@ -73,6 +87,7 @@ def chat_drawer(request: HttpRequest, chat_id: int) -> HttpResponse:
             "chat": chat,
             "messages": list(chat.messages.all()),
             "problem": problem,
+            "open_alerts": list(chat.alert_set.filter(resolved_at__isnull=True)),
             # Transfer and End show only to those who may act; the action views check again.
             "can_act": access.can_act(request.user, chat.portal),
         },

@@ -84,13 +84,13 @@
     if (!ticks) {
       ticks = el._ticks = [];
       el.querySelectorAll("time[data-tick]").forEach(function (time) {
-        ticks.push({ el: time, at: when(time.getAttribute("datetime")), wait: time.dataset.tick === "wait" });
+        ticks.push({ el: time, at: when(time.getAttribute("datetime")), wait: time.dataset.tick === "wait", ago: time.dataset.tick === "ago" });
       });
     }
     for (var i = 0; i < ticks.length; i++) {
       var tick = ticks[i];
       if (isNaN(tick.at)) continue;
-      var seconds = (t - tick.at) / 1000, text = clock(seconds);
+      var seconds = (t - tick.at) / 1000, text = tick.ago ? ago(seconds) : clock(seconds);
       if (tick.el.textContent !== text) tick.el.textContent = text;
       if (tick.wait) {
         var level = seconds >= WAIT_BAD ? "bad" : seconds >= WAIT_WARN ? "warn" : "";
@@ -157,6 +157,7 @@
     rec.id = el.id;
     rec.key = this.keyOf(rec);
     fillPortalTag(el, rec.portal);
+    badge(el);
     if (this.name === "operators") {
       operatorNames[rec.portal + ":" + rec.remote] = rec.name;
       if (openOperator && el.id === "op-" + openOperator) el.classList.add("selected");
@@ -617,6 +618,8 @@
     if (id === "chats-body") touched.chatsAll = true;
     else if (id === "operators-body") touched.operatorsAll = true;
     else if (id === "portal-metas" || container === "portal-metas") touched.metas = true;
+    else if (id === "alerts-list" || container === "alerts-list") touched.alerts = true;
+    else if (id.indexOf("drawer-alert") === 0 || (container && container.indexOf("drawer-alerts-") === 0)) touched.drawerAlerts = true;
     else if (container === "chats-body") touched.chats.add(id);
     else if (container === "operators-body") touched.operators.add(id);
     else if (id.indexOf("transcript-") === 0) {
@@ -646,7 +649,13 @@
     var content = event.detail.content;
     var container = content && content.dataset && content.dataset.container && document.getElementById(content.dataset.container);
     if (!container) return; // a drawer line or head for a chat that is not open: nothing to do
-    container.appendChild(content); // rows hold no htmx attributes: nothing for htmx to process
+    // htmx looks for targets under the requesting element's root: a button that the websocket's
+    // copy of the same change replaced first is no longer in the page, and so neither is anything
+    // else "there". The page has the row already.
+    if (content.id && document.getElementById(content.id)) return;
+    container.appendChild(content);
+    // Chat and operator rows hold no htmx attributes; an alert's buttons do.
+    if (content.querySelector("[hx-post]")) htmx.process(content);
     note(content);
   });
   document.addEventListener("htmx:wsBeforeMessage", function () { messageStart = performance.now(); });
@@ -681,6 +690,8 @@
       if (entry.follow) entry.scroller.scrollTop = entry.scroller.scrollHeight;
     });
     if (t.drawer) { localise(document.getElementById("drawer")); nameDrawer(); }
+    if (t.alerts) syncAlerts(false);
+    if (t.drawerAlerts) fitDrawerAlerts();
   }
 
   // --- sorting and filtering by hand -----------------------------------------------------------
@@ -785,6 +796,9 @@
     }
     var chatLink = target.closest("[data-open-chat]");
     if (chatLink) { openDrawer(chatLink.dataset.openChat); return; }
+    var operatorLink = target.closest("[data-open-operator]");
+    if (operatorLink) { openOperatorPanel(operatorLink.dataset.openOperator); return; }
+    if (target.closest("#alerts-panel")) return;
     if (target.closest("#toasts")) return;
     var row = target.closest("#chats-body > tr[data-chat]");
     if (row && !target.closest("a")) { openDrawer(row.dataset.chat); return; }
@@ -821,6 +835,7 @@
     var scroller = drawer.dataset.chat && drawer.querySelector("[data-drawer-scroll]");
     if (scroller) scroller.scrollTop = scroller.scrollHeight; // a chat opens at its latest line
     if (drawer.matches(".operator-drawer")) tickRow(drawer, now());
+    fitDrawerAlerts();
     drawer.focus({ preventScroll: true });
   });
   document.addEventListener("htmx:responseError", function (event) {
@@ -960,27 +975,30 @@
     if (!WALLBOARD && outcome && outcome.dataset.kind === "transfer" && outcome.dataset.confirmed === "1") toast(outcome);
   });
 
-  // Every change to a chat also carries its drawer's head and new transcript lines, for
-  // the pages that have that drawer open. Everywhere else those pieces have no target and
-  // htmx would log an error for each: drop them before htmx swaps (snapshots never hold them).
-  if (window.htmx) {
-    htmx.defineExtension("siq-live", {
-      transformResponse: function (text) {
-        if (typeof text !== "string" || text.length > 200000) return text;
-        if (text.indexOf('id="drawer-head-') < 0 && text.indexOf("beforeend:#transcript-") < 0) return text;
-        var holder = document.createElement("template");
-        holder.innerHTML = text;
-        var dropped = false;
-        Array.prototype.slice.call(holder.content.children).forEach(function (piece) {
-          var target = piece.id && piece.id.indexOf("drawer-head-") === 0 ? piece.id : null;
-          var oob = piece.getAttribute("hx-swap-oob") || "";
-          if (!target && oob.indexOf("beforeend:#transcript-") === 0) target = oob.slice("beforeend:#".length);
-          if (target && !document.getElementById(target)) { piece.remove(); dropped = true; }
-        });
-        return dropped ? holder.innerHTML : text;
-      },
-    });
-  }
+  // Every change to a chat also carries its drawer's head and new transcript lines, and an
+  // alert its row in a drawer, for the pages that have that drawer open; a resolved alert or an
+  // ended chat is deleted by id. Pages without the target would make htmx log an error for each:
+  // drop such pieces before htmx swaps. A new row whose container the page has stays
+  // (htmx:oobErrorNoTarget puts it there). Snapshots never hold such pieces.
+  var MAY_BE_ABSENT = /id="drawer-|beforeend:#transcript-|hx-swap-oob="delete"/;
+  htmx.defineExtension("siq-live", {
+    transformResponse: function (text) {
+      if (typeof text !== "string" || text.length > 200000 || !MAY_BE_ABSENT.test(text)) return text;
+      var holder = document.createElement("template");
+      holder.innerHTML = text;
+      var dropped = false;
+      Array.prototype.slice.call(holder.content.children).forEach(function (piece) {
+        var oob = piece.getAttribute("hx-swap-oob") || "", target = piece.id;
+        if (!target && oob.indexOf("beforeend:#") === 0) target = oob.slice("beforeend:#".length);
+        if (!target || document.getElementById(target)) return;
+        var container = piece.dataset && piece.dataset.container;
+        if (container && oob !== "delete" && document.getElementById(container)) return;
+        piece.remove();
+        dropped = true;
+      });
+      return dropped ? holder.innerHTML : text;
+    },
+  });
 
   var TOAST_LIMIT = 4, TOAST_MS = 20000;
   function toasts() {
@@ -1040,6 +1058,277 @@
     }
   }
 
+  // --- alerts (templates/alerts/parts.html) ---------------------------------------------------------
+  // The panel lists the open alerts, what needs someone first; chat and operator rows carry a
+  // badge; the page title counts the alerts nobody has acknowledged or snoozed. A new one of
+  // those sounds and, while the page is not in front, shows a desktop notification, once per
+  // alert across this user's tabs and reloads. Buttons show only where the user may act (the
+  // server checks again).
+  var ACT_PORTALS = (root.dataset.actPortals || "").split(",").filter(Boolean);
+  var SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
+  var BASE_TITLE = document.title;
+  var alertIndex = {}; // row id ("chat-<pk>", "op-<pk>") -> [{ severity, attention, title }]
+  function alertList() { return document.getElementById("alerts-list"); }
+  // Open, snoozed (until its time is up) or acknowledged, as of now.
+  function effective(el, t) {
+    var d = el.dataset;
+    if (d.state === "acknowledged") return "acknowledged";
+    if (d.state === "snoozed" && when(d.snoozedUntil) > t) return "snoozed";
+    return "open";
+  }
+  function fitAlertRow(el, t) {
+    var state = effective(el, t);
+    if (el.dataset.effective !== state) el.dataset.effective = state;
+    var may = !WALLBOARD && ACT_PORTALS.indexOf(el.dataset.portal) >= 0 ? "1" : "0";
+    if (el.dataset.canAct !== may) el.dataset.canAct = may;
+    if (!el._localised) { localise(el); el._localised = true; }
+    fillPortalTag(el, el.dataset.portal);
+    tickRow(el, t);
+  }
+  function compareAlerts(a, b) {
+    var order = { open: 0, snoozed: 1, acknowledged: 2 };
+    return (order[a.dataset.effective] - order[b.dataset.effective])
+      || (num(SEVERITY_ORDER[a.dataset.severity]) - num(SEVERITY_ORDER[b.dataset.severity]))
+      || (when(a.dataset.raised) - when(b.dataset.raised))
+      || (Number(a.dataset.alert) - Number(b.dataset.alert));
+  }
+  function syncAlerts(initial) {
+    var list = alertList();
+    if (!list) return;
+    var t = now(), rows = Array.prototype.filter.call(list.children, function (el) { return el.dataset.alert; });
+    rows.forEach(function (el) { fitAlertRow(el, t); });
+    var sorted = rows.slice().sort(compareAlerts), same = sorted.length === list.children.length;
+    for (var i = 0; same && i < sorted.length; i++) same = list.children[i] === sorted[i];
+    if (!same) sorted.forEach(function (el) { list.appendChild(el); });
+    // Badges: for every row that has or had an alert.
+    var index = {}, counts = { open: 0, snoozed: 0, acknowledged: 0 };
+    sorted.forEach(function (el) {
+      var d = el.dataset, entry = { severity: d.severity, attention: d.effective === "open", title: d.title };
+      counts[d.effective]++;
+      if (d.chat) (index["chat-" + d.chat] = index["chat-" + d.chat] || []).push(entry);
+      if (d.operatorRow) (index["op-" + d.operatorRow] = index["op-" + d.operatorRow] || []).push(entry);
+    });
+    var before = alertIndex;
+    alertIndex = index;
+    Object.keys(before).concat(Object.keys(index)).forEach(function (id) {
+      var row = document.getElementById(id);
+      if (row) badge(row);
+    });
+    // The panel's words, its count and the page title.
+    var panel = document.getElementById("alerts-panel");
+    if (panel) {
+      panel.dataset.empty = sorted.length ? "0" : "1";
+      // The panel's edge: the worst severity still needing someone.
+      var worst = sorted.filter(function (el) { return el.dataset.effective === "open"; })[0];
+      panel.dataset.attention = worst ? worst.dataset.severity : "";
+      var parts = [];
+      if (counts.open) parts.push(counts.open + (counts.open === 1 ? " needs" : " need") + " attention");
+      if (counts.snoozed) parts.push(counts.snoozed + " snoozed");
+      if (counts.acknowledged) parts.push(counts.acknowledged + " acknowledged");
+      var words = parts.length ? parts.join(" · ") : "No open alerts.";
+      var summary = panel.querySelector("[data-alerts-summary]");
+      if (summary && summary.textContent !== words) summary.textContent = words;
+      var count = panel.querySelector("[data-count='alerts']");
+      var total = sorted.length ? String(sorted.length) : "";
+      if (count && count.textContent !== total) count.textContent = total;
+    }
+    var title = counts.open ? "(" + counts.open + ") " + BASE_TITLE : BASE_TITLE;
+    if (document.title !== title) document.title = title;
+    signalNew(sorted, initial);
+  }
+  // Every second: a snooze that ran out puts its alert back in front (and signals it again).
+  function tickAlerts(t) {
+    var list = alertList();
+    if (!list) return;
+    var changed = false;
+    Array.prototype.forEach.call(list.children, function (el) {
+      if (!el.dataset.alert) return;
+      if (effective(el, t) !== el.dataset.effective) changed = true;
+      tickRow(el, t);
+    });
+    if (changed) syncAlerts(false);
+    document.querySelectorAll("#drawer .drawer-alerts-list > li[data-alert]").forEach(function (el) { fitAlertRow(el, t); });
+  }
+  function fitDrawerAlerts() {
+    var t = now();
+    document.querySelectorAll("#drawer .drawer-alerts-list > li[data-alert]").forEach(function (el) {
+      el._localised = false;
+      fitAlertRow(el, t);
+    });
+  }
+  // A chat's or an operator's row: a mark for its open alerts, in the worst one's tone; muted
+  // when each of them is acknowledged or snoozed.
+  function badge(row) {
+    var entries = alertIndex[row.id], mark = row.querySelector(".row-alert");
+    if (!entries || !entries.length) {
+      if (mark) mark.remove();
+      if (row.dataset.alertLevel) delete row.dataset.alertLevel;
+      return;
+    }
+    var worst = entries.slice().sort(function (a, b) {
+      return (b.attention - a.attention) || (num(SEVERITY_ORDER[a.severity]) - num(SEVERITY_ORDER[b.severity]));
+    })[0];
+    var level = worst.attention ? worst.severity : "quiet";
+    if (row.dataset.alertLevel !== level) row.dataset.alertLevel = level;
+    if (!mark) {
+      mark = document.createElement("span");
+      mark.className = "row-alert";
+      var cell = row.querySelector(".c-visitor, .o-name");
+      if (cell) cell.insertBefore(mark, cell.firstChild);
+    }
+    var text = entries.length > 1 ? String(entries.length) : "!";
+    if (mark.textContent !== text) mark.textContent = text;
+    mark.title = entries.map(function (e) { return e.title; }).join("\n");
+    mark.setAttribute("aria-label", entries.length === 1 ? "1 open alert" : entries.length + " open alerts");
+  }
+
+  // Signals: the user's choice, kept on the server; the browser's permission for notifications.
+  var signals = { desktop: root.dataset.signalDesktop === "1", sound: root.dataset.signalSound === "1" };
+  var SIGNALLED_KEY = "siq-signalled-" + (root.dataset.user || ""), ASKED_KEY = "siq-signals-asked-" + (root.dataset.user || "");
+  var chime = null;
+  function csrf() {
+    try { return JSON.parse(root.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
+  }
+  function notificationsAllowed() { return "Notification" in window && Notification.permission === "granted"; }
+  function showSignals() {
+    document.querySelectorAll("[data-signal]").forEach(function (button) {
+      var on = !!signals[button.dataset.signal];
+      if (button.dataset.signal === "desktop" && on && "Notification" in window && Notification.permission !== "granted") on = false;
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      var state = button.querySelector(".signal-state");
+      if (state) state.textContent = on ? "on" : "off";
+    });
+    var ask = document.querySelector("[data-signal-ask]");
+    if (ask) {
+      var asked = false;
+      try { asked = !!localStorage.getItem(ASKED_KEY); } catch (e) {}
+      ask.hidden = asked || signals.desktop || signals.sound;
+    }
+  }
+  function signalProblem(text) {
+    var holder = document.querySelector("[data-signal-problem]");
+    if (!holder) return;
+    holder.textContent = text;
+    holder.hidden = !text;
+  }
+  function saveSignals(changes) {
+    Object.keys(changes).forEach(function (name) { signals[name] = changes[name]; });
+    showSignals();
+    var body = new URLSearchParams();
+    Object.keys(changes).forEach(function (name) { body.set(name, changes[name] ? "1" : "0"); });
+    return fetch(root.dataset.signalsUrl, {
+      method: "POST", credentials: "same-origin", body: body,
+      headers: { "X-CSRFToken": csrf(), "Content-Type": "application/x-www-form-urlencoded" },
+    }).then(function (response) {
+      if (!response.ok) throw new Error(String(response.status));
+      signalProblem("");
+    }).catch(function () {
+      signalProblem("Your choice could not be saved; it holds on this page until you reload it.");
+    });
+  }
+  // Turning notifications on asks the browser first (it only asks after a click).
+  function wantDesktop(on) {
+    if (!on) return saveSignals({ desktop: false });
+    if (!("Notification" in window)) { signalProblem("This browser cannot show desktop notifications."); return Promise.resolve(); }
+    if (Notification.permission === "denied") {
+      signalProblem("This browser blocks notifications from this site. Allow them in the site's settings (the icon left of the address), then turn them on here.");
+      return Promise.resolve();
+    }
+    var asked = Notification.permission === "granted" ? Promise.resolve("granted") : Notification.requestPermission();
+    return asked.then(function (permission) {
+      if (permission !== "granted") {
+        signalProblem("Notifications stay off: the browser was not allowed to show them.");
+        showSignals();
+        return;
+      }
+      signalProblem("");
+      return saveSignals({ desktop: true });
+    });
+  }
+  function wantSound(on) {
+    if (on) playChime(); // a sample, and browsers let a page play sound only after a click
+    return saveSignals({ sound: on });
+  }
+  function playChime() {
+    if (!root.dataset.soundUrl) return;
+    if (!chime) { chime = new Audio(root.dataset.soundUrl); chime.preload = "auto"; }
+    try {
+      chime.currentTime = 0;
+      var played = chime.play();
+      if (played && played.catch) played.catch(function () {});
+    } catch (e) {}
+  }
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("[data-signal]");
+    if (toggle) {
+      var on = toggle.getAttribute("aria-pressed") !== "true";
+      if (toggle.dataset.signal === "desktop") wantDesktop(on); else wantSound(on);
+      return;
+    }
+    if (event.target.closest("[data-signal-ask-yes]")) {
+      try { localStorage.setItem(ASKED_KEY, "1"); } catch (e) {}
+      wantSound(true);
+      wantDesktop(true);
+      return;
+    }
+    if (event.target.closest("[data-signal-ask-no]")) {
+      try { localStorage.setItem(ASKED_KEY, "1"); } catch (e) {}
+      showSignals();
+    }
+  });
+  // Once per alert (and once more when its snooze runs out) for this user, whichever tab.
+  function claim(key) {
+    var seen = {}, t = Date.now();
+    try { seen = JSON.parse(localStorage.getItem(SIGNALLED_KEY) || "{}") || {}; } catch (e) {}
+    if (seen[key]) return false;
+    Object.keys(seen).forEach(function (k) { if (t - seen[k] > 86400000) delete seen[k]; });
+    seen[key] = t;
+    try { localStorage.setItem(SIGNALLED_KEY, JSON.stringify(seen)); } catch (e) {}
+    return true;
+  }
+  var known = null; // alert keys this page has seen, so a page load never rings for old news
+  function signalNew(rows, initial) {
+    var fresh = [];
+    var keys = {};
+    rows.forEach(function (el) {
+      if (el.dataset.effective !== "open") return;
+      var key = el.dataset.alert + (el.dataset.snoozedUntil ? "@" + el.dataset.snoozedUntil : "");
+      keys[key] = true;
+      if (known && !known[key]) fresh.push({ el: el, key: key });
+    });
+    if (initial || !known) {
+      known = keys;
+      Object.keys(keys).forEach(claim); // already on screen: nothing to ring for later either
+      return;
+    }
+    Object.keys(keys).forEach(function (key) { known[key] = true; });
+    if (WALLBOARD) return;
+    fresh = fresh.filter(function (entry) { return claim(entry.key); });
+    if (!fresh.length) return;
+    if (signals.sound) playChime();
+    if (signals.desktop && notificationsAllowed() && (document.hidden || !document.hasFocus())) {
+      fresh.slice(0, 3).forEach(function (entry) { notify(entry.el); });
+    }
+  }
+  function notify(el) {
+    var d = el.dataset, detail = el.querySelector(".alert-detail");
+    var portal = MULTI && portalNames[d.portal] ? portalNames[d.portal] + " · " : "";
+    try {
+      var note = new Notification((d.severity === "critical" ? "Critical: " : "") + d.title, {
+        body: portal + (detail ? detail.textContent.trim() : "Open the dashboard to see it."),
+        tag: "siq-alert-" + d.alert,
+        icon: document.querySelector("link[rel=icon]") ? document.querySelector("link[rel=icon]").href : undefined,
+      });
+      note.onclick = function () {
+        window.focus();
+        if (d.chat) openDrawer(d.chat);
+        else if (d.operatorRow) openOperatorPanel(d.operatorRow);
+        note.close();
+      };
+    } catch (e) {}
+  }
+  showSignals();
+
   // The drawer's bar names the visitor, so the name stays in view while the transcript scrolls.
   function nameDrawer() {
     var drawer = document.getElementById("drawer"), kicker = drawer && drawer.querySelector(".drawer-kicker");
@@ -1088,6 +1377,7 @@
     if (panel) tickRow(panel, t);
     tickKpis(t);
     freshness(t);
+    tickAlerts(t);
     tickConnection(Date.now());
     var wall = document.querySelector("[data-wall-clock]");
     if (wall) {
@@ -1101,6 +1391,7 @@
   readPortalNames();
   syncControls();
   operators.rebuild();
+  syncAlerts(true);
   chats.rebuild();
   buildOperatorOptions();
   countKpis();
@@ -1116,5 +1407,6 @@
     kpis: function () { return Object.assign({}, kpi); },
     order: function (name) { return (name === "operators" ? operators : chats).order.map(function (rec) { return rec.id; }); },
     visible: function (name) { return (name === "operators" ? operators : chats).order.filter(function (rec) { return rec.visible; }).map(function (rec) { return rec.id; }); },
+    alerts: function () { return Array.prototype.map.call(document.querySelectorAll("#alerts-list > li[data-alert]"), function (el) { return el.id + ":" + el.dataset.effective; }); },
   };
 })();
