@@ -1,0 +1,325 @@
+"""Alerts as the live page and its websocket carry them: the panel, the drawers, the pieces
+every change sends, who may acknowledge and snooze, and each user's signals."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from dashboard import alerts, broadcast, selectors
+from dashboard.models import Alert, AlertKind, Chat, Operator, Profile, Role
+from siq_integration.models import Portal
+
+pytestmark = pytest.mark.django_db
+
+NASTY = "<b>x</b><script>alert(1)</script>"
+
+
+@pytest.fixture(autouse=True)
+def no_push(monkeypatch):
+    """Nothing listens in these tests; keep the publisher quiet."""
+    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+
+
+def make_portal(name: str) -> Portal:
+    return Portal.objects.create(name=name, data_center="us", screen_name=name.lower())
+
+
+def make_chat(portal: Portal, remote_id: str, visitor: str = "Ada") -> Chat:
+    now = timezone.now()
+    return Chat.objects.create(
+        portal=portal,
+        remote_id=remote_id,
+        status="connected",
+        visitor_name=visitor,
+        operator_id="op1",
+        operator_name="Olu",
+        started_at=now - timedelta(minutes=40),
+        attended_at=now - timedelta(minutes=39),
+        fact_at=now,
+        source="poll",
+    )
+
+
+def make_operator(portal: Portal, remote_id: str = "op1", name: str = "Olu") -> Operator:
+    return Operator.objects.create(
+        portal=portal,
+        remote_id=remote_id,
+        name=name,
+        status="busy",
+        max_chats=3,
+        fact_at=timezone.now(),
+        source="poll",
+    )
+
+
+def raise_alert(portal: Portal, kind: str, *, chat=None, operator=None, title="Something") -> Alert:
+    rule = alerts.ensure_rules(portal)[kind]
+    target = (
+        f"chat:{chat.remote_id}"
+        if chat
+        else f"operator:{operator.remote_id}"
+        if operator
+        else "portal"
+    )
+    return Alert.objects.create(
+        portal=portal,
+        rule=rule,
+        kind=kind,
+        severity=rule.severity,
+        target=target,
+        chat=chat,
+        operator=operator,
+        title=title,
+        detail="Detail " + NASTY,
+        raised_at=timezone.now() - timedelta(minutes=2),
+    )
+
+
+@pytest.fixture
+def world(db):
+    here, elsewhere = make_portal("Here"), make_portal("Elsewhere")
+    users = {}
+    make = get_user_model().objects.create_user
+    for name, role, portals in [
+        ("viewer", Role.VIEWER, [here]),
+        ("supervisor_elsewhere", Role.SUPERVISOR, [elsewhere]),
+        ("supervisor_here", Role.SUPERVISOR, [here]),
+    ]:
+        user = make(name, password="pw-for-tests-1")
+        Profile.objects.create(user=user, role=role).portals.set(portals)
+        users[name] = user
+    users["admin"] = get_user_model().objects.create_superuser("admin", "a@x.org", "pw-1-long")
+    chat = make_chat(here, "c1", visitor=NASTY)
+    operator = make_operator(here)
+    alert = raise_alert(
+        here, AlertKind.LONG_CHAT, chat=chat, title=f"{NASTY}'s chat has run 40 min"
+    )
+    return {
+        "here": here,
+        "elsewhere": elsewhere,
+        "users": users,
+        "chat": chat,
+        "op": operator,
+        "alert": alert,
+    }
+
+
+def client_for(world, who: str) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    if who != "anonymous":
+        client.force_login(world["users"][who])
+    return client
+
+
+def csrf_post(client: Client, path: str, data: dict | None = None):
+    """A POST as the page sends it: the CSRF token from the cookie in the header."""
+    client.get("/", follow=True)  # the live page (or the sign-in page) sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    return client.post(path, data or {}, HTTP_X_CSRFTOKEN=token)
+
+
+# --- who may acknowledge and snooze -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("anonymous", 302),
+        ("viewer", 403),
+        ("supervisor_elsewhere", 404),
+        ("supervisor_here", 200),
+        ("admin", 200),
+    ],
+)
+def test_it_lets_only_supervisors_of_the_portal_and_admins_acknowledge(world, who, expected):
+    alert = world["alert"]
+    answer = csrf_post(client_for(world, who), f"/alerts/{alert.pk}/acknowledge/")
+    assert answer.status_code == expected
+    alert.refresh_from_db()
+    assert (alert.acknowledged_at is not None) == (expected == 200)
+    if expected == 200:
+        assert alert.acknowledged_by_name == who
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("anonymous", 302),
+        ("viewer", 403),
+        ("supervisor_elsewhere", 404),
+        ("supervisor_here", 200),
+        ("admin", 200),
+    ],
+)
+def test_it_lets_only_supervisors_of_the_portal_and_admins_snooze(world, who, expected):
+    alert = world["alert"]
+    answer = csrf_post(client_for(world, who), f"/alerts/{alert.pk}/snooze/", {"minutes": "15"})
+    assert answer.status_code == expected
+    alert.refresh_from_db()
+    assert (alert.snoozed_until is not None) == (expected == 200)
+
+
+def test_it_refuses_an_acknowledgement_without_a_csrf_token(world):
+    client = client_for(world, "supervisor_here")
+    assert client.post(f"/alerts/{world['alert'].pk}/acknowledge/").status_code == 403
+    world["alert"].refresh_from_db()
+    assert world["alert"].acknowledged_at is None
+
+
+def test_it_says_how_long_one_may_snooze(world):
+    client = client_for(world, "admin")
+    answer = csrf_post(client, f"/alerts/{world['alert'].pk}/snooze/", {"minutes": "7"})
+    assert answer.status_code == 400
+    assert answer.content.decode() == "Snooze for 5, 15 or 60 minutes."
+
+
+def test_it_answers_with_the_rows_everyone_gets(world):
+    alert = world["alert"]
+    answer = csrf_post(client_for(world, "admin"), f"/alerts/{alert.pk}/acknowledge/")
+    html = answer.content.decode()
+    assert html == broadcast.render_alerts([alert.pk])
+    # The panel's row and the chat drawer's row, both swapped by id.
+    assert re.findall(r'<li id="([\w-]+)"', html) == [
+        f"alert-{alert.pk}",
+        f"drawer-alert-{alert.pk}",
+    ]
+    assert html.count('hx-swap-oob="true"') == 2
+    assert f'data-container="drawer-alerts-chat-{world["chat"].pk}"' in html
+    assert "Acknowledged by admin" in html
+    assert NASTY not in html and "&lt;script&gt;" in html
+
+
+def test_it_deletes_a_resolved_alert_from_every_page(world):
+    alert = world["alert"]
+    alerts._resolve([alert], timezone.now(), "The chat ended.")
+    html = broadcast.render_alerts([alert.pk])
+    assert html == (
+        f'<li id="alert-{alert.pk}" hx-swap-oob="delete"></li>'
+        f'<li id="drawer-alert-{alert.pk}" hx-swap-oob="delete"></li>'
+    )
+
+
+def test_it_gives_an_operators_alert_a_row_in_their_panel(world):
+    alert = raise_alert(world["here"], AlertKind.OPERATOR_AWAY_WITH_CHATS, operator=world["op"])
+    html = broadcast.render_alerts([alert.pk])
+    assert f'data-container="drawer-alerts-op-{world["op"].pk}"' in html
+    assert f'data-open-operator="{world["op"].pk}"' in html
+
+
+def test_it_gives_a_portals_alert_no_drawer_row(world):
+    alert = raise_alert(world["here"], AlertKind.WEBHOOK_SILENCE, title="Here: no webhook")
+    html = broadcast.render_alerts([alert.pk])
+    assert re.findall(r'<li id="([\w-]+)"', html) == [f"alert-{alert.pk}"]
+    assert f'href="/portals/{world["here"].pk}/"' in html  # the portal's connection page
+
+
+# --- the page, the drawers, the snapshot ------------------------------------------------------
+
+
+def test_it_shows_the_open_alerts_in_the_page(world):
+    resolved = raise_alert(world["here"], AlertKind.LONG_WAIT, chat=world["chat"], title="Gone")
+    alerts._resolve([resolved], timezone.now(), "An operator picked the chat up.")
+    raise_alert(world["elsewhere"], AlertKind.LONG_WAIT, title="Not yours")
+    html = client_for(world, "supervisor_here").get("/").content.decode()
+    panel = html[html.index('id="alerts-list"') :]
+    panel = panel[: panel.index("</ul>")]
+    assert re.findall(r'<li id="(alert-\d+)"', panel) == [f"alert-{world['alert'].pk}"]
+    assert "&lt;script&gt;" in panel and NASTY not in html
+    assert f'data-act-portals="{world["here"].pk}"' in html
+
+
+def test_it_lets_a_viewer_act_nowhere(world):
+    html = client_for(world, "viewer").get("/").content.decode()
+    assert 'data-act-portals=""' in html
+    assert f'id="alert-{world["alert"].pk}"' in html  # a Viewer sees the alert
+
+
+def test_it_puts_the_alerts_in_the_websocket_snapshot(world):
+    from django.template.loader import render_to_string
+
+    context = selectors.live_context([world["here"]])
+    html = render_to_string("live/parts.html#snapshot", {**context, "oob": True})
+    assert '<ul id="alerts-list" class="alerts-list" aria-live="polite" hx-swap-oob="true">' in html
+    assert f'id="alert-{world["alert"].pk}"' in html
+
+
+def test_it_sends_a_snapshot_to_a_page_older_than_an_alerts_change(world):
+    since = timezone.now()
+    assert not selectors.changed_since([world["here"]], since)
+    alerts.snooze(world["alert"], world["users"]["admin"], 5)
+    assert selectors.changed_since([world["here"]], since)
+
+
+def test_it_shows_a_chats_alerts_in_its_drawer(world):
+    html = client_for(world, "supervisor_here").get(f"/live/chats/{world['chat'].pk}/").content
+    html = html.decode()
+    assert f'<ul id="drawer-alerts-chat-{world["chat"].pk}"' in html
+    assert f'id="drawer-alert-{world["alert"].pk}"' in html
+
+
+def test_it_shows_an_operators_alerts_in_their_panel(world):
+    alert = raise_alert(world["here"], AlertKind.OPERATOR_AWAY_WITH_CHATS, operator=world["op"])
+    html = client_for(world, "supervisor_here").get(f"/live/operators/{world['op'].pk}/")
+    html = html.content.decode()
+    assert f'<ul id="drawer-alerts-op-{world["op"].pk}"' in html
+    assert f'id="drawer-alert-{alert.pk}"' in html
+    assert f'id="drawer-alert-{world["alert"].pk}"' not in html  # the chat's, not theirs
+
+
+def test_it_renders_many_alerts_with_the_same_few_queries(world):
+    client = client_for(world, "supervisor_here")
+    client.get("/")  # warm up: sessions, content types
+    with CaptureQueriesContext(connection) as few:
+        client.get("/")
+    for n in range(30):
+        chat = make_chat(world["here"], f"more{n}")
+        raise_alert(world["here"], AlertKind.LONG_CHAT, chat=chat, title=f"Chat {n}")
+    with CaptureQueriesContext(connection) as many:
+        html = client.get("/").content.decode()
+    assert html.count('data-container="alerts-list"') == 31
+    assert len(many) == len(few)
+
+
+# --- signals: how new alerts reach each user ----------------------------------------------------
+
+
+def test_it_remembers_each_users_signals(world):
+    client = client_for(world, "supervisor_here")
+    html = client.get("/").content.decode()
+    assert 'data-signal-desktop="0" data-signal-sound="0"' in html  # off until they agree
+    answer = csrf_post(client, "/alerts/signals/", {"desktop": "1", "sound": "1"})
+    assert answer.json() == {"desktop": True, "sound": True}
+    html = client.get("/").content.decode()
+    assert 'data-signal-desktop="1" data-signal-sound="1"' in html
+    assert csrf_post(client, "/alerts/signals/", {"sound": "0"}).json() == {
+        "desktop": True,
+        "sound": False,
+    }
+    other = client_for(world, "admin").get("/").content.decode()
+    assert 'data-signal-desktop="0" data-signal-sound="0"' in other
+
+
+def test_it_remembers_signals_for_an_admin_without_a_profile(world):
+    client = client_for(world, "admin")
+    assert csrf_post(client, "/alerts/signals/", {"desktop": "1"}).status_code == 200
+    assert Profile.objects.get(user=world["users"]["admin"]).notify_desktop
+
+
+def test_it_says_what_is_wrong_with_a_signals_request(world):
+    client = client_for(world, "viewer")
+    answer = csrf_post(client, "/alerts/signals/", {"sound": "yes"})
+    assert answer.status_code == 400
+    assert answer.content.decode() == "sound is 1 (on) or 0 (off)."
+    assert csrf_post(client, "/alerts/signals/", {}).status_code == 400
+    assert (
+        csrf_post(client_for(world, "anonymous"), "/alerts/signals/", {"sound": "1"}).status_code
+        == 302
+    )
