@@ -114,7 +114,9 @@ def render_alerts(alert_pks: list[int]) -> str:
     from .models import Alert
 
     pieces = []
-    for alert in Alert.objects.filter(pk__in=alert_pks).order_by("pk"):
+    for alert in (
+        Alert.objects.filter(pk__in=alert_pks).prefetch_related("escalations").order_by("pk")
+    ):
         if not alert.is_open:
             pieces.append(render_to_string("alerts/parts.html#gone", {"pk": alert.pk}))
             continue

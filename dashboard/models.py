@@ -428,6 +428,17 @@ class Alert(models.Model):
     def is_open(self) -> bool:
         return self.resolved_at is None
 
+    @property
+    def escalation_words(self) -> str:
+        """ "Escalated", or that telling someone failed (prefetch ``escalations``)."""
+        if not self.escalated_at:
+            return ""
+        tries = list(self.escalations.all())
+        failed = [e for e in tries if not e.ok]
+        if not failed:
+            return "Escalated"
+        return "Escalation failed" if len(failed) == len(tries) else "Escalation partly failed"
+
 
 class Escalation(models.Model):
     """One attempt to tell someone outside the dashboard about an alert."""

@@ -245,8 +245,10 @@ def live_context(portals: list[Portal], now: datetime | None = None) -> dict[str
 
 def open_alerts(portals: list[Portal]) -> QuerySet[Alert]:
     """The portals' open alerts (the page orders them: what needs someone first)."""
-    return Alert.objects.filter(portal__in=portals, resolved_at__isnull=True).order_by(
-        "raised_at", "pk"
+    return (
+        Alert.objects.filter(portal__in=portals, resolved_at__isnull=True)
+        .prefetch_related("escalations")
+        .order_by("raised_at", "pk")
     )
 
 

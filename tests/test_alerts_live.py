@@ -323,3 +323,23 @@ def test_it_says_what_is_wrong_with_a_signals_request(world):
         csrf_post(client_for(world, "anonymous"), "/alerts/signals/", {"sound": "1"}).status_code
         == 302
     )
+
+
+def test_it_shows_an_escalation_that_reached_nobody(world):
+    from dashboard.models import Escalation
+
+    alert = world["alert"]
+    now = timezone.now()
+    Alert.objects.filter(pk=alert.pk).update(escalated_at=now)
+    Escalation.objects.create(
+        alert=alert, channel="webhook", destination="http://x", sent_at=now, error="HTTP 500"
+    )
+    html = broadcast.render_alerts([alert.pk])
+    assert "Escalation failed" in html and "escalation-failed" in html
+    Escalation.objects.create(
+        alert=alert, channel="email", destination="a@x.org", sent_at=now, ok=True
+    )
+    assert "Escalation partly failed" in broadcast.render_alerts([alert.pk])
+    Escalation.objects.filter(ok=False).delete()
+    html = broadcast.render_alerts([alert.pk])
+    assert ">Escalated</a>" in html and "escalation-failed" not in html
