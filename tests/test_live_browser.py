@@ -474,3 +474,99 @@ def test_it_shows_old_chats_ticking(ws_server, page, owner):
     page.wait_for_timeout(2100)
     assert page.inner_text(cell) != first
     assert page.get_attribute(cell, "data-level") == "bad"  # over three minutes: red
+
+
+def test_it_orders_alerts_marks_their_rows_and_counts_them_in_the_title(
+    ws_server, page, owner, screenshot
+):
+    from dashboard import alerts
+    from dashboard.models import Alert, AlertKind, Operator
+
+    portal = make_portal()
+    world(portal)
+    rules = alerts.ensure_rules(portal)
+    now = timezone.now()
+
+    def alert(kind, target, minutes, **fields):
+        chat_row = Chat.objects.filter(portal=portal, remote_id=target).first()
+        operator = Operator.objects.filter(portal=portal, remote_id=target).first()
+        return Alert.objects.create(
+            portal=portal,
+            rule=rules[kind],
+            kind=kind,
+            severity=rules[kind].severity,
+            target=target,
+            chat=chat_row,
+            operator=operator,
+            title=f"{kind} on {target}",
+            detail="Something to look at",
+            raised_at=now - timedelta(minutes=minutes),
+            **fields,
+        )
+
+    waited = alert(AlertKind.LONG_WAIT, "w15", 1)  # critical
+    away = alert(AlertKind.OPERATOR_AWAY_WITH_CHATS, "o2", 3)  # warning, older
+    seen = alert(AlertKind.LONG_CHAT, "c30", 9, acknowledged_at=now, acknowledged_by_name="ada")
+    dozing = alert(
+        AlertKind.UNANSWERED, "c20", 5, snoozed_until=now + timedelta(seconds=3),
+        snoozed_by_name="ada",
+    )  # fmt: skip
+    page.set_viewport_size({"width": 1366, "height": 768})
+    open_live(page, ws_server, owner)
+
+    # What needs someone first, critical before warning; then snoozed, then acknowledged.
+    assert page.evaluate("SupervisorLive.alerts()") == [
+        f"alert-{waited.pk}:open",
+        f"alert-{away.pk}:open",
+        f"alert-{dozing.pk}:snoozed",
+        f"alert-{seen.pk}:acknowledged",
+    ]
+    assert page.title().startswith("(2) ")
+    assert page.inner_text("[data-alerts-summary]") == (
+        "2 need attention · 1 snoozed · 1 acknowledged"
+    )
+    # Badges in the worst open alert's tone; muted where every alert is taken care of.
+    levels = page.evaluate(
+        """[...document.querySelectorAll("tr[data-alert-level]")].map(r =>
+             [r.id, r.dataset.alertLevel, r.querySelector(".row-alert").textContent].join(":"))"""
+    )
+    assert sorted(levels) == sorted(
+        [
+            f"{row_id('w15')}:critical:!",
+            f"op-{away.operator_id}:warning:!",
+            f"{row_id('c30')}:quiet:!",
+            f"{row_id('c20')}:quiet:!",
+        ]
+    )
+    screenshot("alerts-panel-light")
+
+    # The snooze runs out: the alert is back in front and counted.
+    page.wait_for_function(
+        f"SupervisorLive.alerts().includes('alert-{dozing.pk}:open')", timeout=10_000
+    )
+    assert page.title().startswith("(3) ")
+    assert page.get_attribute(f"#{row_id('c20')}", "data-alert-level") == "warning"
+
+    # Resolved: gone from the panel, and its row's badge with it.
+    alerts._resolve([waited], timezone.now(), "An operator picked the chat up.")
+    send(page, broadcast.render_alerts([waited.pk]))
+    page.wait_for_selector(f"#alert-{waited.pk}", state="detached")
+    assert page.query_selector(f"#{row_id('w15')} .row-alert") is None
+    assert page.get_attribute(f"#{row_id('w15')}", "data-alert-level") is None
+    # A row the server sends again (it changed) keeps its badge.
+    c20 = Chat.objects.get(remote_id="c20")
+    send(page, broadcast.render_changes(live.Changes(portal.pk, chats={c20.pk})))
+    page.wait_for_function(
+        f"document.querySelector('#{row_id('c20')} .row-alert') !== null", timeout=5_000
+    )
+
+    page.evaluate("document.documentElement.setAttribute('data-theme', 'dark')")
+    screenshot("alerts-panel-dark")
+    page.goto(f"{ws_server}/?wallboard=1")
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert page.is_hidden(f"#alert-{away.pk} [data-alert-ack]")  # no buttons on a wall
+    assert (
+        page.is_hidden("[data-signal-tools]") or page.query_selector("[data-signal-tools]") is None
+    )
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    screenshot("alerts-wallboard")
