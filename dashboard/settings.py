@@ -320,6 +320,9 @@ def _mailers(name: str) -> dict:
 
 
 MAILERS = _mailers("SMTP_URL")
+# Without SMTP_URL there is deliberately no mailer: an e-mail escalation is then recorded as
+# failed, in words, on the alert (dashboard.alerts). Django's warning about it says nothing new.
+SILENCED_SYSTEM_CHECKS = [] if MAILERS else ["mail.W001"]
 DEFAULT_FROM_EMAIL = _env("DEFAULT_FROM_EMAIL", "salesiq-supervisor@localhost")
 
 # Where Zoho sends the admin back after consent; derived from the request when unset.
