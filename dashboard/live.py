@@ -48,6 +48,9 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
+# How far along its life a chat is: waiting, then connected, then over.
+_STAGE = {ChatStatus.WAITING: 0, ChatStatus.CONNECTED: 1, ChatStatus.ENDED: 2, ChatStatus.MISSED: 2}
+
 # A chat missing from a complete poll is closed only when nothing newer than this
 # margin before the poll vouches for it (SalesIQ's lists may lag a new chat a little).
 GHOST_GRACE = timedelta(seconds=30)
@@ -248,8 +251,13 @@ def _apply_conversation(
             chat.rating, chat.feedback = conversation.rating, conversation.feedback
             chat.save(update_fields=["rating", "feedback", "updated_at"])
         return chat
-    if fact_at < chat.fact_at:
-        # An older fact: it may still carry a rating or a message we have not seen.
+    if fact_at < chat.fact_at or (
+        fact_at == chat.fact_at
+        and _STAGE[_CHAT_STATUS[conversation.status]] < _STAGE[ChatStatus(chat.status)]
+    ):
+        # An older fact: it may still carry a rating or a message we have not seen. Facts of
+        # the same millisecond (a chat created and picked up at once) may come in either
+        # order: the one further along its life is the newer.
         touched = []
         if conversation.rating is not None and chat.rating is None:
             chat.rating, chat.feedback = conversation.rating, conversation.feedback

@@ -117,6 +117,25 @@ def test_it_ignores_an_older_fact_that_arrives_late(portal):
     assert chat.status == "ended" and chat.operator_id == "op1"
 
 
+def test_it_never_steps_back_on_a_fact_of_the_same_millisecond(portal):
+    # SalesIQ's times have millisecond resolution: a chat created and picked up within one
+    # millisecond gives both events the same time, and they may arrive in either order.
+    picked = conversation(ChatStatus.CONNECTED, operator="op1")
+    live.apply_event(
+        portal, event(EventKind.CHAT_ATTENDER_CHANGED, picked, at(5), "b"), received_at=at(5)
+    )
+    live.apply_event(
+        portal, event(EventKind.CHAT_CREATED, conversation(), at(5)), received_at=at(5)
+    )
+    chat = Chat.objects.get()
+    assert (chat.status, chat.operator_id) == ("connected", "op1")
+    # Later news still lands, and a later fact may of course say "waiting" again.
+    again = conversation(ChatStatus.WAITING)
+    live.apply_event(portal, event(EventKind.CHAT_CREATED, again, at(6), "c"), received_at=at(6))
+    chat.refresh_from_db()
+    assert (chat.status, chat.operator_id) == ("waiting", "")
+
+
 def test_it_is_idempotent(portal):
     first = live.apply_event(
         portal, event(EventKind.CHAT_CREATED, conversation(), at(1)), received_at=at(1)
