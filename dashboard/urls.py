@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import actions, alerts, audit, health, live, portals, users, webhooks
+from .views import actions, alert_history, alerts, audit, health, live, portals, users, webhooks
 
 urlpatterns = [
     path("", live.dashboard, name="home"),
     path("live/chats/<int:chat_id>/", live.chat_drawer, name="chat_drawer"),
     # Alerts
+    path("alerts/", alert_history.alert_history, name="alert_history"),
+    path("alerts.csv", alert_history.alert_history_csv, name="alert_history_csv"),
     path("alerts/<int:alert_id>/", alerts.detail, name="alert_detail"),
     path("alerts/<int:alert_id>/acknowledge/", alerts.acknowledge, name="alert_acknowledge"),
     path("alerts/<int:alert_id>/snooze/", alerts.snooze, name="alert_snooze"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import timezone as fixed_zone
@@ -65,17 +65,19 @@ CONFIRMATIONS = {
 }
 
 
-# --- filters -------------------------------------------------------------------------------
+# --- filters shared with the alert history ------------------------------------------------
 
 
 @dataclass
-class Filters:
-    """What the query string asked for, checked; ``errors`` holds what could not be used."""
+class RangeFilters:
+    """A portal and a time range, as the history pages (this one, the alert history) read
+    them from the query string; ``errors`` holds what could not be used, in words.
+
+    A page adds its own filters in a subclass and says them in ``_own_pairs`` and
+    ``_own_words``; the portal comes first and the time range last, in links and in words.
+    """
 
     portal: Portal | None = None
-    username: str = ""
-    kind: str = ""
-    outcome: str = ""
     period: str = ""
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
@@ -85,13 +87,25 @@ class Filters:
     has_offset: bool = False
     errors: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def zone(self) -> fixed_zone:
+        """The viewer's zone when the page's script said which, else UTC."""
+        return fixed_zone(timedelta(minutes=self.offset_minutes))
+
+    def within(self, name: str) -> Q:
+        """The time range on the model field ``name`` (everything when there is none)."""
+        found = Q()
+        if self.since and "from" not in self.errors:
+            found &= Q(**{f"{name}__gte": self.since})
+        if self.until and "to" not in self.errors:
+            found &= Q(**{f"{name}__lt": self.until})
+        return found
+
     def query(self, **extra: object) -> str:
         """The filters as a query string (for the pages, the CSV link)."""
         pairs = {
             "portal": str(self.portal.pk) if self.portal else "",
-            "user": self.username,
-            "kind": self.kind,
-            "outcome": self.outcome,
+            **self._own_pairs(),
             "period": self.period,
             "from": "" if self.period else self.since_text,
             "to": "" if self.period else self.until_text,
@@ -100,22 +114,10 @@ class Filters:
         }
         return urlencode({key: value for key, value in pairs.items() if value})
 
-    @property
-    def step_level(self) -> bool:
-        """Filters a drain's steps can match on their own (the portal is the drain's)."""
-        return bool(self.username or self.kind or self.outcome or self.since or self.until)
-
     def words(self) -> list[str]:
         """The filters as a supervisor would say them (plain text; the template escapes)."""
-        said = []
-        if self.portal:
-            said.append(self.portal.name)
-        if self.username:
-            said.append(f"by {self.username}")
-        if self.kind:
-            said.append(str(ActionKind(self.kind).label))
-        if self.outcome:
-            said.append(OUTCOME_WORDS[ActionOutcome(self.outcome)].lower())
+        said = [self.portal.name] if self.portal else []
+        said += self._own_words()
         # Typed times are in the viewer's zone when the page's script said which; else UTC.
         zone = "" if self.has_offset else " UTC"
         if self.period:
@@ -130,6 +132,12 @@ class Filters:
         elif self.until_text:
             said.append(f"up to {self._show(self.until_text)}{zone}")
         return said
+
+    def _own_pairs(self) -> dict[str, str]:
+        return {}
+
+    def _own_words(self) -> list[str]:
+        return []
 
     @staticmethod
     def _show(text: str) -> str:
@@ -161,7 +169,8 @@ def _moment(text: str, zone: fixed_zone, *, end: bool) -> datetime:
     return value.astimezone(UTC)
 
 
-def _portal(request: HttpRequest, portals: QuerySet[Portal]) -> Portal | None:
+def read_portal(request: HttpRequest, portals: QuerySet[Portal]) -> Portal | None:
+    """The ``portal`` asked for among ``portals``; any other is a 404."""
     raw = request.GET.get("portal", "").strip()
     if not raw:
         return None
@@ -175,23 +184,10 @@ def _portal(request: HttpRequest, portals: QuerySet[Portal]) -> Portal | None:
     return portal
 
 
-def parse_filters(request: HttpRequest, portals: QuerySet[Portal]) -> Filters:
-    offset, has_offset = _offset(request)
-    filters = Filters(
-        portal=_portal(request, portals), offset_minutes=offset, has_offset=has_offset
-    )
-    filters.username = request.GET.get("user", "").strip()[:150]
-    kind = request.GET.get("kind", "").strip()
-    if kind in ActionKind.values:
-        filters.kind = kind
-    elif kind:
-        filters.errors["kind"] = "There is no such action."
-    outcome = request.GET.get("outcome", "").strip()
-    if outcome in ActionOutcome.values:
-        filters.outcome = outcome
-    elif outcome:
-        filters.errors["outcome"] = "There is no such outcome."
-    zone = fixed_zone(timedelta(minutes=offset))
+def read_range(request: HttpRequest, filters: RangeFilters) -> None:
+    """The viewer's zone, then a preset period or typed from/to times, into ``filters``."""
+    filters.offset_minutes, filters.has_offset = _offset(request)
+    zone = filters.zone
     period = request.GET.get("period", "").strip()
     if period in PERIODS:
         filters.period = period
@@ -200,7 +196,7 @@ def parse_filters(request: HttpRequest, portals: QuerySet[Portal]) -> Filters:
             filters.since = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
         else:
             filters.since = now - _PERIOD_LENGTH[period]
-        return filters
+        return
     if period:
         filters.errors["period"] = "There is no such period."
     for name, attribute, end in (("from", "since", False), ("to", "until", True)):
@@ -215,6 +211,52 @@ def parse_filters(request: HttpRequest, portals: QuerySet[Portal]) -> Filters:
         setattr(filters, f"{attribute}_text", text[:32])
     if filters.since and filters.until and filters.until <= filters.since:
         filters.errors["to"] = "This is before the start."
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+@dataclass
+class Filters(RangeFilters):
+    """The audit trail's filters: who acted, which action, what became of it."""
+
+    username: str = ""
+    kind: str = ""
+    outcome: str = ""
+
+    @property
+    def step_level(self) -> bool:
+        """Filters a drain's steps can match on their own (the portal is the drain's)."""
+        return bool(self.username or self.kind or self.outcome or self.since or self.until)
+
+    def _own_pairs(self) -> dict[str, str]:
+        return {"user": self.username, "kind": self.kind, "outcome": self.outcome}
+
+    def _own_words(self) -> list[str]:
+        said = []
+        if self.username:
+            said.append(f"by {self.username}")
+        if self.kind:
+            said.append(str(ActionKind(self.kind).label))
+        if self.outcome:
+            said.append(OUTCOME_WORDS[ActionOutcome(self.outcome)].lower())
+        return said
+
+
+def parse_filters(request: HttpRequest, portals: QuerySet[Portal]) -> Filters:
+    filters = Filters(portal=read_portal(request, portals))
+    filters.username = request.GET.get("user", "").strip()[:150]
+    kind = request.GET.get("kind", "").strip()
+    if kind in ActionKind.values:
+        filters.kind = kind
+    elif kind:
+        filters.errors["kind"] = "There is no such action."
+    outcome = request.GET.get("outcome", "").strip()
+    if outcome in ActionOutcome.values:
+        filters.outcome = outcome
+    elif outcome:
+        filters.errors["outcome"] = "There is no such outcome."
+    read_range(request, filters)
     return filters
 
 
@@ -232,11 +274,7 @@ def _matching(portals: QuerySet[Portal], filters: Filters) -> QuerySet[Action]:
         found = found.filter(kind=filters.kind)
     if filters.outcome:
         found = found.filter(outcome=filters.outcome)
-    if filters.since and "from" not in filters.errors:
-        found = found.filter(created_at__gte=filters.since)
-    if filters.until and "to" not in filters.errors:
-        found = found.filter(created_at__lt=filters.until)
-    return found
+    return found.filter(filters.within("created_at"))
 
 
 def audit_entries(portals: QuerySet[Portal], filters: Filters) -> QuerySet[Action]:
@@ -402,37 +440,18 @@ CSV_COLUMNS = [
 ]
 
 
-def _iso(moment: datetime | None) -> str:
+def iso_utc(moment: datetime | None) -> str:
+    """A time for a spreadsheet: ISO 8601 in UTC to the second ("2025-03-14T09:30:00Z")."""
     if moment is None:
         return ""
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _cell(value: str) -> str:
+def csv_cell(value: str) -> str:
     """Text a spreadsheet will not run: a visitor may call themselves "=HYPERLINK(…)"."""
     if value and value[0] in "=+-@\t\r":
         return "'" + value
     return value
-
-
-def _csv_row(action: Action, portal_name: str) -> list[str]:
-    what, who = target_in_words(action)
-    return [
-        str(action.pk),
-        _iso(action.created_at),
-        _cell(action.username),
-        _cell(portal_name),
-        action.kind,
-        _cell(f"{what.lower()}: {who}"),
-        json.dumps(action.params, ensure_ascii=False, sort_keys=True),
-        action.outcome,
-        _cell(action.message),
-        _cell(action.error_code),
-        _cell(action.error_detail),
-        _cell(action.confirmation),
-        _iso(action.confirmed_at),
-        str(action.parent_id or ""),
-    ]
 
 
 class _Echo:
@@ -442,14 +461,60 @@ class _Echo:
         return value
 
 
-def _csv_lines(actions: QuerySet[Action]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield "\ufeff"  # Excel then reads the file as UTF-8
-    yield writer.writerow(CSV_COLUMNS)
+def csv_download(columns: list[str], rows: Iterable[list[str]], *, name: str) -> HttpResponse:
+    """``rows`` streamed as a CSV attachment called ``name``-<now>.csv, Excel-friendly."""
+
+    def lines() -> Iterator[str]:
+        writer = csv.writer(_Echo())
+        yield "\ufeff"  # Excel then reads the file as UTF-8
+        yield writer.writerow(columns)
+        for row in rows:
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{name}-{timezone.now():%Y%m%d-%H%M}.csv"'
+    )
+    return response
+
+
+def unusable(filters: RangeFilters) -> HttpResponse | None:
+    """A 400 naming the filters an export cannot use (the page shows them beside each field)."""
+    if not filters.errors:
+        return None
+    problems = "; ".join(f"{name}: {text}" for name, text in filters.errors.items())
+    return HttpResponse(
+        f"The filters cannot be used: {problems}",
+        status=400,
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+def _csv_row(action: Action, portal_name: str) -> list[str]:
+    what, who = target_in_words(action)
+    return [
+        str(action.pk),
+        iso_utc(action.created_at),
+        csv_cell(action.username),
+        csv_cell(portal_name),
+        action.kind,
+        csv_cell(f"{what.lower()}: {who}"),
+        json.dumps(action.params, ensure_ascii=False, sort_keys=True),
+        action.outcome,
+        csv_cell(action.message),
+        csv_cell(action.error_code),
+        csv_cell(action.error_detail),
+        csv_cell(action.confirmation),
+        iso_utc(action.confirmed_at),
+        str(action.parent_id or ""),
+    ]
+
+
+def _csv_rows(actions: QuerySet[Action]) -> Iterator[list[str]]:
     for action in actions.iterator(chunk_size=500):
-        yield writer.writerow(_csv_row(action, action.portal.name))
+        yield _csv_row(action, action.portal.name)
         for step in action.steps.all():
-            yield writer.writerow(_csv_row(step, action.portal.name))
+            yield _csv_row(step, action.portal.name)
 
 
 @login_required
@@ -457,16 +522,8 @@ def _csv_lines(actions: QuerySet[Action]) -> Iterator[str]:
 def audit_csv(request: HttpRequest) -> HttpResponse:
     portals = _audit_portals(request)
     filters = parse_filters(request, portals)
-    if filters.errors:
-        problems = "; ".join(f"{name}: {text}" for name, text in filters.errors.items())
-        return HttpResponse(
-            f"The filters cannot be used: {problems}",
-            status=400,
-            content_type="text/plain; charset=utf-8",
-        )
-    name = f"salesiq-audit-{timezone.now():%Y%m%d-%H%M}.csv"
-    response = StreamingHttpResponse(
-        _csv_lines(audit_entries(portals, filters)), content_type="text/csv; charset=utf-8"
+    if refusal := unusable(filters):
+        return refusal
+    return csv_download(
+        CSV_COLUMNS, _csv_rows(audit_entries(portals, filters)), name="salesiq-audit"
     )
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
