@@ -606,6 +606,7 @@ def test_it_counts_per_day_in_the_viewers_zone(client, world, tz):
     full = fetch(client, world, "ada", **query)
     assert "1 older alert is counted per rule but not here." in full
     assert ("Days in UTC" in full) is (tz is None)
+    assert ("data-history-local-days hidden>" in full) is (tz is None)  # the script shows it
 
 
 def test_it_counts_per_day_only_the_last_31_days_of_a_longer_range(client, world):
@@ -739,19 +740,29 @@ def test_it_reads_at_a_glance(world, live_server, page, screenshot):
         ]
     )
     page.set_viewport_size({"width": 1366, "height": 900})
+    # A supervisor in India (UTC+05:30 all year): their days are not UTC's.
+    page.context.new_cdp_session(page).send(
+        "Emulation.setTimezoneOverride", {"timezoneId": "Asia/Kolkata"}
+    )
     page.goto(live_server.url + "/alerts/")
     assert page.locator("tr.history-row").count() == 7
     # The visitor's "name" stayed text: no image element was made of it.
     assert page.locator(".history-table img").count() == 0
     # Times in the viewer's zone; the zone travels with the next filter.
-    assert page.locator("[data-audit-tz]").input_value() != ""
+    assert page.locator("[data-audit-tz]").input_value() == "330"
     assert "UTC" not in page.locator("td.audit-when").first.inner_text()
     failed = page.locator('[data-escalation="failed"]')
     assert "Failed" in failed.inner_text() and "HTTP 500" in failed.inner_text()
     assert page.get_by_role("link", name="Alerts").get_attribute("aria-current") == "page"
+    # The first look counts days in UTC and offers the viewer's own.
+    assert "Days in UTC" in page.locator(".history-block").nth(1).inner_text()
+    page.get_by_role("link", name="Count the days in your time zone").click()
+    page.wait_for_url("**tz=330**")
+    assert "Days in your time (UTC+05:30)" in page.locator(".history-block").nth(1).inner_text()
+    assert page.locator("[data-history-local-days]").count() == 0
     screenshot("alert-history")
     page.get_by_role("button", name="Last 7 days").click()
     page.wait_for_url("**period=7d**")
     assert page.locator("tr.history-row").count() == 5
-    assert "tz=" in page.url
+    assert "tz=330" in page.url
     screenshot("alert-history-last-7-days")

@@ -82,6 +82,10 @@ SHORT_RULE_NAMES = {
 _RULE_ORDER = {kind: n for n, kind in enumerate(AlertKind.values)}
 
 
+def _rule_name(kind: str) -> str:
+    return str(AlertKind(kind).label) if kind in AlertKind.values else kind
+
+
 def duration_in_words(seconds: float) -> str:
     """ "45 s", "2 min 10 s", "1 h 05 min", "2 d 3 h"."""
     seconds = max(0, round(seconds))
@@ -114,7 +118,7 @@ class AlertFilters(RangeFilters):
     def _own_words(self) -> list[str]:
         said = []
         if self.kind:
-            said.append(str(AlertKind(self.kind).label))
+            said.append(_rule_name(self.kind))
         if self.severity:
             said.append(str(Severity(self.severity).label).lower())
         if self.state:
@@ -187,7 +191,6 @@ def seconds_to_acknowledge(alert: Alert) -> float | None:
 @dataclass
 class Row:
     alert: Alert
-    rule: str
     tone: str
     what: str
     who: str
@@ -201,7 +204,6 @@ def _row(alert: Alert) -> Row:
     waited = seconds_to_acknowledge(alert)
     return Row(
         alert=alert,
-        rule=str(AlertKind(alert.kind).label) if alert.kind in AlertKind.values else alert.kind,
         tone=SEVERITY_TONES.get(alert.severity, "off"),
         what=what,
         who=who,
@@ -253,10 +255,9 @@ def per_rule(found: QuerySet[Alert]) -> tuple[list[RuleLine], RuleLine]:
     )
     for counted in counts:
         kind = counted["kind"]
-        label = str(AlertKind(kind).label) if kind in AlertKind.values else kind
         lines[kind] = RuleLine(
             kind=kind,
-            label=label,
+            label=_rule_name(kind),
             count=counted["count"],
             acknowledged=counted["acknowledged"],
             still_open=counted["still_open"],
@@ -360,9 +361,7 @@ def per_day(found: QuerySet[Alert], filters: AlertFilters, *, total: int) -> Per
         days.append(DayLine(day=day, counts=counts, total=sum(counts)))
     totals = [sum(line.counts[n] for line in days) for n in range(len(kinds))]
     return PerDay(
-        kinds=[
-            (kind, SHORT_RULE_NAMES.get(kind, kind), str(AlertKind(kind).label)) for kind in kinds
-        ],
+        kinds=[(kind, SHORT_RULE_NAMES.get(kind, kind), _rule_name(kind)) for kind in kinds],
         days=days,
         totals=totals,
         total=sum(totals),
