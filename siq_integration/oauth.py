@@ -11,13 +11,17 @@ Zoho facts that shape this module (see ../shared/SALESIQ_API.md):
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import metadata
 from typing import Any
 
 import requests
@@ -67,9 +71,25 @@ def scopes_for(dialect: str) -> tuple[str, ...]:
     return dialects.get(dialect).scopes
 
 
+@functools.cache
+def _version() -> str:
+    try:
+        return metadata.version("salesiq-supervisor")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+def user_agent() -> str:
+    """Who calls, traceable to one process in SalesIQ's, a proxy's or the simulator's logs:
+    the host:pid that also begins a worker's lease holder (dashboard.worker.new_holder)."""
+    return f"salesiq-supervisor/{_version()} ({socket.gethostname()[:60]}:{os.getpid()})"
+
+
 def session_for(client_id: str, *, access_token: str = "", **kw: Any) -> OAuth2Session:
     token = {"access_token": access_token, "token_type": "Bearer"} if access_token else None
-    return OAuth2Session(client_id, client=ZohoOAuthClient(client_id), token=token, **kw)
+    session = OAuth2Session(client_id, client=ZohoOAuthClient(client_id), token=token, **kw)
+    session.headers["User-Agent"] = user_agent()
+    return session
 
 
 # --- consent ----------------------------------------------------------------------------

@@ -903,6 +903,8 @@ class Simulator:
                 "status": None if answer.drop else answer.status,
                 "error_code": answer.error_code,
                 "token": answer.token_fp,
+                # Which process called: several dashboards' processes share one simulator.
+                "user_agent": req.headers.get("user-agent", ""),
             }
         )
 
