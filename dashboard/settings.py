@@ -173,10 +173,18 @@ if REDIS_URL:
         raise ImproperlyConfigured(
             f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://"
         )
+    # Every process of one deployment must share the prefix; deployments (or test runs)
+    # sharing one Redis keep apart with their own.
+    REDIS_PREFIX = _env("REDIS_PREFIX", "asgi")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": REDIS_PREFIX,
+                "capacity": 1500,
+                "expiry": 30,
+            },
         }
     }
 else:

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
     "import json, django; from django.conf import settings; django.setup(); "
     "print(json.dumps({'layer': settings.CHANNEL_LAYERS['default']['BACKEND'], "
+    "'prefix': settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix'), "
     "'db': settings.DATABASES['default']['ENGINE'], "
     "'dcs': {c: [d.accounts_url, d.api_url] for c, d in settings.SIQ_DATA_CENTERS.items()}, "
     "'methods': settings.SIQ_HTTP_METHODS}))"
@@ -24,7 +25,14 @@ def run_settings(**env: str) -> subprocess.CompletedProcess:
     base = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "SIQ_EXTRA_DATA_CENTERS", "SIQ_HTTP_METHODS"}
+        if key
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "REDIS_PREFIX",
+            "SIQ_EXTRA_DATA_CENTERS",
+            "SIQ_HTTP_METHODS",
+        }
     }
     base.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "SECRET_KEY": "x" * 50})
     base.update(env)
@@ -59,6 +67,12 @@ def test_it_switches_to_postgres_and_redis_from_urls():
     )
     assert values["db"] == "django.db.backends.postgresql"
     assert values["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert values["prefix"] == "asgi"  # channels-redis's own default
+
+
+def test_it_keeps_deployments_sharing_one_redis_apart_by_prefix():
+    values = loaded(REDIS_URL="redis://127.0.0.1:6379/0", REDIS_PREFIX="supervisor-staging")
+    assert values["prefix"] == "supervisor-staging"
 
 
 def test_it_adds_and_overrides_data_centres():
