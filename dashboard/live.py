@@ -9,13 +9,14 @@ so no browser ever sees state that was rolled back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from siq_integration.models import Portal
@@ -104,6 +105,32 @@ def _safely(function, *args) -> None:
     except Exception:
         # Alerts must never undo or block what was applied; the worker evaluates again soon.
         logger.exception("Alert evaluation after a change failed")
+
+
+# Namespace of this module's PostgreSQL advisory locks (the first of their two keys).
+_APPLY_LOCK_SPACE = 0x5149  # "QI"
+
+
+@contextlib.contextmanager
+def _applying(portal_id: Any) -> Iterator[None]:
+    """A transaction that applies facts to one portal's state, one at a time across
+    processes.
+
+    Applying reads a row, compares the facts' times and writes. SQLite runs one write
+    transaction at a time (BEGIN IMMEDIATE); PostgreSQL lets two processes (two web
+    servers applying webhooks, a worker's poll) read the same old row at once: an older
+    fact could then overwrite a newer one, and two creations of the same new chat would
+    make one of them fail on the unique constraint. A transaction-scoped advisory lock
+    per portal keeps what SQLite gave; other portals never wait for it.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                    [_APPLY_LOCK_SPACE, str(portal_id)],
+                )
+        yield
 
 
 def sync_state(portal: Portal) -> PortalSync:
@@ -283,7 +310,7 @@ def _apply_conversation(
 def mark_chat_ended(chat: Chat, *, at: datetime, source: str) -> Changes:
     """SalesIQ confirmed an end without describing the chat (an action's bare answer)."""
     changes = Changes(chat.portal_id)
-    with transaction.atomic():
+    with _applying(chat.portal_id):
         chat.refresh_from_db()
         if chat.is_open:
             previous_operator = chat.operator_id
@@ -305,7 +332,7 @@ def apply_conversation(
 ) -> Changes:
     """One conversation as SalesIQ described it (an action's answer, a single GET)."""
     changes = Changes(portal.pk)
-    with transaction.atomic():
+    with _applying(portal.pk):
         _apply_conversation(portal, conversation, fact_at=fact_at, source=source, changes=changes)
         _publish_after_commit(changes)
     return changes
@@ -317,7 +344,7 @@ def apply_chats(
     """A poll of open chats. With ``complete``, open chats it does not list are closed
     ("ghosts"), unless a fact newer than the poll (minus a grace) vouches for them."""
     changes = Changes(portal.pk, meta=complete)
-    with transaction.atomic():
+    with _applying(portal.pk):
         listed = set()
         for conversation in conversations:
             listed.add(conversation.id)
@@ -400,7 +427,7 @@ def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -
     """An operators poll: v2 gives only those changed since the last sync time; a complete
     list also removes operators SalesIQ no longer has."""
     changes = Changes(portal.pk, meta=True)
-    with transaction.atomic():
+    with _applying(portal.pk):
         seen = set()
         for remote in sync.operators:
             seen.add(remote.id)
@@ -435,7 +462,7 @@ def apply_operator_status(
 ) -> Changes:
     """A presence change reported on its own (reference webhook, an action's answer)."""
     changes = Changes(portal.pk)
-    with transaction.atomic():
+    with _applying(portal.pk):
         operator = Operator.objects.filter(portal=portal, remote_id=operator_id).first()
         if operator is not None and fact_at >= operator.fact_at:
             if operator.status != str(status):
@@ -453,7 +480,7 @@ def apply_departments(
     portal: Portal, departments: list[RemoteDepartment], *, taken_at: datetime
 ) -> Changes:
     changes = Changes(portal.pk, departments=True)
-    with transaction.atomic():
+    with _applying(portal.pk):
         seen = set()
         for remote in departments:
             seen.add(remote.id)
@@ -477,7 +504,10 @@ def apply_departments(
 def apply_transcript(chat: Chat, messages: list[Message], *, fetched_at: datetime) -> Changes:
     """A chat's whole transcript, fetched when a supervisor opens it."""
     changes = Changes(chat.portal_id)
-    with transaction.atomic():
+    with _applying(chat.portal_id):
+        # The caller read the chat before asking SalesIQ: what was applied meanwhile (here
+        # or in another process) must not be saved over.
+        chat.refresh_from_db()
         for message in messages:
             _store_message(chat, message, changes)
         chat.transcript_loaded_at = fetched_at
@@ -495,7 +525,7 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
     """One verified webhook event. Unknown kinds change nothing (the inbox keeps them)."""
     changes = Changes(portal.pk, meta=True)
     fact_at = event.occurred_at or received_at
-    with transaction.atomic():
+    with _applying(portal.pk):
         if event.conversation is not None:
             chat = _apply_conversation(
                 portal, event.conversation, fact_at=fact_at, source=Source.WEBHOOK, changes=changes
