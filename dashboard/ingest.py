@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from siq_integration import webhooks
@@ -90,8 +91,9 @@ def receive(portal: Portal, body: bytes, headers) -> Receipt:
             )
             if unknown:
                 sync, _ = PortalSync.objects.get_or_create(portal=portal)
+                # Counted in the database: two web servers may store unknown events at once.
                 PortalSync.objects.filter(pk=sync.pk).update(
-                    unknown_events=sync.unknown_events + 1, last_unknown_event=event.name[:100]
+                    unknown_events=F("unknown_events") + 1, last_unknown_event=event.name[:100]
                 )
             else:
                 transaction.on_commit(lambda: schedule(stored.pk))
