@@ -11,6 +11,7 @@ confirming webhook, when one comes, completes the record later (``confirm``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,24 @@ def _begin(
         if (existing.user_id, existing.portal_id, existing.kind) != (user.pk, portal.pk, kind):
             raise KeyReused(key) from None
         return existing, False
+
+
+# How long a repeated submit waits for the first attempt's outcome before answering that
+# it is under way (the outcome then reaches the supervisor's pages over the websocket).
+REPEAT_WAIT = 10.0
+REPEAT_POLL = 0.1
+
+
+def _first_attempt(action: Action) -> Action:
+    """The attempt this key already made, once it has an outcome (or REPEAT_WAIT passed).
+
+    A repeat is a double click, a browser's retry, or a proxy's retry through another
+    web process: whichever answers, the supervisor should read the outcome, not "sent"."""
+    deadline = time.monotonic() + REPEAT_WAIT
+    while action.outcome == ActionOutcome.PENDING and time.monotonic() < deadline:
+        time.sleep(REPEAT_POLL)
+        action.refresh_from_db()
+    return action
 
 
 def _finish(
@@ -270,7 +289,7 @@ def chat_transfer(
         params=params,
     )
     if not created:
-        return action
+        return _first_attempt(action)
     chat.refresh_from_db()
     if not chat.is_open:
         return _finish(action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended")
@@ -318,7 +337,7 @@ def chat_end(*, key: str, user: Any, chat: Chat, message: str = "") -> Action:
         key=key, user=user, portal=portal, kind=ActionKind.END, chat=chat, params=params
     )
     if not created:
-        return action
+        return _first_attempt(action)
     chat.refresh_from_db()
     if not chat.is_open:
         return _finish(action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended")
@@ -350,7 +369,7 @@ def operator_set_status(*, key: str, user: Any, operator: Operator, status: str)
         params=params,
     )
     if not created:
-        return action
+        return _first_attempt(action)
     if status not in SETTABLE_STATUSES[portal.dialect]:
         allowed = ", ".join(str(OperatorStatus(s).label) for s in SETTABLE_STATUSES[portal.dialect])
         return _finish(
@@ -442,7 +461,7 @@ def operator_drain(
         key=key, user=user, portal=portal, kind=ActionKind.DRAIN, operator=operator, params=params
     )
     if not created:
-        return action
+        return _first_attempt(action)
     done = 0
     for chat_pk, target_pk in moves:
         chat = Chat.objects.filter(pk=chat_pk, portal=portal).first()
