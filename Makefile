@@ -1,11 +1,12 @@
 # SalesIQ Supervisor — `make demo` and `make test` set up everything they need.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format chromium clean
+.PHONY: help demo test bench lint format chromium clean
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 CHROMIUM_PATH ?= /usr/bin/chromium
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
@@ -14,6 +15,7 @@ SIM_PORT  ?= 8765
 help:
 	@echo "make demo   start the SalesIQ simulator and the dashboard, print the URL and a login"
 	@echo "make test   run every test (browser tests in headless Chromium included)"
+	@echo "make bench  measure event to screen, ingest, render, memory, API economy (QUICK=1: shorter)"
 	@echo "make lint   ruff check and format check"
 
 # A virtualenv on Python >= 3.12 (Django 6 needs it), rebuilt when pyproject.toml changes.
@@ -50,6 +52,16 @@ chromium:
 
 test: $(STAMP) chromium
 	CHROMIUM_PATH=$(CHROMIUM_PATH) $(PY) -m pytest
+
+# The bench's own extras (websockets, psutil) on top of the test setup.
+$(BENCH_STAMP): $(STAMP)
+	@echo "Installing the bench extras into $(VENV) …"
+	@$(PY) -m pip install -qq -e '.[dev,bench]'
+	@touch $@
+
+# About 6 minutes (the API economy run is 5); QUICK=1 for about 3. Figures: docs/benchmarks.md.
+bench: $(BENCH_STAMP) chromium
+	CHROMIUM_PATH=$(CHROMIUM_PATH) $(PY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -142,6 +142,7 @@ class Deliverer:
         url: str | None,
         signed: bool,
         ms: float,
+        sent_at: float | None = None,
     ) -> None:
         with self._log_lock:
             self._seq += 1
@@ -149,6 +150,9 @@ class Deliverer:
                 {
                     "seq": self._seq,
                     "time": time.time(),
+                    # When the request left (epoch seconds, same clock as "time"): latency
+                    # measurements start here, after signing. None when nothing was sent.
+                    "sent_at": sent_at,
                     "portal": job.portal,
                     "webhook_id": job.webhook_id,
                     "event": job.event,
@@ -244,6 +248,7 @@ class Deliverer:
                 headers[ATTEMPT_HEADER] = str(job.attempt)
         signed = V2_SIGNATURE_HEADER in headers or REFERENCE_SIGNATURE_HEADER in headers
         started = time.monotonic()
+        sent_at = time.time()
         status: int | None = None
         error: str | None = None
         try:
@@ -257,7 +262,15 @@ class Deliverer:
         except requests.RequestException as exc:
             error = type(exc).__name__
         elapsed = (time.monotonic() - started) * 1000
-        self._record(job, status=status, error=error, url=signer.url, signed=signed, ms=elapsed)
+        self._record(
+            job,
+            status=status,
+            error=error,
+            url=signer.url,
+            signed=signed,
+            ms=elapsed,
+            sent_at=sent_at,
+        )
         if error is not None and job.attempt <= len(self.retry_delays):
             delay = self.retry_delays[job.attempt - 1]
             job.attempt += 1
