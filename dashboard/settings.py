@@ -192,7 +192,8 @@ else:
     # The default capacity (100) drops messages silently under load.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # Channels' own, minus a scan of every channel per message (dashboard/layers.py).
+            "BACKEND": "dashboard.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 1500, "expiry": 30},
         }
     }

@@ -17,13 +17,13 @@ from datetime import timedelta
 import pytest
 import requests
 from asgiref.sync import sync_to_async
-from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
+from dashboard.layers import InMemoryChannelLayer
 from dashboard.models import Chat, PortalSync
 from dashboard.worker import Worker
 from tests.test_worker_processes import child_env, wait_for

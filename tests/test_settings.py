@@ -57,7 +57,7 @@ def refused(**env: str) -> str:
 def test_it_defaults_to_sqlite_and_the_in_memory_layer(tmp_path):
     values = loaded(SIQ_VAR_DIR=str(tmp_path))
     assert values["db"] == "django.db.backends.sqlite3"
-    assert values["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert values["layer"] == "dashboard.layers.InMemoryChannelLayer"
     assert values["dcs"]["eu"] == ["https://accounts.zoho.eu", "https://salesiq.zoho.eu"]
 
 
