@@ -7,6 +7,7 @@ HTML that dashboard.broadcast rendered once for everybody.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
@@ -23,6 +24,11 @@ logger = logging.getLogger(__name__)
 # Close codes: 4401 not signed in, 4403 a portal the user may not see.
 NOT_SIGNED_IN = 4401
 NOT_ALLOWED = 4403
+
+# Channel layers forget a group membership after a day (group_expiry, 86,400 s) while daphne
+# keeps the socket open: a wallboard would stay "connected" and hear nothing. Joining again
+# renews the membership.
+REJOIN_EVERY = 3600.0  # seconds
 
 
 def _query(scope) -> dict[str, list[str]]:
@@ -90,6 +96,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         for group in self.portal_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.rejoining = asyncio.create_task(self._rejoin_now_and_then())
         # Whatever happened while this page was away, it now starts from the truth. A page
         # just rendered already is the truth unless something changed since: skip the work.
         # (The groups are joined first, so nothing committed after this check is missed.)
@@ -99,7 +106,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
         else:
             await self.send(text_data=await _freshness(portals))
 
+    async def _rejoin_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(REJOIN_EVERY)
+            for group in self.portal_groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+
     async def disconnect(self, code: int) -> None:
+        rejoining = getattr(self, "rejoining", None)
+        if rejoining is not None:
+            rejoining.cancel()
         for group in getattr(self, "portal_groups", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
