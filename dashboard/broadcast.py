@@ -20,6 +20,7 @@ from siq_integration.models import Portal
 from . import selectors
 from .live import Changes
 from .models import Chat, ChatMessage
+from .templatetags.supervisor import render_row
 
 logger = logging.getLogger(__name__)
 
@@ -48,20 +49,21 @@ def _render(partial: str, **context) -> str:
 
 
 def render_changes(changes: Changes) -> str:
-    """The out-of-band HTML for ``changes`` (empty when nothing shows)."""
+    """The out-of-band HTML for ``changes`` (empty when nothing shows). Rows come from the
+    row cache while their facts stay the same: a poll that changes nothing renders nothing."""
     portal = Portal.objects.filter(pk=changes.portal_id).first()
     if portal is None:
         return ""
     pieces: list[str] = []
     for chat in Chat.objects.filter(pk__in=changes.chats):
         if chat.is_open:
-            pieces.append(_render("chat_row", chat=chat, oob=True))
+            pieces.append(render_row(f"{PARTS}#chat_row", "chat", chat, oob=True))
         else:
             pieces.append(f'<tr id="chat-{chat.pk}" hx-swap-oob="delete"></tr>')
-        pieces.append(_render("drawer_head", chat=chat, oob=True))
+        pieces.append(render_row(f"{PARTS}#drawer_head", "chat", chat, oob=True))
     if changes.operators:
         for view in selectors.operator_views([portal], only=sorted(changes.operators)):
-            pieces.append(_render("operator_row", view=view, oob=True))
+            pieces.append(render_row(f"{PARTS}#operator_row", "view", view, oob=True))
     for pk in sorted(changes.removed_operators):
         pieces.append(f'<tr id="op-{pk}" hx-swap-oob="delete"></tr>')
     messages = ChatMessage.objects.filter(pk__in=changes.messages).order_by("sent_at", "pk")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
+import threading
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
+from functools import cache
+from operator import attrgetter
+from typing import Any
 
 from django import template
+from django.db import models
+from django.template.loader import get_template
 from django.utils import timezone
+from django.utils.datastructures import DeferredSubDict
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
@@ -59,3 +69,168 @@ def iso(moment: datetime | None) -> SafeString:
         return SafeString("")
     text = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return mark_safe(text)  # noqa: S308
+
+
+# --- rows rendered once ------------------------------------------------------------------------
+#
+# The live page of a big portal is thousands of rows, and the template engine spends ~0.1 ms
+# on each; almost all of them are the same as on the last page load or snapshot. ``{% rows %}``
+# renders each row with its partial once and keeps the HTML, keyed by everything the row can
+# show of its item (so a changed chat is a new key, and a poll that changes nothing keeps the
+# key), and sets only the clocks' text (time since …) afresh on each render.
+
+ROW_CACHE_SIZE = 10_000
+# A clock as the row partials write it: <time data-tick="wait|elapsed" datetime="…">text</time>.
+# Visitor text cannot match: it is escaped, so it holds no "<time".
+_CLOCK = re.compile(r'<time data-tick="(?:wait|elapsed)" datetime="([^"]*)"[^>]*>([^<]*)</time>')
+_ANY_TICK = re.compile(r"data-tick=")
+# Bookkeeping a row never shows: a poll that only moves these keeps the rendered row.
+_NOT_SHOWN = frozenset({"fact_at", "source", "updated_at"})
+
+
+@dataclass(frozen=True)
+class _Row:
+    pieces: tuple[str, ...]  # the HTML before, between and after the clocks' text
+    moments: tuple[datetime, ...]  # what each clock counts from
+
+    @classmethod
+    def of(cls, html: str) -> _Row | None:
+        """``html`` cut around its clocks' text; None when it holds a clock of another kind
+        (its text would go stale in the cache)."""
+        clocks = list(_CLOCK.finditer(html))
+        if len(_ANY_TICK.findall(html)) != len(clocks):
+            return None
+        pieces, moments, at = [], [], 0
+        for clock in clocks:
+            try:
+                moment = datetime.fromisoformat(clock.group(1))
+            except ValueError:
+                return None
+            pieces.append(html[at : clock.start(2)])
+            moments.append(moment)
+            at = clock.end(2)
+        pieces.append(html[at:])
+        return cls(tuple(pieces), tuple(moments))
+
+    def html(self, now: datetime) -> str:
+        if not self.moments:
+            return self.pieces[0]
+        parts = [self.pieces[0]]
+        for moment, piece in zip(self.moments, self.pieces[1:], strict=True):
+            parts.append(_clock((now - moment).total_seconds()))  # digits and colons
+            parts.append(piece)
+        return "".join(parts)
+
+
+class _RowCache:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._rows: dict[tuple, _Row] = {}
+        self._lock = threading.Lock()  # pages, snapshots and publishers render in threads
+
+    def get(self, key: tuple) -> _Row | None:
+        return self._rows.get(key)
+
+    def put(self, key: tuple, row: _Row) -> None:
+        with self._lock:
+            while len(self._rows) >= self.size:
+                del self._rows[next(iter(self._rows))]  # the oldest first
+            self._rows[key] = row
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+row_cache = _RowCache(ROW_CACHE_SIZE)
+
+
+@cache
+def _shown_fields(model: type[models.Model]) -> tuple[attrgetter, tuple[int, ...]]:
+    """A getter of the model's fields a row may show (as one tuple), and which of them
+    hold JSON (dicts and lists: not hashable as they are)."""
+    shown = [field for field in model._meta.concrete_fields if field.name not in _NOT_SHOWN]
+    json_at = tuple(i for i, field in enumerate(shown) if isinstance(field, models.JSONField))
+    return attrgetter(*(field.attname for field in shown)), json_at
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def row_key(item: Any) -> Any:
+    """Everything a row can show of ``item`` (a model, or a dataclass view of one), hashable."""
+    if isinstance(item, models.Model):
+        get, json_at = _shown_fields(type(item))
+        values = get(item)
+        if json_at:
+            values = list(values)
+            for i in json_at:
+                values[i] = _hashable(values[i])
+        return (type(item), *values)
+    if is_dataclass(item):
+        return (type(item), *(row_key(getattr(item, field.name)) for field in fields(item)))
+    return _hashable(item)
+
+
+def _reuse_or_render(nodelist: Any, oob: bool, item: Any, render) -> str:
+    """The row of ``item`` from the cache, or ``render()`` it (and keep it)."""
+    # A recompiled template (a developer's edit) is a new nodelist: its rows are new too.
+    key = (id(nodelist), oob, row_key(item))
+    row = row_cache.get(key)
+    if row is None:
+        html = render()
+        row = _Row.of(html)
+        if row is None:
+            return html
+        row_cache.put(key, row)
+    return row.html(timezone.now())
+
+
+def render_row(template_name: str, name: str, item: Any, *, oob: bool) -> str:
+    """``render_to_string(template_name, {name: item, "oob": oob})`` for a row partial
+    (``"live/parts.html#chat_row"``), reusing the last rendering while ``item`` shows the same:
+    a poll that changes nothing renders nothing again."""
+    row = get_template(template_name)
+    return _reuse_or_render(
+        row.template.nodelist, oob, item, lambda: row.render({name: item, "oob": oob})
+    )
+
+
+class RowsNode(template.Node):
+    def __init__(self, items, partial: str, name: str, partials: DeferredSubDict) -> None:
+        self.items = items
+        self.partial = partial
+        self.name = name
+        self.partials = partials
+
+    def render(self, context) -> str:
+        partial = self.partials[self.partial]
+
+        def render_one(item: Any) -> str:
+            with context.push({self.name: item, "oob": False}):
+                return partial.render(context)
+
+        return "".join(
+            _reuse_or_render(partial.nodelist, False, item, lambda item=item: render_one(item))
+            for item in self.items.resolve(context) or ()
+        )
+
+
+@register.tag
+def rows(parser, token) -> RowsNode:
+    """``{% rows chats "chat_row" as chat %}``: each item through the partial (with ``oob``
+    off), as ``{% for chat in chats %}{% partial chat_row %}{% endfor %}`` would, but a row
+    already rendered for the same facts is reused with its clocks set to now. The partial may
+    use only its item (and ``oob``): nothing else of the context is in the key."""
+    bits = token.split_contents()
+    if len(bits) != 5 or bits[3] != "as" or bits[2][0] not in "\"'":
+        raise template.TemplateSyntaxError('usage: {% rows <items> "<partial name>" as <name> %}')
+    return RowsNode(
+        parser.compile_filter(bits[1]),
+        bits[2][1:-1],
+        bits[4],
+        DeferredSubDict(parser.extra_data, "partials"),
+    )

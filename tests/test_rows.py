@@ -1,0 +1,136 @@
+"""`{% rows %}`: the live page's rows rendered once and reused while their facts stay the same,
+with their clocks set afresh on every render."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from django.template import Context, Engine
+from django.template.loader import render_to_string
+
+from dashboard.models import Chat, ChatStatus, Operator
+from dashboard.selectors import OperatorView
+from dashboard.templatetags import supervisor
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+PORTAL = uuid.uuid4()
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    supervisor.row_cache.clear()
+    yield
+    supervisor.row_cache.clear()
+
+
+def chat(pk: int, **fields) -> Chat:
+    values = {
+        "portal_id": PORTAL,
+        "remote_id": f"c{pk}",
+        "status": ChatStatus.WAITING,
+        "visitor_name": f"Visitor <b>{pk}</b>",
+        "started_at": NOW - timedelta(minutes=5),
+        "waiting_since": NOW - timedelta(minutes=5),
+        "fact_at": NOW,
+        "source": "poll",
+        **fields,
+    }
+    return Chat(pk=pk, **values)
+
+
+def render(chats, at: datetime = NOW) -> str:
+    with mock.patch.object(supervisor.timezone, "now", return_value=at):
+        return render_to_string("live/parts.html#chats_body", {"chats": chats})
+
+
+def one_by_one(chats, at: datetime = NOW) -> str:
+    """What the page rendered before {% rows %}: the partial for each chat, in a loop."""
+    loop = Engine.get_default().from_string(
+        "{% for chat in chats %}{% include 'live/parts.html#chat_row' %}{% endfor %}"
+    )
+    with mock.patch.object(supervisor.timezone, "now", return_value=at):
+        return loop.render(Context({"chats": chats, "oob": False}))
+
+
+def rows_of(html: str) -> list[str]:
+    return re.findall(r"<tr id=.*?</tr>", html, flags=re.S)
+
+
+def test_it_renders_each_row_as_the_partial_does():
+    chats = [
+        chat(1),
+        chat(
+            2,
+            status=ChatStatus.CONNECTED,
+            waiting_since=None,
+            attended_at=NOW - timedelta(minutes=4),
+            operator_id="o1",
+            operator_name="Asha Rao",
+            last_message_text="Hello?",
+            last_message_sender="visitor",
+        ),
+    ]
+    assert rows_of(render(chats)) == rows_of(one_by_one(chats))
+    assert rows_of(render(chats)) == rows_of(one_by_one(chats))  # and so from the cache
+    assert "Visitor &lt;b&gt;1&lt;/b&gt;" in render(chats)
+
+
+def test_it_reuses_a_row_while_its_chat_shows_the_same_and_sets_its_clocks_to_now():
+    first = chat(1)
+    html = render([first])
+    assert ">5:00</time>" in html
+    with mock.patch("django.template.base.VariableNode.render") as variable:
+        # A poll that finds nothing new moves only the chat's bookkeeping.
+        again = chat(1, fact_at=NOW + timedelta(seconds=20), source="webhook")
+        later = render([again], at=NOW + timedelta(seconds=65))
+    assert variable.call_count == 0  # not rendered again
+    assert ">6:05</time>" in later
+    assert rows_of(later)[0].replace("6:05", "5:00") == rows_of(html)[0]
+
+
+def test_it_renders_a_row_again_when_its_chat_changes():
+    render([chat(1)])
+    changed = render([chat(1, status=ChatStatus.CONNECTED, operator_name="Bo")])
+    assert 'data-status="connected"' in changed
+    assert "Bo" in changed
+
+
+def test_it_renders_an_operator_again_when_only_their_load_changes():
+    operator = Operator(
+        pk=7,
+        portal_id=PORTAL,
+        remote_id="o1",
+        name="Asha Rao",
+        status="available",
+        status_since=NOW - timedelta(minutes=1),
+        max_chats=4,
+        department_ids=["d1"],
+        fact_at=NOW,
+        source="poll",
+    )
+
+    def operators(load: int) -> str:
+        view = OperatorView(operator=operator, load=load, departments=["Sales"])
+        with mock.patch.object(supervisor.timezone, "now", return_value=NOW):
+            return render_to_string("live/parts.html#operators_body", {"operator_views": [view]})
+
+    assert 'data-load="1"' in operators(1)
+    assert 'data-load="2"' in operators(2)
+    assert ">1:00</time>" in operators(2)
+
+
+def test_it_publishes_a_row_a_poll_did_not_change_without_rendering_it_again():
+    def publish(item: Chat) -> str:
+        return supervisor.render_row("live/parts.html#chat_row", "chat", item, oob=True)
+
+    first = publish(chat(1))
+    assert 'hx-swap-oob="true"' in first
+    with mock.patch("django.template.base.VariableNode.render") as variable:
+        again = publish(chat(1, fact_at=NOW + timedelta(seconds=20)))
+    assert variable.call_count == 0
+    assert again.split("<time")[0] == first.split("<time")[0]
+    assert 'hx-swap-oob="true"' not in render([chat(1)])  # the page's rows are kept apart
