@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -86,9 +87,43 @@ class Changes:
             or self.meta
         )
 
+    def add(self, other: Changes) -> None:
+        self.chats |= other.chats
+        self.operators |= other.operators
+        self.removed_operators |= other.removed_operators
+        self.messages |= other.messages
+        self.departments = self.departments or other.departments
+        self.meta = self.meta or other.meta
+
+
+_together = threading.local()
+
+
+@contextlib.contextmanager
+def publishing_together() -> Iterator[None]:
+    """Within it, what is applied is published (and its alert rules run) once per portal,
+    after the transaction around it commits, rather than once per application: a batch of
+    webhook events then costs one rendering, one push to every page and one evaluation.
+    Use it inside that transaction."""
+    if getattr(_together, "changes", None) is not None:
+        yield  # an outer one publishes
+        return
+    _together.changes = {}
+    try:
+        yield
+        collected = _together.changes
+    finally:
+        _together.changes = None
+    for changes in collected.values():
+        _publish_after_commit(changes)
+
 
 def _publish_after_commit(changes: Changes) -> None:
     if not changes:
+        return
+    collecting = getattr(_together, "changes", None)
+    if collecting is not None:
+        collecting.setdefault(changes.portal_id, Changes(changes.portal_id)).add(changes)
         return
     from . import alerts, broadcast  # both render or evaluate; keep this module import-light
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from unittest import mock
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -13,7 +14,7 @@ from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard import live
+from dashboard import alerts, broadcast, ingest, live
 from dashboard.asgi import application
 from dashboard.models import Chat, InboxEvent, Operator, PortalSync
 from siq_integration import connection
@@ -335,3 +336,40 @@ def test_it_skips_the_snapshot_for_a_page_that_is_still_current(connected_portal
     assert 'id="portal-metas"' in current and 'id="chats-body"' not in current  # freshness only
     changed = run_async(connect_stale)
     assert 'id="chats-body"' in changed  # changed since: the whole snapshot
+
+
+def test_it_applies_a_burst_together_once_each_in_order_and_publishes_it_once(
+    simulator, connected_portal, webhook_receiver, monkeypatch
+):
+    portal = connected_portal(open_chats=0, operators=3)
+    connection.register_webhooks(portal, url=webhook_receiver.url)
+    chat = simulator.create_conversation(portal.screen_name, visitor_name="Burst")["id"]
+    simulator.pickup(chat)
+    simulator.visitor_message(chat, "First line")
+    simulator.visitor_message(chat, "Second line")
+    other = simulator.create_conversation(portal.screen_name)["id"]
+    simulator.end(other)
+    deliveries = webhook_receiver.wait_for(6)
+    monkeypatch.setattr(ingest, "schedule", lambda event_id: None)  # stored, not applied yet
+    for headers, body in deliveries:
+        assert ingest.receive(portal, body, headers).status == 200
+    stored = list(
+        InboxEvent.objects.filter(portal=portal).order_by("pk").values_list("pk", flat=True)
+    )
+    ingest.apply_stored(stored[0])  # one applied alone already: not applied again
+
+    with (
+        mock.patch.object(broadcast, "publish") as publish,
+        mock.patch.object(alerts, "on_changes") as on_changes,
+    ):
+        assert ingest.apply_stored_together(stored) == len(stored) - 1
+
+    assert publish.call_count == 1 and on_changes.call_count == 1
+    (changes,) = publish.call_args.args
+    assert changes.chats == set(Chat.objects.filter(portal=portal).values_list("pk", flat=True))
+    assert set(InboxEvent.objects.filter(portal=portal).values_list("state", flat=True)) == {
+        "applied"
+    }
+    row = Chat.objects.get(remote_id=chat)
+    assert (row.status, row.last_message_text) == ("connected", "Second line")
+    assert Chat.objects.get(remote_id=other).status == "ended"
