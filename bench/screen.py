@@ -134,11 +134,6 @@ class Scenario:
         self.sim.end(chat.id)
         return Action(ENDED, chat.id, f"gone:{chat.visitor}", now, measured)
 
-    def close_all(self) -> None:
-        for chat in list(self.open):
-            self.open.remove(chat)
-            self.sim.end(chat.id)
-
 
 def drive(scenario: Scenario, *, rate: float, warmup: float, seconds: float) -> list[Action]:
     """Scenes at ``rate`` a second on an absolute schedule (a late one does not delay the
@@ -233,8 +228,8 @@ def measure(
         page_stats = page.evaluate("window.SupervisorLive ? window.SupervisorLive.stats : null")
         crowd_stats = crowd.finish()
         crowd = None
-        scenario.close_all()
         result = _latencies(done, sim.deliveries(since=deliveries_from), seen, offset, screen)
+        result["dropped_after_the_run"] = _drop_backlog(sim)
         result.update(
             {
                 "rate_per_second": rate,
@@ -258,6 +253,20 @@ def measure(
         context.close()
 
 
+def _drop_backlog(sim: Any) -> int:
+    """Webhooks still queued in the simulator when the run ended (the server fell behind):
+    dropped, so they do not load the server during the next measurement."""
+    backlog = sim.deliveries_pending()
+    sim.pause_webhooks()  # queued deliveries are dropped as they come due
+    try:
+        deadline = time.monotonic() + 120
+        while sim.deliveries_pending() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        sim.resume_webhooks()
+    return backlog
+
+
 def _last_delivery(sim: Any) -> int:
     log = sim.deliveries()
     return log[-1]["seq"] if log else 0
@@ -276,6 +285,7 @@ def _latencies(
             sent[(delivery["event"], delivery["entity_id"])].append(delivery)
     from_send: list[float] = []
     from_scene: list[float] = []
+    answered: list[float] = []
     by_event: dict[str, list[float]] = defaultdict(list)
     unsent = failed = unseen = retried = 0
     for action in actions:
@@ -288,6 +298,7 @@ def _latencies(
             continue
         if delivery["status"] != 200:
             failed += 1
+        answered.append(delivery["duration_ms"])
         shown = seen.get(action.key)
         if shown is None:
             unseen += 1
@@ -304,6 +315,9 @@ def _latencies(
     return {
         "event_to_screen_ms": summary(from_send),
         "scene_to_screen_ms": summary(from_scene),
+        # How long the server took to answer each webhook: the simulator, like SalesIQ, sends
+        # the next one only then.
+        "webhook_answer_ms": summary(answered),
         "by_event_ms": {event: summary(values) for event, values in sorted(by_event.items())},
         "measured_events": sum(1 for action in actions if action.measured),
         "not_sent": unsent,
