@@ -46,7 +46,12 @@ def _times(process: psutil.Process) -> float:
 
 def _busy() -> float:
     times = psutil.cpu_times()
-    return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
+    return times.user + times.nice + times.system + times.irq + times.softirq
+
+
+def _steal() -> float:
+    """Time the hypervisor gave this VM's CPUs to someone else."""
+    return getattr(psutil.cpu_times(), "steal", 0.0)
 
 
 class CpuMeter:
@@ -56,6 +61,7 @@ class CpuMeter:
         self.processes = {p.pid: p for p in _ours()}
         self.before = {pid: _times(p) for pid, p in self.processes.items()}
         self.busy = _busy()
+        self.steal = _steal()
         self.wall = time.monotonic()
         self.load = os.getloadavg()
         return self
@@ -75,6 +81,7 @@ class CpuMeter:
         return {
             "cores": os.cpu_count(),
             "busy_cores": round(total / wall, 2),
+            "stolen_by_the_hypervisor_cores": round((_steal() - self.steal) / wall, 2),
             "by_role": shares,
             "load_average_before": [round(x, 2) for x in self.load],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
