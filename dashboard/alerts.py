@@ -421,14 +421,18 @@ def on_changes(portal_id: Any, chat_pks: Iterable[int], now: datetime | None = N
     """After live state changed: event rules (missed, low rating) for these chats, and the
     alerts of chats that ended resolve at once."""
     now = now or timezone.now()
-    chats = list(Chat.objects.filter(pk__in=list(chat_pks), portal_id=portal_id))
+    chats = list(
+        Chat.objects.filter(pk__in=list(chat_pks), portal_id=portal_id).select_related("portal")
+    )
     if not chats:
         return Outcome([], [])
     portal = chats[0].portal
-    rules = ensure_rules(portal)
     raised: list[Alert] = []
-    missed, low = rules[AlertKind.MISSED_CHAT], rules[AlertKind.LOW_RATING]
-    for chat in chats:
+    # Most changes (a message, a pickup) concern no event rule: no rules to read for them.
+    concerned = [c for c in chats if c.status == ChatStatus.MISSED or c.rating is not None]
+    rules = ensure_rules(portal) if concerned else {}
+    for chat in concerned:
+        missed, low = rules[AlertKind.MISSED_CHAT], rules[AlertKind.LOW_RATING]
         target = f"chat:{chat.remote_id}"
         recent = chat.ended_at is None or now - chat.ended_at <= EVENT_ALERT_WINDOW
         if (
@@ -471,10 +475,14 @@ def on_changes(portal_id: Any, chat_pks: Iterable[int], now: datetime | None = N
             raised += [alert] if alert else []
     ended = [c.pk for c in chats if c.status not in OPEN_CHAT_STATUSES]
     time_kinds = [kind for kind, spec in RULES.items() if not spec.event]
-    resolved = _resolve(
-        Alert.objects.filter(chat_id__in=ended, kind__in=time_kinds, resolved_at__isnull=True),
-        now,
-        "The chat ended.",
+    resolved = (
+        _resolve(
+            Alert.objects.filter(chat_id__in=ended, kind__in=time_kinds, resolved_at__isnull=True),
+            now,
+            "The chat ended.",
+        )
+        if ended
+        else []
     )
     if raised or resolved:
         _publish(portal, raised + resolved)

@@ -565,7 +565,9 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
             chat = _apply_conversation(
                 portal, event.conversation, fact_at=fact_at, source=Source.WEBHOOK, changes=changes
             )
-            if chat is not None and event.message is not None:
+            # v2 events carry their message as the conversation's last one: stored already.
+            last = event.conversation.last_message
+            if chat is not None and event.message is not None and event.message != last:
                 _store_message(chat, event.message, changes)
         elif event.message is not None and event.chat_id:
             # Reference dialect: a message on its own.
@@ -595,7 +597,11 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
                 changes=changes,
                 presence=False,
             )
-        PortalSync.objects.update_or_create(portal=portal, defaults={"last_event_at": received_at})
+        # One UPDATE for every event; the row is made once per portal.
+        if not PortalSync.objects.filter(portal=portal).update(last_event_at=received_at):
+            PortalSync.objects.update_or_create(
+                portal=portal, defaults={"last_event_at": received_at}
+            )
         _publish_after_commit(changes)
     return changes
 
