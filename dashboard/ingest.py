@@ -149,22 +149,19 @@ def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> 
     return sum(1 for event_id in list(waiting) if apply_stored(event_id))
 
 
-# The most events applied in one transaction: SQLite writers wait while it is open.
+# The most events published together: the first of a batch waits for the last to be shown.
 BATCH_LIMIT = 8
 
 
 def apply_stored_together(event_ids: list[int]) -> int:
-    """Apply several stored events in one transaction, in order, their changes published
-    once; returns how many this call applied. Each is still claimed on its own, so none is
-    applied twice; if the batch fails as a whole, nothing of it happened and each is tried
-    alone."""
+    """Apply several stored events in order, their changes published (and their alert rules
+    run) once; returns how many this call applied. Each is claimed and applied in a
+    transaction of its own, as ``apply_stored`` does alone, so SQLite's write lock is never
+    held longer than one event while deliveries wait to be stored, and one event's failure
+    is that event's alone."""
     if len(event_ids) == 1:
         return int(apply_stored(event_ids[0]))
-    try:
-        with transaction.atomic(), live.publishing_together():
-            return sum(1 for event_id in event_ids if apply_stored(event_id))
-    except Exception:
-        logger.exception("Applying %d webhook events together failed", len(event_ids))
+    with live.publishing_together():
         return sum(1 for event_id in event_ids if apply_stored(event_id))
 
 

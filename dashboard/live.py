@@ -104,7 +104,7 @@ def publishing_together() -> Iterator[None]:
     """Within it, what is applied is published (and its alert rules run) once per portal,
     after the transaction around it commits, rather than once per application: a batch of
     webhook events then costs one rendering, one push to every page and one evaluation.
-    Use it inside that transaction."""
+    Around one transaction or several: what is collected is published when it ends."""
     if getattr(_together, "changes", None) is not None:
         yield  # an outer one publishes
         return

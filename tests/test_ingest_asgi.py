@@ -16,7 +16,7 @@ from django.test import Client
 
 from dashboard import alerts, broadcast, ingest, live
 from dashboard.asgi import application
-from dashboard.models import Chat, InboxEvent, Operator, PortalSync
+from dashboard.models import Chat, ChatMessage, InboxEvent, Operator, PortalSync
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
 from tests.conftest import run_async
@@ -373,3 +373,35 @@ def test_it_applies_a_burst_together_once_each_in_order_and_publishes_it_once(
     row = Chat.objects.get(remote_id=chat)
     assert (row.status, row.last_message_text) == ("connected", "Second line")
     assert Chat.objects.get(remote_id=other).status == "ended"
+
+
+def test_it_keeps_one_failing_event_of_a_burst_to_itself(
+    simulator, connected_portal, webhook_receiver, monkeypatch
+):
+    portal = connected_portal(open_chats=0, operators=3)
+    connection.register_webhooks(portal, url=webhook_receiver.url)
+    chat = simulator.create_conversation(portal.screen_name, visitor_name="Burst")["id"]
+    simulator.pickup(chat)
+    simulator.visitor_message(chat, "A line")
+    deliveries = webhook_receiver.wait_for(3)
+    monkeypatch.setattr(ingest, "schedule", lambda event_id: None)
+    for headers, body in deliveries:
+        assert ingest.receive(portal, body, headers).status == 200
+    stored = list(
+        InboxEvent.objects.filter(portal=portal).order_by("pk").values_list("pk", flat=True)
+    )
+    real_apply = live.apply_event
+
+    def picky(portal, event, **kwargs):
+        if event.name == "conversation.attender.updated":
+            raise RuntimeError("this one cannot be applied")
+        return real_apply(portal, event, **kwargs)
+
+    monkeypatch.setattr(live, "apply_event", picky)
+    with mock.patch.object(broadcast, "publish") as publish:
+        assert ingest.apply_stored_together(stored) == len(stored) - 1
+    assert publish.call_count == 1
+    states = dict(InboxEvent.objects.filter(portal=portal).values_list("event_name", "state"))
+    assert states["conversation.attender.updated"] == "failed"
+    assert states["conversation.created"] == states["conversation.visitor.replied"] == "applied"
+    assert ChatMessage.objects.filter(chat__remote_id=chat, text="A line").exists()
