@@ -2,15 +2,28 @@
 
 Verified over the raw bytes with the portal's dialect, stored in the inbox with a
 de-duplication key, answered at once; applied after commit (dashboard.ingest).
+
+Under ASGI (``serve``, daphne) ``Receiver`` takes these requests before Django does:
+a delivery needs no session, user, CSRF token or template, and SalesIQ waits for each
+answer before it sends the next, so every millisecond of Django's request cycle (a
+thread per request, a hop per middleware, a database connection opened and closed)
+would cap the stream. The Django view serves the same address everywhere else (the
+test client, WSGI); both end in ``ingest``.
 """
 
 from __future__ import annotations
 
+import json
+import re
+
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.http.request import split_domain_port, validate_host
+from django.utils.datastructures import CaseInsensitiveMapping
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from siq_integration.models import Portal
+from siq_integration.webhooks import MAX_BODY_BYTES
 
 from .. import ingest
 
@@ -18,10 +31,80 @@ from .. import ingest
 @csrf_exempt  # SalesIQ signs its deliveries; there is no browser session here
 @require_POST
 def receive(request: HttpRequest, portal_id) -> JsonResponse:
-    portal = Portal.objects.filter(pk=portal_id).first()
-    if portal is None:
-        return JsonResponse({"error": "unknown webhook address"}, status=404)
-    receipt = ingest.too_large(portal, int(request.headers.get("Content-Length") or 0))
-    if receipt is None:
-        receipt = ingest.receive(portal, request.body, request.headers)
-    return JsonResponse(receipt.body, status=receipt.status)
+    size = int(request.headers.get("Content-Length") or 0)
+    body = request.body if size <= MAX_BODY_BYTES else b""  # never read a body over the cap
+    delivery = ingest.Delivery(portal_id, body, request.headers, size=max(size, len(body)))
+    receipts, stored = ingest.receive_many([delivery])
+    for event_id in stored:
+        ingest.schedule(event_id)
+    return JsonResponse(receipts[0].body, status=receipts[0].status)
+
+
+# The address of the URLconf's `webhook` route (Django's uuid converter), POST only.
+_ADDRESS = re.compile(
+    r"^/webhooks/salesiq/"
+    r"(?P<portal>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/$"
+)
+
+
+class Receiver:
+    """ASGI: deliveries straight to ``ingest.store``; every other request to ``app``."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        match = _ADDRESS.match(scope.get("path", "")) if scope["type"] == "http" else None
+        if match is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)  # GET and others: Django's 405, 404, …
+            return
+        headers = CaseInsensitiveMapping(
+            {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        )
+        host, _ = split_domain_port(headers.get("host", ""))
+        if not validate_host(host, settings.ALLOWED_HOSTS):
+            await _respond(send, 400, {"error": "host not allowed"})
+            return
+        try:
+            declared = int(headers.get("content-length") or 0)
+        except ValueError:
+            declared = 0
+        body, size = await _read(receive, declared)
+        if body is None:
+            return  # the sender went away
+        receipt = await ingest.store(ingest.Delivery(match["portal"], body, headers, size=size))
+        await _respond(send, receipt.status, receipt.body)
+
+
+async def _read(receive, declared: int) -> tuple[bytes | None, int]:
+    """The body, or b"" and its size when it is over the cap (not kept in memory)."""
+    if declared > MAX_BODY_BYTES:
+        return b"", declared
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, size
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return (b"".join(chunks) if size <= MAX_BODY_BYTES else b""), size
+
+
+async def _respond(send, status: int, body: dict) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
