@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import IntegrityError, connection, connections, transaction
@@ -32,7 +32,7 @@ from django.utils import timezone
 from siq_integration import webhooks
 from siq_integration.exceptions import MalformedPayload, SignatureInvalid, TokenDecryptionError
 from siq_integration.models import Portal, WebhookPublicKey
-from siq_integration.normalised import EventKind
+from siq_integration.normalised import EventKind, WebhookEvent
 
 from . import actions, live
 from .models import InboxEvent, PortalSync
@@ -86,12 +86,12 @@ def receive(portal: Portal, body: bytes, headers, *, size: int | None = None) ->
     """Verify, parse and store one delivery; applied after the commit, off the caller's
     time where an event loop serves us."""
     receipts, stored = receive_many([Delivery(portal.pk, body, headers, size)])
-    for event_id in stored:
-        transaction.on_commit(lambda event_id=event_id: schedule(event_id))
+    for item in stored:
+        transaction.on_commit(lambda item=item: schedule(item))
     return receipts[0]
 
 
-def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[int]]:
+def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[Stored]]:
     """Verify, parse and store deliveries that arrived together, in one transaction.
 
     Returns each delivery's answer, in order, and the stored events to apply, in arrival
@@ -112,7 +112,7 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[in
 
     receipts: list[Receipt] = [NOT_STORED] * len(deliveries)
     last_word: dict[uuid.UUID, str | None] = {}  # None: fine; else what was wrong
-    fresh: list[tuple[int, InboxEvent, str]] = []
+    fresh: list[tuple[int, InboxEvent, WebhookEvent]] = []
     now = timezone.now()
     for index, delivery in enumerate(deliveries):
         portal = portals.get(_as_uuid(delivery.portal_id))
@@ -159,9 +159,9 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[in
             received_at=now,
             state=InboxEvent.State.UNKNOWN if unknown else InboxEvent.State.PENDING,
         )
-        fresh.append((index, row, event.name))
+        fresh.append((index, row, event))
 
-    stored: list[tuple[int, InboxEvent, str]] = []
+    stored: list[tuple[int, InboxEvent, WebhookEvent]] = []
     if fresh:
         seen = set(
             InboxEvent.objects.filter(
@@ -169,20 +169,20 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[in
                 dedupe_key__in={row.dedupe_key for _, row, _ in fresh},
             ).values_list("portal_id", "dedupe_key")
         )
-        for index, row, name in fresh:
+        for index, row, event in fresh:
             if (row.portal_id, row.dedupe_key) in seen:
                 receipts[index] = DUPLICATE
             else:
                 seen.add((row.portal_id, row.dedupe_key))
-                stored.append((index, row, name))
+                stored.append((index, row, event))
     with transaction.atomic():
         _insert([row for _, row, _ in stored])
         unknown_events: dict[uuid.UUID, list[str]] = defaultdict(list)
-        for index, row, name in stored:
+        for index, row, event in stored:
             if row.pk is None:
                 receipts[index] = DUPLICATE  # another process stored it a moment ago
                 continue
-            receipts[index] = Receipt(200, {"ok": True, "event": name})
+            receipts[index] = Receipt(200, {"ok": True, "event": event.name})
             if row.state == InboxEvent.State.UNKNOWN:
                 unknown_events[row.portal_id].append(row.event_name)
         for portal_id, names in unknown_events.items():
@@ -195,7 +195,11 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[in
         for portal_id, problem in last_word.items():
             _record(portal_id, ok=problem is None, problem=problem or "")
     pending = InboxEvent.State.PENDING
-    return receipts, [row.pk for _, row, _ in stored if row.pk and row.state == pending]
+    return receipts, [
+        Stored(row.pk, row.portal, event, row.received_at)
+        for _, row, event in stored
+        if row.pk and row.state == pending
+    ]
 
 
 def _insert(rows: list[InboxEvent]) -> None:
@@ -221,33 +225,45 @@ def _insert(rows: list[InboxEvent]) -> None:
 # --- applying -------------------------------------------------------------------------------
 
 
-def apply_stored(event_id: int) -> bool:
+@dataclass(frozen=True)
+class Stored:
+    """An event just stored, with what storing it already knew: applying it in this
+    process needs neither its row nor its parsing again."""
+
+    pk: int
+    portal: Portal
+    event: WebhookEvent
+    received_at: datetime
+
+
+def apply_stored(item: int | Stored) -> bool:
     """Apply one stored event if nobody else has; returns whether this call applied it.
 
     Claimed, applied and marked in one transaction: another process's claim waits for it
-    and then finds the event applied; a crash half-way leaves it pending for the sweep.
+    and then finds the event applied; a crash half-way leaves it pending for the sweep,
+    and a failure marks it failed with its error.
     """
-    with transaction.atomic():
-        claimed = InboxEvent.objects.filter(pk=event_id, state=InboxEvent.State.PENDING).update(
-            state=InboxEvent.State.APPLYING, claimed_at=timezone.now()
+    event_id = item.pk if isinstance(item, Stored) else item
+    pending = InboxEvent.objects.filter(pk=event_id, state=InboxEvent.State.PENDING)
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            if not pending.update(state=InboxEvent.State.APPLIED, claimed_at=now, applied_at=now):
+                return False
+            if isinstance(item, Stored):
+                portal, event, received_at = item.portal, item.event, item.received_at
+            else:
+                stored = InboxEvent.objects.select_related("portal").get(pk=event_id)
+                portal, received_at = stored.portal, stored.received_at
+                event = webhooks.parse(portal.dialect, stored.body.encode("utf-8"))
+            live.apply_event(portal, event, received_at=received_at)
+            actions.confirm(portal, event)
+    except Exception as error:
+        logger.exception("Applying webhook event %s failed", event_id)
+        pending.update(
+            state=InboxEvent.State.FAILED, error=f"{type(error).__name__}: {error}"[:1000]
         )
-        if not claimed:
-            return False
-        stored = InboxEvent.objects.select_related("portal").get(pk=event_id)
-        try:
-            with transaction.atomic():
-                event = webhooks.parse(stored.portal.dialect, stored.body.encode("utf-8"))
-                live.apply_event(stored.portal, event, received_at=stored.received_at)
-                actions.confirm(stored.portal, event)
-        except Exception as error:
-            logger.exception("Applying webhook event %s failed", event_id)
-            InboxEvent.objects.filter(pk=event_id).update(
-                state=InboxEvent.State.FAILED, error=f"{type(error).__name__}: {error}"[:1000]
-            )
-            return False
-        InboxEvent.objects.filter(pk=event_id).update(
-            state=InboxEvent.State.APPLIED, applied_at=timezone.now()
-        )
+        return False
     return True
 
 
@@ -269,7 +285,7 @@ def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> 
 BATCH_LIMIT = 8
 
 
-def apply_stored_together(event_ids: list[int]) -> int:
+def apply_stored_together(event_ids: Sequence[int | Stored]) -> int:
     """Apply several stored events in order, their changes published (and their alert rules
     run) once; returns how many this call applied. Each is claimed and applied in a
     transaction of its own, as ``apply_stored`` does alone, so SQLite's write lock is never
@@ -369,23 +385,23 @@ def _store_batch(batch: list[tuple[Delivery, asyncio.Future]]) -> None:
     loop.call_soon_threadsafe(_answer, batch, receipts, stored)
 
 
-def _answer(batch, receipts: list[Receipt], stored: list[int]) -> None:
+def _answer(batch, receipts: list[Receipt], stored: list[Stored]) -> None:
     for (_, future), receipt in zip(batch, receipts, strict=True):
         if not future.done():  # the sender may have gone
             future.set_result(receipt)
-    for event_id in stored:
-        _enqueue(event_id)
+    for item in stored:
+        _enqueue(item)
 
 
-def _enqueue(event_id: int) -> None:
+def _enqueue(item: int | Stored) -> None:
     """On the server's loop: queue the event, and start applying unless already under way.
     One batch at a time per process keeps a portal's events in arrival order; whatever
     arrived while a batch was applied makes the next one: a quiet portal's event goes
     alone and at once, a flood goes in batches at a fraction of the cost per event."""
-    _lanes_of(asyncio.get_running_loop())[1].add(event_id)
+    _lanes_of(asyncio.get_running_loop())[1].add(item)
 
 
-def _apply_batch(event_ids: list[int]) -> None:
+def _apply_batch(event_ids: list[int | Stored]) -> None:
     try:
         apply_stored_together(event_ids)
     except Exception:
@@ -393,7 +409,7 @@ def _apply_batch(event_ids: list[int]) -> None:
         connections.close_all()
 
 
-def schedule(event_id: int) -> None:
+def schedule(event_id: int | Stored) -> None:
     """Apply ``event_id`` now, off the request's path when an event loop serves us.
 
     Under daphne the view runs in a thread of the server's event loop: the event is

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from siq_integration.models import Portal
@@ -200,18 +200,22 @@ def _set_last_message(chat: Chat, message: Message | None) -> bool:
 def _store_message(chat: Chat, message: Message | None, changes: Changes) -> None:
     if message is None or not message.id:
         return
-    stored, created = ChatMessage.objects.get_or_create(
+    stored = ChatMessage(
         chat=chat,
         remote_id=message.id,
-        defaults={
-            "sender_type": str(message.sender_type),
-            "sender_name": message.sender_name[:200],
-            "text": message.text,
-            "sent_at": message.sent_at,
-        },
+        sender_type=str(message.sender_type),
+        sender_name=message.sender_name[:200],
+        text=message.text,
+        sent_at=message.sent_at,
     )
-    if created:
-        changes.messages.add(stored.pk)
+    try:
+        # Mostly a new message: insert, and let the unique constraint say when it was not
+        # (one statement instead of a look-up first).
+        with transaction.atomic():
+            stored.save(force_insert=True)
+    except IntegrityError:
+        return
+    changes.messages.add(stored.pk)
 
 
 def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:

@@ -35,8 +35,8 @@ def receive(request: HttpRequest, portal_id) -> JsonResponse:
     body = request.body if size <= MAX_BODY_BYTES else b""  # never read a body over the cap
     delivery = ingest.Delivery(portal_id, body, request.headers, size=max(size, len(body)))
     receipts, stored = ingest.receive_many([delivery])
-    for event_id in stored:
-        ingest.schedule(event_id)
+    for item in stored:
+        ingest.schedule(item)
     return JsonResponse(receipts[0].body, status=receipts[0].status)
 
 
