@@ -14,14 +14,16 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dashboard.framing import KeepSocket  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.views.webhooks import Receiver  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": Receiver(django_asgi_app),  # SalesIQ's deliveries skip the request cycle
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        # KeepSocket: live messages are framed once for every page (dashboard/framing.py).
+        "websocket": KeepSocket(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from . import access, selectors
+from . import access, framing, selectors
 from .broadcast import LiveHtml, group_name, user_group
 
 logger = logging.getLogger(__name__)
@@ -134,4 +134,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return
 
     async def live_html(self, event: LiveHtml) -> None:
-        await self.send(text_data=event["html"])
+        socket = self.scope.get(framing.SCOPE_KEY)
+        if socket is None or not framing.send_text(socket, event["html"]):
+            await self.send(text_data=event["html"])

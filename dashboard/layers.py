@@ -34,15 +34,40 @@ class InMemoryChannelLayer(layers.InMemoryChannelLayer):
         self._cleaned_at = now
         super()._clean_expired()
 
+    def _queue(self, channel: str) -> asyncio.Queue:
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        return queue
+
+    async def receive(self, channel: str) -> dict:
+        # Channels drops a channel's queue whenever it is read empty, so every message to
+        # every page made a queue afresh: the queue now lives as long as its reader, and
+        # goes when the reader stops reading (cancelled) and is in no group any more.
+        self.require_valid_channel_name(channel)
+        self._clean_expired()
+        queue = self._queue(channel)
+        try:
+            _, message = await queue.get()
+        except asyncio.CancelledError:
+            if queue.empty() and not any(channel in members for members in self.groups.values()):
+                self.channels.pop(channel, None)
+            raise
+        return message
+
     async def group_send(self, group: str, message: dict) -> None:
         assert isinstance(message, dict), "Message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()
         expires = time.time() + self.expiry
+        # Each member gets its own copy, as with channels; a message of plain values (the
+        # live page's HTML) needs no deep one.
+        flat = all(isinstance(value, _PLAIN) for value in message.values())
         for channel in list(self.groups.get(group, ())):
-            queue = self.channels.setdefault(
-                channel, asyncio.Queue(maxsize=self.get_capacity(channel))
-            )
+            queue = self._queue(channel)
             # As channels does: a full channel misses the message.
             with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait((expires, deepcopy(message)))
+                queue.put_nowait((expires, dict(message) if flat else deepcopy(message)))
+
+
+_PLAIN = (str, bytes, int, float, bool, type(None))

@@ -29,7 +29,7 @@ def test_it_delivers_a_group_message_to_every_member_once():
         assert all(message == {"type": "live.html", "html": "<tr></tr>"} for message in got)
         assert got[0] is not got[1]  # each member gets its own copy
         assert outsider not in layer.channels
-        assert not any(layer.channels.get(channel) for channel in members)  # nothing twice
+        assert all(layer.channels[channel].empty() for channel in members)  # nothing twice
 
     run(scene())
 
@@ -46,7 +46,29 @@ def test_it_drops_a_message_to_a_full_channel_and_keeps_serving_the_others():
                 assert (await layer.receive(quick))["n"] == n
         assert (await layer.receive(quick))["n"] == 2
         assert [(await layer.receive(slow))["n"] for _ in range(2)] == [0, 1]
-        assert slow not in layer.channels  # the third never reached the full channel
+        assert layer.channels[slow].empty()  # the third never reached the full channel
+
+    run(scene())
+
+
+def test_it_keeps_a_readers_queue_and_drops_it_when_the_reader_leaves():
+    async def scene():
+        layer = InMemoryChannelLayer(capacity=10, expiry=30)
+        page = await layer.new_channel()
+        await layer.group_add("g", page)
+        reading = asyncio.ensure_future(layer.receive(page))
+        await asyncio.sleep(0)
+        queue = layer.channels[page]
+        for n in range(3):
+            await layer.group_send("g", {"type": "t", "n": n})
+            assert (await reading)["n"] == n
+            reading = asyncio.ensure_future(layer.receive(page))
+            await asyncio.sleep(0)
+            assert layer.channels[page] is queue  # the same queue, not a new one a message
+        await layer.group_discard("g", page)  # the page closes: it leaves, then stops reading
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        assert page not in layer.channels
 
     run(scene())
 

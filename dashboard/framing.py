@@ -1,0 +1,67 @@
+"""One live message to every page of this process, framed once.
+
+A publication goes to every open page of a portal; under daphne each page's copy went
+through channels' send wrappers, daphne's reply routing and autobahn's framing, one page
+at a time: per page and per message, about as much Python as everything else of a
+webhook (``make bench``, docs/benchmarks.md). Autobahn can frame a message once and write
+the same bytes to many sockets (``prepareMessage`` / ``sendPreparedMessage``); this module
+does that for the live page's HTML when the page's socket is daphne's. Anywhere else (the
+test communicator, another ASGI server) pages are sent to as before.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+
+from daphne.server import Server
+
+# Where KeepSocket puts the page's daphne protocol in the consumer's scope.
+SCOPE_KEY = "siq.socket"
+
+
+class KeepSocket:
+    """ASGI middleware for websockets: note daphne's protocol object of this connection."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        protocol = protocol_of(send)
+        if protocol is not None:
+            scope = {**scope, SCOPE_KEY: protocol}
+        return await self.app(scope, receive, send)
+
+
+def protocol_of(send):
+    """Daphne hands each connection ``partial(server.handle_reply, protocol)`` as its send."""
+    if not isinstance(send, functools.partial) or len(send.args) != 1 or send.keywords:
+        return None
+    if not isinstance(getattr(send.func, "__self__", None), Server):
+        return None
+    if getattr(send.func, "__name__", "") != "handle_reply":
+        return None
+    protocol = send.args[0]
+    if not callable(getattr(protocol, "sendPreparedMessage", None)):
+        return None
+    return protocol
+
+
+# The last few messages framed: every page of a publication gets the same str object.
+_framed: deque = deque(maxlen=4)
+
+
+def send_text(protocol, text: str) -> bool:
+    """Write ``text`` to the page's socket, framed once for all pages; False when the
+    socket is not open yet (the caller sends it the usual way). A closing socket gets
+    nothing, as daphne would give it."""
+    if protocol.state == protocol.STATE_CONNECTING:
+        return False
+    if protocol.state != protocol.STATE_OPEN:
+        return True
+    prepared = next((framed for known, framed in _framed if known is text), None)
+    if prepared is None:
+        prepared = protocol.factory.prepareMessage(text.encode("utf-8"))
+        _framed.append((text, prepared))
+    protocol.sendPreparedMessage(prepared)
+    return True
