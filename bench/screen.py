@@ -288,6 +288,7 @@ def _latencies(
     answered: list[float] = []
     by_event: dict[str, list[float]] = defaultdict(list)
     unsent = failed = unseen = retried = 0
+    unseen_by_event: dict[str, int] = defaultdict(int)
     for action in actions:
         queued = sent.get((action.event, action.chat))
         delivery = queued.popleft() if queued else None
@@ -302,6 +303,7 @@ def _latencies(
         shown = seen.get(action.key)
         if shown is None:
             unseen += 1
+            unseen_by_event[action.event] += 1
             continue
         # Both clocks are this machine's; the offset corrects what little they differ by.
         shown -= offset
@@ -324,4 +326,5 @@ def _latencies(
         "refused_deliveries": failed,
         "retried_deliveries": retried,
         "never_shown": unseen,
+        "never_shown_by_event": dict(unseen_by_event),
     }
