@@ -105,6 +105,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=await _snapshot(portals))
         else:
             await self.send(text_data=await _freshness(portals))
+        # Where the layer can (in-memory, under daphne), live HTML now goes straight from
+        # group_send to this page's socket; after the snapshot, so nothing overtakes it.
+        socket = self.scope.get(framing.SCOPE_KEY)
+        if socket is not None and hasattr(self.channel_layer, "attach_socket"):
+            self.channel_layer.attach_socket(self.channel_name, socket)
 
     async def _rejoin_now_and_then(self) -> None:
         while True:
@@ -113,6 +118,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self.channel_layer, "detach_socket"):
+            self.channel_layer.detach_socket(self.channel_name)
         rejoining = getattr(self, "rejoining", None)
         if rejoining is not None:
             rejoining.cancel()

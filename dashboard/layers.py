@@ -18,6 +18,8 @@ from copy import deepcopy
 
 from channels import layers
 
+from . import framing
+
 # Seconds between sweeps for expired messages and memberships (expiry itself is 30 s or more).
 CLEAN_EVERY = 1.0
 
@@ -26,6 +28,30 @@ class InMemoryChannelLayer(layers.InMemoryChannelLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._cleaned_at = 0.0
+        # Pages whose live HTML is written to their socket by group_send itself.
+        self.sockets: dict[str, object] = {}
+
+    def attach_socket(self, channel: str, socket) -> None:
+        """From now on, ``live.html`` messages to ``channel`` are written straight to its
+        daphne socket as they are sent (dashboard/framing.py) instead of waking its
+        consumer, which would only forward them: at 200 pages that wake-up was most of a
+        message's cost. Call it from the consumer's own handler (``connect``, after the
+        snapshot): what is queued for it already is written first, so nothing overtakes it.
+        """
+        queue = self.channels.get(channel)
+        kept = []
+        while queue is not None and not queue.empty():
+            expires, message = queue.get_nowait()
+            if message.get("type") == LIVE_HTML:
+                framing.send_text(socket, message["html"])
+            else:
+                kept.append((expires, message))
+        for item in kept:
+            queue.put_nowait(item)
+        self.sockets[channel] = socket
+
+    def detach_socket(self, channel: str) -> None:
+        self.sockets.pop(channel, None)
 
     def _clean_expired(self) -> None:
         now = time.monotonic()
@@ -63,7 +89,11 @@ class InMemoryChannelLayer(layers.InMemoryChannelLayer):
         # Each member gets its own copy, as with channels; a message of plain values (the
         # live page's HTML) needs no deep one.
         flat = all(isinstance(value, _PLAIN) for value in message.values())
+        direct = message.get("type") == LIVE_HTML and isinstance(message.get("html"), str)
         for channel in list(self.groups.get(group, ())):
+            socket = self.sockets.get(channel) if direct else None
+            if socket is not None and framing.send_text(socket, message["html"]):
+                continue
             queue = self._queue(channel)
             # As channels does: a full channel misses the message.
             with contextlib.suppress(asyncio.QueueFull):
@@ -71,3 +101,4 @@ class InMemoryChannelLayer(layers.InMemoryChannelLayer):
 
 
 _PLAIN = (str, bytes, int, float, bool, type(None))
+LIVE_HTML = "live.html"
