@@ -318,3 +318,37 @@ def test_it_pushes_rows_in_the_shape_the_page_swaps(owner):
     )
     assert 'id="chats-body" hx-swap-oob="true"' in body
     assert 'hx-swap-oob="true"' not in row(body, f"chat-{item.pk}")
+
+
+def test_it_sums_the_last_hours_waits_in_the_database():
+    from dashboard import selectors
+    from dashboard.models import ChatStatus as Status
+
+    portal = make_portal()
+    now = timezone.now()
+
+    def add(remote_id, status, started_ago, *, attended_after=None, ended_after=None):
+        started = now - timedelta(seconds=started_ago)
+        Chat.objects.create(
+            portal=portal,
+            remote_id=remote_id,
+            status=status,
+            started_at=started,
+            attended_at=started + timedelta(seconds=attended_after)
+            if attended_after is not None
+            else None,
+            ended_at=started + timedelta(seconds=ended_after) if ended_after is not None else None,
+            fact_at=now,
+        )
+
+    add("picked-up", Status.CONNECTED, 600, attended_after=60)  # waited 60 s
+    add("waiting", Status.WAITING, 120)  # waits so far: 120 s
+    add("missed", Status.MISSED, 900, ended_after=30)  # given up after 30 s
+    add("seen-connected", Status.CONNECTED, 300)  # no pickup time known: not counted
+    add("odd-clock", Status.ENDED, 300, attended_after=-5, ended_after=40)  # never below 0
+    add("long-ago", Status.ENDED, 7200, attended_after=500, ended_after=900)  # not this hour
+
+    total, count = selectors.wait_stats(portal, now)
+
+    assert count == 4
+    assert total == pytest.approx(60 + 120 + 30 + 0, abs=0.01)
