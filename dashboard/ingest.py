@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 import weakref
 from collections import defaultdict, deque
@@ -283,6 +284,9 @@ def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> 
 
 # The most events published together: the first of a batch waits for the last to be shown.
 BATCH_LIMIT = 8
+# The longest the webhook lane holds a change back from publishing while deliveries or
+# events wait (seconds).
+PUBLISH_WITHIN = 0.015
 
 
 def apply_stored_together(event_ids: Sequence[int | Stored]) -> int:
@@ -307,21 +311,33 @@ IDLE_CLOSE_SECONDS = 2.0
 
 class _Lane:
     """Under a server loop, one thread does the webhook path's database work: storing what
-    arrived (SalesIQ waits for that answer) and applying what was stored.
+    arrived (SalesIQ waits for that answer, and sends a webhook's next delivery only then),
+    applying what was stored, and publishing what was applied.
 
-    One thread, so the two never wait for each other's write lock: SQLite makes a writer
-    that finds the lock taken sleep and try again after 1, 2, 5, 10 ms…, which put ~20 ms
-    into every answer while events were applied. Deliveries go first: the thread stores
-    whatever arrived while it was busy (one transaction), answers, and applies stored
-    events in between, looking for new deliveries after each one. The thread keeps its
-    database connection while there is work (a web request opens and closes one) and
-    closes it after a while idle, or when something failed (the connection may be what
-    failed).
+    One thread, so storing and applying never wait for each other's write lock: SQLite
+    makes a writer that finds the lock taken sleep and try again after 1, 2, 5, 10 ms…,
+    which put ~20 ms into every answer while events were applied. (A thread of its own for
+    publishing was tried too: with one GIL it slowed the other two down.)
+
+    What waits goes in this order: deliveries (stored together, one transaction, then
+    answered), stored events (one at a time, their changes collected), and publishing the
+    changes collected (rendered and pushed once per portal, the event alert rules run).
+    Publishing waits while deliveries or events are waiting, up to PUBLISH_WITHIN after
+    the first change it holds or BATCH_LIMIT events: a delivery arriving while its
+    predecessor's change is published would otherwise wait for the rendering and the
+    push, and under a flood the changes of several events go out as one message.
+
+    The thread keeps its database connection while there is work (a web request opens and
+    closes one) and closes it after a while idle, or when something failed (the connection
+    may be what failed).
     """
 
     def __init__(self) -> None:
         self.deliveries: deque[tuple[Delivery, asyncio.Future]] = deque()
         self.events: deque[int | Stored] = deque()
+        self.unpublished: dict[object, live.Changes] = {}
+        self.held_since = 0.0  # when the oldest unpublished change was collected
+        self.held_events = 0
         self.task: asyncio.Task | None = None  # held: the loop keeps only weak references
         self.idle_since = 0.0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
@@ -332,11 +348,14 @@ class _Lane:
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(self._drain())
 
+    def _pending(self) -> bool:
+        return bool(self.deliveries or self.events or self.unpublished)
+
     async def _drain(self) -> None:
         # On the loop, where items are added: nothing added is ever left without a drain.
         loop = asyncio.get_running_loop()
         try:
-            while self.deliveries or self.events:
+            while self._pending():
                 await self.call(loop)
         finally:
             self.task = None
@@ -344,30 +363,48 @@ class _Lane:
             loop.call_later(IDLE_CLOSE_SECONDS, self._close_if_idle, loop)
 
     def _work(self, loop) -> None:
-        """In the lane's thread, until both queues are empty (the loop adds meanwhile)."""
+        """In the lane's thread, until nothing waits (the loop adds meanwhile)."""
         try:
-            while self.deliveries or self.events:
+            while self._pending():
                 if self.deliveries:
                     count = min(STORE_LIMIT, len(self.deliveries))
                     batch = [self.deliveries.popleft() for _ in range(count)]
                     self.events.extend(_store_batch(loop, batch))  # applied next, here
+                elif self.events and not self._publish_due():
+                    self._apply_one()
                 else:
-                    self._apply_some()
+                    self._publish()
         except Exception:
             logger.exception("The webhook lane failed; the sweep applies what is left")
+            self.unpublished.clear()
             connections.close_all()
 
-    def _apply_some(self) -> None:
-        """Up to BATCH_LIMIT events, published together; stops early for a delivery."""
+    def _publish_due(self) -> bool:
+        if not self.unpublished:
+            return False
+        held = time.monotonic() - self.held_since
+        return held >= PUBLISH_WITHIN or self.held_events >= BATCH_LIMIT
+
+    def _apply_one(self) -> None:
+        def collect(changes: live.Changes) -> None:
+            if not self.unpublished:
+                self.held_since = time.monotonic()
+            self.unpublished.setdefault(changes.portal_id, live.Changes(changes.portal_id)).add(
+                changes
+            )
+
         try:
-            with live.publishing_together():
-                for _ in range(BATCH_LIMIT):
-                    if not self.events or self.deliveries:
-                        break
-                    apply_stored(self.events.popleft())
+            with live.publishing_together(collect):
+                apply_stored(self.events.popleft())
         except Exception:
-            logger.exception("Applying webhook events failed; the sweep tries again")
+            logger.exception("Applying a webhook event failed; the sweep tries again")
             connections.close_all()
+        self.held_events += 1
+
+    def _publish(self) -> None:
+        held, self.unpublished, self.held_events = self.unpublished, {}, 0
+        for changes in held.values():
+            live.publish_now(changes)
 
     def _close_if_idle(self, loop) -> None:
         if self.task is None and loop.time() - self.idle_since >= IDLE_CLOSE_SECONDS - 0.01:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,11 +100,12 @@ _together = threading.local()
 
 
 @contextlib.contextmanager
-def publishing_together() -> Iterator[None]:
+def publishing_together(publish: Callable[[Changes], None] | None = None) -> Iterator[None]:
     """Within it, what is applied is published (and its alert rules run) once per portal,
     after the transaction around it commits, rather than once per application: a batch of
     webhook events then costs one rendering, one push to every page and one evaluation.
-    Around one transaction or several: what is collected is published when it ends."""
+    Around one transaction or several: what is collected is published when it ends, or
+    handed to ``publish``, which is then to call ``publish_now`` with it."""
     if getattr(_together, "changes", None) is not None:
         yield  # an outer one publishes
         return
@@ -115,7 +116,19 @@ def publishing_together() -> Iterator[None]:
     finally:
         _together.changes = None
     for changes in collected.values():
-        _publish_after_commit(changes)
+        if publish is None:
+            _publish_after_commit(changes)
+        elif changes:
+            publish(changes)
+
+
+def publish_now(changes: Changes) -> None:
+    """Send committed ``changes`` to every page and run the event alert rules on them."""
+    from . import alerts, broadcast
+
+    broadcast.publish(changes)
+    if changes.chats:
+        _safely(alerts.on_changes, changes.portal_id, changes.chats)
 
 
 def _publish_after_commit(changes: Changes) -> None:
