@@ -352,3 +352,7 @@ def test_it_sums_the_last_hours_waits_in_the_database():
 
     assert count == 4
     assert total == pytest.approx(60 + 120 + 30 + 0, abs=0.01)
+    # The same rules where the database has no SQL of ours (the fallback).
+    since = now - timedelta(hours=1)
+    in_python = selectors._wait_stats_in_python(portal, now, since)
+    assert in_python == (pytest.approx(total, abs=0.01), count)
