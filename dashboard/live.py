@@ -98,6 +98,13 @@ class Changes:
 
 _together = threading.local()
 
+# A chat's columns that applying may change (attnames; not the key, not ``updated_at``).
+_CHAT_FIELDS = tuple(
+    field.attname
+    for field in Chat._meta.concrete_fields
+    if not field.primary_key and field.name != "updated_at"
+)
+
 
 @contextlib.contextmanager
 def publishing_together(publish: Callable[[Changes], None] | None = None) -> Iterator[None]:
@@ -305,6 +312,17 @@ def _name_operator(portal: Portal, chat: Chat) -> None:
         chat.department_name = name or ""
 
 
+def _fields(chat: Chat) -> dict[str, Any]:
+    return {name: getattr(chat, name) for name in _CHAT_FIELDS}
+
+
+def _save_what_changed(chat: Chat, was: dict[str, Any]) -> None:
+    """An UPDATE of the columns that changed (and ``updated_at``), not of all thirty: a
+    webhook changes two or three, and every column costs the ORM time to compile."""
+    changed = [name for name, value in was.items() if getattr(chat, name) != value]
+    chat.save(update_fields=[*changed, "updated_at"])
+
+
 def _apply_conversation(
     portal: Portal,
     conversation: Conversation,
@@ -347,11 +365,12 @@ def _apply_conversation(
         _store_message(chat, conversation.last_message, changes)
         return chat
     before = (chat.status, chat.operator_id)
+    was = _fields(chat)
     _merge(chat, conversation, fact_at)
     _name_operator(portal, chat)
     chat.fact_at = fact_at
     chat.source = source
-    chat.save()
+    _save_what_changed(chat, was)
     changes.chats.add(chat.pk)
     if before != (chat.status, chat.operator_id):
         changes.operators |= _operator_pks(portal, [before[1], chat.operator_id])
@@ -573,6 +592,10 @@ def apply_transcript(chat: Chat, messages: list[Message], *, fetched_at: datetim
 # --- webhook events ------------------------------------------------------------------------
 
 
+# The arrival time this process last wrote as each portal's last event (committed).
+_last_event_marked: dict[Any, datetime] = {}
+
+
 def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -> Changes:
     """One verified webhook event. Unknown kinds change nothing (the inbox keeps them)."""
     changes = Changes(portal.pk, meta=True)
@@ -614,11 +637,14 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
                 changes=changes,
                 presence=False,
             )
-        # One UPDATE for every event; the row is made once per portal.
-        if not PortalSync.objects.filter(portal=portal).update(last_event_at=received_at):
-            PortalSync.objects.update_or_create(
-                portal=portal, defaults={"last_event_at": received_at}
-            )
+        # One UPDATE per stored batch (its events share their arrival time); the row is made
+        # once per portal.
+        if _last_event_marked.get(portal.pk) != received_at:
+            if not PortalSync.objects.filter(portal=portal).update(last_event_at=received_at):
+                PortalSync.objects.update_or_create(
+                    portal=portal, defaults={"last_event_at": received_at}
+                )
+            transaction.on_commit(lambda: _last_event_marked.update({portal.pk: received_at}))
         _publish_after_commit(changes)
     return changes
 
