@@ -1,0 +1,346 @@
+"""The webhook fast path (ASGI receiver, stored together, one lane applying and publishing)
+and the live fan-out that writes one framed message to every page's socket."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import socket
+from unittest import mock
+
+import pytest
+from channels.testing import HttpCommunicator
+from daphne.server import Server
+
+from dashboard import framing, ingest, live
+from dashboard.asgi import application
+from dashboard.layers import InMemoryChannelLayer
+from dashboard.models import Chat, InboxEvent
+from siq_integration import connection, webhooks
+from siq_integration.webhooks import MAX_BODY_BYTES
+from tests.conftest import run_async
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def request(path, *, method="POST", body=b"", headers=None):
+    headers = headers if headers is not None else [(b"host", b"localhost")]
+    http = HttpCommunicator(application, method, path, body=body, headers=headers)
+
+    async def answer():
+        return await http.get_response(timeout=10)
+
+    return run_async(answer)
+
+
+@pytest.fixture
+def reference_portal(connected_portal, webhook_receiver):
+    """A portal whose deliveries we can sign ourselves (reference dialect, HMAC)."""
+    portal = connected_portal(dialect="reference", open_chats=0)
+    connection.register_webhooks(portal, url=webhook_receiver.url)
+    portal.refresh_from_db()
+    return portal
+
+
+def signed(portal, payload: dict) -> tuple[dict[str, str], bytes]:
+    body = json.dumps(payload).encode()
+    signature = webhooks.sign_reference(body, portal.get_webhook_secret())
+    return {"content-type": "application/json", "x-salesiq-signature": signature}, body
+
+
+def chat_event(chat_id: str, *, event: str = "chat.missed", at: str = "2026-11-22T09:00:00Z"):
+    return {
+        "event": event,
+        "timestamp": at,
+        "data": {"chat_id": chat_id, "visitor_name": "Ada", "started_at": at, "ended_at": at},
+    }
+
+
+# --- the ASGI receiver -----------------------------------------------------------------
+
+
+def test_it_answers_deliveries_before_django_and_leaves_the_rest_to_django(reference_portal):
+    headers, body = signed(reference_portal, chat_event("c-1"))
+    address = f"/webhooks/salesiq/{reference_portal.pk}/"
+
+    stored = request(address, body=body, headers=[(b"host", b"localhost"), *encode(headers)])
+    assert stored["status"] == 200
+    assert dict(stored["headers"])[b"content-type"] == b"application/json"
+    assert json.loads(stored["body"]) == {"ok": True, "event": "chat.missed"}
+    assert InboxEvent.objects.filter(portal=reference_portal).count() == 1
+
+    # Not a POST: Django answers, as before (require_POST).
+    assert request(address, method="GET")["status"] == 405
+    # Not a portal's address: Django's 404; an address of no portal: the receiver's 404.
+    assert request("/webhooks/salesiq/not-a-uuid/", body=body)["status"] == 404
+    unknown = request("/webhooks/salesiq/00000000-0000-0000-0000-000000000000/", body=body)
+    assert unknown["status"] == 404
+    assert json.loads(unknown["body"]) == {"error": "unknown webhook address"}
+
+
+def test_it_refuses_a_host_it_does_not_serve_and_a_body_over_the_cap_unread(reference_portal):
+    headers, body = signed(reference_portal, chat_event("c-2"))
+    address = f"/webhooks/salesiq/{reference_portal.pk}/"
+
+    elsewhere = request(address, body=body, headers=[(b"host", b"evil.example"), *encode(headers)])
+    assert elsewhere["status"] == 400
+
+    declared = [(b"host", b"localhost"), (b"content-length", str(MAX_BODY_BYTES + 1).encode())]
+    too_large = request(address, body=b"x" * 10, headers=declared)
+    assert too_large["status"] == 413
+    reference_portal.refresh_from_db()
+    assert reference_portal.last_webhook_ok is False
+    assert "too large" in reference_portal.last_webhook_problem
+    assert not InboxEvent.objects.filter(portal=reference_portal).exists()
+
+
+def test_it_asks_salesiq_to_send_again_when_storing_fails(reference_portal):
+    headers, body = signed(reference_portal, chat_event("c-3"))
+    address = f"/webhooks/salesiq/{reference_portal.pk}/"
+    with mock.patch.object(ingest, "receive_many", side_effect=RuntimeError("disk full")):
+        failed = request(address, body=body, headers=[(b"host", b"localhost"), *encode(headers)])
+    assert failed["status"] == 503  # SalesIQ retries; nothing was answered "ok" unstored
+
+    again = request(address, body=body, headers=[(b"host", b"localhost"), *encode(headers)])
+    assert again["status"] == 200
+    assert InboxEvent.objects.filter(portal=reference_portal).count() == 1
+
+
+def encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), value.encode()) for name, value in headers.items()]
+
+
+# --- stored together ---------------------------------------------------------------------
+
+
+def test_it_judges_each_delivery_of_a_batch_on_its_own(reference_portal, connected_portal):
+    other = connected_portal(dialect="reference", open_chats=0)
+    good_headers, good = signed(reference_portal, chat_event("c-10"))
+    bad_headers = {**good_headers, "x-salesiq-signature": "0" * 64}
+    malformed = b"{not json"
+    secret = reference_portal.get_webhook_secret()
+    malformed_headers = {"x-salesiq-signature": webhooks.sign_reference(malformed, secret)}
+    later_headers, later = signed(reference_portal, chat_event("c-11"))
+    batch = [
+        ingest.Delivery(reference_portal.pk, good, good_headers),
+        ingest.Delivery(reference_portal.pk, good, bad_headers),
+        ingest.Delivery(reference_portal.pk, good, good_headers),  # SalesIQ's retry, same batch
+        ingest.Delivery("00000000-0000-0000-0000-000000000000", good, good_headers),
+        ingest.Delivery(reference_portal.pk, malformed, malformed_headers),
+        ingest.Delivery(other.pk, good, good_headers),  # another portal's signature: refused
+        ingest.Delivery(reference_portal.pk, later, later_headers),
+    ]
+
+    receipts, stored = ingest.receive_many(batch)
+
+    assert [receipt.status for receipt in receipts] == [200, 401, 200, 404, 400, 401, 200]
+    assert receipts[2].body == {"ok": True, "duplicate": True}
+    assert [item.event.chat_id for item in stored] == ["c-10", "c-11"]  # in arrival order
+    assert InboxEvent.objects.filter(portal=reference_portal).count() == 2
+    reference_portal.refresh_from_db()
+    other.refresh_from_db()
+    assert reference_portal.last_webhook_ok is True  # its last delivery was fine
+    assert other.last_webhook_ok is False
+
+    # Stored once however often it comes again, also in a later batch.
+    receipts, stored = ingest.receive_many(batch[:1])
+    assert receipts[0].body == {"ok": True, "duplicate": True} and stored == []
+
+
+def test_it_stores_once_what_another_process_stored_a_moment_before(reference_portal):
+    headers, body = signed(reference_portal, chat_event("c-12"))
+    receipts, _ = ingest.receive_many([ingest.Delivery(reference_portal.pk, body, headers)])
+    assert receipts[0].status == 200
+    existing = InboxEvent.objects.get(portal=reference_portal)
+    twin = InboxEvent(
+        portal=reference_portal,
+        dedupe_key=existing.dedupe_key,
+        event_name="x",
+        kind="x",
+        body="{}",
+        received_at=existing.received_at,
+    )
+    fresh = InboxEvent(
+        portal=reference_portal,
+        dedupe_key="another",
+        event_name="x",
+        kind="x",
+        body="{}",
+        received_at=existing.received_at,
+    )
+
+    ingest._insert([twin, fresh])  # the bulk insert fails on the twin: one at a time
+
+    assert twin.pk is None and fresh.pk is not None
+    assert InboxEvent.objects.filter(portal=reference_portal).count() == 2
+
+
+# --- the lane: events applied, their changes published together ---------------------------
+
+
+def test_it_publishes_what_it_applied_together_when_nothing_waits(reference_portal):
+    items = []
+    for chat_id in ("c-20", "c-21", "c-22"):
+        headers, body = signed(reference_portal, chat_event(chat_id))
+        _, stored = ingest.receive_many([ingest.Delivery(reference_portal.pk, body, headers)])
+        items += stored
+    published: list[live.Changes] = []
+
+    async def scene():
+        lane = ingest._Lane()
+        lane.events.extend(items)
+        with mock.patch.object(live, "publish_now", side_effect=published.append):
+            await lane._drain()
+
+    run_async(scene)
+
+    assert len(published) == 1  # three events, one message to every page
+    assert published[0].chats == set(Chat.objects.values_list("pk", flat=True))
+    assert set(InboxEvent.objects.values_list("state", flat=True)) == {"applied"}
+
+
+def test_it_publishes_each_event_alone_when_told_not_to_hold_any(reference_portal, monkeypatch):
+    monkeypatch.setattr(ingest, "PUBLISH_WITHIN", 0.0)
+    items = []
+    for chat_id in ("c-30", "c-31"):
+        headers, body = signed(reference_portal, chat_event(chat_id))
+        items += ingest.receive_many([ingest.Delivery(reference_portal.pk, body, headers)])[1]
+    published: list[live.Changes] = []
+
+    async def scene():
+        lane = ingest._Lane()
+        lane.events.extend(items)
+        with mock.patch.object(live, "publish_now", side_effect=published.append):
+            await lane._drain()
+
+    run_async(scene)
+    assert [len(changes.chats) for changes in published] == [1, 1]
+
+
+# --- one framed message to every page ----------------------------------------------------
+
+
+class Transport:
+    """Twisted's TCP transport as far as framing.py looks at it, over a real socket."""
+
+    TLS = False
+
+    def __init__(self, sock) -> None:
+        self.socket = sock
+        self.dataBuffer = b""
+        self._tempDataBuffer: list[bytes] = []
+        self.connected = True
+        self.disconnecting = False
+        self.written: list[bytes] = []  # what went Twisted's (buffered) way
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+
+class Protocol:
+    STATE_CONNECTING, STATE_OPEN, STATE_CLOSING = 0, 1, 2
+
+    def __init__(self, transport, factory) -> None:
+        self.transport = transport
+        self.factory = factory
+        self.state = self.STATE_OPEN
+        self.send_queue: list = []
+        self._perMessageCompress = None
+        self.sent_data: list[bytes] = []
+
+    def sendData(self, data: bytes) -> None:
+        self.sent_data.append(data)
+
+    def sendPreparedMessage(self, prepared) -> None:  # pragma: no cover - compression only
+        raise AssertionError("not used without compression")
+
+
+def test_it_frames_a_message_once_and_writes_it_straight_to_every_socket():
+    from autobahn.twisted.websocket import WebSocketServerFactory
+
+    factory = WebSocketServerFactory()
+    pairs = [socket.socketpair() for _ in range(3)]
+    for ours, _ in pairs:
+        ours.setblocking(False)  # as Twisted's sockets are
+    pages = [Protocol(Transport(ours), factory) for ours, _ in pairs]
+    html = "<tr id='chat-1'>" + "é" * 200 + "</tr>"
+
+    with mock.patch.object(factory, "prepareMessage", wraps=factory.prepareMessage) as prepare:
+        for page in pages:
+            assert framing.send_text(page, html)
+    assert prepare.call_count == 1
+
+    payload = html.encode()
+    for (_, theirs), page in zip(pairs, pages, strict=True):
+        frame = theirs.recv(4096)
+        assert frame[0] == 0x81  # one final text frame, unmasked (server to browser)
+        assert frame[1] == 126 and int.from_bytes(frame[2:4]) == len(payload)
+        assert frame[4:] == payload
+        assert page.sent_data == [] and page.transport.written == []
+    for ours, theirs in pairs:
+        ours.close()
+        theirs.close()
+
+
+def test_it_leaves_a_socket_with_data_waiting_to_twisted_and_the_rest_of_a_big_one():
+    from autobahn.twisted.websocket import WebSocketServerFactory
+
+    factory = WebSocketServerFactory()
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)  # as Twisted's sockets are
+    busy = Protocol(Transport(ours), factory)
+    busy.transport.dataBuffer = b"older bytes"
+    assert framing.send_text(busy, "<p>behind</p>")
+    assert len(busy.sent_data) == 1 and busy.sent_data[0].endswith(b"<p>behind</p>")
+
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    free = Protocol(Transport(ours), factory)
+    big = "x" * 2_000_000
+    assert framing.send_text(free, big)
+    assert free.transport.written, "what the socket did not take is left to Twisted"
+    closing = Protocol(Transport(ours), factory)
+    closing.state = closing.STATE_CLOSING
+    assert framing.send_text(closing, "<p>late</p>") and closing.sent_data == []
+    connecting = Protocol(Transport(ours), factory)
+    connecting.state = connecting.STATE_CONNECTING
+    assert framing.send_text(connecting, "<p>early</p>") is False  # the consumer's own send
+    ours.close()
+    theirs.close()
+
+
+def test_it_finds_daphnes_socket_only_in_daphnes_send():
+    server = Server.__new__(Server)
+    page = Protocol(None, None)
+    assert framing.protocol_of(functools.partial(server.handle_reply, page)) is page
+    assert framing.protocol_of(functools.partial(print, page)) is None
+    assert framing.protocol_of(lambda message: None) is None
+
+
+def test_the_layer_writes_live_html_to_attached_sockets_after_what_was_queued():
+    sent: list[tuple[str, str]] = []
+
+    def send_text(protocol, text):
+        sent.append((protocol, text))
+        return True
+
+    async def scene():
+        layer = InMemoryChannelLayer(capacity=10, expiry=30)
+        page, other = await layer.new_channel(), await layer.new_channel()
+        for channel in (page, other):
+            await layer.group_add("live.portal.x", channel)
+        await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>1</a>"})
+        await layer.group_send("live.portal.x", {"type": "healthz.ping", "token": "t"})
+        with mock.patch.object(framing, "send_text", side_effect=send_text):
+            layer.attach_socket(page, "page-socket")  # queued live HTML goes first
+            await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>2</a>"})
+            assert sent == [("page-socket", "<a>1</a>"), ("page-socket", "<a>2</a>")]
+            assert (await layer.receive(page))["type"] == "healthz.ping"  # others stay queued
+            assert [(await layer.receive(other))["html"] for _ in range(1)] == ["<a>1</a>"]
+            layer.detach_socket(page)
+            await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>3</a>"})
+        assert (await layer.receive(page))["html"] == "<a>3</a>"
+        assert len(sent) == 2
+
+    asyncio.run(scene())
