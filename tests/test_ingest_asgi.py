@@ -93,6 +93,17 @@ def scenes_reference(simulator, portal):
     return chat, missed, op
 
 
+async def settled(portal, timeout: float = 10.0) -> None:
+    """Until every stored event of ``portal`` is applied (or the time is up)."""
+    waiting = sync_to_async(
+        lambda: InboxEvent.objects.filter(portal=portal, state__in=["pending", "applying"]).exists()
+    )
+    for _ in range(int(timeout / 0.05)):
+        if not await waiting():
+            return
+        await asyncio.sleep(0.05)
+
+
 def replay(admin, portal, deliveries):
     """Post each captured delivery to the ASGI app while a browser socket listens."""
     outcomes = []
@@ -213,6 +224,7 @@ def test_it_keeps_the_newer_state_when_deliveries_arrive_out_of_order(
     async def scenario():
         for headers, body in reversed(deliveries):
             assert (await post(portal, headers, body))["status"] == 200
+        await settled(portal)  # applied after the answers, off their path
 
     run_async(scenario)
     row = Chat.objects.get(remote_id=chat)
