@@ -3,7 +3,6 @@ and the live fan-out that writes one framed message to every page's socket."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import socket
@@ -343,4 +342,4 @@ def test_the_layer_writes_live_html_to_attached_sockets_after_what_was_queued():
         assert (await layer.receive(page))["html"] == "<a>3</a>"
         assert len(sent) == 2
 
-    asyncio.run(scene())
+    run_async(scene)
