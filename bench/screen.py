@@ -287,8 +287,14 @@ def _latencies(
     from_scene: list[float] = []
     answered: list[float] = []
     by_event: dict[str, list[float]] = defaultdict(list)
-    unsent = failed = unseen = retried = 0
+    unsent = failed = unseen = retried = superseded = 0
     unseen_by_event: dict[str, int] = defaultdict(int)
+    # Each action's later actions on the same chat.
+    after: dict[int, list[Action]] = {}
+    by_chat: dict[str, list[Action]] = defaultdict(list)
+    for action in reversed(actions):
+        after[id(action)] = list(by_chat[action.chat])
+        by_chat[action.chat].append(action)
     for action in actions:
         queued = sent.get((action.event, action.chat))
         delivery = queued.popleft() if queued else None
@@ -302,6 +308,11 @@ def _latencies(
         answered.append(delivery["duration_ms"])
         shown = seen.get(action.key)
         if shown is None:
+            if any(later.key in seen for later in after[id(action)]):
+                # The page went straight to a newer state of the chat (a visitor's line
+                # replaced by the next one in the same message): nothing left to show.
+                superseded += 1
+                continue
             unseen += 1
             unseen_by_event[action.event] += 1
             continue
@@ -327,4 +338,5 @@ def _latencies(
         "retried_deliveries": retried,
         "never_shown": unseen,
         "never_shown_by_event": dict(unseen_by_event),
+        "superseded_before_shown": superseded,
     }
