@@ -316,11 +316,17 @@ def _fields(chat: Chat) -> dict[str, Any]:
     return {name: getattr(chat, name) for name in _CHAT_FIELDS}
 
 
-def _save_what_changed(chat: Chat, was: dict[str, Any]) -> None:
+# What a chat's row and drawer never show: a change of these alone is not published.
+_UNSHOWN = frozenset({"fact_at", "source"})
+
+
+def _save_what_changed(chat: Chat, was: dict[str, Any]) -> bool:
     """An UPDATE of the columns that changed (and ``updated_at``), not of all thirty: a
-    webhook changes two or three, and every column costs the ORM time to compile."""
+    webhook changes two or three, and every column costs the ORM time to compile. Returns
+    whether anything a page shows changed: a poll confirms most chats as they were."""
     changed = [name for name, value in was.items() if getattr(chat, name) != value]
     chat.save(update_fields=[*changed, "updated_at"])
+    return any(name not in _UNSHOWN for name in changed)
 
 
 def _apply_conversation(
@@ -330,8 +336,13 @@ def _apply_conversation(
     fact_at: datetime,
     source: str,
     changes: Changes,
+    known: dict[str, Chat] | None = None,
 ) -> Chat | None:
-    chat = Chat.objects.filter(portal=portal, remote_id=conversation.id).first()
+    """``known``: the portal's chats by remote id, read already (a poll reads its open
+    chats in one query); a chat not in it is looked up."""
+    chat = known.get(conversation.id) if known is not None else None
+    if chat is None:
+        chat = Chat.objects.filter(portal=portal, remote_id=conversation.id).first()
     if chat is None:
         chat = Chat(portal=portal, remote_id=conversation.id, fact_at=fact_at, source=source)
         _merge(chat, conversation, fact_at)
@@ -370,8 +381,8 @@ def _apply_conversation(
     _name_operator(portal, chat)
     chat.fact_at = fact_at
     chat.source = source
-    _save_what_changed(chat, was)
-    changes.chats.add(chat.pk)
+    if _save_what_changed(chat, was):
+        changes.chats.add(chat.pk)
     if before != (chat.status, chat.operator_id):
         changes.operators |= _operator_pks(portal, [before[1], chat.operator_id])
     _store_message(chat, conversation.last_message, changes)
@@ -417,11 +428,20 @@ def apply_chats(
     changes = Changes(portal.pk, meta=complete)
     with _applying(portal.pk):
         listed = set()
+        known = {
+            chat.remote_id: chat
+            for chat in Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES)
+        }
         for conversation in conversations:
             listed.add(conversation.id)
             fact_at = conversation.modified_at or taken_at
             _apply_conversation(
-                portal, conversation, fact_at=fact_at, source=Source.POLL, changes=changes
+                portal,
+                conversation,
+                fact_at=fact_at,
+                source=Source.POLL,
+                changes=changes,
+                known=known,
             )
         if complete:
             ghosts = (

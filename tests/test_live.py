@@ -144,7 +144,8 @@ def test_it_is_idempotent(portal):
         portal, event(EventKind.CHAT_CREATED, conversation(), at(1)), received_at=at(2)
     )
     assert Chat.objects.count() == 1
-    assert first.chats == again.chats
+    assert first.chats == {Chat.objects.get().pk}
+    assert again.chats == set()  # the same facts again: nothing a page shows changed
     assert Chat.objects.get().fact_at == at(1)
 
 
@@ -387,3 +388,22 @@ def test_it_names_operators_and_departments_the_chat_only_gives_ids_for(portal):
     live.apply_chats(portal, [bare], taken_at=at(5), complete=True)
     chat = Chat.objects.get()
     assert (chat.operator_name, chat.department_name) == ("Asha", "Support")
+
+
+def test_a_poll_publishes_only_the_chats_it_found_changed(portal, django_assert_max_num_queries):
+    ids = [f"46675600000097{n:04d}" for n in range(30)]
+    live.apply_chats(
+        portal, [conversation(id=chat_id) for chat_id in ids], taken_at=at(50), complete=True
+    )
+    picked_up = conversation(ChatStatus.CONNECTED, id=ids[7], operator="op1")
+    again = [conversation(id=chat_id) for chat_id in ids]
+    again[7] = picked_up
+
+    # One read of the open chats, not one per listed chat.
+    with django_assert_max_num_queries(len(ids) + 15):
+        changes = live.apply_chats(portal, again, taken_at=at(60), complete=True)
+
+    assert changes.chats == {Chat.objects.get(remote_id=ids[7]).pk}  # only what changed
+    assert changes.meta  # the freshness still goes out
+    # Every listed chat is vouched for by the newer poll (ghost detection reads fact_at).
+    assert set(Chat.objects.values_list("fact_at", flat=True)) == {at(60)}
