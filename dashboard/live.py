@@ -98,12 +98,15 @@ class Changes:
 
 _together = threading.local()
 
-# A chat's columns that applying may change (attnames; not the key, not ``updated_at``).
-_CHAT_FIELDS = tuple(
-    field.attname
-    for field in Chat._meta.concrete_fields
-    if not field.primary_key and field.name != "updated_at"
-)
+# The columns that applying may change (attnames; not the key, not ``updated_at``).
+_FIELDS = {
+    model: tuple(
+        field.attname
+        for field in model._meta.concrete_fields
+        if not field.primary_key and field.name != "updated_at"
+    )
+    for model in (Chat, Operator)
+}
 
 
 @contextlib.contextmanager
@@ -312,20 +315,20 @@ def _name_operator(portal: Portal, chat: Chat) -> None:
         chat.department_name = name or ""
 
 
-def _fields(chat: Chat) -> dict[str, Any]:
-    return {name: getattr(chat, name) for name in _CHAT_FIELDS}
+def _fields(row: Chat | Operator) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _FIELDS[type(row)]}
 
 
-# What a chat's row and drawer never show: a change of these alone is not published.
+# What a chat's or an operator's row never shows: a change of these alone is not published.
 _UNSHOWN = frozenset({"fact_at", "source"})
 
 
-def _save_what_changed(chat: Chat, was: dict[str, Any]) -> bool:
-    """An UPDATE of the columns that changed (and ``updated_at``), not of all thirty: a
+def _save_what_changed(row: Chat | Operator, was: dict[str, Any]) -> bool:
+    """An UPDATE of the columns that changed (and ``updated_at``), not of them all: a
     webhook changes two or three, and every column costs the ORM time to compile. Returns
-    whether anything a page shows changed: a poll confirms most chats as they were."""
-    changed = [name for name, value in was.items() if getattr(chat, name) != value]
-    chat.save(update_fields=[*changed, "updated_at"])
+    whether anything a page shows changed: a poll confirms most rows as they were."""
+    changed = [name for name, value in was.items() if getattr(row, name) != value]
+    row.save(update_fields=[*changed, "updated_at"])
     return any(name not in _UNSHOWN for name in changed)
 
 
@@ -477,8 +480,14 @@ def _apply_operator(
     source: str,
     changes: Changes,
     presence: bool = True,
+    known: dict[str, Operator] | None = None,
 ) -> Operator:
-    operator = Operator.objects.filter(portal=portal, remote_id=remote.id).first()
+    """``known``: the portal's operators by remote id, read already (a poll reads them in
+    one query); one not in it is looked up."""
+    operator = known.get(remote.id) if known is not None else None
+    if operator is None:
+        operator = Operator.objects.filter(portal=portal, remote_id=remote.id).first()
+    was = _fields(operator) if operator is not None else None
     if operator is None:
         operator = Operator(
             portal=portal,
@@ -509,8 +518,11 @@ def _apply_operator(
         operator.department_ids = list(remote.department_ids)
     if remote.max_chats is not None:
         operator.max_chats = remote.max_chats
-    operator.save()
-    changes.operators.add(operator.pk)
+    if was is None:
+        operator.save()
+        changes.operators.add(operator.pk)
+    elif _save_what_changed(operator, was):
+        changes.operators.add(operator.pk)
     return operator
 
 
@@ -520,6 +532,7 @@ def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -
     changes = Changes(portal.pk, meta=True)
     with _applying(portal.pk):
         seen = set()
+        known = {operator.remote_id: operator for operator in portal.operators.all()}
         for remote in sync.operators:
             seen.add(remote.id)
             _apply_operator(
@@ -528,6 +541,7 @@ def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -
                 fact_at=remote.modified_at or taken_at,
                 source=Source.POLL,
                 changes=changes,
+                known=known,
             )
         if sync.complete:
             gone = Operator.objects.filter(portal=portal).exclude(remote_id__in=seen)

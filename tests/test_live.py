@@ -407,3 +407,21 @@ def test_a_poll_publishes_only_the_chats_it_found_changed(portal, django_assert_
     assert changes.meta  # the freshness still goes out
     # Every listed chat is vouched for by the newer poll (ghost detection reads fact_at).
     assert set(Chat.objects.values_list("fact_at", flat=True)) == {at(60)}
+
+
+def test_an_operators_poll_publishes_only_the_operators_it_found_changed(
+    portal, django_assert_max_num_queries
+):
+    ids = [f"op{n}" for n in range(20)]
+    live.apply_operators(
+        portal, OperatorSync([operator(i) for i in ids], "s1", True), taken_at=at(0)
+    )
+    listed = [operator(i) for i in ids]
+    listed[3] = operator(ids[3], status=OperatorStatus.BUSY)
+
+    with django_assert_max_num_queries(len(ids) + 12):  # one read of them all, not one each
+        changes = live.apply_operators(portal, OperatorSync(listed, "s2", True), taken_at=at(30))
+
+    assert changes.operators == {Operator.objects.get(remote_id=ids[3]).pk}
+    assert Operator.objects.get(remote_id=ids[3]).status == "busy"
+    assert set(Operator.objects.values_list("fact_at", flat=True)) == {at(30)}
