@@ -978,25 +978,44 @@
   // Every change to a chat also carries its drawer's head and new transcript lines, and an
   // alert its row in a drawer, for the pages that have that drawer open; a resolved alert or an
   // ended chat is deleted by id. Pages without the target would make htmx log an error for each:
-  // drop such pieces before htmx swaps. A new row whose container the page has stays
-  // (htmx:oobErrorNoTarget puts it there). Snapshots never hold such pieces.
-  var MAY_BE_ABSENT = /id="drawer-|beforeend:#transcript-|hx-swap-oob="delete"/;
+  // drop such pieces before htmx swaps. A new row (a chat, an operator, an alert) has no target
+  // yet either: put it in its container here, where htmx would only log that it found none.
+  // Snapshots never hold such pieces.
+  var ALWAYS_LOOK = /beforeend:#transcript-|hx-swap-oob="delete"/;
+  var IDS = /\sid="([^"]+)"/g;
+  function someTargetMissing(text) {
+    if (ALWAYS_LOOK.test(text)) return true;
+    IDS.lastIndex = 0;
+    for (var match = IDS.exec(text); match; match = IDS.exec(text)) {
+      if (!document.getElementById(match[1])) return true;
+    }
+    return false;
+  }
   htmx.defineExtension("siq-live", {
     transformResponse: function (text) {
-      if (typeof text !== "string" || text.length > 200000 || !MAY_BE_ABSENT.test(text)) return text;
+      if (typeof text !== "string" || text.length > 200000 || !someTargetMissing(text)) return text;
       var holder = document.createElement("template");
       holder.innerHTML = text;
-      var dropped = false;
+      var changed = false;
       Array.prototype.slice.call(holder.content.children).forEach(function (piece) {
-        var oob = piece.getAttribute("hx-swap-oob") || "", target = piece.id;
+        // Only out-of-band pieces: an action's answer is also swapped in where it was asked.
+        if (!piece.hasAttribute("hx-swap-oob")) return;
+        var oob = piece.getAttribute("hx-swap-oob"), target = piece.id;
         if (!target && oob.indexOf("beforeend:#") === 0) target = oob.slice("beforeend:#".length);
         if (!target || document.getElementById(target)) return;
-        var container = piece.dataset && piece.dataset.container;
-        if (container && oob !== "delete" && document.getElementById(container)) return;
-        piece.remove();
-        dropped = true;
+        var container = piece.dataset && piece.dataset.container && document.getElementById(piece.dataset.container);
+        changed = true;
+        if (container && oob !== "delete") {
+          piece.removeAttribute("hx-swap-oob");
+          container.appendChild(piece);
+          // Chat and operator rows hold no htmx attributes; an alert's buttons do.
+          if (piece.querySelector("[hx-post]")) htmx.process(piece);
+          note(piece);
+        } else {
+          piece.remove();
+        }
       });
-      return dropped ? holder.innerHTML : text;
+      return changed ? holder.innerHTML : text;
     },
   });
 
