@@ -178,12 +178,12 @@ def test_it_stores_once_what_another_process_stored_a_moment_before(reference_po
 # --- the lane: events applied, their changes published together ---------------------------
 
 
-def test_it_publishes_what_it_applied_together_when_nothing_waits(reference_portal):
+def run_lane(portal, chat_ids) -> list[live.Changes]:
+    """Store one event per chat, let a lane apply them, and return what it published."""
     items = []
-    for chat_id in ("c-20", "c-21", "c-22"):
-        headers, body = signed(reference_portal, chat_event(chat_id))
-        _, stored = ingest.receive_many([ingest.Delivery(reference_portal.pk, body, headers)])
-        items += stored
+    for chat_id in chat_ids:
+        headers, body = signed(portal, chat_event(chat_id))
+        items += ingest.receive_many([ingest.Delivery(portal.pk, body, headers)])[1]
     published: list[live.Changes] = []
 
     async def scene():
@@ -193,6 +193,11 @@ def test_it_publishes_what_it_applied_together_when_nothing_waits(reference_port
             await lane._drain()
 
     run_async(scene)
+    return published
+
+
+def test_it_publishes_what_it_applied_together_when_nothing_waits(reference_portal):
+    published = run_lane(reference_portal, ["c-20", "c-21", "c-22"])
 
     assert len(published) == 1  # three events, one message to every page
     assert published[0].chats == set(Chat.objects.values_list("pk", flat=True))
@@ -201,19 +206,7 @@ def test_it_publishes_what_it_applied_together_when_nothing_waits(reference_port
 
 def test_it_publishes_each_event_alone_when_told_not_to_hold_any(reference_portal, monkeypatch):
     monkeypatch.setattr(ingest, "PUBLISH_WITHIN", 0.0)
-    items = []
-    for chat_id in ("c-30", "c-31"):
-        headers, body = signed(reference_portal, chat_event(chat_id))
-        items += ingest.receive_many([ingest.Delivery(reference_portal.pk, body, headers)])[1]
-    published: list[live.Changes] = []
-
-    async def scene():
-        lane = ingest._Lane()
-        lane.events.extend(items)
-        with mock.patch.object(live, "publish_now", side_effect=published.append):
-            await lane._drain()
-
-    run_async(scene)
+    published = run_lane(reference_portal, ["c-30", "c-31"])
     assert [len(changes.chats) for changes in published] == [1, 1]
 
 
