@@ -320,12 +320,13 @@ class _Lane:
     publishing was tried too: with one GIL it slowed the other two down.)
 
     What waits goes in this order: deliveries (stored together, one transaction, then
-    answered), stored events (one at a time, their changes collected), and publishing the
-    changes collected (rendered and pushed once per portal, the event alert rules run).
-    Publishing waits while deliveries or events are waiting, up to PUBLISH_WITHIN after
-    the first change it holds or BATCH_LIMIT events: a delivery arriving while its
-    predecessor's change is published would otherwise wait for the rendering and the
-    push, and under a flood the changes of several events go out as one message.
+    answered; but at least one stored event is applied after each such batch), stored
+    events (one at a time, their changes collected), and publishing the changes collected
+    (rendered and pushed once per portal, the event alert rules run). Publishing waits
+    while deliveries or events are waiting, up to PUBLISH_WITHIN after the first change
+    it holds or BATCH_LIMIT events: a delivery arriving while its predecessor's change is
+    published would otherwise wait for the rendering and the push, and under a flood the
+    changes of several events go out as one message.
 
     The thread keeps its database connection while there is work (a web request opens and
     closes one) and closes it after a while idle, or when something failed (the connection
@@ -364,16 +365,22 @@ class _Lane:
 
     def _work(self, loop) -> None:
         """In the lane's thread, until nothing waits (the loop adds meanwhile)."""
+        stored_last = False
         try:
             while self._pending():
-                if self.deliveries:
+                if self.deliveries and not (stored_last and self.events):
                     count = min(STORE_LIMIT, len(self.deliveries))
                     batch = [self.deliveries.popleft() for _ in range(count)]
                     self.events.extend(_store_batch(loop, batch))  # applied next, here
+                    stored_last = True
                 elif self.events and not self._publish_due():
+                    # At least one event after every batch stored: under a flood of
+                    # deliveries the page still moves, one event per batch answered.
                     self._apply_one()
+                    stored_last = False
                 else:
                     self._publish()
+                    stored_last = False
         except Exception:
             logger.exception("The webhook lane failed; the sweep applies what is left")
             self.unpublished.clear()
