@@ -6,10 +6,9 @@ once across processes (a conditional claim on the inbox row). The worker sweeps 
 anything a crash left pending.
 
 Under ``serve`` deliveries reach ``store`` straight from the ASGI application (no
-middleware, no thread per request, see dashboard/views/webhooks.py): the ones that
-arrive while others are being stored are verified and stored together, in one
-transaction, by one thread that keeps its database connection while deliveries keep
-coming; applying runs on a thread of its own in the same way.
+middleware, no thread per request, see dashboard/views/webhooks.py): one thread per
+server loop (``_Lane``) stores the ones that arrived together in one transaction,
+answers them, then applies and publishes what it stored.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import batched
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import IntegrityError, connection, connections, transaction
@@ -84,12 +84,24 @@ def _as_uuid(value) -> uuid.UUID | None:
 
 
 def receive(portal: Portal, body: bytes, headers, *, size: int | None = None) -> Receipt:
+    return receive_one(Delivery(portal.pk, body, headers, size))
+
+
+def receive_one(delivery: Delivery) -> Receipt:
     """Verify, parse and store one delivery; applied after the commit, off the caller's
     time where an event loop serves us."""
-    receipts, stored = receive_many([Delivery(portal.pk, body, headers, size)])
+    receipts, stored = receive_many([delivery])
     for item in stored:
         transaction.on_commit(lambda item=item: schedule(item))
     return receipts[0]
+
+
+def declared_length(headers: Mapping[str, str]) -> int:
+    """The body size a request announces (0 when it says nothing usable)."""
+    try:
+        return max(0, int(headers.get("Content-Length") or 0))
+    except ValueError:
+        return 0
 
 
 def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[Stored]]:
@@ -279,7 +291,7 @@ def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> 
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
-    return sum(1 for event_id in list(waiting) if apply_stored(event_id))
+    return sum(apply_stored_together(batch) for batch in batched(waiting, BATCH_LIMIT))
 
 
 # The most events published together: the first of a batch waits for the last to be shown.
@@ -290,13 +302,13 @@ PUBLISH_WITHIN = 0.015
 
 
 def apply_stored_together(event_ids: Sequence[int | Stored]) -> int:
-    """Apply several stored events in order, their changes published (and their alert rules
-    run) once; returns how many this call applied. Each is claimed and applied in a
-    transaction of its own, as ``apply_stored`` does alone, so SQLite's write lock is never
-    held longer than one event while deliveries wait to be stored, and one event's failure
-    is that event's alone."""
-    if len(event_ids) == 1:
-        return int(apply_stored(event_ids[0]))
+    """Apply several stored events in order (the sweep's leftovers), their changes published
+    (and their alert rules run) once; returns how many this call applied. Each is claimed
+    and applied in a transaction of its own, as ``apply_stored`` does alone, so SQLite's
+    write lock is never held longer than one event while deliveries wait to be stored, and
+    one event's failure is that event's alone."""
+    if len(event_ids) <= 1:
+        return sum(1 for event_id in event_ids if apply_stored(event_id))
     with live.publishing_together():
         return sum(1 for event_id in event_ids if apply_stored(event_id))
 

@@ -134,10 +134,12 @@ def publishing_together(publish: Callable[[Changes], None] | None = None) -> Ite
 
 def publish_now(changes: Changes) -> None:
     """Send committed ``changes`` to every page and run the event alert rules on them."""
-    from . import alerts, broadcast
+    from . import alerts, broadcast  # both render or evaluate; keep this module import-light
 
     broadcast.publish(changes)
     if changes.chats:
+        # Event rules (missed, low rating) fire as events are applied; alerts of chats
+        # that ended resolve at once.
         _safely(alerts.on_changes, changes.portal_id, changes.chats)
 
 
@@ -148,13 +150,7 @@ def _publish_after_commit(changes: Changes) -> None:
     if collecting is not None:
         collecting.setdefault(changes.portal_id, Changes(changes.portal_id)).add(changes)
         return
-    from . import alerts, broadcast  # both render or evaluate; keep this module import-light
-
-    transaction.on_commit(lambda: broadcast.publish(changes))
-    if changes.chats:
-        # Event rules (missed, low rating) fire as events are applied; alerts of chats
-        # that ended resolve at once.
-        transaction.on_commit(lambda: _safely(alerts.on_changes, changes.portal_id, changes.chats))
+    transaction.on_commit(lambda: publish_now(changes))
 
 
 def _safely(function, *args) -> None:

@@ -350,6 +350,16 @@ def test_it_skips_the_snapshot_for_a_page_that_is_still_current(connected_portal
     assert 'id="chats-body"' in changed  # changed since: the whole snapshot
 
 
+def stored_unapplied(portal, deliveries, monkeypatch) -> list[int]:
+    """Store ``deliveries`` without applying them; their inbox ids, in arrival order."""
+    monkeypatch.setattr(ingest, "schedule", lambda event_id: None)
+    for headers, body in deliveries:
+        assert ingest.receive(portal, body, headers).status == 200
+    return list(
+        InboxEvent.objects.filter(portal=portal).order_by("pk").values_list("pk", flat=True)
+    )
+
+
 def test_it_applies_a_burst_together_once_each_in_order_and_publishes_it_once(
     simulator, connected_portal, webhook_receiver, monkeypatch
 ):
@@ -361,13 +371,7 @@ def test_it_applies_a_burst_together_once_each_in_order_and_publishes_it_once(
     simulator.visitor_message(chat, "Second line")
     other = simulator.create_conversation(portal.screen_name)["id"]
     simulator.end(other)
-    deliveries = webhook_receiver.wait_for(6)
-    monkeypatch.setattr(ingest, "schedule", lambda event_id: None)  # stored, not applied yet
-    for headers, body in deliveries:
-        assert ingest.receive(portal, body, headers).status == 200
-    stored = list(
-        InboxEvent.objects.filter(portal=portal).order_by("pk").values_list("pk", flat=True)
-    )
+    stored = stored_unapplied(portal, webhook_receiver.wait_for(6), monkeypatch)
     ingest.apply_stored(stored[0])  # one applied alone already: not applied again
 
     with (
@@ -395,13 +399,7 @@ def test_it_keeps_one_failing_event_of_a_burst_to_itself(
     chat = simulator.create_conversation(portal.screen_name, visitor_name="Burst")["id"]
     simulator.pickup(chat)
     simulator.visitor_message(chat, "A line")
-    deliveries = webhook_receiver.wait_for(3)
-    monkeypatch.setattr(ingest, "schedule", lambda event_id: None)
-    for headers, body in deliveries:
-        assert ingest.receive(portal, body, headers).status == 200
-    stored = list(
-        InboxEvent.objects.filter(portal=portal).order_by("pk").values_list("pk", flat=True)
-    )
+    stored = stored_unapplied(portal, webhook_receiver.wait_for(3), monkeypatch)
     real_apply = live.apply_event
 
     def picky(portal, event, **kwargs):

@@ -14,11 +14,11 @@ test client, WSGI); both end in ``ingest``.
 from __future__ import annotations
 
 import json
-import re
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.http.request import split_domain_port, validate_host
+from django.urls import Resolver404, resolve
 from django.utils.datastructures import CaseInsensitiveMapping
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -31,20 +31,20 @@ from .. import ingest
 @csrf_exempt  # SalesIQ signs its deliveries; there is no browser session here
 @require_POST
 def receive(request: HttpRequest, portal_id) -> JsonResponse:
-    size = int(request.headers.get("Content-Length") or 0)
+    size = ingest.declared_length(request.headers)
     body = request.body if size <= MAX_BODY_BYTES else b""  # never read a body over the cap
     delivery = ingest.Delivery(portal_id, body, request.headers, size=max(size, len(body)))
-    receipts, stored = ingest.receive_many([delivery])
-    for item in stored:
-        ingest.schedule(item)
-    return JsonResponse(receipts[0].body, status=receipts[0].status)
+    receipt = ingest.receive_one(delivery)
+    return JsonResponse(receipt.body, status=receipt.status)
 
 
-# The address of the URLconf's `webhook` route (Django's uuid converter), POST only.
-_ADDRESS = re.compile(
-    r"^/webhooks/salesiq/"
-    r"(?P<portal>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/$"
-)
+def _portal_of(path: str):
+    """The portal id when ``path`` is the URLconf's `webhook` route, else None."""
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    return match.kwargs["portal_id"] if match.url_name == "webhook" else None
 
 
 class Receiver:
@@ -54,8 +54,8 @@ class Receiver:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        match = _ADDRESS.match(scope.get("path", "")) if scope["type"] == "http" else None
-        if match is None or scope["method"] != "POST":
+        portal_id = _portal_of(scope["path"]) if scope["method"] == "POST" else None
+        if portal_id is None:
             await self.app(scope, receive, send)  # GET and others: Django's 405, 404, …
             return
         headers = CaseInsensitiveMapping(
@@ -65,14 +65,10 @@ class Receiver:
         if not validate_host(host, settings.ALLOWED_HOSTS):
             await _respond(send, 400, {"error": "host not allowed"})
             return
-        try:
-            declared = int(headers.get("content-length") or 0)
-        except ValueError:
-            declared = 0
-        body, size = await _read(receive, declared)
+        body, size = await _read(receive, ingest.declared_length(headers))
         if body is None:
             return  # the sender went away
-        receipt = await ingest.store(ingest.Delivery(match["portal"], body, headers, size=size))
+        receipt = await ingest.store(ingest.Delivery(portal_id, body, headers, size=size))
         await _respond(send, receipt.status, receipt.body)
 
 

@@ -644,19 +644,26 @@
     }
     note(target);
   });
-  // A row the page does not have yet: put it in its container; flush() places it.
-  document.addEventListener("htmx:oobErrorNoTarget", function (event) {
-    var content = event.detail.content;
+  // A row the page does not have yet (a chat, an operator, an alert): put it in its container,
+  // flush() places it. False when the page has no such container.
+  function addRow(content) {
     var container = content && content.dataset && content.dataset.container && document.getElementById(content.dataset.container);
-    if (!container) return; // a drawer line or head for a chat that is not open: nothing to do
-    // htmx looks for targets under the requesting element's root: a button that the websocket's
-    // copy of the same change replaced first is no longer in the page, and so neither is anything
-    // else "there". The page has the row already.
-    if (content.id && document.getElementById(content.id)) return;
+    if (!container) return false;
+    content.removeAttribute("hx-swap-oob");
     container.appendChild(content);
     // Chat and operator rows hold no htmx attributes; an alert's buttons do.
     if (content.querySelector("[hx-post]")) htmx.process(content);
     note(content);
+    return true;
+  }
+  // A piece whose target went missing after the siq-live extension looked (a click's answer).
+  document.addEventListener("htmx:oobErrorNoTarget", function (event) {
+    var content = event.detail.content;
+    // htmx looks for targets under the requesting element's root: a button that the websocket's
+    // copy of the same change replaced first is no longer in the page, and so neither is anything
+    // else "there". The page has the row already.
+    if (content && content.id && document.getElementById(content.id)) return;
+    addRow(content); // else a drawer line or head for a chat that is not open: nothing to do
   });
   document.addEventListener("htmx:wsBeforeMessage", function () { messageStart = performance.now(); });
   document.addEventListener("htmx:wsAfterMessage", function () {
@@ -1003,17 +1010,8 @@
         var oob = piece.getAttribute("hx-swap-oob"), target = piece.id;
         if (!target && oob.indexOf("beforeend:#") === 0) target = oob.slice("beforeend:#".length);
         if (!target || document.getElementById(target)) return;
-        var container = piece.dataset && piece.dataset.container && document.getElementById(piece.dataset.container);
         changed = true;
-        if (container && oob !== "delete") {
-          piece.removeAttribute("hx-swap-oob");
-          container.appendChild(piece);
-          // Chat and operator rows hold no htmx attributes; an alert's buttons do.
-          if (piece.querySelector("[hx-post]")) htmx.process(piece);
-          note(piece);
-        } else {
-          piece.remove();
-        }
+        if (oob === "delete" || !addRow(piece)) piece.remove();
       });
       return changed ? holder.innerHTML : text;
     },
