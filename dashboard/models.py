@@ -24,6 +24,12 @@ ROLE_HELP = {
 }
 
 
+class TimeFormat(models.TextChoices):
+    LOCALE = "", "As my browser's language has it"
+    H24 = "24h", "24-hour clock (13:05)"
+    H12 = "12h", "12-hour clock (1:05 PM)"
+
+
 class Profile(models.Model):
     """A user's role and portal access. Superusers are Admins whatever this says."""
 
@@ -35,6 +41,10 @@ class Profile(models.Model):
     # Alert signals in the browser, off until the user turns them on.
     notify_desktop = models.BooleanField(default=False)
     notify_sound = models.BooleanField(default=False)
+    # How this user reads times: the browser's locale (blank), or a 24- or 12-hour clock.
+    time_format = models.CharField(max_length=4, choices=TimeFormat.choices, blank=True)
+    # An IANA zone ("Europe/Berlin") for history pages and exports; blank: the browser's.
+    time_zone = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()})"
@@ -87,7 +97,15 @@ class Department(models.Model):
 class Operator(models.Model):
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="operators")
     remote_id = models.CharField(max_length=64)
+    # The full name SalesIQ gives (first and last name; else the nickname, else the e-mail).
     name = models.CharField(max_length=200)
+    # The name every screen shows: ``name``, with the e-mail's local part added when another
+    # operator of the portal has the same name (set by dashboard.live).
+    display_name = models.CharField(max_length=260, blank=True)
+    # SalesIQ's own fields, as it sent them (v2; the reference dialect has one name).
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    nick_name = models.CharField(max_length=100, blank=True)
     email = models.CharField(max_length=254, blank=True)
     status = models.CharField(
         max_length=16, choices=OperatorStatus.choices, default=OperatorStatus.OFFLINE
@@ -111,7 +129,12 @@ class Operator(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.shown_name
+
+    @property
+    def shown_name(self) -> str:
+        """The one name every screen shows for this operator."""
+        return self.display_name or self.name
 
 
 class Chat(models.Model):
