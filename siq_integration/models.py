@@ -52,6 +52,11 @@ class Portal(models.Model):
     token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     granted_scopes = models.TextField(blank=True, editable=False)
     connected_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The SalesIQ user the grant acts as (v2 lets it set only its own status, and messages
+    # it sends carry its name): learned while connecting, blank while unknown.
+    connected_user_id = models.CharField(max_length=64, blank=True, editable=False)
+    connected_user_name = models.CharField(max_length=200, blank=True, editable=False)
+    connected_user_email = models.CharField(max_length=254, blank=True, editable=False)
 
     # One refresh at a time per portal, across processes.
     token_refresh_lock_until = models.DateTimeField(null=True, blank=True, editable=False)
