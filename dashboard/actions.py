@@ -38,6 +38,7 @@ from .models import (
     OperatorStatus,
     Source,
 )
+from .users import shown_name
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _begin(
     """The attempt's record: created now, or the one this key already made."""
     fields = {
         "user": user,
-        "username": user.get_username(),
+        "username": shown_name(user)[:150],
         "portal": portal,
         "kind": kind,
         "parent": parent,
@@ -82,7 +83,7 @@ def _begin(
         "chat_remote_id": chat.remote_id if chat else "",
         "chat_label": (chat.visitor_name or "a visitor")[:200] if chat else "",
         "operator_remote_id": operator.remote_id if operator else "",
-        "operator_label": operator.name[:200] if operator else "",
+        "operator_label": operator.shown_name[:200] if operator else "",
         "params": params or {},
     }
     try:
@@ -275,7 +276,7 @@ def chat_transfer(
         "department_id": department_id,
         "department_name": department.name if department else "",
         "operator_id": operator_id,
-        "operator_name": target.name if target else "",
+        "operator_name": target.shown_name if target else "",
         "note": note,
     }
     _check_access(user, portal, ActionKind.TRANSFER, key, chat=chat, operator=target, params=params)
@@ -388,7 +389,7 @@ def operator_set_status(*, key: str, user: Any, operator: Operator, status: str)
         portal, operator.remote_id, status, fact_at=timezone.now(), source=Source.ACTION
     )
     label = OperatorStatus(status).label
-    return _finish(action, ActionOutcome.DONE, f"{operator.name} is now {label}.")
+    return _finish(action, ActionOutcome.DONE, f"{operator.shown_name} is now {label}.")
 
 
 # --- drain ---------------------------------------------------------------------------------
@@ -424,7 +425,7 @@ def operator_drain_plan(*, operator: Operator) -> DrainPlan:
             portal=portal, status=OperatorStatus.AVAILABLE, enabled=True
         )
         .exclude(pk=operator.pk)
-        .order_by("name", "pk")
+        .order_by("name", "display_name", "pk")
     ]
     for op in candidates:
         capacity = op.max_chats if op.max_chats is not None else 0
@@ -475,7 +476,7 @@ def operator_drain(
             chat=chat,
             department_id=department,
             operator_id=target.remote_id,
-            note=f"Moved from {operator.name} by {user.get_username()}",
+            note=f"Moved from {operator.shown_name} by {shown_name(user)}",
         )
         Action.objects.filter(pk=step.pk).update(parent=action)
         done += step.outcome == ActionOutcome.DONE
@@ -486,16 +487,22 @@ def operator_drain(
     total = len(moves)
     moved = f"{done} of {total} chat{'s' if total != 1 else ''} moved"
     if status_step.outcome == ActionOutcome.DONE:
-        message = f"{moved}; {operator.name} is now Busy."
+        message = f"{moved}; {operator.shown_name} is now Busy."
     else:
         # The step's own record says why; the summary stays short.
-        message = f"{moved}; SalesIQ did not let the dashboard set {operator.name} Busy."
+        message = f"{moved}; SalesIQ did not let the dashboard set {operator.shown_name} Busy."
     # Anything short of every step done needs a supervisor's eye: the steps say what failed.
     all_done = done == total and status_step.outcome == ActionOutcome.DONE
     return _finish(action, ActionOutcome.DONE if all_done else ActionOutcome.FAILED, message)
 
 
 # --- SalesIQ confirms ------------------------------------------------------------------------
+
+
+def _operator_shown(portal: Portal, remote_id: str) -> str:
+    """The display name of the portal's operator ``remote_id`` ("" when unknown)."""
+    operator = Operator.objects.filter(portal=portal, remote_id=remote_id).first()
+    return operator.shown_name if remote_id and operator else ""
 
 
 _CONFIRMING = {
@@ -531,7 +538,8 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
         # part names the new one.
         transfer = event.conversation.transfer if event.conversation else None
         who = (
-            (transfer and transfer.to_operator_name)
+            (transfer and _operator_shown(portal, transfer.to_operator_id))
+            or (transfer and transfer.to_operator_name)
             or action.params.get("operator_name")
             or "The new operator"
         )

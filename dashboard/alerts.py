@@ -38,6 +38,7 @@ from .models import (
     OperatorStatus,
     Severity,
 )
+from .users import shown_name
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +268,8 @@ def operator_conditions(
                     Condition(
                         away,
                         target,
-                        f"{op.name} is {op.get_status_display().lower()} with {view.load} open chat"
+                        f"{op.shown_name} is {op.get_status_display().lower()} with {view.load} "
+                        f"open chat"
                         f"{'s' if view.load != 1 else ''}",
                         "Their visitors may be waiting. Transfer the chats or drain the operator.",
                         operator=op,
@@ -284,7 +286,7 @@ def operator_conditions(
                 Condition(
                     over,
                     target,
-                    f"{op.name} has {view.load} chats for {view.capacity} seats",
+                    f"{op.shown_name} has {view.load} chats for {view.capacity} seats",
                     operator=op,
                 )
             )
@@ -496,7 +498,7 @@ def acknowledge(alert: Alert, user: Any, now: datetime | None = None) -> Alert:
         Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
             acknowledged_at=now,
             acknowledged_by=user,
-            acknowledged_by_name=user.get_username(),
+            acknowledged_by_name=shown_name(user)[:150],
             changed_at=now,
         )
     alert.refresh_from_db()
@@ -513,7 +515,7 @@ def snooze(alert: Alert, user: Any, minutes: int, now: datetime | None = None) -
     now = now or timezone.now()
     Alert.objects.filter(pk=alert.pk).update(
         snoozed_until=now + timedelta(minutes=minutes),
-        snoozed_by_name=user.get_username(),
+        snoozed_by_name=shown_name(user)[:150],
         changed_at=now,
     )
     alert.refresh_from_db()

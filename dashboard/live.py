@@ -219,11 +219,16 @@ def _set_last_message(chat: Chat, message: Message | None) -> bool:
 def _store_message(chat: Chat, message: Message | None, changes: Changes) -> None:
     if message is None or not message.id:
         return
+    sender_name = message.sender_name
+    if message.sender_id and message.sender_id == chat.operator_id and chat.operator_name:
+        # The chat's own operator: by the name every screen shows for them (SalesIQ may
+        # give a first name several operators share).
+        sender_name = chat.operator_name
     stored = ChatMessage(
         chat=chat,
         remote_id=message.id,
         sender_type=str(message.sender_type),
-        sender_name=message.sender_name[:200],
+        sender_name=sender_name[:200],
         text=message.text,
         sent_at=message.sent_at,
     )
@@ -292,17 +297,50 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
     _set_last_message(chat, conversation.last_message)
 
 
-def _name_operator(portal: Portal, chat: Chat) -> None:
-    """The reference dialect names no operator or department on a polled chat: take the
-    names we know."""
-    if chat.operator_id and not chat.operator_name:
-        name = (
-            Operator.objects.filter(portal=portal, remote_id=chat.operator_id)
-            .values_list("name", flat=True)
-            .first()
-        )
-        chat.operator_name = name or ""
+def _shown_operator_name(
+    portal: Portal, remote_id: str, names: dict[str, str] | None = None
+) -> str:
+    """The display name of the portal's operator ``remote_id`` ("" when unknown);
+    ``names``: every operator's, read already (a poll reads them in one query)."""
+    if not remote_id:
+        return ""
+    if names is not None:
+        return names.get(remote_id, "")
+    shown = (
+        Operator.objects.filter(portal=portal, remote_id=remote_id)
+        .values_list("display_name", "name")
+        .first()
+    )
+    return (shown[0] or shown[1]) if shown else ""
+
+
+def _name_operator(
+    portal: Portal,
+    chat: Chat,
+    conversation: Conversation,
+    *,
+    previous: tuple[str, str] = ("", ""),
+    names: dict[str, str] | None = None,
+) -> None:
+    """Name the chat's operator (and a transfer's) as every screen does: by their display
+    name, not by the attender name SalesIQ puts on the chat (a first name several operators
+    may share, or none at all in the reference dialect). Looked up only when the chat's
+    operator changes; a rename reaches open chats from ``_refresh_display_names``.
+    ``previous``: the chat's operator id and name before this fact."""
+    was_id, was_name = previous
+    if chat.operator_id and chat.operator_id == was_id and was_name:
+        chat.operator_name = was_name
+    elif chat.operator_id:
+        shown = _shown_operator_name(portal, chat.operator_id, names)
+        if shown:
+            chat.operator_name = shown[:200]
+    transfer = conversation.transfer
+    if transfer is not None and transfer.to_operator_id:
+        shown = _shown_operator_name(portal, transfer.to_operator_id, names)
+        if shown:
+            chat.transfer_to = shown[:200]
     if chat.department_id and not chat.department_name:
+        # The reference dialect names no department on a polled chat: take the name we know.
         name = (
             Department.objects.filter(portal=portal, remote_id=chat.department_id)
             .values_list("name", flat=True)
@@ -336,16 +374,18 @@ def _apply_conversation(
     source: str,
     changes: Changes,
     known: dict[str, Chat] | None = None,
+    names: dict[str, str] | None = None,
 ) -> Chat | None:
     """``known``: the portal's chats by remote id, read already (a poll reads its open
-    chats in one query); a chat not in it is looked up."""
+    chats in one query); a chat not in it is looked up. ``names``: the portal's operators'
+    display names by remote id, read already."""
     chat = known.get(conversation.id) if known is not None else None
     if chat is None:
         chat = Chat.objects.filter(portal=portal, remote_id=conversation.id).first()
     if chat is None:
         chat = Chat(portal=portal, remote_id=conversation.id, fact_at=fact_at, source=source)
         _merge(chat, conversation, fact_at)
-        _name_operator(portal, chat)
+        _name_operator(portal, chat, conversation, names=names)
         chat.save()
         changes.chats.add(chat.pk)
         changes.operators |= _operator_pks(portal, [chat.operator_id])
@@ -377,7 +417,9 @@ def _apply_conversation(
     before = (chat.status, chat.operator_id)
     was = _fields(chat)
     _merge(chat, conversation, fact_at)
-    _name_operator(portal, chat)
+    _name_operator(
+        portal, chat, conversation, previous=(was["operator_id"], was["operator_name"]), names=names
+    )
     chat.fact_at = fact_at
     chat.source = source
     if _save_what_changed(chat, was):
@@ -431,6 +473,7 @@ def apply_chats(
             chat.remote_id: chat
             for chat in Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES)
         }
+        names = _display_names_by_id(portal) if conversations else None
         for conversation in conversations:
             listed.add(conversation.id)
             fact_at = conversation.modified_at or taken_at
@@ -441,6 +484,7 @@ def apply_chats(
                 source=Source.POLL,
                 changes=changes,
                 known=known,
+                names=names,
             )
         if complete:
             ghosts = (
@@ -468,6 +512,88 @@ def apply_chats(
 # --- operators and departments -------------------------------------------------------------
 
 
+def _name_key(name: str) -> str:
+    """Names a supervisor cannot tell apart on screen count as the same name."""
+    return " ".join(name.split()).casefold()
+
+
+def _local_part(email: str) -> str:
+    return email.partition("@")[0].strip()
+
+
+def _id_tail(remote_id: str, others: Iterable[str]) -> str:
+    """The shortest end of ``remote_id`` (four digits at least) that no id of ``others``
+    ends with: stable while the same operators share the name."""
+    for length in range(4, len(remote_id) + 1):
+        tail = remote_id[-length:]
+        if not any(other.endswith(tail) for other in others):
+            return tail
+    return remote_id
+
+
+def display_names(operators: Iterable[Operator]) -> dict[Any, str]:
+    """The name every screen shows for each of one portal's ``operators`` (by pk): the
+    full name SalesIQ gives; where several operators share it, each with the local part
+    of their e-mail address ("Ólafur Novák (olafur.8)"), or, where that is shared or
+    missing too, the end of their SalesIQ id ("Ólafur Novák (id …9001)")."""
+    groups: dict[str, list[Operator]] = {}
+    for operator in operators:
+        groups.setdefault(_name_key(operator.name), []).append(operator)
+    shown: dict[Any, str] = {}
+    for group in groups.values():
+        if len(group) == 1:
+            shown[group[0].pk] = group[0].name
+            continue
+        locals_ = [_local_part(operator.email).casefold() for operator in group]
+        for operator, local in zip(group, locals_, strict=True):
+            if local and locals_.count(local) == 1:
+                mark = _local_part(operator.email)
+            else:
+                others = [o.remote_id for o in group if o is not operator]
+                tail = f"id …{_id_tail(operator.remote_id, others)}"
+                mark = f"{_local_part(operator.email)}, {tail}" if local else tail
+            shown[operator.pk] = f"{operator.name} ({mark})"[:260]
+    return shown
+
+
+def _display_names_by_id(portal: Portal) -> dict[str, str]:
+    """Every operator's display name by SalesIQ id, in one query."""
+    return {
+        remote_id: display or name
+        for remote_id, display, name in Operator.objects.filter(portal=portal).values_list(
+            "remote_id", "display_name", "name"
+        )
+    }
+
+
+def _refresh_display_names(portal: Portal, operators: Iterable[Operator], changes: Changes) -> None:
+    """Keep ``display_name`` right for the whole portal after its operators changed
+    (``operators``: all of them, as stored now), and the open chats of each operator whose
+    display name changed showing the new one. Both go into ``changes``: every screen that
+    shows these operators, their chats and their alerts is rendered again."""
+    operators = list(operators)
+    wanted = display_names(operators)
+    renamed = [op for op in operators if op.display_name != wanted[op.pk]]
+    if not renamed:
+        return
+    at = timezone.now()
+    for operator in renamed:
+        operator.display_name = wanted[operator.pk]
+        operator.updated_at = at  # the page's "changed since" check reads it
+    Operator.objects.bulk_update(renamed, ["display_name", "updated_at"])
+    changes.operators |= {operator.pk for operator in renamed}
+    new_names = {operator.remote_id: operator.display_name[:200] for operator in renamed}
+    stale: dict[str, list[int]] = {}
+    for pk, operator_id, shown in Chat.objects.filter(
+        portal=portal, status__in=OPEN_CHAT_STATUSES, operator_id__in=list(new_names)
+    ).values_list("pk", "operator_id", "operator_name"):
+        if shown != new_names[operator_id]:
+            stale.setdefault(operator_id, []).append(pk)
+    for operator_id, pks in stale.items():
+        Chat.objects.filter(pk__in=pks).update(operator_name=new_names[operator_id], updated_at=at)
+        changes.chats.update(pks)
+
+
 def _apply_operator(
     portal: Portal,
     remote: RemoteOperator,
@@ -477,9 +603,10 @@ def _apply_operator(
     changes: Changes,
     presence: bool = True,
     known: dict[str, Operator] | None = None,
-) -> Operator:
+) -> tuple[Operator, bool]:
     """``known``: the portal's operators by remote id, read already (a poll reads them in
-    one query); one not in it is looked up."""
+    one query); one not in it is looked up. Returns the operator and whether it is new or
+    its name or e-mail changed (the portal's display names are then due again)."""
     operator = known.get(remote.id) if known is not None else None
     if operator is None:
         operator = Operator.objects.filter(portal=portal, remote_id=remote.id).first()
@@ -494,7 +621,7 @@ def _apply_operator(
             source=source,
         )
     elif fact_at < operator.fact_at:
-        return operator
+        return operator, False
     else:
         if presence and operator.status != str(remote.status):
             operator.status = str(remote.status)
@@ -509,6 +636,11 @@ def _apply_operator(
     ):
         if value:
             setattr(operator, name, value)
+    if remote.first_name or remote.last_name or remote.nick_name:
+        # The dialect sends the name in parts (v2): all three as they are now.
+        operator.first_name = remote.first_name[:100]
+        operator.last_name = remote.last_name[:100]
+        operator.nick_name = remote.nick_name[:100]
     operator.enabled = remote.enabled
     if remote.department_ids:
         operator.department_ids = list(remote.department_ids)
@@ -517,9 +649,10 @@ def _apply_operator(
     if was is None:
         operator.save()
         changes.operators.add(operator.pk)
-    elif _save_what_changed(operator, was):
+        return operator, True
+    if _save_what_changed(operator, was):
         changes.operators.add(operator.pk)
-    return operator
+    return operator, (was["name"], was["email"]) != (operator.name, operator.email)
 
 
 def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -> Changes:
@@ -531,7 +664,7 @@ def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -
         known = {operator.remote_id: operator for operator in portal.operators.all()}
         for remote in sync.operators:
             seen.add(remote.id)
-            _apply_operator(
+            known[remote.id], _ = _apply_operator(
                 portal,
                 remote,
                 fact_at=remote.modified_at or taken_at,
@@ -543,6 +676,10 @@ def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -
             gone = Operator.objects.filter(portal=portal).exclude(remote_id__in=seen)
             changes.removed_operators |= set(gone.values_list("pk", flat=True))
             gone.delete()
+            known = {remote_id: op for remote_id, op in known.items() if remote_id in seen}
+        # Every poll, from what is in memory already: a namesake who came, went or was
+        # renamed changes how the others read.
+        _refresh_display_names(portal, known.values(), changes)
         defaults: dict[str, Any] = {"operators_polled_at": taken_at}
         if sync.sync_time:
             defaults["operators_sync_time"] = sync.sync_time
@@ -659,7 +796,7 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
                 changes.operators.add(operator.pk)
         elif event.kind is EventKind.OPERATOR_UPDATED and event.operator is not None:
             # v2's operator.updated is a profile change: presence still comes from polling.
-            _apply_operator(
+            _, renamed = _apply_operator(
                 portal,
                 event.operator,
                 fact_at=fact_at,
@@ -667,6 +804,8 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
                 changes=changes,
                 presence=False,
             )
+            if renamed:
+                _refresh_display_names(portal, Operator.objects.filter(portal=portal), changes)
         # One UPDATE per stored batch (its events share their arrival time); the row is made
         # once per portal.
         if _last_event_marked.get(portal.pk) != received_at:

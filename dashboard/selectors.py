@@ -79,7 +79,8 @@ def operator_loads(portals: list[Portal]) -> Counter[tuple[Any, str]]:
 
 
 def operators(portals: list[Portal]) -> QuerySet[Operator]:
-    return Operator.objects.filter(portal__in=portals).order_by("name", "pk")
+    # Namesakes side by side, in the order of what tells them apart.
+    return Operator.objects.filter(portal__in=portals).order_by("name", "display_name", "pk")
 
 
 def department_names(portals: list[Portal]) -> dict[tuple[Any, str], str]:
@@ -347,7 +348,7 @@ class Choice:
             not (has_room and op.status == OperatorStatus.AVAILABLE),
             not self.covers_department,
             -(self.free or 0),
-            op.name,
+            op.shown_name,
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -40,6 +40,12 @@ ONLY_SUPERUSERS_GUARD_SUPERUSERS = (
 
 
 # --- selectors --------------------------------------------------------------------------
+
+
+def shown_name(user: Any) -> str:
+    """How every screen names a user of the dashboard (who acted, acknowledged, snoozed):
+    their name, else their username."""
+    return " ".join(user.get_full_name().split()) or user.get_username()
 
 
 def assigned_role(user: User) -> Role:

@@ -451,21 +451,30 @@ class V2(Dialect):
             sent_at=epoch_ms(raw.get("time")),
         )
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-operator-list.html
     def parse_operator(self, raw: dict) -> Operator:
         raw = _dict(raw)
-        first = _str(raw.get("first_name"))
-        last = _str(raw.get("last_name"))
-        name = _str(raw.get("nick_name")) or " ".join(p for p in (first, last) if p)
+        first = _str(raw.get("first_name")).strip()
+        last = _str(raw.get("last_name")).strip()
+        nick = _str(raw.get("nick_name")).strip()
+        email = _str(raw.get("email_id"))
+        # The full name, as people know each other; the nickname ("patty" on Zoho's own
+        # example) only when there is none: several operators often share a first name.
+        name = " ".join(p for p in (first, last) if p) or nick or email
         departments = raw.get("departments") or []
         department_ids = tuple(
             _str(d.get("id")) if isinstance(d, dict) else _str(d) for d in departments
         )
         code = _int(raw.get("status_code"))
-        enabled = raw.get("is_enabled")
+        # The list and the operator pages say is_enabled; the operator webhooks' entity, enabled.
+        enabled = raw.get("is_enabled", raw.get("enabled"))
         return Operator(
             id=_str(raw.get("id")),
-            name=name or _str(raw.get("email_id")),
-            email=_str(raw.get("email_id")),
+            name=name,
+            email=email,
+            first_name=first,
+            last_name=last,
+            nick_name=nick,
             status=V2_OPERATOR_STATUS.get(code, OperatorStatus.OFFLINE),
             status_message=_str(raw.get("status_message")),
             enabled=enabled not in (False, "false", "0", 0),

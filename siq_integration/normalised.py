@@ -106,6 +106,8 @@ class Conversation:
 @dataclass(frozen=True, slots=True)
 class Operator:
     id: str
+    # The full name: first and last name, else the nickname, else the e-mail address
+    # (the reference dialect sends one name: that one).
     name: str
     email: str
     status: OperatorStatus
@@ -116,6 +118,10 @@ class Operator:
     active_chats: int | None = None  # only the reference dialect reports it
     role: str = ""
     modified_at: datetime | None = None
+    # SalesIQ's own name fields, as sent (v2; blank in the reference dialect).
+    first_name: str = ""
+    last_name: str = ""
+    nick_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

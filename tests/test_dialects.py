@@ -100,6 +100,62 @@ def test_it_maps_v2_status_codes_to_one_operator_status(code, status):
     assert operator.department_ids == ("11", "12")
 
 
+def test_it_names_a_v2_operator_by_the_full_name_and_keeps_the_raw_fields():
+    # Zoho's own example: nick_name "patty" for Patricia Boyle, every value a string.
+    operator = dialects.get("v2").parse_operator(
+        {
+            "id": "33290000000002001",
+            "first_name": "Patricia",
+            "last_name": "Boyle",
+            "nick_name": "patty",
+            "email_id": "patricia@zylker.com",
+            "status_code": "1",
+            "is_enabled": "true",
+            "departments": ["33290000000002013"],
+        }
+    )
+    assert operator.name == "Patricia Boyle"
+    assert (operator.first_name, operator.last_name, operator.nick_name) == (
+        "Patricia",
+        "Boyle",
+        "patty",
+    )
+    assert operator.email == "patricia@zylker.com"
+    assert operator.enabled is True
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"),
+    [
+        ({"first_name": "Ólafur", "nick_name": "Ólafur"}, "Ólafur"),
+        ({"last_name": "Þórsson", "nick_name": "Óli"}, "Þórsson"),
+        ({"nick_name": "Óli"}, "Óli"),
+        ({"first_name": " ", "last_name": "", "nick_name": ""}, "olafur.3@zylker.example"),
+    ],
+)
+def test_it_falls_back_to_the_nickname_then_the_email_for_a_v2_name(fields, name):
+    operator = dialects.get("v2").parse_operator(
+        {"id": "7", "email_id": "olafur.3@zylker.example", **fields}
+    )
+    assert operator.name == name
+
+
+def test_it_reads_enabled_from_a_v2_operator_webhook_entity():
+    # The operator webhooks' entity says "enabled" where the API pages say "is_enabled".
+    operator = dialects.get("v2").parse_operator(
+        {"id": "7", "first_name": "Renée", "last_name": "Dubois", "enabled": False}
+    )
+    assert operator.enabled is False
+
+
+def test_it_names_a_reference_operator_by_its_one_name():
+    operator = dialects.get("reference").parse_operator(
+        {"id": "op1", "name": "Sarah Lee", "email": "s@c.example", "status": "online"}
+    )
+    assert operator.name == "Sarah Lee"
+    assert (operator.first_name, operator.last_name, operator.nick_name) == ("", "", "")
+
+
 @pytest.mark.parametrize(
     ("raw", "status"),
     [

@@ -162,7 +162,7 @@ def test_it_applies_every_v2_event_and_pushes_it_live(
     assert (row.status, row.rating, row.feedback) == ("ended", 2, "Too slow")
     assert Chat.objects.get(remote_id=refused).status == "connected"
     assert Chat.objects.get(remote_id=missed).status == "missed"
-    assert Operator.objects.get(remote_id=operator).name == "Asha R."
+    assert Operator.objects.get(remote_id=operator).nick_name == "Asha R."
 
 
 def test_it_applies_every_reference_event_and_pushes_it_live(

@@ -19,7 +19,15 @@ from django.utils.datastructures import DeferredSubDict
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
+from dashboard.users import shown_name
+
 register = template.Library()
+
+
+@register.filter
+def person(user: Any) -> str:
+    """A dashboard user as every screen names them (dashboard.users.shown_name)."""
+    return shown_name(user)
 
 
 @register.filter

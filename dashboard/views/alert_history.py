@@ -177,7 +177,7 @@ def target_in_words(alert: Alert) -> tuple[str, str]:
         name = alert.chat.visitor_name if alert.chat else ""
         return "Chat", name or (f"a visitor (chat {remote_id})" if remote_id else "a visitor")
     if kind == "operator":
-        name = alert.operator.name if alert.operator else ""
+        name = alert.operator.shown_name if alert.operator else ""
         return "Operator", name or f"operator {remote_id}"
     return "Portal", alert.portal.name
 

@@ -139,7 +139,13 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
     operators = [
         {
             "id": view.operator.remote_id,
-            "name": view.operator.name,
+            # The name every screen shows (namesakes told apart), then SalesIQ's own fields.
+            "name": view.operator.shown_name,
+            "full_name": view.operator.name,
+            "first_name": view.operator.first_name,
+            "last_name": view.operator.last_name,
+            "nick_name": view.operator.nick_name,
+            "email": view.operator.email,
             "status": view.operator.status,
             "status_since": _iso(view.operator.status_since),
             "open_chats": view.load,
