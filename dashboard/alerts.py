@@ -172,6 +172,117 @@ def _visitor(chat: Chat) -> str:
     return chat.visitor_name or "A visitor"
 
 
+@dataclass(frozen=True)
+class Words:
+    """What an alert says about its chat or operator as they are now. The title's figure
+    (how long) runs from ``since``: the live page puts a ticking clock between ``before``
+    and ``after``; e-mail, Slack and the history spell it once (``title_at``)."""
+
+    before: str
+    since: datetime | None = None
+    after: str = ""
+    detail: str = ""
+
+    def title_at(self, now: datetime) -> str:
+        if self.since is None:
+            return f"{self.before}{self.after}"[:300]
+        return f"{self.before}{_minutes((now - self.since).total_seconds())}{self.after}"[:300]
+
+    @property
+    def title(self) -> str:
+        """As it reads this moment (desktop notifications, the badges' tooltips)."""
+        return self.title_at(timezone.now())
+
+
+def chat_words(kind: str, chat: Chat) -> Words | None:
+    """The title and detail of a chat's alert of ``kind`` from the chat as it is: its
+    visitor, department, operator (their display name) and the moment its figure counts
+    from. None when the chat no longer fits the words (the alert resolves on the next
+    evaluation; its stored title serves till then)."""
+    visitor = _visitor(chat)
+    where = f" ({chat.department_name})" if chat.department_name else ""
+    if kind == AlertKind.LONG_CHAT and chat.started_at:
+        return Words(
+            f"{visitor}'s chat has run ",
+            chat.started_at,
+            where,
+            f"With {chat.operator_name or 'nobody yet'}.",
+        )
+    if kind == AlertKind.LONG_WAIT and chat.status == ChatStatus.WAITING and chat.waiting_since:
+        return Words(
+            f"{visitor} has waited ", chat.waiting_since, f" for pickup{where}", chat.question[:200]
+        )
+    if kind == AlertKind.UNANSWERED and chat.awaiting_reply and chat.last_message_at:
+        return Words(
+            f"{visitor} has had no answer for ",
+            chat.last_message_at,
+            "",
+            f"{chat.operator_name or 'The operator'} has not replied to: "
+            f"“{chat.last_message_text[:160]}”",
+        )
+    if kind == AlertKind.MISSED_CHAT:
+        return Words(
+            f"Missed chat: {visitor} left unanswered",
+            detail=chat.question[:200] or "Nobody picked the chat up.",
+        )
+    if kind == AlertKind.LOW_RATING and chat.rating is not None:
+        return Words(
+            f"{visitor} rated the chat {chat.rating}/5",
+            detail=f"“{chat.feedback}”" if chat.feedback else "No feedback given.",
+        )
+    return None
+
+
+_AWAY = (OperatorStatus.BUSY, OperatorStatus.AWAY, OperatorStatus.OFFLINE)
+
+
+def operator_words(kind: str, operator: Operator, load: int) -> Words | None:
+    """As ``chat_words``, for an operator's alert: ``load`` is their open chats now."""
+    name = operator.shown_name
+    chats = f"{load} open chat{'s' if load != 1 else ''}"
+    if kind == AlertKind.OPERATOR_AWAY_WITH_CHATS and operator.status in _AWAY and load:
+        status = operator.get_status_display().lower()
+        detail = "Their visitors may be waiting. Transfer the chats or drain the operator."
+        if operator.status_since is None:  # not seen to change: how long is not known
+            return Words(f"{name} is {status} with {chats}", detail=detail)
+        return Words(
+            f"{name} has been {status} for ", operator.status_since, f" with {chats}", detail
+        )
+    if kind == AlertKind.OPERATOR_OVER_CAPACITY and operator.max_chats is not None:
+        return Words(f"{name} has {load} chats for {operator.max_chats} seats")
+    return None
+
+
+def portal_words(kind: str, portal: Portal) -> Words | None:
+    if kind == AlertKind.WEBHOOK_SILENCE:
+        last = portal.last_webhook_at or portal.webhook_registered_at
+        if last:
+            return Words(
+                f"{portal.name}: no webhook from SalesIQ for ",
+                last,
+                "",
+                "Chats are open but SalesIQ sends nothing; the dashboard relies on polling. "
+                "Check the webhook on the portal page.",
+            )
+    return None
+
+
+def words_now(alert: Alert, load: int | None = None) -> Words | None:
+    """``alert``'s title and detail from its chat's, operator's or portal's state now
+    (``load``: the operator's open chats). None: its stored title and detail serve."""
+    if alert.chat_id:
+        return chat_words(alert.kind, alert.chat) if alert.chat else None
+    if alert.operator_id:
+        return operator_words(alert.kind, alert.operator, load or 0) if alert.operator else None
+    if alert.target == "portal":
+        return portal_words(alert.kind, alert.portal)
+    return None
+
+
+def _condition(rule: AlertRule, target: str, words: Words, now: datetime, **about) -> Condition:
+    return Condition(rule, target, words.title_at(now), words.detail, **about)
+
+
 def chat_conditions(
     rules: dict[str, AlertRule], chats: list[Chat], now: datetime
 ) -> list[Condition]:
@@ -185,62 +296,30 @@ def chat_conditions(
         if chat.status not in OPEN_CHAT_STATUSES:
             continue
         target = f"chat:{chat.remote_id}"
-        where = f" ({chat.department_name})" if chat.department_name else ""
-        if (
-            long_chat
-            and long_chat.enabled
-            and chat.started_at
-            and _in_scope(long_chat, [chat.department_id])
+        for rule, since, limit in (
+            (long_chat, chat.started_at, long_chat and long_chat.threshold * 60),
+            (
+                long_wait,
+                chat.waiting_since if chat.status == ChatStatus.WAITING else None,
+                long_wait and long_wait.threshold,
+            ),
+            (
+                unanswered,
+                chat.last_message_at
+                if chat.status == ChatStatus.CONNECTED and chat.last_message_sender == "visitor"
+                else None,
+                unanswered and unanswered.threshold * 60,
+            ),
         ):
-            running = (now - chat.started_at).total_seconds()
-            if running > long_chat.threshold * 60:
-                found.append(
-                    Condition(
-                        long_chat,
-                        target,
-                        f"{_visitor(chat)}'s chat has run {_minutes(running)}{where}",
-                        f"With {chat.operator_name or 'nobody yet'}.",
-                        chat=chat,
-                    )
-                )
-        if (
-            long_wait
-            and long_wait.enabled
-            and chat.status == ChatStatus.WAITING
-            and chat.waiting_since
-            and _in_scope(long_wait, [chat.department_id])
-        ):
-            waited = (now - chat.waiting_since).total_seconds()
-            if waited > long_wait.threshold:
-                found.append(
-                    Condition(
-                        long_wait,
-                        target,
-                        f"{_visitor(chat)} has waited {_minutes(waited)} for pickup{where}",
-                        chat.question[:200],
-                        chat=chat,
-                    )
-                )
-        if (
-            unanswered
-            and unanswered.enabled
-            and chat.status == ChatStatus.CONNECTED
-            and chat.last_message_sender == "visitor"
-            and chat.last_message_at
-            and _in_scope(unanswered, [chat.department_id])
-        ):
-            silent = (now - chat.last_message_at).total_seconds()
-            if silent > unanswered.threshold * 60:
-                found.append(
-                    Condition(
-                        unanswered,
-                        target,
-                        f"{_visitor(chat)} has had no answer for {_minutes(silent)}",
-                        f"{chat.operator_name or 'The operator'} has not replied to: "
-                        f"“{chat.last_message_text[:160]}”",
-                        chat=chat,
-                    )
-                )
+            if (
+                rule
+                and rule.enabled
+                and since
+                and _in_scope(rule, [chat.department_id])
+                and (now - since).total_seconds() > limit
+                and (words := chat_words(rule.kind, chat))
+            ):
+                found.append(_condition(rule, target, words, now, chat=chat))
     return found
 
 
@@ -259,37 +338,21 @@ def operator_conditions(
             away
             and away.enabled
             and view.load > 0
-            and op.status in (OperatorStatus.BUSY, OperatorStatus.AWAY, OperatorStatus.OFFLINE)
+            and op.status in _AWAY
             and _in_scope(away, op.department_ids)
+            and (now - (op.status_since or op.fact_at)).total_seconds() >= away.threshold * 60
+            and (words := operator_words(away.kind, op, view.load))
         ):
-            since = op.status_since or op.fact_at
-            if (now - since).total_seconds() >= away.threshold * 60:
-                found.append(
-                    Condition(
-                        away,
-                        target,
-                        f"{op.shown_name} is {op.get_status_display().lower()} with {view.load} "
-                        f"open chat"
-                        f"{'s' if view.load != 1 else ''}",
-                        "Their visitors may be waiting. Transfer the chats or drain the operator.",
-                        operator=op,
-                    )
-                )
+            found.append(_condition(away, target, words, now, operator=op))
         if (
             over
             and over.enabled
             and view.capacity is not None
             and view.load > view.capacity + over.threshold
             and _in_scope(over, op.department_ids)
+            and (words := operator_words(over.kind, op, view.load))
         ):
-            found.append(
-                Condition(
-                    over,
-                    target,
-                    f"{op.shown_name} has {view.load} chats for {view.capacity} seats",
-                    operator=op,
-                )
-            )
+            found.append(_condition(over, target, words, now, operator=op))
     return found
 
 
@@ -304,15 +367,9 @@ def portal_conditions(
         last = portal.last_webhook_at or portal.webhook_registered_at
         quiet = (now - last).total_seconds() if last else 0
         if has_open and last and quiet > silence.threshold * 60:
-            found.append(
-                Condition(
-                    silence,
-                    "portal",
-                    f"{portal.name}: no webhook from SalesIQ for {_minutes(quiet)}",
-                    "Chats are open but SalesIQ sends nothing; the dashboard relies on polling. "
-                    "Check the webhook on the portal page.",
-                )
-            )
+            words = portal_words(silence.kind, portal)
+            if words:
+                found.append(_condition(silence, "portal", words, now))
     unreachable = rules.get(AlertKind.SALESIQ_UNREACHABLE)
     if unreachable and unreachable.enabled and state.state == health.State.UNREACHABLE:
         since = state.since or now
@@ -445,15 +502,9 @@ def on_changes(portal_id: Any, chat_pks: Iterable[int], now: datetime | None = N
             # One alert per missed chat ever: acknowledging it must not bring it back.
             and not Alert.objects.filter(rule=missed, target=target).exists()
         ):
-            alert = _raise(
-                Condition(
-                    missed,
-                    target,
-                    f"Missed chat: {_visitor(chat)} left unanswered",
-                    chat.question[:200] or "Nobody picked the chat up.",
-                    chat=chat,
-                ),
-                now,
+            words = chat_words(missed.kind, chat)
+            alert = (
+                _raise(_condition(missed, target, words, now, chat=chat), now) if words else None
             )
             raised += [alert] if alert else []
         if (
@@ -464,16 +515,8 @@ def on_changes(portal_id: Any, chat_pks: Iterable[int], now: datetime | None = N
             and _in_scope(low, [chat.department_id])
             and not Alert.objects.filter(rule=low, target=target).exists()
         ):
-            alert = _raise(
-                Condition(
-                    low,
-                    target,
-                    f"{_visitor(chat)} rated the chat {chat.rating}/5",
-                    f"“{chat.feedback}”" if chat.feedback else "No feedback given.",
-                    chat=chat,
-                ),
-                now,
-            )
+            words = chat_words(low.kind, chat)
+            alert = _raise(_condition(low, target, words, now, chat=chat), now) if words else None
             raised += [alert] if alert else []
     ended = [c.pk for c in chats if c.status not in OPEN_CHAT_STATUSES]
     time_kinds = [kind for kind, spec in RULES.items() if not spec.event]
@@ -617,6 +660,23 @@ def _post_webhook(alert: Alert, url: str) -> Escalation:
     return record
 
 
+def _reword(alert: Alert, now: datetime) -> None:
+    """The stored title and detail as the alert reads now (whoever has the chat now, how
+    long it has waited by now): what the e-mail and the post say, and the history keeps."""
+    load = None
+    if alert.operator_id and alert.operator:
+        load = (
+            Chat.objects.filter(portal_id=alert.portal_id, status__in=OPEN_CHAT_STATUSES)
+            .filter(operator_id=alert.operator.remote_id)
+            .count()
+        )
+    words = words_now(alert, load)
+    if words is None:
+        return
+    alert.title, alert.detail = words.title_at(now), words.detail
+    Alert.objects.filter(pk=alert.pk).update(title=alert.title, detail=alert.detail)
+
+
 def escalate_due(portal: Portal, now: datetime | None = None) -> list[Escalation]:
     """Tell the rule's recipients about open alerts nobody acknowledged in time."""
     now = now or timezone.now()
@@ -627,7 +687,7 @@ def escalate_due(portal: Portal, now: datetime | None = None) -> list[Escalation
         acknowledged_at__isnull=True,
         escalated_at__isnull=True,
         rule__escalate_after_minutes__isnull=False,
-    ).select_related("rule", "portal")
+    ).select_related("rule", "portal", "chat", "operator")
     for alert in due:
         rule = alert.rule
         if alert.snoozed_until and alert.snoozed_until > now:
@@ -639,6 +699,7 @@ def escalate_due(portal: Portal, now: datetime | None = None) -> list[Escalation
             escalated_at=now, changed_at=now
         ):
             continue
+        _reword(alert, now)
         addresses = [a.strip() for a in rule.escalate_emails.split(",") if a.strip()]
         if addresses:
             sent.append(_send_email(alert, addresses))

@@ -12,6 +12,7 @@ from typing import TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -72,6 +73,41 @@ def render_changes(changes: Changes) -> str:
         pieces.append(f'<ol hx-swap-oob="beforeend:#transcript-{message.chat_id}">{line}</ol>')
     if changes.meta or changes.chats:
         pieces.append(_render("portal_meta", f=selectors.freshness(portal), oob=True))
+    if changes.chats or changes.operators:
+        pieces.append(_alerts_of(changes))
+    return "".join(pieces)
+
+
+def _alerts_of(changes: Changes) -> str:
+    """The open alerts of the changed chats and operators, rendered again: their titles
+    name the chat's visitor, department and operator and the operator as they are now (a
+    transfer, a rename). One query on the open alerts' index."""
+    from .models import Alert
+
+    found = (
+        Alert.objects.filter(portal_id=changes.portal_id, resolved_at__isnull=True)
+        .filter(Q(chat_id__in=changes.chats) | Q(operator_id__in=changes.operators))
+        .select_related("portal", "chat", "operator")
+        .prefetch_related("escalations")
+        .order_by("pk")
+    )
+    # An ended chat's alerts are resolved right after this (alerts.on_changes): not again.
+    shown = [a for a in found if a.chat is None or a.chat.is_open]
+    return "".join(_alert_pieces(alert) for alert in selectors.alert_rows(shown))
+
+
+def _alert_pieces(alert) -> str:
+    """An alert's row in the panel and, for a chat's or an operator's, in their drawer (pages
+    without that drawer open drop it); a resolved one is deleted from both."""
+    if not alert.is_open:
+        return render_to_string("alerts/parts.html#gone", {"pk": alert.pk})
+    pieces = [render_to_string("alerts/parts.html#alert_row", {"alert": alert, "oob": True})]
+    if alert.chat_id or alert.operator_id:
+        pieces.append(
+            render_to_string(
+                "alerts/parts.html#alert_row", {"alert": alert, "oob": True, "drawer": True}
+            )
+        )
     return "".join(pieces)
 
 
@@ -111,27 +147,17 @@ def publish_action(action_id: int) -> None:
 
 def render_alerts(alert_pks: list[int]) -> str:
     """Raised, acknowledged, snoozed or resolved alerts as out-of-band pieces: the alert
-    panel's row and, for a chat's or an operator's alert, its row in their drawer (pages
-    without that drawer open drop it). Row badges follow in the browser."""
+    panel's row and, for a chat's or an operator's alert, its row in their drawer. Row
+    badges follow in the browser."""
     from .models import Alert
 
-    pieces = []
-    for alert in (
-        Alert.objects.filter(pk__in=alert_pks).prefetch_related("escalations").order_by("pk")
-    ):
-        if not alert.is_open:
-            pieces.append(render_to_string("alerts/parts.html#gone", {"pk": alert.pk}))
-            continue
-        pieces.append(
-            render_to_string("alerts/parts.html#alert_row", {"alert": alert, "oob": True})
-        )
-        if alert.chat_id or alert.operator_id:
-            pieces.append(
-                render_to_string(
-                    "alerts/parts.html#alert_row", {"alert": alert, "oob": True, "drawer": True}
-                )
-            )
-    return "".join(pieces)
+    found = (
+        Alert.objects.filter(pk__in=alert_pks)
+        .select_related("portal", "chat", "operator")
+        .prefetch_related("escalations")
+        .order_by("pk")
+    )
+    return "".join(_alert_pieces(alert) for alert in selectors.alert_rows(found))
 
 
 def publish_alerts(portal_id, alert_pks: list[int]) -> None:

@@ -4,6 +4,7 @@ JSON snapshot show. Nothing here writes."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -270,18 +271,37 @@ def live_context(portals: list[Portal], now: datetime | None = None) -> dict[str
             .order_by("name")
             .values_list("portal_id", "remote_id", "name")
         ),
-        "alerts": list(open_alerts(portals)),
+        "alerts": alert_rows(open_alerts(portals)),
         "now": now,
     }
 
 
 def open_alerts(portals: list[Portal]) -> QuerySet[Alert]:
-    """The portals' open alerts (the page orders them: what needs someone first)."""
+    """The portals' open alerts (the page orders them: what needs someone first), with
+    what their rows show now (``alert_rows``)."""
     return (
         Alert.objects.filter(portal__in=portals, resolved_at__isnull=True)
+        .select_related("portal", "chat", "operator")
         .prefetch_related("escalations")
         .order_by("raised_at", "pk")
     )
+
+
+def alert_rows(alerts: Iterable[Alert]) -> list[Alert]:
+    """``alerts`` (with portal, chat and operator selected) as their rows show them: each
+    with ``words``, its title and detail from its chat's, operator's or portal's state now
+    (dashboard.alerts.words_now; None for a resolved one or where the stored title serves).
+    Operators' open chats are counted in one query, and only when an operator's alert is
+    among them."""
+    from .alerts import words_now  # alerts reads this module's selectors
+
+    alerts = list(alerts)
+    by_operator = [a for a in alerts if a.operator_id and a.operator and a.is_open]
+    loads = operator_loads(list({a.portal for a in by_operator})) if by_operator else Counter()
+    for alert in alerts:
+        load = loads.get((alert.portal_id, alert.operator.remote_id), 0) if alert.operator else 0
+        alert.words = words_now(alert, load) if alert.is_open else None
+    return alerts
 
 
 # --- KPIs (the JSON snapshot; the page computes the same figures in the browser) ----------

@@ -376,7 +376,8 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
     plan = actions.operator_drain_plan(operator=me)
     # Who gets what, by the chat and the operator themselves (names may repeat).
     expected = {
-        str(move.chat.pk): [move.to.name, f"{move.chat.pk}:{move.to.pk}"] for move in plan.movable
+        str(move.chat.pk): [move.to.shown_name, f"{move.chat.pk}:{move.to.pk}"]
+        for move in plan.movable
     }
     goes_to = {move.chat.remote_id: move.to.remote_id for move in plan.movable}
     assert len(expected) == 2, (

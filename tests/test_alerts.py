@@ -355,6 +355,9 @@ def test_it_escalates_by_email_and_webhook_and_records_failures(
     assert all(e.ok for e in sent), [e.error for e in sent]
     assert "Zo" in smtp_sink.messages[0] and "lead@example.org" in smtp_sink.messages[0]
     assert posted[0]["text"].startswith("[Critical] Zoë has waited")
+    # What is sent (and kept for the history) reads as of the escalation, not of the raise.
+    assert "Zoë has waited 11 min for pickup" in posted[0]["text"]
+    assert "has waited 11 min" in Alert.objects.get(kind=AlertKind.LONG_WAIT).title
     assert alerts.escalate_due(portal, later(20 * 60)) == []  # once per alert
 
     # A broken endpoint: the failure is kept and shown, not swallowed.

@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from dashboard import alerts
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, Profile, Role
+from dashboard.templatetags.supervisor import iso
 from tests.test_actions_browser import shown, watched
 from tests.test_worker_processes import wait_for
 
@@ -111,7 +112,10 @@ def test_it_raises_notifies_and_shows_who_acknowledged_to_everyone(
         chat = long_chat(simulator, portal, "Long Talker")
         # The worker of `serve` evaluates the rules every few seconds.
         row = shown(sam.locator("#alerts-list li[data-kind=long_chat]"))
-        assert "Long Talker's chat has run 2 min" in row.inner_text()
+        # How long, as a clock running from the chat's start (not the figure of the raise).
+        assert row.locator(".alert-title").inner_text().startswith("Long Talker's chat has run ")
+        clock = row.locator(".alert-title time[data-tick=elapsed]")
+        assert clock.get_attribute("datetime") == iso(chat.started_at)
         assert row.get_attribute("data-effective") == "open"
         sam.wait_for_function("window.__notes.length > 0", timeout=5_000)
         (note,) = sam.evaluate("window.__notes")

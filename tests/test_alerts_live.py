@@ -343,3 +343,118 @@ def test_it_shows_an_escalation_that_reached_nobody(world):
     Escalation.objects.filter(ok=False).delete()
     html = broadcast.render_alerts([alert.pk])
     assert ">Escalated</a>" in html and "escalation-failed" not in html
+
+
+# --- titles that stay true ----------------------------------------------------------------------
+
+
+def panel_row(html: str, alert: Alert) -> str:
+    match = re.search(rf'<li id="alert-{alert.pk}".*?</li>\s*(?=<li|$)', html, re.S)
+    assert match, f"no panel row for alert {alert.pk}"
+    return match.group(0)
+
+
+def clock_of(row: str) -> str:
+    """The ticking figure in the row's title: where it counts from."""
+    title = re.search(r'class="alert-title[^"]*"[^>]*>(.*?)</(?:button|span|a)>', row, re.S)
+    assert title, row
+    clock = re.search(r'<time data-tick="elapsed" datetime="([^"]+)">', title.group(1))
+    assert clock, title.group(1)
+    return clock.group(1)
+
+
+def iso(moment) -> str:
+    from dashboard.templatetags.supervisor import iso as iso_filter
+
+    return str(iso_filter(moment))
+
+
+def test_it_counts_an_alerts_figure_from_the_right_moment_not_from_when_it_was_raised(world):
+    now = timezone.now()
+    chat = make_chat(world["here"], "w1", visitor="Léa Fontaine")
+    Chat.objects.filter(pk=chat.pk).update(
+        status="waiting",
+        operator_id="",
+        operator_name="",
+        attended_at=None,
+        department_name="Sales",
+        waiting_since=now - timedelta(minutes=6, seconds=47),
+        last_message_sender="visitor",
+        last_message_at=now - timedelta(minutes=4),
+    )
+    waited = raise_alert(
+        world["here"],
+        AlertKind.LONG_WAIT,
+        chat=chat,
+        title="Léa Fontaine has waited 1 min for pickup (Sales)",
+    )
+    row = panel_row(broadcast.render_alerts([waited.pk]), waited)
+    chat.refresh_from_db()
+    assert clock_of(row) == iso(chat.waiting_since)
+    assert "Léa Fontaine has waited <time" in row and "</time> for pickup (Sales)" in row
+    assert "1 min" not in row
+    assert 'data-title="Léa Fontaine has waited 6 min for pickup (Sales)"' in row
+
+    # A chat running long counts from its start; the operator away with chats, from when
+    # they went away; an unanswered visitor, from their last message.
+    running = world["alert"]  # "…'s chat has run 40 min" when raised
+    assert clock_of(panel_row(broadcast.render_alerts([running.pk]), running)) == iso(
+        world["chat"].started_at
+    )
+    Operator.objects.filter(pk=world["op"].pk).update(status_since=now - timedelta(minutes=9))
+    away = raise_alert(world["here"], AlertKind.OPERATOR_AWAY_WITH_CHATS, operator=world["op"])
+    row = panel_row(broadcast.render_alerts([away.pk]), away)
+    assert clock_of(row) == iso(now - timedelta(minutes=9))
+    assert "Olu has been busy for <time" in row and "</time> with 1 open chat" in row
+    Chat.objects.filter(pk=world["chat"].pk).update(
+        last_message_sender="visitor", last_message_at=now - timedelta(minutes=5)
+    )
+    silent = raise_alert(world["here"], AlertKind.UNANSWERED, chat=world["chat"])
+    assert clock_of(panel_row(broadcast.render_alerts([silent.pk]), silent)) == iso(
+        now - timedelta(minutes=5)
+    )
+
+
+def test_it_renders_a_chats_alerts_again_with_its_new_operator_and_department(world):
+    from dashboard import live
+    from siq_integration.normalised import ChatStatus, Conversation, Visitor
+
+    here, chat, alert = world["here"], world["chat"], world["alert"]
+    make_chat(here, "c2")  # Olu's second chat
+    away = raise_alert(
+        here, AlertKind.OPERATOR_AWAY_WITH_CHATS, operator=world["op"], title="Olu is busy with 2"
+    )
+    marta = make_operator(here, "op2", "Marta Kowalska")
+    Operator.objects.filter(pk=marta.pk).update(display_name="Marta Kowalska")
+    Chat.objects.filter(pk=chat.pk).update(department_id="d1", department_name="Sales")
+    chat.refresh_from_db()
+    moved = Conversation(
+        id=chat.remote_id,
+        status=ChatStatus.CONNECTED,
+        visitor=Visitor(id="v1", name=chat.visitor_name),
+        started_at=chat.started_at,
+        operator_id="op2",
+        operator_name="Marta",
+        department_id="d2",
+        department_name="Billing",
+    )
+    changes = live.apply_conversation(here, moved, fact_at=timezone.now(), source="webhook")
+    html = broadcast.render_changes(changes)
+    row = panel_row(html, alert)
+    assert "(Billing)" in row and "With Marta Kowalska." in row and "Olu" not in row
+    assert 'hx-swap-oob="true"' in row
+    assert f'id="drawer-alert-{alert.pk}"' in html  # and its row in the chat's drawer
+    # The operator the chat left: their alert counts one chat fewer, in the same publication.
+    row = panel_row(html, away)
+    assert "Olu is busy with 1 open chat<" in row  # not seen going busy: no figure
+
+
+def test_it_looks_the_changed_chats_alerts_up_in_one_query(world):
+    from dashboard import live
+
+    changes = live.Changes(world["here"].pk, chats={world["chat"].pk})
+    with CaptureQueriesContext(connection) as queries:
+        html = broadcast.render_changes(changes)
+    assert f'id="alert-{world["alert"].pk}"' in html
+    alert_reads = [q for q in queries if 'FROM "dashboard_alert"' in q["sql"]]
+    assert len(alert_reads) == 1

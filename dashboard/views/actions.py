@@ -119,7 +119,9 @@ def operator_panel(request: HttpRequest, operator_id: int) -> HttpResponse:
         "chats": list(
             selectors.open_chats([operator.portal]).filter(operator_id=operator.remote_id)
         ),
-        "open_alerts": list(selectors.open_alerts([operator.portal]).filter(operator=operator)),
+        "open_alerts": selectors.alert_rows(
+            selectors.open_alerts([operator.portal]).filter(operator=operator)
+        ),
     }
     return render(request, f"{PARTS}#operator_panel", context)
 

@@ -87,7 +87,9 @@ def chat_drawer(request: HttpRequest, chat_id: int) -> HttpResponse:
             "chat": chat,
             "messages": list(chat.messages.all()),
             "problem": problem,
-            "open_alerts": list(selectors.open_alerts([chat.portal]).filter(chat=chat)),
+            "open_alerts": selectors.alert_rows(
+                selectors.open_alerts([chat.portal]).filter(chat=chat)
+            ),
             # Transfer and End show only to those who may act; the action views check again.
             "can_act": access.can_act(request.user, chat.portal),
         },

@@ -1120,7 +1120,7 @@
     // Badges: for every row that has or had an alert.
     var index = {}, counts = { open: 0, snoozed: 0, acknowledged: 0 };
     sorted.forEach(function (el) {
-      var d = el.dataset, entry = { severity: d.severity, attention: d.effective === "open", title: d.title };
+      var d = el.dataset, entry = { severity: d.severity, attention: d.effective === "open", el: el };
       counts[d.effective]++;
       if (d.chat) (index["chat-" + d.chat] = index["chat-" + d.chat] || []).push(entry);
       if (d.operatorRow) (index["op-" + d.operatorRow] = index["op-" + d.operatorRow] || []).push(entry);
@@ -1173,6 +1173,21 @@
       fitAlertRow(el, t);
     });
   }
+  // An alert's title as its row reads now (the server renders it from the chat or operator as
+  // they are, with a clock that ticks here); data-title is the same words as rendered.
+  function alertTitle(el) {
+    var title = el.querySelector(".alert-title");
+    return title ? title.textContent.replace(/\s+/g, " ").trim() : el.dataset.title || "";
+  }
+  function badgeTitle(entries) {
+    return entries.map(function (e) { return alertTitle(e.el); }).join("\n");
+  }
+  // A badge's tooltip is read when the pointer reaches it: the figures in it are those of now.
+  document.addEventListener("mouseover", function (event) {
+    var mark = event.target.closest && event.target.closest(".row-alert");
+    var row = mark && mark.closest("tr[id]"), entries = row && alertIndex[row.id];
+    if (entries && entries.length) mark.title = badgeTitle(entries);
+  });
   // A chat's or an operator's row: a mark for its open alerts, in the worst one's tone; muted
   // when each of them is acknowledged or snoozed.
   function badge(row) {
@@ -1195,7 +1210,7 @@
     }
     var text = entries.length > 1 ? String(entries.length) : "!";
     if (mark.textContent !== text) mark.textContent = text;
-    mark.title = entries.map(function (e) { return e.title; }).join("\n");
+    mark.title = badgeTitle(entries);
     mark.setAttribute("aria-label", entries.length === 1 ? "1 open alert" : entries.length + " open alerts");
   }
 
@@ -1331,7 +1346,7 @@
     var d = el.dataset, detail = el.querySelector(".alert-detail");
     var portal = MULTI && portalNames[d.portal] ? portalNames[d.portal] + " · " : "";
     try {
-      var note = new Notification((d.severity === "critical" ? "Critical: " : "") + d.title, {
+      var note = new Notification((d.severity === "critical" ? "Critical: " : "") + alertTitle(el), {
         body: portal + (detail ? detail.textContent.trim() : "Open the dashboard to see it."),
         tag: "siq-alert-" + d.alert,
         icon: document.querySelector("link[rel=icon]") ? document.querySelector("link[rel=icon]").href : undefined,
