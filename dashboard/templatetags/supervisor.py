@@ -30,6 +30,18 @@ def person(user: Any) -> str:
     return shown_name(user)
 
 
+# A display name's mark, as dashboard.live adds it to tell namesakes apart: " (olafur.8)".
+_MARK = re.compile(r"^(.+?) (\([^()]*\))$")
+
+
+@register.filter
+def name_parts(name: str) -> tuple[str, str]:
+    """("Ólafur Novák", "(olafur.8)") from "Ólafur Novák (olafur.8)"; (name, "") when it has
+    no mark. Where a name must be cut short, the mark is what stays in view."""
+    found = _MARK.match(name or "")
+    return (found.group(1), found.group(2)) if found else (name or "", "")
+
+
 @register.filter
 def ago(moment: datetime | None) -> str:
     """'just now', '4 minutes ago', 'never'."""
