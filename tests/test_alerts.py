@@ -66,7 +66,7 @@ def test_it_raises_a_long_wait_once_and_resolves_it_at_pickup(simulator, portal)
     for _ in range(3):  # evaluated again and again: still one alert
         alerts.evaluate(portal, later())
     (alert,) = open_alerts(portal, AlertKind.LONG_WAIT)
-    assert "waited 1 min" in alert.title and alert.chat.remote_id == chat
+    assert "waited 1m " in alert.title and alert.chat.remote_id == chat
     assert alert.severity == "critical"
 
     simulator.pickup(chat)

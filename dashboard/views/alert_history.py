@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET
 
 from siq_integration.models import Portal
 
-from .. import access
+from .. import access, times
 from ..models import Alert, AlertKind, Escalation, Severity
 from .audit import (
     PAGE_SIZE,
@@ -86,19 +86,8 @@ def _rule_name(kind: str) -> str:
     return str(AlertKind(kind).label) if kind in AlertKind.values else kind
 
 
-def duration_in_words(seconds: float) -> str:
-    """ "45 s", "2 min 10 s", "1 h 05 min", "2 d 3 h"."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        minutes, rest = divmod(seconds, 60)
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    if seconds < 86400:
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours} h {rest // 60:02d} min"
-    days, rest = divmod(seconds, 86400)
-    return f"{days} d {rest // 3600} h"
+# "45s", "2m 10s", "1h 05m", "2d 3h": as every duration on every page (dashboard/times.py).
+duration_in_words = times.duration
 
 
 # --- filters -------------------------------------------------------------------------------

@@ -11,26 +11,22 @@
 (function () {
   "use strict";
   var root = document.getElementById("live");
-  if (!root || !window.htmx) return;
+  if (!root || !window.htmx || !window.SupervisorTime) return;
   if (performance.mark) performance.mark("live-start");
 
   var WALLBOARD = root.dataset.wallboard === "1";
   var MULTI = Number(root.dataset.portalCount) > 1;
   var STALE_AFTER = 120; // seconds; dashboard.selectors.STALE_AFTER
   var WAIT_WARN = 60, WAIT_BAD = 180; // seconds a visitor has waited: amber, then red
+  var TIME = window.SupervisorTime; // static/js/time.js: durations and times of day, one way
   var THEME_KEY = WALLBOARD ? "siq-theme-wallboard" : "siq-theme";
   var RECONNECT_CODES = [1006, 1011, 1012, 1013]; // the ws extension retries these itself
   var collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
   var stats = { messages: 0, lastMs: 0, maxMs: 0, totalMs: 0, rowsPlaced: 0, fullSorts: 0 };
 
   // --- time ------------------------------------------------------------------------------
-  function pad(n) { return n < 10 ? "0" + n : String(n); }
-  function clock(seconds) {
-    seconds = Math.max(0, Math.floor(seconds));
-    if (seconds >= 86400) return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
-    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-    return h ? h + ":" + pad(m) + ":" + pad(s) : m + ":" + pad(s);
-  }
+  // "45s", "6m 07s", "1h 02m", "2d 3h": the server writes clocks the same way (dashboard/times.py).
+  var clock = TIME.duration;
   function ago(seconds) {
     if (seconds < 5) return "just now";
     if (seconds < 60) return Math.floor(seconds) + " s ago";
@@ -1353,17 +1349,8 @@
     if (kicker && name && kicker.textContent !== name.textContent) kicker.textContent = name.textContent;
   }
 
-  function localise(scope) {
-    if (!scope) return;
-    scope.querySelectorAll("time[data-local]").forEach(function (el) {
-      var at = new Date(el.getAttribute("datetime"));
-      if (isNaN(at)) return;
-      var options = { hour: "2-digit", minute: "2-digit" };
-      if (new Date().toDateString() !== at.toDateString()) { options.day = "numeric"; options.month = "short"; }
-      el.textContent = at.toLocaleString([], options);
-      el.title = at.toString();
-    });
-  }
+  // Times of day the viewer's way (their clock and zone), as on every page.
+  function localise(scope) { TIME.localise(scope); }
 
   // --- theme -----------------------------------------------------------------------------------------
   var themeButton = document.querySelector("[data-theme-toggle]");
@@ -1398,7 +1385,7 @@
     tickConnection(Date.now());
     var wall = document.querySelector("[data-wall-clock]");
     if (wall) {
-      var text = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      var text = TIME.timeOfDay(new Date(), TIME.viewer());
       if (wall.textContent !== text) wall.textContent = text;
     }
   }
