@@ -134,3 +134,26 @@ def test_it_publishes_a_row_a_poll_did_not_change_without_rendering_it_again():
     assert variable.call_count == 0
     assert again.split("<time")[0] == first.split("<time")[0]
     assert 'hx-swap-oob="true"' not in render([chat(1)])  # the page's rows are kept apart
+
+
+def test_it_keeps_a_connected_chats_unanswered_clock_ticking_from_the_cache():
+    waiting_reply = chat(
+        3,
+        status=ChatStatus.CONNECTED,
+        waiting_since=None,
+        attended_at=NOW - timedelta(minutes=4),
+        operator_id="o1",
+        operator_name="Asha Rao",
+        last_message_text="Still there?",
+        last_message_sender="visitor",
+        last_message_at=NOW - timedelta(minutes=2),
+    )
+    html = render([waiting_reply])
+    # Unanswered for 2 minutes; no wait for pickup (that is over), and the chat open for 5.
+    assert '<time data-tick="unanswered"' in html and ">2m 00s</time>" in html
+    assert 'data-tick="wait"' not in html
+    assert ">5m 00s</time>" in html
+    with mock.patch("django.template.base.VariableNode.render") as variable:
+        later = render([waiting_reply], at=NOW + timedelta(seconds=7))
+    assert variable.call_count == 0  # from the cache, its clocks set to now
+    assert ">2m 07s</time>" in later and ">5m 07s</time>" in later

@@ -107,9 +107,13 @@ def iso(moment: datetime | None) -> SafeString:
 # key), and sets only the clocks' text (time since …) afresh on each render.
 
 ROW_CACHE_SIZE = 10_000
-# A clock as the row partials write it: <time data-tick="wait|elapsed" datetime="…">text</time>.
-# Visitor text cannot match: it is escaped, so it holds no "<time".
-_CLOCK = re.compile(r'<time data-tick="(?:wait|elapsed)" datetime="([^"]*)"[^>]*>([^<]*)</time>')
+# A clock as the row partials write it: <time data-tick="wait|unanswered|elapsed" datetime="…">
+# text</time> (static/js/live.js ticks the same kinds). Visitor text cannot match: it is
+# escaped, so it holds no "<time".
+TICK_KINDS = ("wait", "unanswered", "elapsed")
+_CLOCK = re.compile(
+    r'<time data-tick="(?:' + "|".join(TICK_KINDS) + r')" datetime="([^"]*)"[^>]*>([^<]*)</time>'
+)
 _ANY_TICK = re.compile(r"data-tick=")
 # Bookkeeping a row never shows: a poll that only moves these keeps the rendered row.
 _NOT_SHOWN = frozenset({"fact_at", "source", "updated_at"})
