@@ -83,6 +83,7 @@ def test_it_saves_the_choice_and_every_page_applies_it(client, viewer):
     full = times.in_full(alert.raised_at, clock)
     assert f'data-local="time" title="{full}">{expected}</time>' in detail
     history = client.get("/alerts/").content.decode()
+    assert "Days in America/New_York" in history
     assert times.when(alert.raised_at, clock, timezone.now(), seconds=True) in history
     assert "2m 00s" in history  # the time to acknowledge, as every duration
 
