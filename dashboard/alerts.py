@@ -25,7 +25,7 @@ from django.utils import timezone
 from siq_integration import health
 from siq_integration.models import Portal
 
-from . import selectors
+from . import selectors, times
 from .models import (
     OPEN_CHAT_STATUSES,
     Alert,
@@ -160,12 +160,8 @@ def _in_scope(rule: AlertRule, department_ids: Iterable[str]) -> bool:
 
 
 def _minutes(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return f"{int(seconds)} s"
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
+    """How long, as every duration is written ("6m 07s", "1h 02m"; dashboard/times.py)."""
+    return times.duration(seconds)
 
 
 def _visitor(chat: Chat) -> str:

@@ -19,6 +19,8 @@ from siq_integration.models import Portal
 from .models import (
     OPEN_CHAT_STATUSES,
     Alert,
+    AlertKind,
+    AlertRule,
     Chat,
     ChatStatus,
     Department,
@@ -150,6 +152,9 @@ class Freshness:
     banner: str  # empty when all is well
     avg_wait_sum: float  # seconds, chats that started in the last hour
     avg_wait_count: int
+    # Seconds a visitor's message may go unanswered before the portal's rule raises an alert
+    # (None: the rule is off or not made yet); the page tones its Unanswered clocks by it.
+    unanswered_after: int | None = None
 
 
 def _webhook_state(portal: Portal, now: datetime, has_open: bool) -> str:
@@ -244,6 +249,11 @@ def freshness(portal: Portal, now: datetime | None = None) -> Freshness:
     newest = max((t for t in (chats_as_of, operators_as_of) if t), default=None)
     stale = state.state in _UNTRUSTED or newest is None or now - newest > STALE_AFTER
     avg_sum, avg_count = wait_stats(portal, now)
+    unanswered = (
+        AlertRule.objects.filter(portal=portal, kind=AlertKind.UNANSWERED, enabled=True)
+        .values_list("threshold", flat=True)
+        .first()
+    )
     return Freshness(
         portal=portal,
         sync=sync,
@@ -255,6 +265,7 @@ def freshness(portal: Portal, now: datetime | None = None) -> Freshness:
         banner=banner,
         avg_wait_sum=avg_sum,
         avg_wait_count=avg_count,
+        unanswered_after=unanswered * 60 if unanswered else None,
     )
 
 

@@ -2,7 +2,18 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import actions, alert_history, alerts, audit, health, live, portals, users, webhooks
+from .views import (
+    account,
+    actions,
+    alert_history,
+    alerts,
+    audit,
+    health,
+    live,
+    portals,
+    users,
+    webhooks,
+)
 
 urlpatterns = [
     path("", live.dashboard, name="home"),
@@ -33,6 +44,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", account.account_settings, name="account"),
     # Portals (connection, health)
     path("portals/", portals.portal_list, name="portals"),
     path("portals/add/", portals.portal_add, name="portal_add"),

@@ -66,7 +66,7 @@ def test_it_raises_a_long_wait_once_and_resolves_it_at_pickup(simulator, portal)
     for _ in range(3):  # evaluated again and again: still one alert
         alerts.evaluate(portal, later())
     (alert,) = open_alerts(portal, AlertKind.LONG_WAIT)
-    assert "waited 1 min" in alert.title and alert.chat.remote_id == chat
+    assert "waited 1m " in alert.title and alert.chat.remote_id == chat
     assert alert.severity == "critical"
 
     simulator.pickup(chat)
@@ -356,8 +356,8 @@ def test_it_escalates_by_email_and_webhook_and_records_failures(
     assert "Zo" in smtp_sink.messages[0] and "lead@example.org" in smtp_sink.messages[0]
     assert posted[0]["text"].startswith("[Critical] Zoë has waited")
     # What is sent (and kept for the history) reads as of the escalation, not of the raise.
-    assert "Zoë has waited 11 min for pickup" in posted[0]["text"]
-    assert "has waited 11 min" in Alert.objects.get(kind=AlertKind.LONG_WAIT).title
+    assert "Zoë has waited 11m " in posted[0]["text"]
+    assert "has waited 11m " in Alert.objects.get(kind=AlertKind.LONG_WAIT).title
     assert alerts.escalate_due(portal, later(20 * 60)) == []  # once per alert
 
     # A broken endpoint: the failure is kept and shown, not swallowed.

@@ -116,6 +116,7 @@ def test_it_raises_notifies_and_shows_who_acknowledged_to_everyone(
         assert row.locator(".alert-title").inner_text().startswith("Long Talker's chat has run ")
         clock = row.locator(".alert-title time[data-tick=elapsed]")
         assert clock.get_attribute("datetime") == iso(chat.started_at)
+        assert "Long Talker's chat has run 2m " in row.inner_text()  # a duration, units and all
         assert row.get_attribute("data-effective") == "open"
         sam.wait_for_function("window.__notes.length > 0", timeout=5_000)
         (note,) = sam.evaluate("window.__notes")

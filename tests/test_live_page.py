@@ -147,7 +147,8 @@ def test_it_renders_chats_operators_and_key_figures(client, owner):
     assert 'data-tick="wait"' in first
     second = row(html, f"chat-{connected.pk}")
     assert 'data-operator="o1"' in second and "Asha Rao" in second
-    assert 'data-awaiting-reply="1"' in second and "awaits reply" in second
+    assert 'data-awaiting-reply="1"' in second
+    assert 'data-tick="unanswered"' in second  # the visitor wrote last: how long unanswered
     assert "Hello?" in second
     # Operators: status, time in status, load against capacity, departments.
     asha = operator_row(html, "o1")

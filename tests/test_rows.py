@@ -82,14 +82,14 @@ def test_it_renders_each_row_as_the_partial_does():
 def test_it_reuses_a_row_while_its_chat_shows_the_same_and_sets_its_clocks_to_now():
     first = chat(1)
     html = render([first])
-    assert ">5:00</time>" in html
+    assert ">5m 00s</time>" in html
     with mock.patch("django.template.base.VariableNode.render") as variable:
         # A poll that finds nothing new moves only the chat's bookkeeping.
         again = chat(1, fact_at=NOW + timedelta(seconds=20), source="webhook")
         later = render([again], at=NOW + timedelta(seconds=65))
     assert variable.call_count == 0  # not rendered again
-    assert ">6:05</time>" in later
-    assert rows_of(later)[0].replace("6:05", "5:00") == rows_of(html)[0]
+    assert ">6m 05s</time>" in later
+    assert rows_of(later)[0].replace("6m 05s", "5m 00s") == rows_of(html)[0]
 
 
 def test_it_renders_a_row_again_when_its_chat_changes():
@@ -120,7 +120,7 @@ def test_it_renders_an_operator_again_when_only_their_load_changes():
 
     assert 'data-load="1"' in operators(1)
     assert 'data-load="2"' in operators(2)
-    assert ">1:00</time>" in operators(2)
+    assert ">1m 00s</time>" in operators(2)
 
 
 def test_it_publishes_a_row_a_poll_did_not_change_without_rendering_it_again():
@@ -134,3 +134,26 @@ def test_it_publishes_a_row_a_poll_did_not_change_without_rendering_it_again():
     assert variable.call_count == 0
     assert again.split("<time")[0] == first.split("<time")[0]
     assert 'hx-swap-oob="true"' not in render([chat(1)])  # the page's rows are kept apart
+
+
+def test_it_keeps_a_connected_chats_unanswered_clock_ticking_from_the_cache():
+    waiting_reply = chat(
+        3,
+        status=ChatStatus.CONNECTED,
+        waiting_since=None,
+        attended_at=NOW - timedelta(minutes=4),
+        operator_id="o1",
+        operator_name="Asha Rao",
+        last_message_text="Still there?",
+        last_message_sender="visitor",
+        last_message_at=NOW - timedelta(minutes=2),
+    )
+    html = render([waiting_reply])
+    # Unanswered for 2 minutes; no wait for pickup (that is over), and the chat open for 5.
+    assert '<time data-tick="unanswered"' in html and ">2m 00s</time>" in html
+    assert 'data-tick="wait"' not in html
+    assert ">5m 00s</time>" in html
+    with mock.patch("django.template.base.VariableNode.render") as variable:
+        later = render([waiting_reply], at=NOW + timedelta(seconds=7))
+    assert variable.call_count == 0  # from the cache, its clocks set to now
+    assert ">2m 07s</time>" in later and ">5m 07s</time>" in later

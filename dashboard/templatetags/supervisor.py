@@ -16,10 +16,13 @@ from django.db import models
 from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.datastructures import DeferredSubDict
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
 from dashboard.users import shown_name
+
+from .. import times
 
 register = template.Library()
 
@@ -52,22 +55,17 @@ def ago(moment: datetime | None) -> str:
     return f"{timesince(moment, depth=1)} ago"
 
 
-def _clock(seconds: float) -> str:
-    """As static/js/live.js writes it, so a ticking clock never changes its shape."""
-    seconds = max(0, int(seconds))
-    if seconds >= 86400:
-        return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+# The one way a duration is written ("6m 07s"), here and in static/js/time.js, which keeps
+# the clocks ticking in the same shape.
+_clock = times.duration
 
 
 @register.filter
 def elapsed(moment: datetime | None) -> str:
-    """Time since ``moment`` as a clock ("4:05", "1:02:03"); the browser keeps it ticking."""
+    """Time since ``moment`` ("4m 05s", "1h 02m"); the browser keeps it ticking."""
     if moment is None:
         return ""
-    # Digits and colons only: marked safe so 2,000 rows skip escaping it.
+    # Digits, units and a space only: marked safe so 2,000 rows skip escaping it.
     return mark_safe(_clock((timezone.now() - moment).total_seconds()))  # noqa: S308
 
 
@@ -75,7 +73,36 @@ def elapsed(moment: datetime | None) -> str:
 def duration_to(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return ""
-    return mark_safe(_clock((end - start).total_seconds()))  # noqa: S308 (digits and colons)
+    return mark_safe(_clock((end - start).total_seconds()))  # noqa: S308 (digits and units)
+
+
+@register.simple_tag(takes_context=True)
+def local_time(context: Any, moment: datetime | None, kind: str = "time", text: str = "") -> str:
+    """``<time datetime=… data-local=…>`` for a moment, written for the viewer.
+
+    ``kind`` "time": its time of day (after the date when not today); "seconds": with seconds;
+    "title": ``text`` shown, the moment in the tooltip. Pages rendered for one viewer have
+    their clock (``viewer_clock``, dashboard.context_processors); pieces rendered once for
+    everybody (live updates, cached rows) have none and write the time in UTC, saying so,
+    never depending on today's date; static/js/time.js writes every one for its viewer.
+    """
+    if moment is None:
+        return ""
+    clock = context.get("viewer_clock")
+    seconds = kind == "seconds"
+    if clock is None:
+        shown = times.time_of_day(moment, times.UTC_CLOCK, seconds=seconds) + " UTC"
+        full = times.in_full(moment, times.UTC_CLOCK)
+    else:
+        shown = times.when(moment, clock, timezone.now(), seconds=seconds)
+        full = times.in_full(moment, clock)
+    return format_html(
+        '<time datetime="{}" data-local="{}" title="{}">{}</time>',
+        iso(moment),
+        kind if kind in ("time", "seconds", "title") else "time",
+        full,
+        text if kind == "title" else shown,
+    )
 
 
 @register.filter
@@ -100,9 +127,13 @@ def iso(moment: datetime | None) -> SafeString:
 # key), and sets only the clocks' text (time since …) afresh on each render.
 
 ROW_CACHE_SIZE = 10_000
-# A clock as the row partials write it: <time data-tick="wait|elapsed" datetime="…">text</time>.
-# Visitor text cannot match: it is escaped, so it holds no "<time".
-_CLOCK = re.compile(r'<time data-tick="(?:wait|elapsed)" datetime="([^"]*)"[^>]*>([^<]*)</time>')
+# A clock as the row partials write it: <time data-tick="wait|unanswered|elapsed" datetime="…">
+# text</time> (static/js/live.js ticks the same kinds). Visitor text cannot match: it is
+# escaped, so it holds no "<time".
+TICK_KINDS = ("wait", "unanswered", "elapsed")
+_CLOCK = re.compile(
+    r'<time data-tick="(?:' + "|".join(TICK_KINDS) + r')" datetime="([^"]*)"[^>]*>([^<]*)</time>'
+)
 _ANY_TICK = re.compile(r"data-tick=")
 # Bookkeeping a row never shows: a poll that only moves these keeps the rendered row.
 _NOT_SHOWN = frozenset({"fact_at", "source", "updated_at"})
@@ -137,7 +168,7 @@ class _Row:
             return self.pieces[0]
         parts = [self.pieces[0]]
         for moment, piece in zip(self.moments, self.pieces[1:], strict=True):
-            parts.append(_clock((now - moment).total_seconds()))  # digits and colons
+            parts.append(_clock((now - moment).total_seconds()))  # digits and units
             parts.append(piece)
         return "".join(parts)
 
@@ -230,7 +261,8 @@ class RowsNode(template.Node):
         partial = self.partials[self.partial]
 
         def render_one(item: Any) -> str:
-            with context.push({self.name: item, "oob": False}):
+            # The row is kept for every viewer: it must not see this one's clock.
+            with context.push({self.name: item, "oob": False, "viewer_clock": None}):
                 return partial.render(context)
 
         return "".join(

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET
 
 from siq_integration.models import Portal
 
-from .. import access
+from .. import access, times
 from ..models import Alert, AlertKind, Escalation, Severity
 from .audit import (
     PAGE_SIZE,
@@ -34,7 +34,7 @@ from .audit import (
     RangeFilters,
     csv_cell,
     csv_download,
-    iso_utc,
+    csv_time,
     read_portal,
     read_range,
     unusable,
@@ -86,19 +86,8 @@ def _rule_name(kind: str) -> str:
     return str(AlertKind(kind).label) if kind in AlertKind.values else kind
 
 
-def duration_in_words(seconds: float) -> str:
-    """ "45 s", "2 min 10 s", "1 h 05 min", "2 d 3 h"."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        minutes, rest = divmod(seconds, 60)
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    if seconds < 86400:
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours} h {rest // 60:02d} min"
-    days, rest = divmod(seconds, 86400)
-    return f"{days} d {rest // 3600} h"
+# "45s", "2m 10s", "1h 05m", "2d 3h": as every duration on every page (dashboard/times.py).
+duration_in_words = times.duration
 
 
 # --- filters -------------------------------------------------------------------------------
@@ -319,18 +308,12 @@ class PerDay:
         return (self.last - self.first).days + 1
 
 
-def _zone_name(filters: RangeFilters) -> str:
-    if not filters.has_offset:
-        return "UTC"
-    sign = "+" if filters.offset_minutes >= 0 else "-"
-    hours, minutes = divmod(abs(filters.offset_minutes), 60)
-    return f"your time (UTC{sign}{hours:02d}:{minutes:02d})"
-
-
 def per_day(found: QuerySet[Alert], filters: AlertFilters, *, total: int) -> PerDay | None:
     """Alerts per day and rule over at most the last 31 days of the range, days in the
-    viewer's zone (UTC when the page did not say which). One query, grouped by the database.
-    ``total`` is the size of the filtered set, to say how many older alerts are left out."""
+    viewer's zone (UTC when it is not known): local days, each alert by its own offset, so a
+    day across a change to or from summer time is 23 or 25 hours long and counted right.
+    One query, grouped by the database. ``total`` is the size of the filtered set, to say
+    how many older alerts are left out."""
     zone = filters.zone
     now = timezone.now()
     end = min(filters.until, now) if filters.until and "to" not in filters.errors else now
@@ -390,7 +373,8 @@ def alert_history(request: HttpRequest) -> HttpResponse:
         "rules": rules,
         "overall": overall,
         "days": per_day(found, filters, total=overall.count) if overall else None,
-        "day_zone": _zone_name(filters),
+        "day_zone": filters.zone_label,
+        "viewer_clock": filters.clock,  # rows in the zone the days are counted in
         "days_shown": DAYS_SHOWN,
         "kinds": AlertKind.choices,
         "severities": Severity.choices,
@@ -434,12 +418,12 @@ def _escalations_in_words(alert: Alert) -> str:
     return "; ".join(said)
 
 
-def _csv_row(alert: Alert) -> list[str]:
+def _csv_row(alert: Alert, filters: AlertFilters) -> list[str]:
     what, who = target_in_words(alert)
     waited = seconds_to_acknowledge(alert)
     return [
         str(alert.pk),
-        iso_utc(alert.raised_at),
+        csv_time(alert.raised_at, filters),
         csv_cell(alert.portal.name),
         alert.kind,
         alert.severity,
@@ -447,18 +431,18 @@ def _csv_row(alert: Alert) -> list[str]:
         csv_cell(alert.detail),
         csv_cell(f"{what.lower()}: {who}"),
         csv_cell(alert.acknowledged_by_name),
-        iso_utc(alert.acknowledged_at),
+        csv_time(alert.acknowledged_at, filters),
         "" if waited is None else str(round(waited)),
-        iso_utc(alert.resolved_at),
+        csv_time(alert.resolved_at, filters),
         csv_cell(alert.resolved_reason),
-        iso_utc(alert.escalated_at),
+        csv_time(alert.escalated_at, filters),
         csv_cell(_escalations_in_words(alert)),
     ]
 
 
-def _csv_rows(alerts: QuerySet[Alert]) -> Iterator[list[str]]:
+def _csv_rows(alerts: QuerySet[Alert], filters: AlertFilters) -> Iterator[list[str]]:
     for alert in alerts.iterator(chunk_size=500):
-        yield _csv_row(alert)
+        yield _csv_row(alert, filters)
 
 
 @login_required
@@ -469,4 +453,4 @@ def alert_history_csv(request: HttpRequest) -> HttpResponse:
     if refusal := unusable(filters):
         return refusal
     alerts = history(matching_alerts(portals, filters))
-    return csv_download(CSV_COLUMNS, _csv_rows(alerts), name="salesiq-alerts")
+    return csv_download(CSV_COLUMNS, _csv_rows(alerts, filters), name="salesiq-alerts")

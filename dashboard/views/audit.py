@@ -12,8 +12,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from datetime import timezone as fixed_zone
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -28,7 +27,7 @@ from django.views.decorators.http import require_GET
 
 from siq_integration.models import Portal
 
-from .. import access
+from .. import access, times
 from ..models import Action, ActionKind, ActionOutcome, OperatorStatus, Role
 
 PAGE_SIZE = 100
@@ -83,14 +82,25 @@ class RangeFilters:
     until: datetime | None = None  # exclusive
     since_text: str = ""
     until_text: str = ""
-    offset_minutes: int = 0  # the viewer's zone east of UTC, sent by the page's script
-    has_offset: bool = False
+    # The viewer's IANA zone ("Europe/Berlin"): their profile's, else their browser's (sent
+    # by the page's script as tz=, or known from its cookie); "" when unknown: UTC.
+    zone_name: str = ""
+    zone_problem: str = ""  # a tz= this server does not know, in words (times are then UTC)
+    clock: times.Clock = times.UTC_CLOCK  # how this page writes times: the zone above
     errors: dict[str, str] = field(default_factory=dict)
 
     @property
-    def zone(self) -> fixed_zone:
-        """The viewer's zone when the page's script said which, else UTC."""
-        return fixed_zone(timedelta(minutes=self.offset_minutes))
+    def zone(self) -> tzinfo:
+        """The viewer's zone when known, else UTC."""
+        return times.zone_named(self.zone_name) or UTC
+
+    @property
+    def has_zone(self) -> bool:
+        return bool(self.zone_name)
+
+    @property
+    def zone_label(self) -> str:
+        return self.zone_name or "UTC"
 
     def within(self, name: str) -> Q:
         """The time range on the model field ``name`` (everything when there is none)."""
@@ -109,7 +119,7 @@ class RangeFilters:
             "period": self.period,
             "from": "" if self.period else self.since_text,
             "to": "" if self.period else self.until_text,
-            "tz": str(self.offset_minutes) if self.has_offset else "",
+            "tz": self.zone_name,
             **{key: str(value) for key, value in extra.items()},
         }
         return urlencode({key: value for key, value in pairs.items() if value})
@@ -118,10 +128,10 @@ class RangeFilters:
         """The filters as a supervisor would say them (plain text; the template escapes)."""
         said = [self.portal.name] if self.portal else []
         said += self._own_words()
-        # Typed times are in the viewer's zone when the page's script said which; else UTC.
-        zone = "" if self.has_offset else " UTC"
+        # Typed times are in the viewer's zone when it is known; else UTC, and that is said.
+        zone = "" if self.has_zone else " UTC"
         if self.period:
-            today_zone = " (UTC)" if self.period == "today" and not self.has_offset else ""
+            today_zone = " (UTC)" if self.period == "today" and not self.has_zone else ""
             said.append(PERIODS[self.period] + today_zone)
         elif self.since_text and self.until_text:
             said.append(
@@ -144,18 +154,36 @@ class RangeFilters:
         return text.replace("T", " ")
 
 
-def _offset(request: HttpRequest) -> tuple[int, bool]:
-    raw = request.GET.get("tz", "").strip()
-    try:
-        minutes = int(raw)
-    except ValueError:
-        return 0, False
-    return (minutes, True) if -14 * 60 <= minutes <= 14 * 60 else (0, False)
+def read_zone(request: HttpRequest, filters: RangeFilters) -> None:
+    """The viewer's zone into ``filters``: the one on their profile, else the browser's
+    (``tz`` from the page's script, else the browser's cookie). A ``tz`` this server does
+    not know is said in words, and the page falls back to UTC."""
+    viewer = times.viewer_clock(request)
+    asked = request.GET.get("tz", "").strip()
+    if viewer.zone_choice:
+        filters.zone_name = viewer.zone_choice
+    elif asked and times.zone_named(asked):
+        filters.zone_name = asked
+    elif asked:
+        filters.zone_problem = (
+            f"“{asked[:64]}” is not a time zone this server knows (they read like "
+            "Europe/Berlin), so times here are in UTC."
+        )
+    elif viewer.zone is not None:
+        filters.zone_name = str(viewer.zone)
+    # The page writes its times in the same zone as it counts them (UTC, said, when unknown).
+    filters.clock = times.Clock(
+        zone=times.zone_named(filters.zone_name),
+        hour12=viewer.hour12,
+        format_choice=viewer.format_choice,
+        zone_choice=filters.zone_name or ("UTC" if filters.zone_problem else ""),
+    )
 
 
-def _moment(text: str, zone: fixed_zone, *, end: bool) -> datetime:
-    """A typed date or date-time; naive ones are in the viewer's zone. ``end`` makes it
-    the exclusive end of the day, minute or second it names ("to 10:00" includes 10:00:59)."""
+def _moment(text: str, zone: tzinfo, *, end: bool) -> datetime:
+    """A typed date or date-time; naive ones are in the viewer's zone (its offset on that
+    day, summer or winter). ``end`` makes it the exclusive end of the day, minute or second
+    it names ("to 10:00" includes 10:00:59); a day ends at the next local midnight."""
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
@@ -186,14 +214,15 @@ def read_portal(request: HttpRequest, portals: QuerySet[Portal]) -> Portal | Non
 
 def read_range(request: HttpRequest, filters: RangeFilters) -> None:
     """The viewer's zone, then a preset period or typed from/to times, into ``filters``."""
-    filters.offset_minutes, filters.has_offset = _offset(request)
+    read_zone(request, filters)
     zone = filters.zone
     period = request.GET.get("period", "").strip()
     if period in PERIODS:
         filters.period = period
         now = timezone.now()
         if period == "today":
-            filters.since = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+            today = now.astimezone(zone).date()
+            filters.since = datetime.combine(today, time.min, tzinfo=zone).astimezone(UTC)
         else:
             filters.since = now - _PERIOD_LENGTH[period]
         return
@@ -404,6 +433,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     )
     context = {
         "filters": filters,
+        "viewer_clock": filters.clock,  # rows in the zone the filters read
         "entries": _entries(list(page.object_list), portals, filters),
         "page": page,
         "portals": list(portals.order_by("name")),
@@ -440,11 +470,10 @@ CSV_COLUMNS = [
 ]
 
 
-def iso_utc(moment: datetime | None) -> str:
-    """A time for a spreadsheet: ISO 8601 in UTC to the second ("2025-03-14T09:30:00Z")."""
-    if moment is None:
-        return ""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def csv_time(moment: datetime | None, filters: RangeFilters) -> str:
+    """A time for a spreadsheet: ISO 8601 to the second in the viewer's zone, with its offset
+    ("2025-03-30T03:30:00+02:00"), or in UTC ("…Z") when their zone is not known."""
+    return times.iso_in(moment, filters.zone if filters.has_zone else None)
 
 
 def csv_cell(value: str) -> str:
@@ -490,11 +519,11 @@ def unusable(filters: RangeFilters) -> HttpResponse | None:
     )
 
 
-def _csv_row(action: Action, portal_name: str) -> list[str]:
+def _csv_row(action: Action, portal_name: str, filters: Filters) -> list[str]:
     what, who = target_in_words(action)
     return [
         str(action.pk),
-        iso_utc(action.created_at),
+        csv_time(action.created_at, filters),
         csv_cell(action.username),
         csv_cell(portal_name),
         action.kind,
@@ -505,16 +534,16 @@ def _csv_row(action: Action, portal_name: str) -> list[str]:
         csv_cell(action.error_code),
         csv_cell(action.error_detail),
         csv_cell(action.confirmation),
-        iso_utc(action.confirmed_at),
+        csv_time(action.confirmed_at, filters),
         str(action.parent_id or ""),
     ]
 
 
-def _csv_rows(actions: QuerySet[Action]) -> Iterator[list[str]]:
+def _csv_rows(actions: QuerySet[Action], filters: Filters) -> Iterator[list[str]]:
     for action in actions.iterator(chunk_size=500):
-        yield _csv_row(action, action.portal.name)
+        yield _csv_row(action, action.portal.name, filters)
         for step in action.steps.all():
-            yield _csv_row(step, action.portal.name)
+            yield _csv_row(step, action.portal.name, filters)
 
 
 @login_required
@@ -525,5 +554,5 @@ def audit_csv(request: HttpRequest) -> HttpResponse:
     if refusal := unusable(filters):
         return refusal
     return csv_download(
-        CSV_COLUMNS, _csv_rows(audit_entries(portals, filters)), name="salesiq-audit"
+        CSV_COLUMNS, _csv_rows(audit_entries(portals, filters), filters), name="salesiq-audit"
     )

@@ -1,16 +1,11 @@
-// Times are rendered in UTC on the server; show them in the viewer's own zone.
+// Times are sent in UTC (or in the viewer's zone where the server knows it); write each one
+// the viewer's way (static/js/time.js), on every page and in every piece htmx swaps in.
 (function () {
-  function localise(root) {
-    root.querySelectorAll("time[data-local]").forEach(function (el) {
-      var when = new Date(el.getAttribute("datetime"));
-      if (isNaN(when)) return;
-      var options = { hour: "2-digit", minute: "2-digit" };
-      var today = new Date().toDateString() === when.toDateString();
-      if (!today) { options.day = "numeric"; options.month = "short"; }
-      el.textContent = when.toLocaleString([], options);
-      el.title = when.toString();
-    });
-  }
-  document.addEventListener("DOMContentLoaded", function () { localise(document); });
-  document.addEventListener("htmx:afterSwap", function (event) { localise(event.target); });
+  var time = window.SupervisorTime;
+  if (!time) return;
+  document.addEventListener("DOMContentLoaded", function () { time.localise(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { time.localise(event.target); });
+  // Pieces the websocket swaps by id (an action's outcome, an alert): htmx fires this on
+  // each new element.
+  document.addEventListener("htmx:oobAfterSwap", function (event) { time.localise(event.target); });
 })();

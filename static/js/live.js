@@ -11,26 +11,22 @@
 (function () {
   "use strict";
   var root = document.getElementById("live");
-  if (!root || !window.htmx) return;
+  if (!root || !window.htmx || !window.SupervisorTime) return;
   if (performance.mark) performance.mark("live-start");
 
   var WALLBOARD = root.dataset.wallboard === "1";
   var MULTI = Number(root.dataset.portalCount) > 1;
   var STALE_AFTER = 120; // seconds; dashboard.selectors.STALE_AFTER
   var WAIT_WARN = 60, WAIT_BAD = 180; // seconds a visitor has waited: amber, then red
+  var TIME = window.SupervisorTime; // static/js/time.js: durations and times of day, one way
   var THEME_KEY = WALLBOARD ? "siq-theme-wallboard" : "siq-theme";
   var RECONNECT_CODES = [1006, 1011, 1012, 1013]; // the ws extension retries these itself
   var collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
   var stats = { messages: 0, lastMs: 0, maxMs: 0, totalMs: 0, rowsPlaced: 0, fullSorts: 0 };
 
   // --- time ------------------------------------------------------------------------------
-  function pad(n) { return n < 10 ? "0" + n : String(n); }
-  function clock(seconds) {
-    seconds = Math.max(0, Math.floor(seconds));
-    if (seconds >= 86400) return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
-    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-    return h ? h + ":" + pad(m) + ":" + pad(s) : m + ":" + pad(s);
-  }
+  // "45s", "6m 07s", "1h 02m", "2d 3h": the server writes clocks the same way (dashboard/times.py).
+  var clock = TIME.duration;
   function ago(seconds) {
     if (seconds < 5) return "just now";
     if (seconds < 60) return Math.floor(seconds) + " s ago";
@@ -50,8 +46,13 @@
   // --- portals --------------------------------------------------------------------------------
   function metas() { return document.querySelectorAll("#portal-metas > [data-container='portal-metas']"); }
   var portalNames = {};
+  // Seconds after which a visitor's unanswered message raises the portal's alert (its rule).
+  var unansweredAfter = {};
   function readPortalNames() {
-    metas().forEach(function (meta) { portalNames[meta.dataset.portal] = meta.dataset.name || ""; });
+    metas().forEach(function (meta) {
+      portalNames[meta.dataset.portal] = meta.dataset.name || "";
+      unansweredAfter[meta.dataset.portal] = Number(meta.dataset.unansweredAfter) || 0;
+    });
   }
   // Several portals: each row carries a short tag (the portal name's first word) in a colour
   // of its own, with the full name on hover.
@@ -79,22 +80,35 @@
   var operatorNames = {}; // "portal:SalesIQ id" -> name, from the operator rows
 
   // --- clocks, ticking only in rows on screen -------------------------------------------------
+  // Kinds (the server's row cache knows the same, templatetags/supervisor.py TICK_KINDS):
+  // "wait" (a visitor waiting for pickup), "unanswered" (a connected visitor's last message
+  // without a reply), "elapsed" (time open, time in a status), and "ago" (in words).
+  function level(kind, seconds, portal) {
+    if (kind === "wait") return seconds >= WAIT_BAD ? "bad" : seconds >= WAIT_WARN ? "warn" : "";
+    // Red once the portal's "unanswered" alert is due, amber from half of that; without
+    // the rule (turned off, or not known yet), as a wait.
+    var due = unansweredAfter[portal];
+    var warn = due ? due / 2 : WAIT_WARN, bad = due || WAIT_BAD;
+    return seconds >= bad ? "bad" : seconds >= warn ? "warn" : "";
+  }
   function tickRow(el, t) {
     var ticks = el._ticks;
     if (!ticks) {
       ticks = el._ticks = [];
+      var holder = el.closest("[data-portal]"), portal = holder ? holder.dataset.portal : "";
       el.querySelectorAll("time[data-tick]").forEach(function (time) {
-        ticks.push({ el: time, at: when(time.getAttribute("datetime")), wait: time.dataset.tick === "wait", ago: time.dataset.tick === "ago" });
+        var kind = time.dataset.tick;
+        ticks.push({ el: time, at: when(time.getAttribute("datetime")), kind: kind, toned: kind === "wait" || kind === "unanswered", portal: portal });
       });
     }
     for (var i = 0; i < ticks.length; i++) {
       var tick = ticks[i];
       if (isNaN(tick.at)) continue;
-      var seconds = (t - tick.at) / 1000, text = tick.ago ? ago(seconds) : clock(seconds);
+      var seconds = (t - tick.at) / 1000, text = tick.kind === "ago" ? ago(seconds) : clock(seconds);
       if (tick.el.textContent !== text) tick.el.textContent = text;
-      if (tick.wait) {
-        var level = seconds >= WAIT_BAD ? "bad" : seconds >= WAIT_WARN ? "warn" : "";
-        if ((tick.el.dataset.level || "") !== level) tick.el.dataset.level = level;
+      if (tick.toned) {
+        var tone = level(tick.kind, seconds, tick.portal);
+        if ((tick.el.dataset.level || "") !== tone) tick.el.dataset.level = tone;
       }
     }
   }
@@ -115,13 +129,15 @@
   }
   Table.prototype.body = function () { return document.getElementById(this.bodyId); };
   Table.prototype.keyOf = function (rec) { return this.sorts[this.sort].key(rec); };
+  // A sort may say which parts of its key the direction turns round (`turns`, default all):
+  // the column's own figure turns, the rows without one stay after those with one.
   Table.prototype.compare = function (a, b) {
-    var ka = a.key, kb = b.key;
+    var ka = a.key, kb = b.key, turns = this.sorts[this.sort].turns;
     for (var i = 0; i < ka.length; i++) {
       var x = ka[i], y = kb[i], c;
       if (typeof x === "string") c = collator.compare(x, y);
       else c = x === y ? 0 : x < y ? -1 : 1; // Infinity (unknown times) sorts last
-      if (c) return c * this.dir;
+      if (c) return turns && turns.indexOf(i) < 0 ? c : c * this.dir;
     }
     return a.pk - b.pk;
   };
@@ -261,12 +277,16 @@
 
   // --- chats ---------------------------------------------------------------------------------
   function num(t) { return isNaN(t) ? Infinity : t; }
-  function waitKey(rec) {
-    // Waiting chats first, longest wait first; then connected ones, oldest first.
-    return rec.status === "waiting" ? [0, num(rec.waitingSince)] : [1, num(rec.started)];
-  }
+  // The Waiting column shows a waiting chat's wait for pickup; the Unanswered column a
+  // connected chat's last visitor message without a reply. Each sorts by exactly that, the
+  // longest first, and puts the rows with an empty cell after, in the order of the other.
+  function waitPart(rec) { return rec.status === "waiting" ? [0, num(rec.waitingSince)] : [1, 0]; }
+  function unansweredPart(rec) { return isNaN(rec.unansweredSince) ? [1, 0] : [0, rec.unansweredSince]; }
+  // The page's own order: waiting visitors, then unanswered ones, then the oldest chats.
+  function waitKey(rec) { return waitPart(rec).concat(unansweredPart(rec), [num(rec.started)]); }
   var CHAT_SORTS = {
-    wait: { aria: "descending", key: waitKey },
+    wait: { aria: "descending", turns: [1], key: waitKey },
+    unanswered: { aria: "descending", turns: [1], key: function (r) { return unansweredPart(r).concat(waitPart(r), [num(r.started)]); } },
     visitor: { aria: "ascending", key: function (r) { return [r.visitor].concat(waitKey(r)); } },
     operator: { aria: "ascending", key: function (r) { return [r.status === "waiting" ? 0 : 1, r.operatorName].concat(waitKey(r)); } },
     department: { aria: "ascending", key: function (r) { return [r.departmentName].concat(waitKey(r)); } },
@@ -276,6 +296,7 @@
   };
   function parseChat(el) {
     var d = el.dataset, started = when(d.started), waitingSince = when(d.waitingSince);
+    var awaiting = d.awaitingReply === "1", lastAt = when(d.lastAt);
     return {
       pk: Number(d.chat),
       portal: d.portal,
@@ -288,8 +309,10 @@
       started: started,
       // As selectors.kpis: a waiting chat without its own mark has waited since it started.
       waitingSince: isNaN(waitingSince) ? started : waitingSince,
-      lastAt: when(d.lastAt),
-      awaiting: d.awaitingReply === "1",
+      lastAt: lastAt,
+      awaiting: awaiting,
+      // As the row's Unanswered cell (templates/live/parts.html chat_row).
+      unansweredSince: d.status === "connected" && awaiting ? lastAt : NaN,
     };
   }
   function chatPasses(rec) {
@@ -1368,17 +1391,8 @@
     if (kicker && name && kicker.textContent !== name.textContent) kicker.textContent = name.textContent;
   }
 
-  function localise(scope) {
-    if (!scope) return;
-    scope.querySelectorAll("time[data-local]").forEach(function (el) {
-      var at = new Date(el.getAttribute("datetime"));
-      if (isNaN(at)) return;
-      var options = { hour: "2-digit", minute: "2-digit" };
-      if (new Date().toDateString() !== at.toDateString()) { options.day = "numeric"; options.month = "short"; }
-      el.textContent = at.toLocaleString([], options);
-      el.title = at.toString();
-    });
-  }
+  // Times of day the viewer's way (their clock and zone), as on every page.
+  function localise(scope) { TIME.localise(scope); }
 
   // --- theme -----------------------------------------------------------------------------------------
   var themeButton = document.querySelector("[data-theme-toggle]");
@@ -1407,13 +1421,15 @@
     for (var i = 0; i < rows.length; i++) tickRow(rows[i], t);
     var panel = openOperator && document.querySelector("#drawer.operator-drawer");
     if (panel) tickRow(panel, t);
+    var head = openChat && document.querySelector("#drawer .drawer-head"); // replaced on each change
+    if (head) tickRow(head, t);
     tickKpis(t);
     freshness(t);
     tickAlerts(t);
     tickConnection(Date.now());
     var wall = document.querySelector("[data-wall-clock]");
     if (wall) {
-      var text = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      var text = TIME.timeOfDay(new Date(), TIME.viewer());
       if (wall.textContent !== text) wall.textContent = text;
     }
   }
