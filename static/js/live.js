@@ -1041,7 +1041,9 @@
     mark.setAttribute("aria-hidden", "true");
     body.className = "toast-body";
     title.className = "toast-title";
-    title.textContent = "Transfer of " + (d.subject || "a visitor") + (d.state === "declined" ? " declined" : " accepted");
+    // The state in the server's words (dashboard.models.ActionState), as the drawer has it.
+    var state = outcome.querySelector(".outcome-state");
+    title.textContent = "Transfer of " + (d.subject || "a visitor") + " " + (state ? state.textContent.trim().toLowerCase() : d.state);
     line.className = "toast-line";
     var said = outcome.querySelector(".outcome-line");
     line.textContent = said ? said.textContent.trim() : "";
