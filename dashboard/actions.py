@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from siq_integration import exceptions as exc
+from siq_integration import oauth
 from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
@@ -426,6 +427,99 @@ def operator_set_status(
     return _finish(action, ActionOutcome.DONE, f"{operator.shown_name} is now {label}.")
 
 
+# --- whose status SalesIQ lets the dashboard set ------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusRule:
+    """Whether the status buttons are offered for an operator, and what to say before the
+    click (v2 lets the connected user set only their own status; SalesIQ still decides)."""
+
+    offered: bool
+    note: str = ""
+    known: bool = True  # whether the dashboard knows who the portal is connected as
+
+
+def connected_operator(portal: Portal) -> Operator | None:
+    """The operator this portal's grant acts as in SalesIQ, when the dashboard knows."""
+    if portal.connected_user_id:
+        found = Operator.objects.filter(portal=portal, remote_id=portal.connected_user_id).first()
+        if found is not None:
+            return found
+    if portal.connected_user_email:
+        return (
+            Operator.objects.filter(portal=portal, email__iexact=portal.connected_user_email)
+            .order_by("pk")
+            .first()
+        )
+    return None
+
+
+def status_rule(operator: Operator, *, open_chats: int = 0) -> StatusRule:
+    """What the panel offers for ``operator``'s status, said before anyone clicks."""
+    portal = operator.portal
+    if portal.dialect != "v2":
+        return StatusRule(offered=True)
+    me = connected_operator(portal)
+    if me is not None and me.pk == operator.pk:
+        return StatusRule(offered=True)
+    if me is None and not portal.connected_user_email:
+        return StatusRule(
+            offered=True,
+            known=False,
+            note=(
+                "SalesIQ lets the user this portal is connected as change only their own "
+                "status, and the dashboard does not know who that is: for anyone else SalesIQ "
+                "refuses. Reconnecting the portal lets the dashboard find out."
+            ),
+        )
+    connected = me.shown_name if me else portal.connected_user_name or portal.connected_user_email
+    instead = f"Ask {operator.shown_name} to change it in SalesIQ"
+    if open_chats:
+        instead += ", or drain their chats"
+    return StatusRule(
+        offered=False,
+        note=(
+            f"SalesIQ lets only {connected}, the user this portal is connected as, change "
+            f"their own status here. {instead}."
+        ),
+    )
+
+
+# Zoho Accounts is asked at most this often per portal and process while it gives no answer.
+ASK_AGAIN_SECONDS = 600.0
+_asked: dict[Any, float] = {}
+
+
+def learn_connected_user(portal: Portal) -> Operator | None:
+    """Find which operator ``portal``'s grant acts as (v2), once: by the e-mail Zoho Accounts
+    gave when the portal connected, else by asking Zoho Accounts now (grants made before the
+    dashboard asked for the profile scope cannot say). The worker calls this after each
+    operators poll; it costs no SalesIQ call."""
+    if portal.dialect != "v2" or portal.connected_user_id or not portal.is_connected:
+        return None
+    this_grant = Portal.objects.filter(pk=portal.pk, connected_at=portal.connected_at)
+    if not portal.connected_user_email:
+        if not oauth.may_read_profile(portal):
+            return None
+        asked = _asked.get(portal.pk)
+        if asked is not None and time.monotonic() - asked < ASK_AGAIN_SECONDS:
+            return None
+        _asked[portal.pk] = time.monotonic()
+        try:
+            user = oauth.connected_user(portal)
+        except exc.SalesIQError as failure:
+            logger.info("Portal %s: who the grant acts as is unknown: %s", portal.pk, failure)
+            return None
+        this_grant.update(connected_user_name=user.name, connected_user_email=user.email)
+        portal.connected_user_name, portal.connected_user_email = user.name, user.email
+    me = connected_operator(portal)
+    if me is not None:
+        this_grant.update(connected_user_id=me.remote_id)
+        portal.connected_user_id = me.remote_id
+    return me
+
+
 # --- drain ---------------------------------------------------------------------------------
 
 
@@ -454,8 +548,21 @@ class DrainPlan:
 
 def _busy_step(operator: Operator) -> tuple[bool, str]:
     """Whether a drain sets ``operator`` Busy, and if not, why (in words)."""
+    name = operator.shown_name
     if operator.status == OperatorStatus.BUSY:
-        return False, f"{operator.shown_name} is Busy already."
+        return False, f"{name} is Busy already."
+    rule = status_rule(operator)
+    if not rule.offered:
+        me = connected_operator(operator.portal)
+        connected = (
+            me.shown_name
+            if me
+            else operator.portal.connected_user_name or operator.portal.connected_user_email
+        )
+        return False, (
+            f"{name}'s status stays as it is: SalesIQ lets only {connected}, the user this "
+            "portal is connected as, change their own status."
+        )
     return True, ""
 
 
@@ -503,7 +610,7 @@ def operator_drain(
 ) -> Action:
     """Carry out a drain plan the supervisor saw: ``moves`` are (chat pk, operator pk)
     pairs. Each transfer is a step of its own; then the operator is set Busy (unless they
-    are already: see ``_busy_step``).
+    are already, or SalesIQ would refuse it: see ``_busy_step``).
 
     The drain's words and state follow its steps (``drain_summary``, ``ActionState``): on
     v2 each transfer waits for the new operator, and ``confirm`` settles the drain again

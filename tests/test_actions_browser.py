@@ -12,7 +12,7 @@ from django.test import override_settings
 from dashboard import actions
 from dashboard.models import Action, Chat, Operator, Profile, Role
 from siq_integration import connection
-from tests.conftest import last_seq
+from tests.conftest import last_seq, oauth_connect
 from tests.test_actions import a_connected_chat, synced
 from tests.test_live_e2e import Server
 from tests.test_outcomes import a_department_with_room
@@ -326,10 +326,84 @@ def test_it_sets_the_connected_users_own_status(server, simulator, connected_por
     page.wait_for_selector("#drawer [data-panel-presence] .presence-busy")
 
 
-def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
-    server, simulator, connected_portal, page, screenshot
+def test_it_keeps_the_status_buttons_after_a_change(
+    server, simulator, connected_portal, page, console_errors, screenshot
+):
+    portal = watched(server, connected_portal(open_chats=1, operators=4))
+    me = own_operator(portal)
+    laptop(page)
+    sign_in(page, server)
+    panel = open_operator(page, me)
+    screenshot("actions-status-before")
+    start = last_seq(simulator)
+
+    panel.locator(".status-form button[value=busy]").click()
+    outcome = shown(panel.locator(".status-outcome .action-outcome[data-kind=operator_status]"))
+    assert outcome.get_attribute("data-state") == "done", outcome.inner_text()
+    # The buttons are still there, Busy marked as the status now, Available one click away.
+    shown(panel.locator(".status-form button[value=busy][aria-current=true]"))
+    available = panel.locator(".status-form button[value=available]")
+    assert available.is_visible() and available.is_enabled()
+    screenshot("actions-status-after")
+    dark(page)
+    screenshot("actions-status-after-dark")
+
+    # And a second change works too (the form got a fresh key with the first answer).
+    available.click()
+    shown(panel.locator(".status-outcome .action-outcome[data-state=done]:has-text('Available')"))
+    shown(panel.locator(".status-form button[value=available][aria-current=true]"))
+    assert len(calls_to(simulator, start, f"/operators/{me.remote_id}/status")) == 2
+    assert presence(simulator, portal, me.remote_id) == "online"
+    assert panel.locator(".status-outcome .action-outcome").count() == 1
+    assert Action.objects.filter(kind="operator_status").count() == 2
+    assert not console_errors, console_errors
+
+
+def test_it_says_before_the_click_whose_status_salesiq_lets_it_set(
+    server, simulator, connected_portal, page, console_errors, screenshot
 ):
     portal = watched(server, connected_portal(open_chats=0, operators=6))
+    assert actions.learn_connected_user(portal) is not None
+    me = own_operator(portal)
+    someone = Operator.objects.filter(portal=portal, status="available").exclude(pk=me.pk).first()
+    chat = simulator.create_conversation(
+        portal.screen_name, department_id=someone.department_ids[0], visitor_name="Di Status"
+    )["id"]
+    simulator.pickup(chat, someone.remote_id)
+    poll(portal)
+    laptop(page)
+    sign_in(page, server)
+
+    panel = open_operator(page, someone)
+    shown(panel.locator(".op-chats [data-open-chat]"))
+    assert panel.locator(".status-form, button[name=status]").count() == 0
+    rule = panel.locator("[data-status-rule]").inner_text()
+    assert rule == (
+        f"SalesIQ lets only {me.shown_name}, the user this portal is connected as, change their "
+        f"own status here. Ask {someone.shown_name} to change it in SalesIQ, or drain their chats."
+    )
+    assert panel.locator("[data-drain-preview]").is_enabled()
+    screenshot("actions-status-not-own")
+    dark(page)
+    screenshot("actions-status-not-own-dark")
+    page.keyboard.press("Escape")
+
+    # The connected user's own panel has the buttons, without a caveat.
+    mine = open_operator(page, me)
+    shown(mine.locator(".status-form button[name=status]"))
+    assert mine.locator("[data-status-rule]").count() == 0
+    assert not console_errors, console_errors
+
+
+def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
+    server, simulator, sim_portal, page, screenshot
+):
+    # A grant that cannot say whom it acts as: the buttons are offered, with a caveat.
+    simulator.configure_accounts(drop_scopes=["AaaServer.profile.READ"])
+    try:
+        portal = watched(server, oauth_connect(simulator, sim_portal(open_chats=0, operators=6)))
+    finally:
+        simulator.configure_accounts(drop_scopes=[])
     someone = (
         Operator.objects.filter(portal=portal, status="available")
         .exclude(pk=own_operator(portal).pk)
@@ -344,6 +418,7 @@ def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
     sign_in(page, server)
 
     open_operator(page, someone)
+    assert "the dashboard does not know who that is" in page.inner_text("[data-status-rule]")
     screenshot("actions-operator-panel")
     page.click("#drawer .status-form button[value=busy]")
 
@@ -435,7 +510,11 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
     sign_in(page, server)
     dark(page)
 
-    open_operator(page, me)
+    panel = open_operator(page, me)
+    listed = "#drawer .op-chats [data-open-chat]"
+    assert sorted(page.locator(listed).evaluate_all("bs => bs.map(b => b.dataset.openChat)")) == (
+        sorted([str(ana.pk), str(bo.pk)])
+    )
     page.click("#drawer [data-drain-preview]")
     preview = shown(page.locator("#drawer .drain-form"))
     shown_plan = preview.locator("tbody tr").evaluate_all(
@@ -469,10 +548,15 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
             == (goes_to[chat_id])
         )
 
-    # Ana's new operator accepts: the chat is theirs.
+    # Ana's new operator accepts: the chat is theirs, and leaves the drained operator's list.
     simulator.transfer(ana.remote_id, outcome="accepted")
     page.wait_for_selector(f"#chat-{ana.pk}[data-operator='{goes_to[ana.remote_id]}']")
-    # Bo's declines: the drain is said again, in place.
+    page.wait_for_selector(f"#drawer .op-chats [data-open-chat='{ana.pk}']", state="detached")
+    assert page.locator(listed).evaluate_all("bs => bs.map(b => b.dataset.openChat)") == [
+        str(bo.pk)
+    ]
+    assert panel.locator("[data-panel-chat-count]").inner_text() == "1"
+    # Bo's declines: the drain is said again, in place, and Bo's chat stays in the list.
     simulator.transfer(bo.remote_id, outcome="rejected")
     corrected = shown(page.locator("#drawer .drain-outcome > .action-outcome[data-state=partial]"))
     assert (
@@ -484,6 +568,9 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
         "Bo Draintest": "transfer:declined",
         me.shown_name: "operator_status:done",
     }
+    assert page.locator(listed).evaluate_all("bs => bs.map(b => b.dataset.openChat)") == [
+        str(bo.pk)
+    ]
     screenshot("actions-drain-corrected-dark")
     assert presence(simulator, portal, me.remote_id) == "busy"
     page.wait_for_selector(f"#op-{me.pk}[data-status=busy]")
