@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from siq_integration import exceptions as exc
+from siq_integration import oauth
 from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
@@ -29,9 +30,11 @@ from siq_integration.normalised import OperatorStatus as RemoteStatus
 
 from . import access, live, selectors
 from .models import (
+    SETTLED_WELL,
     Action,
     ActionKind,
     ActionOutcome,
+    ActionState,
     Chat,
     Department,
     Operator,
@@ -117,20 +120,29 @@ def _first_attempt(action: Action) -> Action:
 def _finish(
     action: Action,
     outcome: str,
-    message: str,
+    message: str | Callable[[Action], str],
     *,
     failure: exc.SalesIQError | None = None,
     code: str = "",
 ) -> Action:
-    action.outcome = outcome
-    action.message = message
-    action.finished_at = timezone.now()
-    if failure is not None:
-        action.error_code = str(failure.code or type(failure).__name__)[:40]
-        action.error_detail = failure.technical()[:2000]
-    elif code:
-        action.error_code = code
-    action.save()
+    """SalesIQ's answer (or the dashboard's refusal) on the record, and to the acting user.
+
+    Under the row's lock: SalesIQ's confirming webhook can overtake its answer (``confirm``
+    may run meanwhile), and its words and state must survive the answer arriving later.
+    ``message`` may be a function of the locked row (a drain says what its steps say)."""
+    with transaction.atomic():
+        current = Action.objects.select_for_update().get(pk=action.pk)
+        current.outcome = outcome
+        current.finished_at = timezone.now()
+        if failure is not None:
+            current.error_code = str(failure.code or type(failure).__name__)[:40]
+            current.error_detail = failure.technical()[:2000]
+        elif code:
+            current.error_code = code
+        if not current.confirmed_at:
+            current.message = message(current) if callable(message) else message
+        current.save()
+    action.refresh_from_db()
     _publish(action)
     return action
 
@@ -175,12 +187,17 @@ _VERBS = {
 }
 
 
-def status_not_own(operator_name: str) -> str:
-    return (
+def status_not_own(operator_name: str, *, offer_drain: bool = True) -> str:
+    """SalesIQ v2's refusal (1016) of another operator's status, in words. A drain's own
+    status step does not advise draining: that is what the supervisor is doing."""
+    said = (
         f"SalesIQ lets this portal's connected user change only their own status, so "
         f"{operator_name}'s status cannot be set from here. {operator_name} can change it in "
-        "SalesIQ; to free them now, drain their chats to other operators."
+        "SalesIQ"
     )
+    if offer_drain:
+        return f"{said}; to free them now, drain their chats to other operators."
+    return f"{said}."
 
 
 def sentence(action: Action, failure: exc.SalesIQError) -> str:
@@ -190,7 +207,9 @@ def sentence(action: Action, failure: exc.SalesIQError) -> str:
         # v2 documents that the status call sets the caller's own status only; the
         # reference dialect's PATCH has no such rule, so its refusal is about the role.
         if action.kind == ActionKind.OPERATOR_STATUS and failure.code == 1016:
-            return status_not_own(action.operator_label or "this operator")
+            return status_not_own(
+                action.operator_label or "this operator", offer_drain=action.parent_id is None
+            )
         return (
             f"SalesIQ does not allow this portal's connected user to {verb}. An admin can "
             "reconnect the portal as a SalesIQ Supervisor or Administrator."
@@ -259,8 +278,10 @@ def chat_transfer(
     department_id: str = "",
     operator_id: str = "",
     note: str = "",
+    parent: Action | None = None,
 ) -> Action:
-    """Transfer ``chat`` to a department and/or an operator (v2 needs the department)."""
+    """Transfer ``chat`` to a department and/or an operator (v2 needs the department).
+    ``parent``: the drain this transfer is a step of."""
     portal = chat.portal
     target = (
         Operator.objects.filter(portal=portal, remote_id=operator_id).first()
@@ -288,6 +309,7 @@ def chat_transfer(
         chat=chat,
         operator=target,
         params=params,
+        parent=parent,
     )
     if not created:
         return _first_attempt(action)
@@ -319,12 +341,23 @@ def chat_transfer(
         return action
     if answer is not None:
         live.apply_conversation(portal, answer, fact_at=timezone.now(), source=Source.ACTION)
-    who = params["operator_name"] or params["department_name"] or "the new department"
     if portal.dialect == "v2":
-        message = f"Transfer to {who} requested; SalesIQ tells when it is accepted."
+        # SalesIQ took it; the new operator still has to accept (its webhook says so). Until
+        # then the transfer is pending (ActionState), on every screen.
+        message = f"SalesIQ took the transfer; waiting for {_accepter(params)} to accept."
     else:
+        who = params["operator_name"] or params["department_name"] or "the new department"
         message = f"Transferred to {who}."
     return _finish(action, ActionOutcome.DONE, message)
+
+
+def _accepter(params: dict) -> str:
+    """Who must accept a v2 transfer: the operator picked, else anyone in the department."""
+    if params.get("operator_name"):
+        return params["operator_name"]
+    if params.get("department_name"):
+        return f"someone in {params['department_name']}"
+    return "the new operator"
 
 
 # --- end -------------------------------------------------------------------------------------
@@ -357,7 +390,9 @@ def chat_end(*, key: str, user: Any, chat: Chat, message: str = "") -> Action:
 # --- operator status -----------------------------------------------------------------------
 
 
-def operator_set_status(*, key: str, user: Any, operator: Operator, status: str) -> Action:
+def operator_set_status(
+    *, key: str, user: Any, operator: Operator, status: str, parent: Action | None = None
+) -> Action:
     portal = operator.portal
     params = {"status": status}
     _check_access(user, portal, ActionKind.OPERATOR_STATUS, key, operator=operator, params=params)
@@ -368,6 +403,7 @@ def operator_set_status(*, key: str, user: Any, operator: Operator, status: str)
         kind=ActionKind.OPERATOR_STATUS,
         operator=operator,
         params=params,
+        parent=parent,
     )
     if not created:
         return _first_attempt(action)
@@ -392,6 +428,99 @@ def operator_set_status(*, key: str, user: Any, operator: Operator, status: str)
     return _finish(action, ActionOutcome.DONE, f"{operator.shown_name} is now {label}.")
 
 
+# --- whose status SalesIQ lets the dashboard set ------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusRule:
+    """Whether the status buttons are offered for an operator, and what to say before the
+    click (v2 lets the connected user set only their own status; SalesIQ still decides)."""
+
+    offered: bool
+    note: str = ""
+    known: bool = True  # whether the dashboard knows who the portal is connected as
+
+
+def connected_operator(portal: Portal) -> Operator | None:
+    """The operator this portal's grant acts as in SalesIQ, when the dashboard knows."""
+    if portal.connected_user_id:
+        found = Operator.objects.filter(portal=portal, remote_id=portal.connected_user_id).first()
+        if found is not None:
+            return found
+    if portal.connected_user_email:
+        return (
+            Operator.objects.filter(portal=portal, email__iexact=portal.connected_user_email)
+            .order_by("pk")
+            .first()
+        )
+    return None
+
+
+def status_rule(operator: Operator, *, open_chats: int = 0) -> StatusRule:
+    """What the panel offers for ``operator``'s status, said before anyone clicks."""
+    portal = operator.portal
+    if portal.dialect != "v2":
+        return StatusRule(offered=True)
+    me = connected_operator(portal)
+    if me is not None and me.pk == operator.pk:
+        return StatusRule(offered=True)
+    if me is None and not portal.connected_user_email:
+        return StatusRule(
+            offered=True,
+            known=False,
+            note=(
+                "SalesIQ lets the user this portal is connected as change only their own "
+                "status, and the dashboard does not know who that is: for anyone else SalesIQ "
+                "refuses. Reconnecting the portal lets the dashboard find out."
+            ),
+        )
+    connected = me.shown_name if me else portal.connected_user_name or portal.connected_user_email
+    instead = f"Ask {operator.shown_name} to change it in SalesIQ"
+    if open_chats:
+        instead += ", or drain their chats"
+    return StatusRule(
+        offered=False,
+        note=(
+            f"SalesIQ lets only {connected}, the user this portal is connected as, change "
+            f"their own status here. {instead}."
+        ),
+    )
+
+
+# Zoho Accounts is asked at most this often per portal and process while it gives no answer.
+ASK_AGAIN_SECONDS = 600.0
+_asked: dict[Any, float] = {}
+
+
+def learn_connected_user(portal: Portal) -> Operator | None:
+    """Find which operator ``portal``'s grant acts as (v2), once: by the e-mail Zoho Accounts
+    gave when the portal connected, else by asking Zoho Accounts now (grants made before the
+    dashboard asked for the profile scope cannot say). The worker calls this after each
+    operators poll; it costs no SalesIQ call."""
+    if portal.dialect != "v2" or portal.connected_user_id or not portal.is_connected:
+        return None
+    this_grant = Portal.objects.filter(pk=portal.pk, connected_at=portal.connected_at)
+    if not portal.connected_user_email:
+        if not oauth.may_read_profile(portal):
+            return None
+        asked = _asked.get(portal.pk)
+        if asked is not None and time.monotonic() - asked < ASK_AGAIN_SECONDS:
+            return None
+        _asked[portal.pk] = time.monotonic()
+        try:
+            user = oauth.connected_user(portal)
+        except exc.SalesIQError as failure:
+            logger.info("Portal %s: who the grant acts as is unknown: %s", portal.pk, failure)
+            return None
+        this_grant.update(connected_user_name=user.name, connected_user_email=user.email)
+        portal.connected_user_name, portal.connected_user_email = user.name, user.email
+    me = connected_operator(portal)
+    if me is not None:
+        this_grant.update(connected_user_id=me.remote_id)
+        portal.connected_user_id = me.remote_id
+    return me
+
+
 # --- drain ---------------------------------------------------------------------------------
 
 
@@ -406,10 +535,36 @@ class Move:
 class DrainPlan:
     operator: Operator
     moves: list[Move] = field(default_factory=list)
+    set_busy: bool = True
+    busy_note: str = ""  # why the drain leaves the status as it is
 
     @property
     def movable(self) -> list[Move]:
         return [move for move in self.moves if move.to is not None]
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.movable and not self.set_busy
+
+
+def _busy_step(operator: Operator) -> tuple[bool, str]:
+    """Whether a drain sets ``operator`` Busy, and if not, why (in words)."""
+    name = operator.shown_name
+    if operator.status == OperatorStatus.BUSY:
+        return False, f"{name} is Busy already."
+    rule = status_rule(operator)
+    if not rule.offered:
+        me = connected_operator(operator.portal)
+        connected = (
+            me.shown_name
+            if me
+            else operator.portal.connected_user_name or operator.portal.connected_user_email
+        )
+        return False, (
+            f"{name}'s status stays as it is: SalesIQ lets only {connected}, the user this "
+            "portal is connected as, change their own status."
+        )
+    return True, ""
 
 
 def operator_drain_plan(*, operator: Operator) -> DrainPlan:
@@ -431,7 +586,8 @@ def operator_drain_plan(*, operator: Operator) -> DrainPlan:
         capacity = op.max_chats if op.max_chats is not None else 0
         room[op.pk] = capacity - loads.get((portal.pk, op.remote_id), 0)
     chats = selectors.open_chats([portal]).filter(operator_id=operator.remote_id)
-    plan = DrainPlan(operator=operator)
+    set_busy, busy_note = _busy_step(operator)
+    plan = DrainPlan(operator=operator, set_busy=set_busy, busy_note=busy_note)
     for chat in chats:
         departments = [chat.department_id] if chat.department_id else list(operator.department_ids)
         fitting = [
@@ -454,46 +610,117 @@ def operator_drain(
     *, key: str, user: Any, operator: Operator, moves: list[tuple[int, int]]
 ) -> Action:
     """Carry out a drain plan the supervisor saw: ``moves`` are (chat pk, operator pk)
-    pairs. Each transfer is a step of its own; then the operator is set Busy."""
+    pairs. Each transfer is a step of its own; then the operator is set Busy (unless they
+    are already, or SalesIQ would refuse it: see ``_busy_step``).
+
+    The drain's words and state follow its steps (``drain_summary``, ``ActionState``): on
+    v2 each transfer waits for the new operator, and ``confirm`` settles the drain again
+    when SalesIQ says accepted or declined."""
     portal = operator.portal
-    params = {"moves": [[c, o] for c, o in moves]}
+    set_busy, busy_note = _busy_step(operator)
+    params = {"moves": [[c, o] for c, o in moves], "set_busy": set_busy, "busy_note": busy_note}
     _check_access(user, portal, ActionKind.DRAIN, key, operator=operator, params=params)
     action, created = _begin(
         key=key, user=user, portal=portal, kind=ActionKind.DRAIN, operator=operator, params=params
     )
     if not created:
         return _first_attempt(action)
-    done = 0
+    if not moves and not set_busy:
+        return _finish(
+            action,
+            ActionOutcome.REFUSED,
+            f"Nothing to do: there is no chat to move. {busy_note}",
+            code="nothing",
+        )
     for chat_pk, target_pk in moves:
         chat = Chat.objects.filter(pk=chat_pk, portal=portal).first()
         target = Operator.objects.filter(pk=target_pk, portal=portal).first()
         if chat is None or target is None:
             continue
         department = chat.department_id or next(iter(target.department_ids), "")
-        step = chat_transfer(
+        chat_transfer(
             key=f"{key[:40]}:t{chat_pk}",
             user=user,
             chat=chat,
             department_id=department,
             operator_id=target.remote_id,
             note=f"Moved from {operator.shown_name} by {shown_name(user)}",
+            parent=action,
         )
-        Action.objects.filter(pk=step.pk).update(parent=action)
-        done += step.outcome == ActionOutcome.DONE
-    status_step = operator_set_status(
-        key=f"{key[:40]}:busy", user=user, operator=operator, status=OperatorStatus.BUSY
+    if set_busy:
+        operator_set_status(
+            key=f"{key[:40]}:busy",
+            user=user,
+            operator=operator,
+            status=OperatorStatus.BUSY,
+            parent=action,
+        )
+    # SalesIQ took every step (its answers), or not: the state then weighs confirmations.
+    answers = action.steps.values_list("outcome", flat=True)
+    took_all = all(answer == ActionOutcome.DONE for answer in answers)
+    return _finish(
+        action,
+        ActionOutcome.DONE if took_all else ActionOutcome.FAILED,
+        lambda drain: drain_summary(drain, list(drain.steps.order_by("pk"))),
     )
-    Action.objects.filter(pk=status_step.pk).update(parent=action)
-    total = len(moves)
-    moved = f"{done} of {total} chat{'s' if total != 1 else ''} moved"
-    if status_step.outcome == ActionOutcome.DONE:
-        message = f"{moved}; {operator.shown_name} is now Busy."
+
+
+def _names(items: list[str]) -> str:
+    """ "A", "A and B", "A, B and C"."""
+    items = list(dict.fromkeys(items))  # each once, in order
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def drain_summary(drain: Action, steps: list[Action]) -> str:
+    """A drain in words, from its steps as they stand: "1 of 2 chats moved; the transfer of
+    Bo was declined. Ana is now Busy." Said again whenever a step's confirmation arrives."""
+    name = drain.operator_label or "The operator"
+    transfers = [step for step in steps if step.kind == ActionKind.TRANSFER]
+    status = next((step for step in steps if step.kind == ActionKind.OPERATOR_STATUS), None)
+    said = ""
+    if transfers:
+        moved = [step for step in transfers if step.state in SETTLED_WELL]
+        waiting = [step for step in transfers if step.state == ActionState.PENDING]
+        declined = [step for step in transfers if step.state == ActionState.DECLINED]
+        failed = [step for step in transfers if step not in (*moved, *waiting, *declined)]
+        total = len(transfers)
+        said = f"{len(moved)} of {total} chat{'s' if total != 1 else ''} moved"
+        clauses = []
+        if waiting:
+            said += " so far"
+            accepters = _names([_accepter(step.params) for step in waiting])
+            clauses.append(f"waiting for {accepters} to accept")
+        for group, verb in ((declined, "was declined"), (failed, "did not go through")):
+            if group:
+                labels = _names([step.chat_label or "a visitor" for step in group])
+                plural = len(group) > 1
+                verb = verb.replace("was", "were") if plural else verb
+                clauses.append(f"the transfer{'s' if plural else ''} of {labels} {verb}")
+        said = "; ".join([said, *clauses]) + "."
+    if status is None:
+        tail = drain.params.get("busy_note", "")
+    elif status.state == ActionState.DONE:
+        tail = f"{name} is now Busy."
+    elif status.state == ActionState.PENDING:
+        tail = f"Setting {name} Busy…"
     else:
         # The step's own record says why; the summary stays short.
-        message = f"{moved}; SalesIQ did not let the dashboard set {operator.shown_name} Busy."
-    # Anything short of every step done needs a supervisor's eye: the steps say what failed.
-    all_done = done == total and status_step.outcome == ActionOutcome.DONE
-    return _finish(action, ActionOutcome.DONE if all_done else ActionOutcome.FAILED, message)
+        tail = f"SalesIQ did not let the dashboard set {name} Busy."
+    return " ".join(part for part in (said, tail) if part)
+
+
+def _settle_drain(drain_pk: int) -> None:
+    """A drain's words and state again, from its steps as they stand, to the acting user's
+    pages (under the drain's lock: two confirmations may arrive together)."""
+    with transaction.atomic():
+        drain = Action.objects.select_for_update().filter(pk=drain_pk).first()
+        if drain is None or drain.outcome == ActionOutcome.PENDING:
+            return  # still running: operator_drain says it when it finishes
+        drain.message = drain_summary(drain, list(drain.steps.order_by("pk")))
+        drain.save(update_fields=["message"])
+    _publish(drain)
 
 
 # --- SalesIQ confirms ------------------------------------------------------------------------
@@ -513,41 +740,51 @@ _CONFIRMING = {
 
 
 def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
-    """Complete the record of the action this webhook event confirms, if any."""
+    """Complete the record of the action this webhook event confirms, if any; a drain whose
+    step it is is settled again (its words and state follow its steps)."""
     kind = _CONFIRMING.get(event.kind)
     if kind is None or not event.chat_id:
         return None
-    action = (
-        Action.objects.filter(
-            portal=portal,
-            kind=kind,
-            chat_remote_id=event.chat_id,
-            # Still pending too: the webhook can overtake SalesIQ's answer to us.
-            outcome__in=(ActionOutcome.DONE, ActionOutcome.PENDING),
-            confirmed_at__isnull=True,
+    with transaction.atomic():
+        action = (
+            Action.objects.select_for_update()
+            .filter(
+                portal=portal,
+                kind=kind,
+                chat_remote_id=event.chat_id,
+                # Still pending too: the webhook can overtake SalesIQ's answer to us.
+                outcome__in=(ActionOutcome.DONE, ActionOutcome.PENDING),
+                confirmed_at__isnull=True,
+            )
+            .order_by("-created_at", "-pk")
+            .first()
         )
-        .order_by("-created_at", "-pk")
-        .first()
-    )
-    if action is None:
-        return None
-    action.confirmation = event.name[:60]
-    action.confirmed_at = timezone.now()
-    if event.kind is EventKind.TRANSFER_ACCEPTED:
-        # The accepted event's attender may still be the previous operator: the transfer
-        # part names the new one.
-        transfer = event.conversation.transfer if event.conversation else None
-        who = (
-            (transfer and _operator_shown(portal, transfer.to_operator_id))
-            or (transfer and transfer.to_operator_name)
-            or action.params.get("operator_name")
-            or "The new operator"
-        )
-        action.message = f"{who} accepted the transfer."
-    elif event.kind is EventKind.TRANSFER_REJECTED:
-        action.message = "The transfer was declined; the chat stays where it was."
-    else:
-        action.message = f"Chat with {action.chat_label} ended; SalesIQ confirmed it."
-    action.save(update_fields=["confirmation", "confirmed_at", "message"])
+        if action is None:
+            return None
+        action.confirmation = event.name[:60]
+        action.confirmed_at = timezone.now()
+        if event.kind is EventKind.TRANSFER_ACCEPTED:
+            # The accepted event's attender may still be the previous operator: the transfer
+            # part names the new one.
+            transfer = event.conversation.transfer if event.conversation else None
+            who = (
+                (transfer and _operator_shown(portal, transfer.to_operator_id))
+                or (transfer and transfer.to_operator_name)
+                or action.params.get("operator_name")
+                or "The new operator"
+            )
+            action.message = f"{who} accepted the transfer."
+        elif event.kind is EventKind.TRANSFER_REJECTED:
+            who = action.params.get("operator_name")
+            action.message = (
+                f"{who} declined the transfer; the chat stays where it was."
+                if who
+                else "The transfer was declined; the chat stays where it was."
+            )
+        else:
+            action.message = f"Chat with {action.chat_label} ended; SalesIQ confirmed it."
+        action.save(update_fields=["confirmation", "confirmed_at", "message"])
     _publish(action)
+    if action.parent_id:
+        _settle_drain(action.parent_id)
     return action

@@ -268,10 +268,43 @@ class ActionKind(models.TextChoices):
 
 
 class ActionOutcome(models.TextChoices):
+    """SalesIQ's immediate answer (or the dashboard's own refusal), as stored. What a
+    supervisor reads is ``ActionState``, which also weighs SalesIQ's confirmation."""
+
     PENDING = "pending", "Pending"
     DONE = "done", "Done"
     REFUSED = "refused", "Refused"  # by SalesIQ (error_code says so) or by the dashboard
     FAILED = "failed", "Failed"
+
+
+class ActionState(models.TextChoices):
+    """What became of an action: the one vocabulary of the drawer, the toast, the drain's
+    steps, the audit page, its filter and its CSV. A word means the same thing everywhere."""
+
+    # Not settled yet: SalesIQ has not answered, or (v2) it took a transfer that the new
+    # operator has not accepted or declined yet, or a drain waits for one of those.
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"  # SalesIQ's webhook: the new operator took the chat
+    DECLINED = "declined", "Declined"  # SalesIQ's webhook: the chat stays where it was
+    DONE = "done", "Done"  # SalesIQ did it (an end, a status, a reference transfer, a drain)
+    PARTIAL = "partial", "Partly done"  # a drain some of whose steps did not happen
+    REFUSED = "refused", "Refused"  # SalesIQ or the dashboard said no
+    NOT_SENT = "not_sent", "Not sent"  # the call budget or a back-off kept it here
+    UNCLEAR = "unclear", "No clear answer"  # SalesIQ failed or did not answer
+
+
+# The tone each state is shown in (the audit page's pill; live.css keys on data-state).
+STATE_TONES = {
+    ActionState.PENDING: "info",
+    ActionState.ACCEPTED: "ok",
+    ActionState.DECLINED: "warn",
+    ActionState.DONE: "ok",
+    ActionState.PARTIAL: "warn",
+    ActionState.REFUSED: "warn",
+    ActionState.NOT_SENT: "off",
+    ActionState.UNCLEAR: "bad",
+}
+SETTLED_WELL = (ActionState.DONE, ActionState.ACCEPTED)
 
 
 class Action(models.Model):
@@ -279,6 +312,8 @@ class Action(models.Model):
 
     ``key`` is the idempotency key the form carried: a double click, a browser retry or
     a second process with the same key finds this row and never calls SalesIQ again.
+    ``state`` is derived from the rest on every save (``derive_state``), so the audit can
+    filter by it.
     """
 
     key = models.CharField(max_length=64, unique=True)
@@ -300,6 +335,9 @@ class Action(models.Model):
     outcome = models.CharField(
         max_length=10, choices=ActionOutcome.choices, default=ActionOutcome.PENDING
     )
+    state = models.CharField(
+        max_length=10, choices=ActionState.choices, default=ActionState.PENDING, editable=False
+    )
     message = models.TextField(blank=True)  # the outcome in words, as the supervisor saw it
     error_code = models.CharField(max_length=40, blank=True)
     error_detail = models.TextField(blank=True)  # technical detail, for the audit page only
@@ -317,42 +355,55 @@ class Action(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.username} ({self.outcome})"
+        return f"{self.get_kind_display()} by {self.username} ({self.state})"
 
-    # What the supervisor reads, beyond the four stored outcomes.
-    STATE_WORDS = {
-        "declined": "Declined",
-        "accepted": "Accepted",
-        "confirmed": "Confirmed",
-        "done": "Done",
-        "pending": "Sending…",
-        "refused": "Refused",
-        "partial": "Partly done",
-        "not_sent": "Not sent",
-        "unclear": "No clear answer",
-    }
+    def save(self, *args, **kwargs) -> None:
+        self.state = self.derive_state()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "state"}
+        super().save(*args, **kwargs)
+        if self.parent_id:
+            # A drain's state follows its steps (its words: dashboard.actions.drain_summary).
+            parent = Action.objects.filter(pk=self.parent_id).first()
+            if parent is not None and parent.derive_state() != parent.state:
+                Action.objects.filter(pk=parent.pk).update(state=parent.derive_state())
 
-    @property
-    def state(self) -> str:
-        """done/accepted/declined/confirmed/pending/refused/partial/not_sent/unclear."""
-        if self.outcome == ActionOutcome.DONE:
-            if self.confirmed_at and self.confirmation.endswith(".rejected"):
-                return "declined"
-            if self.confirmed_at and self.kind == ActionKind.TRANSFER:
-                return "accepted"
-            return "confirmed" if self.confirmed_at else "done"
-        if self.outcome in (ActionOutcome.PENDING, ActionOutcome.REFUSED):
-            return str(self.outcome)
-        if self.kind == ActionKind.DRAIN:
-            return "partial"
+    def derive_state(self) -> str:
+        """The state, from the stored answer, SalesIQ's confirmation and (a drain) its steps."""
+        if self.kind == ActionKind.DRAIN and self.pk and self.outcome != ActionOutcome.PENDING:
+            steps = [step.state for step in Action.objects.filter(parent_id=self.pk)]
+            if steps:
+                if ActionState.PENDING in steps:
+                    return ActionState.PENDING
+                settled_well = all(step in SETTLED_WELL for step in steps)
+                return ActionState.DONE if settled_well else ActionState.PARTIAL
+        if self.outcome in (ActionOutcome.PENDING, ActionOutcome.DONE):
+            # SalesIQ's webhook can overtake its answer to the dashboard: it settles a transfer.
+            if self.kind == ActionKind.TRANSFER and self.confirmed_at:
+                if self.confirmation.endswith((".rejected", ".declined")):
+                    return ActionState.DECLINED
+                return ActionState.ACCEPTED
+            if self.outcome == ActionOutcome.PENDING:
+                return ActionState.PENDING
+            # v2 takes a transfer and the new operator accepts or declines it later.
+            if self.kind == ActionKind.TRANSFER and self.portal.dialect == "v2":
+                return ActionState.PENDING
+            return ActionState.DONE
+        if self.outcome == ActionOutcome.REFUSED:
+            return ActionState.REFUSED
         # Failed: nothing sent (our budget, our back-off) or no clear answer from SalesIQ.
         if self.error_code in ("BudgetExhausted", "RateLimited"):
-            return "not_sent"
-        return "unclear"
+            return ActionState.NOT_SENT
+        return ActionState.UNCLEAR
 
     @property
     def state_words(self) -> str:
-        return self.STATE_WORDS[self.state]
+        return str(ActionState(self.state).label)
+
+    @property
+    def tone(self) -> str:
+        return STATE_TONES[ActionState(self.state)]
 
 
 # --- alerts -----------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from siq_integration import exceptions as exc
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 
-from . import alerts, broadcast, ingest, live, schedule, selectors
+from . import actions, alerts, broadcast, ingest, live, schedule, selectors
 from .models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
 
 logger = logging.getLogger(__name__)
@@ -494,6 +494,9 @@ class Worker:
             since = None if job.full_operators else (sync.operators_sync_time or None)
             result = client.list_operators(since=since)
             live.apply_operators(portal, result, taken_at=taken_at)
+            # Which operator the grant acts as (v2 lets it set only its own status): found
+            # among the operators now stored, once; no SalesIQ call.
+            actions.learn_connected_user(portal)
             logger.debug(
                 "Portal %s: %d operators (%s)",
                 portal,

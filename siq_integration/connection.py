@@ -149,8 +149,14 @@ def complete_connection(
     except exc.SalesIQError:
         _revoke_quietly(portal, authorization)
         raise
+    acting_as = _connected_user(portal, authorization)
     with transaction.atomic():
         portal.screen_name = probe.screen_name
+        # A new grant may act as someone else: what was known of the old one goes. The
+        # dashboard finds that user among the operators by e-mail (connected_user_id).
+        portal.connected_user_id = ""
+        portal.connected_user_name = acting_as.name if acting_as else ""
+        portal.connected_user_email = acting_as.email if acting_as else ""
         portal.last_error = ""
         portal.last_error_code = ""
         portal.last_error_kind = ""
@@ -160,6 +166,22 @@ def complete_connection(
     if webhook_url:
         register_webhooks(portal, url=webhook_url)
     return portal
+
+
+def _connected_user(
+    portal: Portal, authorization: oauth.Authorization
+) -> oauth.ConnectedUser | None:
+    """Who the new grant acts as, or None when Zoho does not say (no profile scope)."""
+    client_id, _ = portal.oauth_client_credentials()
+    try:
+        return oauth.fetch_connected_user(
+            accounts_url=authorization.accounts_url,
+            client_id=client_id,
+            token=authorization.tokens.access_token,
+        )
+    except exc.SalesIQError as failure:
+        logger.info("Portal %s: who the grant acts as is unknown: %s", portal.pk, failure)
+        return None
 
 
 def _revoke_quietly(portal: Portal, authorization: oauth.Authorization) -> None:

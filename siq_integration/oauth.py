@@ -68,7 +68,19 @@ def _timeout() -> tuple[float, float]:
 
 
 def scopes_for(dialect: str) -> tuple[str, ...]:
+    """The scopes a grant must have: without any of them the portal cannot work."""
     return dialects.get(dialect).scopes
+
+
+# Who the grant acts as (Zoho Accounts' user info): asked for, never required. v2 lets that
+# user set only their own status, so the dashboard offers the status buttons for them only;
+# a grant without it still works, the dashboard just cannot say whose status it may set.
+PROFILE_SCOPE = "AaaServer.profile.READ"
+
+
+def requested_scopes(dialect: str) -> tuple[str, ...]:
+    """What the consent page asks for: the required scopes, then the optional ones."""
+    return (*scopes_for(dialect), PROFILE_SCOPE)
 
 
 @functools.cache
@@ -123,7 +135,7 @@ def start_authorization(
     oauth = session_for(
         client_id,
         redirect_uri=redirect_uri,
-        scope=",".join(scopes_for(portal.dialect)),  # Zoho separates scopes with commas
+        scope=",".join(requested_scopes(portal.dialect)),  # Zoho separates scopes with commas
         state=state,
     )
     # Reference: https://www.zoho.com/accounts/protocol/oauth/web-apps/authorization.html
@@ -306,7 +318,7 @@ def store_authorization(portal: Portal, authorization: Authorization) -> Portal:
     portal.access_token_encrypted = Portal._write(tokens.access_token)
     portal.refresh_token_encrypted = Portal._write(tokens.refresh_token)
     portal.token_expires_at = tokens.expires_at
-    portal.granted_scopes = ",".join(tokens.scopes or scopes_for(portal.dialect))
+    portal.granted_scopes = ",".join(tokens.scopes or requested_scopes(portal.dialect))
     portal.connected_at = timezone.now()
     portal.disconnected_at = None
     portal.token_refresh_blocked_until = None
@@ -442,6 +454,70 @@ def _refresh(portal: Portal) -> str:
     portal.refresh_from_db(fields=_TOKEN_FIELDS)
     logger.info("Refreshed the SalesIQ access token of portal %s", portal.pk)
     return tokens.access_token
+
+
+# --- who the grant acts as ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectedUser:
+    """The Zoho user a grant acts as: in SalesIQ, one of the portal's operators."""
+
+    zuid: str
+    email: str
+    name: str
+
+
+def may_read_profile(portal: Portal) -> bool:
+    """Whether the portal's grant includes the profile scope (grants made before the
+    dashboard asked for it do not; a reconnect adds it)."""
+    granted = {scope.strip().lower() for scope in portal.granted_scopes.split(",")}
+    return PROFILE_SCOPE.lower() in granted
+
+
+def fetch_connected_user(*, accounts_url: str, client_id: str, token: str) -> ConnectedUser:
+    """Ask Zoho Accounts who ``token`` acts for. Raises an OAuthError subclass or
+    Unavailable; the caller treats any failure as "not known"."""
+    oauth = session_for(client_id, access_token=token)
+    try:
+        # Reference: https://www.zoho.com/accounts/protocol/oauth/use-access-token.html
+        # (GET oauth/user/info on the accounts server, scope AaaServer.profile.READ). The
+        # page shows no answer; ZUID, Email, First_Name, Last_Name and Display_Name are the
+        # fields seen in practice (docs/simulator.md keeps the simulator to that shape).
+        response = oauth.get(f"{accounts_url}/oauth/user/info", timeout=_timeout())
+    except requests.RequestException as error:
+        raise exc.Unavailable(
+            "Zoho's accounts server did not say who the connection acts as.",
+            detail=type(error).__name__,
+        ) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    email = str(body.get("Email") or "").strip() if isinstance(body, dict) else ""
+    if response.status_code != 200 or not email:
+        raise exc.OAuthError(
+            "Zoho did not say which user this connection acts as.",
+            http_status=response.status_code,
+            detail=f"user/info: {str(body)[:200]}",
+        )
+    first = str(body.get("First_Name") or "").strip()
+    last = str(body.get("Last_Name") or "").strip()
+    name = " ".join(part for part in (first, last) if part)
+    return ConnectedUser(
+        zuid=str(body.get("ZUID") or ""),
+        email=email[:254],
+        name=(name or str(body.get("Display_Name") or "").strip() or email)[:200],
+    )
+
+
+def connected_user(portal: Portal) -> ConnectedUser:
+    """Who ``portal``'s stored grant acts as (refreshing its access token if needed)."""
+    client_id, _ = portal.oauth_client_credentials()
+    accounts_url = portal.accounts_url or portal.data_center_entry.accounts_url
+    return fetch_connected_user(
+        accounts_url=accounts_url, client_id=client_id, token=access_token(portal)
+    )
 
 
 # --- revoke ---------------------------------------------------------------------------------

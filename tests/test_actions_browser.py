@@ -12,9 +12,10 @@ from django.test import override_settings
 from dashboard import actions
 from dashboard.models import Action, Chat, Operator, Profile, Role
 from siq_integration import connection
-from tests.conftest import last_seq
+from tests.conftest import last_seq, oauth_connect
 from tests.test_actions import a_connected_chat, synced
 from tests.test_live_e2e import Server
+from tests.test_outcomes import a_department_with_room
 from tests.test_worker_processes import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -137,8 +138,22 @@ def own_operator(portal) -> Operator:
     return Operator.objects.get(portal=portal, email=f"admin@{portal.screen_name}.example")
 
 
+def tone_of(locator) -> tuple[str, str]:
+    """(the outcome mark's colour, the theme's green) as the browser computes them."""
+    return locator.evaluate(
+        """el => {
+             const probe = document.createElement("span");
+             probe.style.color = "var(--ok)";
+             el.appendChild(probe);
+             const green = getComputedStyle(probe).color;
+             probe.remove();
+             return [getComputedStyle(el.querySelector(".outcome-mark")).backgroundColor, green];
+           }"""
+    )
+
+
 def test_it_transfers_a_chat_with_the_department_operator_and_note_picked(
-    server, simulator, connected_portal, page, screenshot
+    server, simulator, connected_portal, page, console_errors, screenshot
 ):
     portal = watched(server, connected_portal(open_chats=3, operators=6))
     chat, state = a_connected_chat(simulator, portal)
@@ -174,11 +189,14 @@ def test_it_transfers_a_chat_with_the_department_operator_and_note_picked(
     start = last_seq(simulator)
     form.locator("button[type=submit]").click()
 
+    # SalesIQ took it, the new operator has not accepted: pending, in blue, never green.
     outcome = shown(page.locator("#drawer .action-outcome[data-kind=transfer]"))
-    assert outcome.get_attribute("data-state") == "done", outcome.inner_text()
-    assert f"Transfer to {name} requested" in outcome.inner_text()
-    assert "Waiting for the new operator to accept" in outcome.inner_text()
-    screenshot("actions-outcome-done")
+    assert outcome.get_attribute("data-state") == "pending", outcome.inner_text()
+    assert outcome.locator(".outcome-state").inner_text() == "PENDING"
+    assert f"SalesIQ took the transfer; waiting for {name} to accept." in outcome.inner_text()
+    mark, green = tone_of(outcome)
+    assert mark != green
+    screenshot("actions-outcome-pending")
 
     # It really reached SalesIQ, once, with what was picked.
     (call,) = calls_to(simulator, start, f"/conversations/{chat.remote_id}/transfer")
@@ -197,10 +215,15 @@ def test_it_transfers_a_chat_with_the_department_operator_and_note_picked(
     # row and the drawer follow.
     simulator.transfer(chat.remote_id, outcome="accepted")
     action = Action.objects.get(kind="transfer")
-    shown(page.locator(f"#drawer #action-{action.pk}[data-state=accepted]"))
+    accepted = shown(page.locator(f"#drawer #action-{action.pk}[data-state=accepted]"))
     assert "accepted the transfer" in page.inner_text("#drawer .action-outcome")
+    assert accepted.locator(".outcome-state").inner_text() == "ACCEPTED"
+    mark, green = tone_of(accepted)
+    assert mark == green
     page.wait_for_selector(f"#chat-{chat.pk}[data-operator='{target['id']}']", timeout=15_000)
     assert name.split()[0] in page.inner_text(f"#drawer-head-{chat.pk}")
+    screenshot("actions-outcome-accepted")
+    assert not console_errors, console_errors
 
 
 def test_it_tells_of_an_accepted_transfer_in_a_toast_once_the_drawer_is_closed(
@@ -216,7 +239,7 @@ def test_it_tells_of_an_accepted_transfer_in_a_toast_once_the_drawer_is_closed(
     page.click("#drawer [data-action-button=transfer]")
     page.check(f"#drawer input[name=operator_id][value='{target['id']}']")
     page.click("#drawer .transfer-form button[type=submit]")
-    page.wait_for_selector("#drawer .action-outcome[data-state=done]")
+    page.wait_for_selector("#drawer .action-outcome[data-state=pending]")
     page.keyboard.press("Escape")
     page.wait_for_selector("#drawer", state="detached")
 
@@ -236,7 +259,7 @@ def test_it_tells_of_an_accepted_transfer_in_a_toast_once_the_drawer_is_closed(
     # A declined transfer says so too, and stays until dismissed.
     page.click("#drawer [data-action-button=transfer]")
     page.click("#drawer .transfer-form button[type=submit]")  # anyone free in the department
-    page.wait_for_selector("#drawer .action-outcome[data-state=done]")
+    page.wait_for_selector("#drawer .action-outcome[data-state=pending]")
     page.click("#drawer [data-close-drawer]")
     simulator.transfer(chat.remote_id, outcome="rejected")
     declined = shown(page.locator(".toast[data-state=declined]"))
@@ -295,7 +318,7 @@ def test_it_sets_the_connected_users_own_status(server, simulator, connected_por
 
     outcome = shown(page.locator("#drawer .action-outcome[data-kind=operator_status]"))
     assert outcome.get_attribute("data-state") == "done", outcome.inner_text()
-    assert f"{me.name} is now Busy." in outcome.inner_text()
+    assert f"{me.shown_name} is now Busy." in outcome.inner_text()
     assert len(calls_to(simulator, start, f"/operators/{me.remote_id}/status")) == 1
     assert presence(simulator, portal, me.remote_id) == "busy"
     page.wait_for_selector(f"#op-{me.pk}[data-status=busy]")
@@ -303,10 +326,84 @@ def test_it_sets_the_connected_users_own_status(server, simulator, connected_por
     page.wait_for_selector("#drawer [data-panel-presence] .presence-busy")
 
 
-def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
-    server, simulator, connected_portal, page, screenshot
+def test_it_keeps_the_status_buttons_after_a_change(
+    server, simulator, connected_portal, page, console_errors, screenshot
+):
+    portal = watched(server, connected_portal(open_chats=1, operators=4))
+    me = own_operator(portal)
+    laptop(page)
+    sign_in(page, server)
+    panel = open_operator(page, me)
+    screenshot("actions-status-before")
+    start = last_seq(simulator)
+
+    panel.locator(".status-form button[value=busy]").click()
+    outcome = shown(panel.locator(".status-outcome .action-outcome[data-kind=operator_status]"))
+    assert outcome.get_attribute("data-state") == "done", outcome.inner_text()
+    # The buttons are still there, Busy marked as the status now, Available one click away.
+    shown(panel.locator(".status-form button[value=busy][aria-current=true]"))
+    available = panel.locator(".status-form button[value=available]")
+    assert available.is_visible() and available.is_enabled()
+    screenshot("actions-status-after")
+    dark(page)
+    screenshot("actions-status-after-dark")
+
+    # And a second change works too (the form got a fresh key with the first answer).
+    available.click()
+    shown(panel.locator(".status-outcome .action-outcome[data-state=done]:has-text('Available')"))
+    shown(panel.locator(".status-form button[value=available][aria-current=true]"))
+    assert len(calls_to(simulator, start, f"/operators/{me.remote_id}/status")) == 2
+    assert presence(simulator, portal, me.remote_id) == "online"
+    assert panel.locator(".status-outcome .action-outcome").count() == 1
+    assert Action.objects.filter(kind="operator_status").count() == 2
+    assert not console_errors, console_errors
+
+
+def test_it_says_before_the_click_whose_status_salesiq_lets_it_set(
+    server, simulator, connected_portal, page, console_errors, screenshot
 ):
     portal = watched(server, connected_portal(open_chats=0, operators=6))
+    assert actions.learn_connected_user(portal) is not None
+    me = own_operator(portal)
+    someone = Operator.objects.filter(portal=portal, status="available").exclude(pk=me.pk).first()
+    chat = simulator.create_conversation(
+        portal.screen_name, department_id=someone.department_ids[0], visitor_name="Di Status"
+    )["id"]
+    simulator.pickup(chat, someone.remote_id)
+    poll(portal)
+    laptop(page)
+    sign_in(page, server)
+
+    panel = open_operator(page, someone)
+    shown(panel.locator(".op-chats [data-open-chat]"))
+    assert panel.locator(".status-form, button[name=status]").count() == 0
+    rule = panel.locator("[data-status-rule]").inner_text()
+    assert rule == (
+        f"SalesIQ lets only {me.shown_name}, the user this portal is connected as, change their "
+        f"own status here. Ask {someone.shown_name} to change it in SalesIQ, or drain their chats."
+    )
+    assert panel.locator("[data-drain-preview]").is_enabled()
+    screenshot("actions-status-not-own")
+    dark(page)
+    screenshot("actions-status-not-own-dark")
+    page.keyboard.press("Escape")
+
+    # The connected user's own panel has the buttons, without a caveat.
+    mine = open_operator(page, me)
+    shown(mine.locator(".status-form button[name=status]"))
+    assert mine.locator("[data-status-rule]").count() == 0
+    assert not console_errors, console_errors
+
+
+def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
+    server, simulator, sim_portal, page, screenshot
+):
+    # A grant that cannot say whom it acts as: the buttons are offered, with a caveat.
+    simulator.configure_accounts(drop_scopes=["AaaServer.profile.READ"])
+    try:
+        portal = watched(server, oauth_connect(simulator, sim_portal(open_chats=0, operators=6)))
+    finally:
+        simulator.configure_accounts(drop_scopes=[])
     someone = (
         Operator.objects.filter(portal=portal, status="available")
         .exclude(pk=own_operator(portal).pk)
@@ -321,42 +418,62 @@ def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
     sign_in(page, server)
 
     open_operator(page, someone)
+    assert "the dashboard does not know who that is" in page.inner_text("[data-status-rule]")
     screenshot("actions-operator-panel")
     page.click("#drawer .status-form button[value=busy]")
 
     outcome = shown(page.locator("#drawer .action-outcome[data-kind=operator_status]"))
     assert outcome.get_attribute("data-state") == "refused"
-    assert actions.status_not_own(someone.name) in outcome.inner_text()
+    assert actions.status_not_own(someone.shown_name) in outcome.inner_text()
     assert presence(simulator, portal, someone.remote_id) == "online"
     screenshot("actions-outcome-refused")
     dark(page)
     screenshot("actions-outcome-refused-dark")
 
     # What is possible instead is right below, one click away; it moves the chat, and says
-    # that the status part was refused.
+    # that the status part was refused (without advising the drain it is).
     page.click("#drawer .drain-box [data-drain-preview]")
     shown(page.locator("#drawer .drain-form table.drain-plan"))
     assert "Cy Refusal" in page.inner_text("#drawer .drain-form")
     page.click("#drawer .drain-form button[type=submit]")
     drained = shown(page.locator("#drawer .drain-outcome"))
-    assert f"1 of 1 chat moved; SalesIQ did not let the dashboard set {someone.name} Busy" in (
-        drained.inner_text()
+    target = Action.objects.get(kind="transfer").params["operator_name"]
+    assert (
+        f"0 of 1 chat moved so far; waiting for {target} to accept. SalesIQ did not let the "
+        f"dashboard set {someone.shown_name} Busy." in drained.inner_text()
     )
-    assert drained.locator("[data-kind=drain]").get_attribute("data-state") == "partial"
+    assert "drain their chats" not in drained.inner_text()
+    assert drained.locator("[data-kind=drain]").get_attribute("data-state") == "pending"
     steps = drained.locator(".drain-steps .action-outcome").evaluate_all(
         "steps => steps.map(s => s.dataset.kind + ':' + s.dataset.state)"
     )
-    assert steps == ["transfer:done", "operator_status:refused"]
+    assert steps == ["transfer:pending", "operator_status:refused"]
     assert conversation(simulator, portal, chat)["transfer"]["status"] == "initiated"
     screenshot("actions-drain-partial-dark")
 
+    # The new operator accepts: the drain is said again, in place.
+    simulator.transfer(chat, outcome="accepted")
+    shown(page.locator("#drawer .drain-outcome > .action-outcome[data-state=partial]"))
+    assert (
+        f"1 of 1 chat moved. SalesIQ did not let the dashboard set {someone.shown_name} Busy."
+        in page.inner_text("#drawer .drain-outcome > .action-outcome")
+    )
+
+
+def step_states(outcome) -> dict[str, str]:
+    """A drain's steps as shown: {the visitor or operator: "kind:state"}."""
+    return outcome.locator(".drain-steps .action-outcome").evaluate_all(
+        "steps => Object.fromEntries(steps.map("
+        "s => [s.dataset.subject, s.dataset.kind + ':' + s.dataset.state]))"
+    )
+
 
 def test_it_drains_an_operator_after_showing_who_gets_what(
-    server, simulator, connected_portal, page, screenshot
+    server, simulator, connected_portal, page, console_errors, screenshot
 ):
     portal = watched(server, connected_portal(open_chats=0, operators=6))
     me = own_operator(portal)
-    sales = me.department_ids[0]
+    sales = a_department_with_room(simulator, portal, me, need=2, sync=poll)
     names = []
     for visitor in ("Ana Draintest", "Bo Draintest"):
         chat = simulator.create_conversation(
@@ -389,11 +506,16 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
         ),
         names,
     )
+    ana, bo = (Chat.objects.get(portal=portal, remote_id=remote) for remote in names)
     laptop(page)
     sign_in(page, server)
     dark(page)
 
-    open_operator(page, me)
+    panel = open_operator(page, me)
+    listed = "#drawer .op-chats [data-open-chat]"
+    assert sorted(page.locator(listed).evaluate_all("bs => bs.map(b => b.dataset.openChat)")) == (
+        sorted([str(ana.pk), str(bo.pk)])
+    )
     page.click("#drawer [data-drain-preview]")
     preview = shown(page.locator("#drawer .drain-form"))
     shown_plan = preview.locator("tbody tr").evaluate_all(
@@ -407,32 +529,53 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
     start = last_seq(simulator)
     preview.locator("button[type=submit]").click()
 
+    # SalesIQ took both transfers; nobody has accepted yet: pending, and said so.
     outcome = shown(page.locator("#drawer .drain-outcome"))
-    assert "2 of 2 chats moved" in outcome.inner_text()
+    assert "0 of 2 chats moved so far; waiting for" in outcome.inner_text()
     drained = outcome.locator(".action-outcome[data-kind=drain]")
-    assert drained.get_attribute("data-state") == "done"
-    steps = outcome.locator(".drain-steps .action-outcome").evaluate_all(
-        "steps => steps.map(s => s.dataset.kind + ':' + s.dataset.state)"
-    )
-    assert steps == ["transfer:done", "transfer:done", "operator_status:done"]
+    assert drained.get_attribute("data-state") == "pending"
+    assert step_states(outcome) == {
+        "Ana Draintest": "transfer:pending",
+        "Bo Draintest": "transfer:pending",
+        me.shown_name: "operator_status:done",
+    }
     screenshot("actions-drain-outcome")
     # The panel follows: Busy is now the current status.
     shown(page.locator("#drawer .status-form button[value=busy][aria-current=true]"))
     assert len(calls_to(simulator, start, "/transfer")) == 2
-
-    # SalesIQ has each chat going to the planned operator; once they accept, the chats are
-    # theirs, in the simulator and on the page.
     for chat_id in names:
-        transfer = conversation(simulator, portal, chat_id)["transfer"]
-        assert transfer["to_operator"]["id"] == goes_to[chat_id]
-        simulator.transfer(chat_id, outcome="accepted")
-        assert conversation(simulator, portal, chat_id)["attender_id"] == goes_to[chat_id]
-        row = Chat.objects.get(portal=portal, remote_id=chat_id)
-        page.wait_for_selector(
-            f"#chat-{row.pk}[data-operator='{goes_to[chat_id]}']", timeout=15_000
+        assert (
+            conversation(simulator, portal, chat_id)["transfer"]["to_operator"]["id"]
+            == (goes_to[chat_id])
         )
+
+    # Ana's new operator accepts: the chat is theirs, and leaves the drained operator's list.
+    simulator.transfer(ana.remote_id, outcome="accepted")
+    page.wait_for_selector(f"#chat-{ana.pk}[data-operator='{goes_to[ana.remote_id]}']")
+    page.wait_for_selector(f"#drawer .op-chats [data-open-chat='{ana.pk}']", state="detached")
+    assert page.locator(listed).evaluate_all("bs => bs.map(b => b.dataset.openChat)") == [
+        str(bo.pk)
+    ]
+    assert panel.locator("[data-panel-chat-count]").inner_text() == "1"
+    # Bo's declines: the drain is said again, in place, and Bo's chat stays in the list.
+    simulator.transfer(bo.remote_id, outcome="rejected")
+    corrected = shown(page.locator("#drawer .drain-outcome > .action-outcome[data-state=partial]"))
+    assert (
+        "1 of 2 chats moved; the transfer of Bo Draintest was declined. "
+        f"{me.shown_name} is now Busy." in corrected.inner_text()
+    )
+    assert step_states(outcome) == {
+        "Ana Draintest": "transfer:accepted",
+        "Bo Draintest": "transfer:declined",
+        me.shown_name: "operator_status:done",
+    }
+    assert page.locator(listed).evaluate_all("bs => bs.map(b => b.dataset.openChat)") == [
+        str(bo.pk)
+    ]
+    screenshot("actions-drain-corrected-dark")
     assert presence(simulator, portal, me.remote_id) == "busy"
     page.wait_for_selector(f"#op-{me.pk}[data-status=busy]")
+    assert not console_errors, console_errors
 
 
 def test_it_acts_once_however_often_the_button_is_clicked(

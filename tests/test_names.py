@@ -380,7 +380,7 @@ def test_it_shows_namesakes_by_the_same_name_in_the_drain_preview_and_outcome(
     preview = client.get(f"/live/operators/{operator.pk}/drain/").content.decode()
     goes_to = [text(to) for to in re.findall(r'<span class="plan-to">(.*?)</span><input', preview)]
     assert len(goes_to) == 2 and set(goes_to) <= {OLAFUR_9, "Ólafur Arnalds"}
-    assert f"then {OLAFUR_8} is set Busy" in preview
+    assert f"Then {OLAFUR_8} is set Busy" in preview
 
     # Carried out (SalesIQ is not connected here: every step is refused), the outcome and the
     # note each transfer carries name them the same way, and who drained them by name.

@@ -107,7 +107,7 @@ def test_it_tells_namesakes_apart_the_same_way_and_an_alert_follows_a_transfer(
     form.locator(f"input[name=operator_id][value='{second['id']}']").check()
     form.locator("button[type=submit]").click()
     outcome = shown(page.locator("#drawer .action-outcome[data-kind=transfer]"))
-    assert f"Transfer to {namesake} requested" in outcome.inner_text()
+    assert f"waiting for {namesake} to accept" in outcome.inner_text()
     simulator.transfer(lea, outcome="accepted")
 
     page.wait_for_selector(f"#chat-{chat.pk}[data-operator='{second['id']}']", timeout=15_000)

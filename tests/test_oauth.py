@@ -39,8 +39,39 @@ def test_it_asks_zoho_for_offline_access_with_consent_and_comma_scopes(sim_porta
     assert query["prompt"] == ["consent"]
     assert query["response_type"] == ["code"]
     assert query["client_id"] == ["1000.SIMULATOR"]
-    assert query["scope"][0].split(",") == list(oauth.scopes_for("v2"))
+    # The scopes the portal needs, and who the grant acts as (asked for, never required).
+    assert query["scope"][0].split(",") == [*oauth.scopes_for("v2"), "AaaServer.profile.READ"]
     assert query["state"][0] in session[oauth.SESSION_KEY]
+
+
+def test_it_asks_zoho_accounts_who_the_grant_acts_as(simulator, sim_portal):
+    portal = oauth_connect(simulator, sim_portal(open_chats=0, operators=3))
+    start = last_seq(simulator)
+
+    user = oauth.connected_user(portal)
+
+    admin = next(
+        operator
+        for operator in simulator.state(portal.screen_name)["portals"][0]["operators"]
+        if operator["email"] == f"admin@{portal.screen_name}.example"
+    )
+    assert (user.email, user.name) == (admin["email"], admin["name"])
+    assert user.zuid.isdigit()
+    (call,) = [c for c in simulator.calls(start) if c["path"].endswith("/oauth/user/info")]
+    assert call["method"] == "GET" and call["dc"] == portal.data_center
+    assert oauth.may_read_profile(portal)
+
+
+def test_it_says_so_when_zoho_will_not_say_who_the_grant_acts_as(simulator, sim_portal):
+    simulator.configure_accounts(drop_scopes=[oauth.PROFILE_SCOPE])
+    try:
+        portal = oauth_connect(simulator, sim_portal(open_chats=0, operators=2))
+    finally:
+        simulator.configure_accounts(drop_scopes=[])
+    assert portal.is_connected  # the profile scope is asked for, never required
+    with pytest.raises(exc.OAuthError) as refused:
+        oauth.connected_user(portal)
+    assert refused.value.http_status == 401 and "invalid_oauthscope" in refused.value.detail
 
 
 def test_it_connects_and_stores_tokens_encrypted(simulator, sim_portal):

@@ -106,6 +106,9 @@ def test_it_connects_a_typed_screen_name_without_asking(simulator, admin_client)
     assert response["Location"] == reverse("portal_detail", args=[portal.pk])
     portal.refresh_from_db()
     assert portal.is_connected
+    # Who the grant acts as, from Zoho Accounts (v2 lets that user set only their own status).
+    assert portal.connected_user_email == f"admin@{screen}.example"
+    assert portal.connected_user_name and portal.connected_user_id == ""
 
 
 def test_it_connects_a_reference_portal_with_an_hmac_secret(simulator, admin_client):

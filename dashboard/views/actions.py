@@ -48,7 +48,7 @@ _OUT_OF_DATE = "This form is out of date. Close it and open it again."
 _USED = "This form was already used for something else. Open it again."
 
 
-def _run(request: HttpRequest, perform, partial: str = "outcome") -> HttpResponse:
+def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: object) -> HttpResponse:
     try:
         key = _key(request)
     except ValueError:
@@ -57,7 +57,7 @@ def _run(request: HttpRequest, perform, partial: str = "outcome") -> HttpRespons
         action = perform(key)
     except actions.KeyReused:
         return HttpResponseBadRequest(_USED)
-    context = {"action": action, "steps": list(action.steps.order_by("pk"))}
+    context = {"action": action, "steps": list(action.steps.order_by("pk")), **extra}
     return render(request, f"{PARTS}#{partial}", context)
 
 
@@ -110,15 +110,16 @@ def chat_end(request: HttpRequest, chat_id: int) -> HttpResponse:
 def operator_panel(request: HttpRequest, operator_id: int) -> HttpResponse:
     operator = _operator(request, operator_id)
     view = selectors.operator_views([operator.portal], only=[operator.pk])[0]
+    chats = list(selectors.open_chats([operator.portal]).filter(operator_id=operator.remote_id))
     context = {
         "view": view,
         "operator": operator,
         "key": new_key(),
         "can_act": access.can_act(request.user, operator.portal),
         "statuses": [OperatorStatus(s) for s in actions.SETTABLE_STATUSES[operator.portal.dialect]],
-        "chats": list(
-            selectors.open_chats([operator.portal]).filter(operator_id=operator.remote_id)
-        ),
+        # v2 lets the connected user set only their own status: said before the click.
+        "status_rule": actions.status_rule(operator, open_chats=len(chats)),
+        "chats": chats,
         "open_alerts": selectors.alert_rows(
             selectors.open_alerts([operator.portal]).filter(operator=operator)
         ),
@@ -130,11 +131,16 @@ def operator_panel(request: HttpRequest, operator_id: int) -> HttpResponse:
 @require_http_methods(["POST"])
 def operator_status(request: HttpRequest, operator_id: int) -> HttpResponse:
     operator = _operator(request, operator_id)
+    # The buttons stay for the next change: its outcome goes beside them, with a fresh key
+    # for the form (the one just used stays tied to this attempt).
     return _run(
         request,
         lambda key: actions.operator_set_status(
             key=key, user=request.user, operator=operator, status=request.POST.get("status", "")
         ),
+        partial="status_outcome",
+        operator=operator,
+        key=new_key(),
     )
 
 

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET
 from siq_integration.models import Portal
 
 from .. import access, times
-from ..models import Action, ActionKind, ActionOutcome, OperatorStatus, Role
+from ..models import Action, ActionKind, ActionState, OperatorStatus, Role
 
 PAGE_SIZE = 100
 PARAMETERS_SHOWN = 140  # characters; the whole text is in the cell's title
@@ -40,20 +40,6 @@ PERIODS = {
     "30d": "Last 30 days",
 }
 _PERIOD_LENGTH = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-
-# The pill's tone per outcome (the sentence beside it says who refused and why).
-OUTCOME_TONES = {
-    ActionOutcome.DONE: "ok",
-    ActionOutcome.PENDING: "off",
-    ActionOutcome.REFUSED: "bad",
-    ActionOutcome.FAILED: "warn",
-}
-OUTCOME_WORDS = {
-    ActionOutcome.DONE: "Done",
-    ActionOutcome.PENDING: "Pending",
-    ActionOutcome.REFUSED: "Refused",
-    ActionOutcome.FAILED: "Failed",
-}
 
 # SalesIQ's confirming webhook events, in words.
 CONFIRMATIONS = {
@@ -247,7 +233,8 @@ def read_range(request: HttpRequest, filters: RangeFilters) -> None:
 
 @dataclass
 class Filters(RangeFilters):
-    """The audit trail's filters: who acted, which action, what became of it."""
+    """The audit trail's filters: who acted, which action, what became of it (``outcome``
+    is an ActionState: the words every other screen uses, "declined" included)."""
 
     username: str = ""
     kind: str = ""
@@ -268,7 +255,7 @@ class Filters(RangeFilters):
         if self.kind:
             said.append(str(ActionKind(self.kind).label))
         if self.outcome:
-            said.append(OUTCOME_WORDS[ActionOutcome(self.outcome)].lower())
+            said.append(str(ActionState(self.outcome).label).lower())
         return said
 
 
@@ -281,7 +268,7 @@ def parse_filters(request: HttpRequest, portals: QuerySet[Portal]) -> Filters:
     elif kind:
         filters.errors["kind"] = "There is no such action."
     outcome = request.GET.get("outcome", "").strip()
-    if outcome in ActionOutcome.values:
+    if outcome in ActionState.values:
         filters.outcome = outcome
     elif outcome:
         filters.errors["outcome"] = "There is no such outcome."
@@ -302,7 +289,7 @@ def _matching(portals: QuerySet[Portal], filters: Filters) -> QuerySet[Action]:
     if filters.kind:
         found = found.filter(kind=filters.kind)
     if filters.outcome:
-        found = found.filter(outcome=filters.outcome)
+        found = found.filter(state=filters.outcome)
     return found.filter(filters.within("created_at"))
 
 
@@ -351,7 +338,10 @@ def parameters_in_words(action: Action, dialect: str) -> list[str]:
         return [f"to {label}"] if label else []
     if action.kind == ActionKind.DRAIN:
         count = len(params.get("moves") or [])
-        return [f"{count} chat{'s' if count != 1 else ''} to move, then Busy"]
+        chats = f"{count} chat{'s' if count != 1 else ''} to move"
+        if params.get("set_busy", True):
+            return [f"{chats}, then Busy"]
+        return [f"{chats}; status left as it is"]
     return []
 
 
@@ -378,7 +368,6 @@ class Entry:
 
 def _entry(action: Action, dialect: str, *, matched: bool = True) -> Entry:
     what, who = target_in_words(action)
-    outcome = ActionOutcome(action.outcome)
     parameters = " · ".join(parameters_in_words(action, dialect))
     return Entry(
         action=action,
@@ -386,8 +375,8 @@ def _entry(action: Action, dialect: str, *, matched: bool = True) -> Entry:
         who=who,
         parameters=parameters,
         parameters_short=Truncator(parameters).chars(PARAMETERS_SHOWN),
-        outcome_words=OUTCOME_WORDS[outcome],
-        tone=OUTCOME_TONES[outcome],
+        outcome_words=action.state_words,
+        tone=action.tone,
         confirmation=CONFIRMATIONS.get(action.confirmation, action.confirmation),
         matched=matched,
     )
@@ -439,7 +428,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "portals": list(portals.order_by("name")),
         "usernames": list(usernames),
         "kinds": ActionKind.choices,
-        "outcomes": [(value, OUTCOME_WORDS[ActionOutcome(value)]) for value in ActionOutcome],
+        "outcomes": ActionState.choices,
         "periods": list(PERIODS.items()),
         "query": filters.query(),
         "newer_query": filters.query(page=page.previous_page_number())
@@ -529,7 +518,7 @@ def _csv_row(action: Action, portal_name: str, filters: Filters) -> list[str]:
         action.kind,
         csv_cell(f"{what.lower()}: {who}"),
         json.dumps(action.params, ensure_ascii=False, sort_keys=True),
-        action.outcome,
+        action.state,  # the same word as the page, the drawer and the toast
         csv_cell(action.message),
         csv_cell(action.error_code),
         csv_cell(action.error_detail),

@@ -359,6 +359,34 @@ class Accounts:
             access.revoked = True
         return _json(200, {"status": "success"}, token_fp=fingerprint(token))
 
+    def user_info(self, dc: str, token: str | None) -> AccountsAnswer:
+        """``GET {accounts}/oauth/user/info``: who the access token acts for.
+
+        Zoho's page (accounts/protocol/oauth/use-access-token.html) names the call and the
+        scope (AaaServer.profile.READ) but shows no answer: the fields are those seen in
+        practice (ZUID as a number). Zoho's answer to a bad token or a missing scope is not
+        documented either; here it is HTTP 401 with an ``error`` key."""
+        access = self.access_tokens.get(token or "")
+        if access is None or access.dc != dc or not access.valid(time.time()):
+            return _json(401, {"error": "invalid_token"}, token_fp=fingerprint(token))
+        if not has_scope(access.scopes, "AaaServer.profile.READ"):
+            return _json(401, {"error": "invalid_oauthscope"}, token_fp=fingerprint(token))
+        user = self.users.get(access.email.lower())
+        if user is None:
+            return _json(401, {"error": "invalid_token"}, token_fp=fingerprint(token))
+        first, _, last = user.name.partition(" ")
+        return _json(
+            200,
+            {
+                "First_Name": first,
+                "Last_Name": last,
+                "Display_Name": user.name,
+                "Email": user.email,
+                "ZUID": int(user.zuid),
+            },
+            token_fp=fingerprint(token),
+        )
+
     # ----- internals -----------------------------------------------------------------------
 
     def _grant_code(

@@ -339,10 +339,15 @@ class Simulator:
             settings=PortalSettings(**vars(settings)),
             now=self.clock.now(),
         )
-        if self.accounts.user(portal.admin_email) is None:
-            self.accounts.add_user(
-                portal.admin_email, portal.dc, name=f"{portal.name} admin", portals=None
-            )
+        admin = portal.operator_by_email(portal.admin_email)
+        user = self.accounts.user(portal.admin_email)
+        if user is None:
+            # The admin's Zoho account is operator #1 in SalesIQ: one person, one name, one
+            # ZUID (Zoho Accounts' user info and the operators list agree, as at Zoho).
+            name = f"{admin.first_name} {admin.last_name}" if admin else f"{portal.name} admin"
+            user = self.accounts.add_user(portal.admin_email, portal.dc, name=name, portals=None)
+        if admin is not None:
+            admin.zuid = user.zuid
         return portal
 
     def add_user(
@@ -868,6 +873,8 @@ class Simulator:
             acc = self.accounts.token(req.dc, params)
         elif sub == "/oauth/v2/token/revoke" and req.method == "POST":
             acc = self.accounts.revoke(req.dc, params)
+        elif sub == "/oauth/user/info" and req.method == "GET":
+            acc = self.accounts.user_info(req.dc, req.bearer() or req.bearer("Bearer"))
         else:
             return json_answer(404, {"error": "invalid_request"}, error_code="invalid_request")
         return ApiAnswer(

@@ -710,7 +710,8 @@
     if (t.chatsAll) chats.rebuild();
     else if (t.chats.size) chats.placeAll(t.chats);
     if (t.operatorsAll || t.operators.size) { operatorOptionsStale = true; buildOperatorOptions(); }
-    if (openOperator && (t.operatorsAll || t.operators.has("op-" + openOperator))) syncOperatorPanel();
+    // A chat moving to or away from the open operator changes their panel's list of chats.
+    if (openOperator && (t.operatorsAll || t.operators.has("op-" + openOperator) || t.chatsAll || t.chats.size)) syncOperatorPanel();
     if (any) {
       countKpis();
       freshness(now());
@@ -902,6 +903,10 @@
       presence.replaceChildren.apply(presence, Array.prototype.map.call(status.childNodes, function (node) { return node.cloneNode(true); }));
       panel._ticks = null;
       tickRow(panel, now());
+      // "Now Available" under the buttons is old news once the status changed again (a drain,
+      // SalesIQ itself); a refusal stays: its advice still holds.
+      var answer = panel.querySelector("[data-status-outcome] .status-answer");
+      if (answer && answer.dataset.sets !== row.dataset.status && answer.querySelector("[data-state=done]")) answer.remove();
     }
     // The status buttons too: the current one is marked and cannot be sent again.
     var form = panel.querySelector(".status-form");
@@ -917,7 +922,64 @@
       var text = d.load + (d.capacity ? " of " + d.capacity : "");
       if (load.textContent !== text) load.textContent = text;
     }
+    syncPanelChats(panel);
   }
+  // The panel's open chats follow the chats table: a chat moved away (a drain, a transfer) or
+  // ended leaves the list, one picked up joins it. Built from the rows' own data, as text.
+  function syncPanelChats(panel) {
+    var section = panel.querySelector("[data-panel-chats]");
+    if (!section) return;
+    var remote = section.dataset.remote, portal = section.dataset.portal;
+    var rows = Array.prototype.filter.call(document.querySelectorAll("#chats-body > tr[data-chat]"), function (row) {
+      return row.dataset.operator === remote && row.dataset.portal === portal;
+    });
+    var key = rows.map(function (row) { return row.dataset.chat + ":" + row.dataset.status; }).join(",");
+    if (section.dataset.chats === key) return;
+    section.dataset.chats = key;
+    var list = section.querySelector(".op-chats"), none = section.querySelector("[data-panel-no-chats]");
+    var count = section.querySelector("[data-panel-chat-count]");
+    list.replaceChildren.apply(list, rows.map(panelChat));
+    list.hidden = !rows.length;
+    if (none) none.hidden = !!rows.length;
+    if (count) count.textContent = String(rows.length);
+    // Nothing left to drain: the preview says so only when asked, so the button goes quiet.
+    var preview = panel.querySelector("[data-drain-preview]");
+    if (preview) {
+      preview.disabled = !rows.length;
+      if (rows.length) preview.removeAttribute("title"); else preview.title = "No open chats to move";
+    }
+    panel._ticks = null;
+    tickRow(panel, now());
+  }
+  function panelChat(row) {
+    var item = document.createElement("li"), button = document.createElement("button");
+    var visitor = document.createElement("span"), pill = document.createElement("span");
+    var department = document.createElement("span"), time = document.createElement("time");
+    var status = row.querySelector(".c-status .pill");
+    button.type = "button";
+    button.className = "op-chat";
+    button.setAttribute("data-open-chat", row.dataset.chat);
+    visitor.className = "op-chat-visitor";
+    visitor.textContent = row.dataset.visitor || "Visitor";
+    pill.className = "pill chat-" + row.dataset.status;
+    pill.textContent = status ? status.textContent : row.dataset.status;
+    department.className = "op-chat-department";
+    department.textContent = row.dataset.departmentName || "";
+    time.setAttribute("data-tick", "elapsed");
+    time.setAttribute("datetime", row.dataset.started || "");
+    time.title = "Open for";
+    button.appendChild(visitor);
+    button.appendChild(pill);
+    button.appendChild(department);
+    button.appendChild(time);
+    item.appendChild(button);
+    return item;
+  }
+  // The status buttons stay after a change (its outcome shows below them): once the answer is
+  // in, mark the status the operator's row has now (a push during the request was skipped).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.target && event.detail.target.matches && event.detail.target.matches("[data-status-outcome]")) syncOperatorPanel();
+  });
 
   // --- supervisor actions (templates/actions/parts.html) --------------------------------------------
   // Pending at once: htmx puts `htmx-request` on the form and disables its fieldset as it sends
@@ -1064,7 +1126,9 @@
     mark.setAttribute("aria-hidden", "true");
     body.className = "toast-body";
     title.className = "toast-title";
-    title.textContent = "Transfer of " + (d.subject || "a visitor") + (d.state === "declined" ? " declined" : " accepted");
+    // The state in the server's words (dashboard.models.ActionState), as the drawer has it.
+    var state = outcome.querySelector(".outcome-state");
+    title.textContent = "Transfer of " + (d.subject || "a visitor") + " " + (state ? state.textContent.trim().toLowerCase() : d.state);
     line.className = "toast-line";
     var said = outcome.querySelector(".outcome-line");
     line.textContent = said ? said.textContent.trim() : "";
