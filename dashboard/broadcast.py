@@ -151,3 +151,19 @@ def publish_meta(portal: Portal) -> None:
         )
     except Exception:
         logger.exception("Publishing the freshness of portal %s failed", portal.pk)
+
+
+class PortalGone(TypedDict):
+    """A portal was deleted: each page watching it loads again without it."""
+
+    type: str  # "live.portal_gone"
+    portal: str
+
+
+def publish_portal_gone(portal_id) -> None:
+    """Deleted: pages watching it close their socket and load again without it."""
+    try:
+        message: PortalGone = {"type": "live.portal_gone", "portal": str(portal_id)}
+        async_to_sync(get_channel_layer().group_send)(group_name(portal_id), message)
+    except Exception:
+        logger.exception("Telling the pages of portal %s it is gone failed", portal_id)

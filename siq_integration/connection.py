@@ -340,6 +340,38 @@ def _save_webhook(portal: Portal, *, hook_id: str, url: str, secret: str) -> Non
     )
 
 
+# --- letting go before a portal is deleted -------------------------------------------------
+
+
+def release(portal: Portal) -> list[str]:
+    """Delete ``portal``'s webhook registration at SalesIQ and revoke its grant at Zoho,
+    changing nothing here (the caller deletes the portal). Returns what could not be done,
+    in words; empty when SalesIQ and Zoho both said yes (or there was nothing to undo)."""
+    problems: list[str] = []
+    if not portal.is_connected:
+        return problems
+    if portal.webhook_id:
+        try:
+            SalesIQClient(portal, priority=Priority.ACTION).delete_webhook(portal.webhook_id)
+        except exc.SalesIQError as failure:
+            logger.info("Deleting the webhook of portal %s failed: %s", portal.pk, failure)
+            problems.append(
+                f"Its webhook registration could not be deleted at SalesIQ "
+                f"({failure.user_message}) SalesIQ may keep sending events for it; this "
+                "dashboard refuses them once the portal is gone. Delete the webhook in "
+                "SalesIQ's settings to stop them."
+            )
+    try:
+        oauth.revoke_token(portal)
+    except exc.SalesIQError as failure:
+        logger.info("Revoking the grant of portal %s failed: %s", portal.pk, failure.technical())
+        problems.append(
+            "Zoho's accounts server did not confirm revoking its sign-in. Revoke the "
+            "dashboard's access in your Zoho account (connected apps) to be sure."
+        )
+    return problems
+
+
 # --- disconnect ---------------------------------------------------------------------------
 
 

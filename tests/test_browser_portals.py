@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from siq_integration.models import Portal
 
@@ -158,4 +159,42 @@ def test_it_refuses_the_same_salesiq_portal_twice(
     assert list(Portal.objects.values_list("name", flat=True)) == ["Zylker support"]
     page.click("[data-existing-portal]")
     page.wait_for_selector("h1:has-text('Zylker support')")
+    assert errors == []
+
+
+def test_it_deletes_a_portal_after_saying_what_goes(
+    live_server, page, screenshot, simulator, sim_settings, connected_portal, monkeypatch
+):
+    from dashboard import live
+    from siq_integration import connection
+    from siq_integration.client import SalesIQClient
+
+    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)  # no pages
+    portal = connected_portal(open_chats=4)
+    Portal.objects.filter(pk=portal.pk).update(name="Acme")
+    live.apply_chats(
+        portal,
+        SalesIQClient(portal).list_open_conversations(),
+        taken_at=timezone.now(),
+        complete=True,
+    )
+    assert connection.register_webhooks(
+        portal, url=f"{live_server.url}/webhooks/salesiq/{portal.pk}/"
+    )
+    get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
+
+    sign_in(page, live_server.url)
+    errors = console_errors(page)
+    page.click("text=Acme")
+    page.click("a:has-text('Delete')")
+    page.wait_for_selector("h1:has-text('Delete Acme?')")
+    assert page.inner_text("[data-count='chats']") == "4"
+    assert "webhook registration in SalesIQ" in page.inner_text("main")
+    screenshot("portal-delete-confirm")
+
+    page.click("button:has-text('Delete Acme and its history')")
+    page.wait_for_selector("h1:has-text('SalesIQ portals')")
+    assert "Deleted Acme with its 4 chats" in page.inner_text(".messages")
+    assert not Portal.objects.exists()
+    assert simulator.state(portal.screen_name)["portals"][0]["webhooks"] == []
     assert errors == []

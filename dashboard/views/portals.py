@@ -21,6 +21,7 @@ from siq_integration.models import Portal
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..forms.portals import PortalForm, ScreenNameForm
 from ..models import PortalSync
+from ..portals import portal_delete, portal_history
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +305,36 @@ def portal_disconnect(request: HttpRequest, portal_id) -> HttpResponse:
         )
         return redirect("portal_detail", portal_id=portal.pk)
     return render(request, "portals/disconnect.html", {"portal": portal})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def portal_delete_view(request: HttpRequest, portal_id) -> HttpResponse:
+    """Delete a portal and its history, after a page that says exactly what goes.
+
+    A connected portal lets go of SalesIQ first (its webhook registration deleted, its
+    grant revoked); when SalesIQ or Zoho cannot say yes, the page says what is left
+    behind there and the admin may delete anyway."""
+    portal = portal_for(request.user, portal_id)
+    problems: list[str] = []
+    if request.method == "POST":
+        if "anyway" not in request.POST:
+            problems = connection.release(portal)
+        if not problems:
+            name = portal.name
+            gone = portal_delete(portal=portal, by_user=request.user)
+            messages.success(
+                request,
+                f"Deleted {name} with its {gone.chats:,} chat{'s' if gone.chats != 1 else ''}, "
+                f"{gone.alerts:,} alert{'s' if gone.alerts != 1 else ''} and "
+                f"{gone.actions:,} audit entr{'ies' if gone.actions != 1 else 'y'}.",
+            )
+            return redirect("portals")
+    return render(
+        request,
+        "portals/delete.html",
+        {"portal": portal, "history": portal_history(portal), "problems": problems},
+    )
 
 
 @admin_required

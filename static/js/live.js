@@ -593,7 +593,7 @@
     setConnection("closed");
     lastWrapper = event.detail.socketWrapper;
     var code = event.detail.event && event.detail.event.code;
-    if (code === 4401 || code === 4403) { reloadOnce(); return; } // signed out, or access changed
+    if (code === 4401 || code === 4403 || code === 4410) { reloadOnce(); return; } // signed out, access changed, a portal deleted
     if (RECONNECT_CODES.indexOf(code) >= 0) return;
     // Any other close (a server restart sends 1001, a proxy 1000): try again with backoff.
     var delay = Math.min(30000, 500 * Math.pow(2, retry++)) * (0.5 + Math.random() / 2);
