@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import alerts, live
+from dashboard import alerts, broadcast, live
 from dashboard.asgi import application
 from dashboard.models import (
     Action,
@@ -230,3 +230,35 @@ def test_it_closes_the_pages_of_a_deleted_portal(connected_portal, ada):
 
     assert closed == {"type": "websocket.close", "code": 4410}
     assert untouched
+
+
+def test_it_gives_the_pages_a_snapshot_without_a_portal_just_disconnected(
+    simulator, connected_portal, client, ada
+):
+    from channels.db import database_sync_to_async
+
+    zylker, acme = connected_portal(), connected_portal()
+    mine, theirs = a_waiting_chat(zylker, "z1"), a_waiting_chat(acme, "a1")
+    headers = browser_headers(ada)
+
+    def disconnect() -> None:
+        assert client.post(reverse("portal_disconnect", args=[acme.pk])).status_code == 302
+
+    async def scenario():
+        ws = WebsocketCommunicator(
+            application, f"/ws/live/?portals={zylker.pk},{acme.pk}", headers=headers
+        )
+        assert (await ws.connect(timeout=10))[0]
+        first = await ws.receive_from(timeout=10)
+        await database_sync_to_async(disconnect)()
+        then = await ws.receive_from(timeout=10)
+        await ws.disconnect()
+        return first, then
+
+    first, then = run_async(scenario)
+
+    assert f'id="chat-{theirs.pk}"' in first and f'id="chat-{mine.pk}"' in first
+    assert 'id="chats-body" hx-swap-oob="true"' in then  # a whole snapshot
+    assert f'id="chat-{theirs.pk}"' not in then and f'id="chat-{mine.pk}"' in then
+    assert f"{acme.name}</strong> needs an admin" in then
+    broadcast.publish_portal_changed(acme.pk)  # nobody listening: no harm

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,6 +19,7 @@ from siq_integration import connection, health, oauth
 from siq_integration.exceptions import OAuthError, SalesIQError, StateMismatch
 from siq_integration.models import Portal
 
+from .. import broadcast
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..forms.portals import PortalForm, ScreenNameForm
 from ..models import PortalSync
@@ -202,11 +204,18 @@ def _failed(request: HttpRequest, failure: SalesIQError, portal: Portal | None) 
     )
 
 
+def _tell_pages(portal: Portal) -> None:
+    """Pages watching ``portal`` start again from the truth: what is live just changed."""
+    portal_id = portal.pk
+    transaction.on_commit(lambda: broadcast.publish_portal_changed(portal_id))
+
+
 def _finish(request: HttpRequest, portal: Portal, outcome) -> HttpResponse:
     if isinstance(outcome, connection.NeedsScreenName):
         return redirect("portal_screen_name", portal_id=portal.pk)
     connection.forget_pending(request.session, portal, revoke=False)
     oauth.forget_draft(request.session, portal.pk)
+    _tell_pages(portal)
     if portal.webhook_error:
         messages.warning(
             request,
@@ -296,6 +305,7 @@ def portal_disconnect(request: HttpRequest, portal_id) -> HttpResponse:
     portal = portal_for(request.user, portal_id)
     if request.method == "POST":
         warnings = connection.disconnect(portal)
+        _tell_pages(portal)
         for warning in warnings:
             messages.warning(request, warning)
         messages.success(

@@ -49,6 +49,8 @@
 
   // --- portals --------------------------------------------------------------------------------
   function metas() { return document.querySelectorAll("#portal-metas > [data-container='portal-metas']"); }
+  // Portals the dashboard keeps live (connected): only these have rows, ages and figures.
+  function liveMetas() { return document.querySelectorAll("#portal-metas > [data-container='portal-metas']:not([data-live='0'])"); }
   var portalNames = {};
   function readPortalNames() {
     metas().forEach(function (meta) { portalNames[meta.dataset.portal] = meta.dataset.name || ""; });
@@ -455,7 +457,7 @@
       else if (rec.status === "offline") offline++;
     }
     var sum = 0, count = 0;
-    metas().forEach(function (meta) { sum += Number(meta.dataset.waitSum) || 0; count += Number(meta.dataset.waitCount) || 0; });
+    liveMetas().forEach(function (meta) { sum += Number(meta.dataset.waitSum) || 0; count += Number(meta.dataset.waitCount) || 0; });
     kpi = { open: open, waiting: waiting, oldestWait: oldest, waitSum: sum, waitCount: count, available: available, busy: busy, offline: offline, capacity: capacity };
     setText("open", open.toLocaleString());
     setText("waiting", waiting.toLocaleString());
@@ -508,7 +510,7 @@
   var staleStyle = document.createElement("style");
   document.head.appendChild(staleStyle);
   function freshness(t) {
-    var list = metas(), staleRules = [], quiet = {};
+    var list = liveMetas(), staleRules = [], quiet = {};
     [["chats", "chatsAsOf"], ["operators", "operatorsAsOf"]].forEach(function (spec) {
       var oldest = Infinity, missing = false, stale = [];
       list.forEach(function (meta) {
@@ -517,7 +519,7 @@
         else if (at < oldest) oldest = at;
         var age = isNaN(at) ? Infinity : (t - at) / 1000;
         if (meta.dataset.stale === "1" || age > STALE_AFTER) stale.push(meta);
-        if (age > STALE_AFTER && age !== Infinity && !meta.querySelector(".banner")) {
+        if (age > STALE_AFTER && age !== Infinity && !meta.querySelector(".banner") && meta.dataset.needsAdmin !== "1") {
           var late = quiet[meta.dataset.portal] || (quiet[meta.dataset.portal] = { name: meta.dataset.name || "SalesIQ", kinds: [], age: 0 });
           late.kinds.push(spec[0]);
           late.age = Math.max(late.age, age);
@@ -525,7 +527,8 @@
       });
       var panel = document.getElementById(spec[0] + "-panel");
       if (!panel) return;
-      var text = !list.length || (missing && oldest === Infinity) ? "no data yet"
+      var text = !list.length && metas().length ? "no portal is live"
+        : !list.length || (missing && oldest === Infinity) ? "no data yet"
         : "updated " + ago((t - oldest) / 1000) + (missing ? " (some portals: no data yet)" : "");
       var age = panel.querySelector(".age-text");
       if (age && age.textContent !== text) age.textContent = text;
