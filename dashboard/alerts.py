@@ -299,9 +299,10 @@ def portal_conditions(
     silence = rules.get(AlertKind.WEBHOOK_SILENCE)
     if silence and silence.enabled and portal.is_connected and portal.webhook_id:
         has_open = Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES).exists()
-        last = portal.last_webhook_at or portal.webhook_registered_at
-        quiet = (now - last).total_seconds() if last else 0
-        if has_open and last and quiet > silence.threshold * 60:
+        # The page's definition of silence (selectors.webhook_silence), the rule's threshold.
+        silent_for = selectors.webhook_silence(portal, now, has_open=has_open)
+        quiet = silent_for.total_seconds() if silent_for is not None else 0.0
+        if quiet > silence.threshold * 60:
             found.append(
                 Condition(
                     silence,

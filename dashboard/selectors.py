@@ -180,14 +180,35 @@ class Freshness:
     needs_admin_others: str = ""
 
 
+def webhook_silence(portal: Portal, now: datetime, *, has_open: bool) -> timedelta | None:
+    """How long SalesIQ's webhooks have been silent, or None when they are not.
+
+    The one definition the page and the alert rule share: silence counts from the later of
+    the last delivery and the registration (a webhook registered a minute ago has not had
+    the time to say anything), and only while chats are open (a quiet portal has nothing
+    to send). None too while no webhook is registered: there is nothing to hear from.
+    """
+    if not portal.webhook_id or not has_open:
+        return None
+    since = max(
+        (t for t in (portal.last_webhook_at, portal.webhook_registered_at) if t), default=None
+    )
+    if since is None:
+        return None
+    return max(now - since, timedelta(0))
+
+
 def _webhook_state(portal: Portal, now: datetime, has_open: bool) -> str:
     if not portal.webhook_id:
         return "none"
     if portal.last_webhook_ok is False:
         return "refused"
+    silence = webhook_silence(portal, now, has_open=has_open)
+    if silence is not None and silence > WEBHOOK_SILENCE:
+        return "silent"
     if portal.last_webhook_at and now - portal.last_webhook_at <= WEBHOOK_SILENCE:
         return "flowing"
-    return "silent" if has_open else "quiet"
+    return "quiet"
 
 
 # The waits of the last hour, summed by the database: every publication asks for them,
