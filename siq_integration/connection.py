@@ -69,8 +69,8 @@ class SamePortalTwice(exc.SalesIQError):
         super().__init__(
             f"{reached} is already in the dashboard as “{existing.name}”: connecting it a "
             "second time would show each of its chats, operators and alerts twice. Open "
-            f"“{existing.name}” instead (reconnect it there if it needs it). Nothing was saved, "
-            "and the Zoho sign-in you just gave was handed back.",
+            f"“{existing.name}” instead (reconnect it there if it needs it). The Zoho sign-in "
+            "you just gave was handed back.",
             detail=f"same SalesIQ portal as portal {existing.pk}",
         )
 
