@@ -91,8 +91,8 @@ class SalesIQClient:
     ) -> None:
         """``access_token`` pins a token not stored yet (probing a new grant before it is
         saved): no refresh, and the portal's health is left alone. ``budgeted=False``: a
-        portal being added has no budget yet (nothing of it is saved), and its few probing
-        calls spend none."""
+        portal being added has no budget yet (nothing of it is saved): its few probing calls
+        are counted in ``unbudgeted_calls`` and charged once it is saved."""
         self.portal = portal
         self.priority = priority
         self.dialect = dialects.get(portal.dialect)
@@ -100,6 +100,7 @@ class SalesIQClient:
         self._http: requests.Session | None = None
         self._pinned_token = access_token
         self._budgeted = budgeted
+        self.unbudgeted_calls = 0
 
     # --- the choke point ----------------------------------------------------------------
 
@@ -127,6 +128,8 @@ class SalesIQClient:
             token = self._access_token()
             if self._budgeted:
                 budget.spend(self.portal, priority=self.priority)
+            else:
+                self.unbudgeted_calls += 1
             started = time.monotonic()
             try:
                 response = self._session(token).request(

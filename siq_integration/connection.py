@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import crypto, oauth
+from . import budget, crypto, oauth
 from . import exceptions as exc
 from .budget import Priority
 from .client import SalesIQClient
@@ -213,6 +213,8 @@ def complete_connection(
         portal.problem_since = None
         portal.rate_limit_strikes = 0
         oauth.store_authorization(portal, authorization)  # saves
+        # A portal just added had no budget while its grant was checked: those calls count.
+        budget.charge(portal, calls=client.unbudgeted_calls, priority=Priority.ACTION)
     if webhook_url:
         register_webhooks(portal, url=webhook_url)
     return portal

@@ -227,6 +227,19 @@ def test_it_tries_again_with_the_settings_it_was_given(simulator, admin_client):
     )
 
 
+def test_it_counts_the_calls_made_while_adding_in_the_new_portals_budget(simulator, admin_client):
+    from siq_integration import budget
+
+    screen = new_sim_portal(simulator)
+    start = last_seq(simulator)
+    portal = connected(admin_client, simulator, screen)
+
+    api_calls = [c for c in simulator.calls(start) if c["path"].startswith("/api")]
+    # Checking the grant (before the portal existed) and registering its webhook (after).
+    assert len(api_calls) >= 7
+    assert budget.usage(portal).day_used == len(api_calls)
+
+
 def test_it_saves_nothing_when_picking_the_screen_name_is_cancelled(simulator, admin_client):
     screen = new_sim_portal(simulator)
     new_sim_portal(simulator)  # a second choice, so the admin is asked
