@@ -92,9 +92,6 @@ def session_for(client_id: str, *, access_token: str = "", **kw: Any) -> OAuth2S
     return session
 
 
-# --- consent ----------------------------------------------------------------------------
-
-
 # --- a portal being added: nothing is saved until it is connected ------------------------
 #
 # The Add form's settings wait in the admin's session (the client secret encrypted, as in
@@ -149,6 +146,9 @@ def pending_portal(session: MutableMapping[str, Any], state: str) -> Portal | No
     return Portal.objects.filter(pk=entry["portal"]).first() or draft_portal(
         session, entry["portal"]
     )
+
+
+# --- consent ----------------------------------------------------------------------------
 
 
 def start_authorization(
