@@ -251,7 +251,11 @@ def operator_words(kind: str, operator: Operator, load: int) -> Words | None:
 
 def portal_words(kind: str, portal: Portal) -> Words | None:
     if kind == AlertKind.WEBHOOK_SILENCE:
-        last = portal.last_webhook_at or portal.webhook_registered_at
+        # Silent since the later of the last delivery and the registration, as
+        # selectors.webhook_silence counts it.
+        last = max(
+            (t for t in (portal.last_webhook_at, portal.webhook_registered_at) if t), default=None
+        )
         if last:
             return Words(
                 f"{portal.name}: no webhook from SalesIQ for ",
@@ -360,9 +364,10 @@ def portal_conditions(
     silence = rules.get(AlertKind.WEBHOOK_SILENCE)
     if silence and silence.enabled and portal.is_connected and portal.webhook_id:
         has_open = Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES).exists()
-        last = portal.last_webhook_at or portal.webhook_registered_at
-        quiet = (now - last).total_seconds() if last else 0
-        if has_open and last and quiet > silence.threshold * 60:
+        # The page's definition of silence (selectors.webhook_silence), the rule's threshold.
+        silent_for = selectors.webhook_silence(portal, now, has_open=has_open)
+        quiet = silent_for.total_seconds() if silent_for is not None else 0.0
+        if quiet > silence.threshold * 60:
             words = portal_words(silence.kind, portal)
             if words:
                 found.append(_condition(silence, "portal", words, now))

@@ -177,3 +177,30 @@ def publish_meta(portal: Portal) -> None:
         )
     except Exception:
         logger.exception("Publishing the freshness of portal %s failed", portal.pk)
+
+
+class PortalChanged(TypedDict):
+    """A portal was connected, disconnected or deleted: each page decides what it shows now
+    (its own set of portals), so this carries no HTML."""
+
+    type: str  # "live.portal_changed" or "live.portal_gone"
+    portal: str
+
+
+def _tell(portal_id, kind: str) -> None:
+    try:
+        message: PortalChanged = {"type": kind, "portal": str(portal_id)}
+        async_to_sync(get_channel_layer().group_send)(group_name(portal_id), message)
+    except Exception:
+        logger.exception("Telling the pages of portal %s (%s) failed", portal_id, kind)
+
+
+def publish_portal_changed(portal_id) -> None:
+    """Connected or disconnected: pages watching it take a fresh snapshot (its rows come or
+    go; a disconnected portal's chats are not live)."""
+    _tell(portal_id, "live.portal_changed")
+
+
+def publish_portal_gone(portal_id) -> None:
+    """Deleted: pages watching it close their socket and load again without it."""
+    _tell(portal_id, "live.portal_gone")

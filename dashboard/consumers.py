@@ -21,9 +21,11 @@ from .broadcast import LiveHtml, group_name, user_group
 
 logger = logging.getLogger(__name__)
 
-# Close codes: 4401 not signed in, 4403 a portal the user may not see.
+# Close codes: 4401 not signed in, 4403 a portal the user may not see, 4410 a portal the
+# page shows was deleted (the page loads again without it).
 NOT_SIGNED_IN = 4401
 NOT_ALLOWED = 4403
+PORTAL_GONE = 4410
 
 # Channel layers forget a group membership after a day (group_expiry, 86,400 s) while daphne
 # keeps the socket open: a wallboard would stay "connected" and hear nothing. Joining again
@@ -92,6 +94,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if portals is None:
             await self.close(code=NOT_ALLOWED)
             return
+        self.portal_ids = [str(portal.pk) for portal in portals]
         self.portal_groups = [group_name(portal.pk) for portal in portals] + [user_group(user.pk)]
         for group in self.portal_groups:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -139,6 +142,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None) -> None:
         # The page only listens; actions go through ordinary HTTP requests.
         return
+
+    async def live_portal_changed(self, event) -> None:
+        """A portal of this page was connected or disconnected: what is live changed, so
+        the page starts again from the truth (access is checked again on the way)."""
+        portals = await _visible(self.scope.get("user"), self.portal_ids)
+        if portals is None:
+            await self.close(code=NOT_ALLOWED)
+            return
+        await self.send(text_data=await _snapshot(portals))
+
+    async def live_portal_gone(self, event) -> None:
+        """A portal of this page was deleted: the page loads again without it."""
+        await self.close(code=PORTAL_GONE)
 
     async def live_html(self, event: LiveHtml) -> None:
         socket = self.scope.get(framing.SCOPE_KEY)

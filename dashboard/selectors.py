@@ -43,6 +43,32 @@ _UNTRUSTED = {
 }
 
 
+# Portals whose state needs an admin before it can be trusted again, and what to tell them.
+_NEEDS_ADMIN = {
+    health.State.RECONNECT: ("reconnect it", "it must be reconnected"),
+    health.State.MISCONFIGURED: ("fix its settings", "its settings need fixing"),
+    health.State.DISCONNECTED: (
+        "connect it again or delete it",
+        "it is disconnected, so nothing of it shows here",
+    ),
+    health.State.NOT_CONNECTED: (
+        "connect it or delete it",
+        "it is not connected, so nothing of it shows here",
+    ),
+}
+
+
+def is_live(portal: Portal) -> bool:
+    """Whether the dashboard keeps ``portal`` live: it holds a grant. A disconnected or
+    never connected portal's chats, operators and alerts are history, not what is
+    happening: the live page neither shows nor counts them."""
+    return portal.is_connected and portal.connected_at is not None
+
+
+def live_only(portals: list[Portal]) -> list[Portal]:
+    return [portal for portal in portals if is_live(portal)]
+
+
 def open_chats(portals: list[Portal]) -> QuerySet[Chat]:
     """Open chats in the page's default order: waiting ones first, longest wait first,
     then connected ones, longest running first."""
@@ -145,16 +171,38 @@ class Freshness:
     portal: Portal
     sync: PortalSync | None
     health: health.Health
-    webhooks: str  # flowing / silent / refused / none
+    webhooks: str  # flowing / silent / quiet / refused / none
     chats_as_of: datetime | None
     operators_as_of: datetime | None
     stale: bool
-    banner: str  # empty when all is well
+    banner: str  # what makes its live data doubtful; empty when all is well
     avg_wait_sum: float  # seconds, chats that started in the last hour
     avg_wait_count: int
     # Seconds a visitor's message may go unanswered before the portal's rule raises an alert
     # (None: the rule is off or not made yet); the page tones its Unanswered clocks by it.
     unanswered_after: int | None = None
+    live: bool = True  # False: disconnected or never connected, nothing of it shows
+    # An admin must act: what an admin should do, and what others are told instead.
+    needs_admin: str = ""
+    needs_admin_others: str = ""
+
+
+def webhook_silence(portal: Portal, now: datetime, *, has_open: bool) -> timedelta | None:
+    """How long SalesIQ's webhooks have been silent, or None when they are not.
+
+    The one definition the page and the alert rule share: silence counts from the later of
+    the last delivery and the registration (a webhook registered a minute ago has not had
+    the time to say anything), and only while chats are open (a quiet portal has nothing
+    to send). None too while no webhook is registered: there is nothing to hear from.
+    """
+    if not portal.webhook_id or not has_open:
+        return None
+    since = max(
+        (t for t in (portal.last_webhook_at, portal.webhook_registered_at) if t), default=None
+    )
+    if since is None:
+        return None
+    return max(now - since, timedelta(0))
 
 
 def _webhook_state(portal: Portal, now: datetime, has_open: bool) -> str:
@@ -162,9 +210,12 @@ def _webhook_state(portal: Portal, now: datetime, has_open: bool) -> str:
         return "none"
     if portal.last_webhook_ok is False:
         return "refused"
+    silence = webhook_silence(portal, now, has_open=has_open)
+    if silence is not None and silence > WEBHOOK_SILENCE:
+        return "silent"
     if portal.last_webhook_at and now - portal.last_webhook_at <= WEBHOOK_SILENCE:
         return "flowing"
-    return "silent" if has_open else "quiet"
+    return "quiet"
 
 
 # The waits of the last hour, summed by the database: every publication asks for them,
@@ -217,35 +268,54 @@ def _wait_stats_in_python(portal: Portal, now: datetime, since: datetime) -> tup
     return total, count
 
 
+def _banner(portal: Portal, state: health.Health, webhooks: str, *, needs_admin: bool) -> str:
+    """What makes a live portal's data doubtful, in words; empty when nothing does."""
+    if state.state == health.State.UNREACHABLE:
+        return f"{portal.name}: {state.label}. {state.sentence}"
+    if needs_admin:
+        return ""  # said once, in the needs-admin line, not in a banner as well
+    if webhooks == "refused":
+        return (
+            f"{portal.name}: SalesIQ's last webhook was refused ({portal.last_webhook_problem}). "
+            "Updates come from polling only and may lag."
+        )
+    if webhooks == "silent":
+        return (
+            f"{portal.name}: no webhook from SalesIQ for over {_SILENCE_MINUTES} minutes. "
+            "Updates come from polling only and may lag."
+        )
+    return ""
+
+
 def freshness(portal: Portal, now: datetime | None = None) -> Freshness:
     now = now or timezone.now()
-    sync = PortalSync.objects.filter(portal=portal).first()
     state = health.portal_health(portal, now=now)
+    needs_admin, needs_admin_others = _NEEDS_ADMIN.get(state.state, ("", ""))
+    if not is_live(portal):
+        # Nothing of it shows or counts: no ages, no waits, only that an admin must act.
+        return Freshness(
+            portal=portal,
+            sync=None,
+            health=state,
+            webhooks="none",
+            chats_as_of=None,
+            operators_as_of=None,
+            stale=False,
+            banner="",
+            avg_wait_sum=0.0,
+            avg_wait_count=0,
+            live=False,
+            needs_admin=needs_admin,
+            needs_admin_others=needs_admin_others,
+        )
+    sync = PortalSync.objects.filter(portal=portal).first()
     has_open = Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES).exists()
     webhooks = _webhook_state(portal, now, has_open)
     chats_as_of = max(
         (t for t in (sync and sync.chats_polled_at, sync and sync.last_event_at) if t), default=None
     )
     operators_as_of = sync.operators_polled_at if sync else None
-    banner = ""
-    if state.state in (
-        health.State.UNREACHABLE,
-        health.State.RECONNECT,
-        health.State.MISCONFIGURED,
-    ):
-        banner = f"{portal.name}: {state.label}. {state.sentence}"
-    elif state.state in (health.State.NOT_CONNECTED, health.State.DISCONNECTED):
-        banner = f"{portal.name} is not connected to SalesIQ; nothing here is live."
-    elif webhooks == "refused":
-        banner = (
-            f"{portal.name}: SalesIQ's last webhook was refused ({portal.last_webhook_problem}). "
-            "Updates come from polling only and may lag."
-        )
-    elif webhooks == "silent":
-        banner = (
-            f"{portal.name}: no webhook from SalesIQ for over {_SILENCE_MINUTES} minutes. "
-            "Updates come from polling only and may lag."
-        )
+    banner = _banner(portal, state, webhooks, needs_admin=bool(needs_admin))
     newest = max((t for t in (chats_as_of, operators_as_of) if t), default=None)
     stale = state.state in _UNTRUSTED or newest is None or now - newest > STALE_AFTER
     avg_sum, avg_count = wait_stats(portal, now)
@@ -266,23 +336,28 @@ def freshness(portal: Portal, now: datetime | None = None) -> Freshness:
         avg_wait_sum=avg_sum,
         avg_wait_count=avg_count,
         unanswered_after=unanswered * 60 if unanswered else None,
+        needs_admin=needs_admin,
+        needs_admin_others=needs_admin_others,
     )
 
 
 def live_context(portals: list[Portal], now: datetime | None = None) -> dict[str, Any]:
-    """Everything the live page and a websocket snapshot render."""
+    """Everything the live page and a websocket snapshot render. Chats, operators,
+    departments and alerts come from the live portals only; every portal has its meta
+    (a disconnected one says an admin must act)."""
     now = now or timezone.now()
+    live = live_only(portals)
     return {
         "portals": portals,
-        "chats": list(open_chats(portals)),
-        "operator_views": operator_views(portals),
+        "chats": list(open_chats(live)),
+        "operator_views": operator_views(live),
         "freshness": [freshness(portal, now) for portal in portals],
         "departments": list(
-            Department.objects.filter(portal__in=portals)
+            Department.objects.filter(portal__in=live)
             .order_by("name")
             .values_list("portal_id", "remote_id", "name")
         ),
-        "alerts": alert_rows(open_alerts(portals)),
+        "alerts": alert_rows(open_alerts(live)),
         "now": now,
     }
 
@@ -319,7 +394,9 @@ def alert_rows(alerts: Iterable[Alert]) -> list[Alert]:
 
 
 def kpis(portals: list[Portal], now: datetime | None = None) -> dict[str, Any]:
+    """The key figures of the live portals among ``portals`` (the others count nothing)."""
     now = now or timezone.now()
+    portals = live_only(portals)
     chats = list(open_chats(portals).values("status", "waiting_since", "started_at"))
     waiting = [c for c in chats if c["status"] == ChatStatus.WAITING]
     longest = max(

@@ -61,6 +61,7 @@ urlpatterns = [
     path(
         "portals/<uuid:portal_id>/disconnect/", portals.portal_disconnect, name="portal_disconnect"
     ),
+    path("portals/<uuid:portal_id>/delete/", portals.portal_delete_view, name="portal_delete"),
     path("oauth/callback/", portals.oauth_callback, name="oauth_callback"),
     # Users and their portal access
     path("users/", users.user_list, name="users"),

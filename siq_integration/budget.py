@@ -114,6 +114,23 @@ def spend(portal: Portal, *, priority: Priority = Priority.BACKGROUND) -> None:
                 )
 
 
+def charge(portal: Portal, *, calls: int, priority: Priority = Priority.ACTION) -> None:
+    """Count ``calls`` already made for ``portal`` (before it had a budget: checking a new
+    grant) in the current minute and day, whatever is left: they were made."""
+    if calls <= 0:
+        return
+    starts = _window_starts(timezone.now())
+    for span, starts_at in starts.items():
+        _ensure_window(portal.pk, span, starts_at)
+    changes = {"used": F("used") + calls}
+    if priority is Priority.ACTION:
+        changes["used_by_actions"] = F("used_by_actions") + calls
+    for span, starts_at in starts.items():
+        CallWindow.objects.filter(portal_id=portal.pk, span=span, starts_at=starts_at).update(
+            **changes
+        )
+
+
 @dataclass(frozen=True)
 class Usage:
     minute_used: int

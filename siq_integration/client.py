@@ -87,15 +87,20 @@ class SalesIQClient:
         priority: Priority = Priority.BACKGROUND,
         sleep: Callable[[float], None] = time.sleep,
         access_token: str | None = None,
+        budgeted: bool = True,
     ) -> None:
         """``access_token`` pins a token not stored yet (probing a new grant before it is
-        saved): no refresh, and the portal's health is left alone."""
+        saved): no refresh, and the portal's health is left alone. ``budgeted=False``: a
+        portal being added has no budget yet (nothing of it is saved): its few probing calls
+        are counted in ``unbudgeted_calls`` and charged once it is saved."""
         self.portal = portal
         self.priority = priority
         self.dialect = dialects.get(portal.dialect)
         self._sleep = sleep
         self._http: requests.Session | None = None
         self._pinned_token = access_token
+        self._budgeted = budgeted
+        self.unbudgeted_calls = 0
 
     # --- the choke point ----------------------------------------------------------------
 
@@ -121,7 +126,10 @@ class SalesIQClient:
         while True:
             attempt += 1
             token = self._access_token()
-            budget.spend(self.portal, priority=self.priority)
+            if self._budgeted:
+                budget.spend(self.portal, priority=self.priority)
+            else:
+                self.unbudgeted_calls += 1
             started = time.monotonic()
             try:
                 response = self._session(token).request(

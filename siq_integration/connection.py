@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import crypto, oauth
+from . import budget, crypto, oauth
 from . import exceptions as exc
 from .budget import Priority
 from .client import SalesIQClient
@@ -56,6 +57,22 @@ PENDING_SESSION_KEY = "siq_pending_connection"
 
 class WrongScreenName(exc.Misconfigured):
     default_message = "The Zoho account you approved with cannot reach that SalesIQ portal."
+
+
+class SamePortalTwice(exc.SalesIQError):
+    """The SalesIQ portal this grant reaches is in the dashboard already, as ``existing``:
+    connecting it again would show every chat, operator and alert twice."""
+
+    def __init__(self, existing: Portal, *, reached: str) -> None:
+        self.existing_id = str(existing.pk)
+        self.existing_name = existing.name
+        super().__init__(
+            f"{reached} is already in the dashboard as “{existing.name}”: connecting it a "
+            "second time would show each of its chats, operators and alerts twice. Open "
+            f"“{existing.name}” instead (reconnect it there if it needs it). The Zoho sign-in "
+            "you just gave was handed back.",
+            detail=f"same SalesIQ portal as portal {existing.pk}",
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,35 @@ def _check_reach(client: SalesIQClient) -> None:
             raise exc.ScopeMissing(scope=missing.scope or scope, code=missing.code) from None
 
 
+def same_portal(probe: Portal, client: SalesIQClient) -> Portal | None:
+    """The portal here that is the same SalesIQ portal as ``probe`` (not ``probe`` itself).
+
+    v2: the same API address (two data-centre codes may alias one) and screen name.
+    Both dialects, and the only way for the reference one, whose addresses name no portal
+    (the token decides which portal answers): SalesIQ already delivers this portal's
+    events to another portal of this dashboard (its registered webhook address).
+    """
+    others = Portal.objects.exclude(pk=probe.pk)
+    if probe.dialect == "v2":
+        address = probe.data_center_entry.api_address
+        for other in others.filter(dialect="v2", screen_name__iexact=probe.screen_name):
+            entry = settings.SIQ_DATA_CENTERS.get(other.data_center)
+            if entry is not None and entry.api_address == address:
+                return other
+    delivered_to = {hook.url for hook in client.list_webhooks() if hook.url}
+    if delivered_to:
+        return others.exclude(webhook_url="").filter(webhook_url__in=delivered_to).first()
+    return None
+
+
+def _reached(probe: Portal) -> str:
+    """The SalesIQ portal a grant reaches, in words."""
+    where = probe.data_center_entry.name
+    if probe.dialect == "v2":
+        return f"The SalesIQ portal “{probe.screen_name}” ({where})"
+    return f"The SalesIQ portal this Zoho account reaches through the reference API ({where})"
+
+
 def complete_connection(
     portal: Portal,
     authorization: oauth.Authorization,
@@ -111,13 +157,20 @@ def complete_connection(
 
     v2: the screen name is ``screen_name``, else the portal's own, else the only portal
     the account reaches; with several and none named, NeedsScreenName lists them.
-    Raises a SalesIQError (nothing saved, the new grant revoked) when SalesIQ says no.
+    Raises a SalesIQError (nothing saved, the new grant revoked) when SalesIQ says no,
+    and SamePortalTwice when another portal here is that SalesIQ portal already.
+    ``portal`` may be unsaved (being added): it is saved only here, once all is well.
     """
     tokens = authorization.tokens
     try:
         wanted = (screen_name or portal.screen_name).strip()
         probe = _probe_copy(portal, authorization, wanted)
-        client = SalesIQClient(probe, priority=Priority.ACTION, access_token=tokens.access_token)
+        client = SalesIQClient(
+            probe,
+            priority=Priority.ACTION,
+            access_token=tokens.access_token,
+            budgeted=oauth.is_saved(portal),
+        )
         if probe.dialect == "v2":
             try:
                 reachable = client.list_portals()
@@ -146,6 +199,9 @@ def complete_connection(
                 )
             probe.screen_name = wanted
         _check_reach(client)
+        existing = same_portal(probe, client)
+        if existing is not None:
+            raise SamePortalTwice(existing, reached=_reached(probe))
     except exc.SalesIQError:
         _revoke_quietly(portal, authorization)
         raise
@@ -163,6 +219,8 @@ def complete_connection(
         portal.problem_since = None
         portal.rate_limit_strikes = 0
         oauth.store_authorization(portal, authorization)  # saves
+        # A portal just added had no budget while its grant was checked: those calls count.
+        budget.charge(portal, calls=client.unbudgeted_calls, priority=Priority.ACTION)
     if webhook_url:
         register_webhooks(portal, url=webhook_url)
     return portal
@@ -217,8 +275,6 @@ def remember_pending(
 
 def pending_for(session: Any, portal: Portal) -> tuple[oauth.Authorization, list[RemotePortal]]:
     """The grant waiting in the session for ``portal``; StateMismatch when there is none."""
-    from django.conf import settings
-
     raw = session.get(PENDING_SESSION_KEY)
     if not raw or raw.get("portal") != str(portal.pk):
         raise exc.StateMismatch(
@@ -306,6 +362,38 @@ def _save_webhook(portal: Portal, *, hook_id: str, url: str, secret: str) -> Non
             "updated_at",
         ]
     )
+
+
+# --- letting go before a portal is deleted -------------------------------------------------
+
+
+def release(portal: Portal) -> list[str]:
+    """Delete ``portal``'s webhook registration at SalesIQ and revoke its grant at Zoho,
+    changing nothing here (the caller deletes the portal). Returns what could not be done,
+    in words; empty when SalesIQ and Zoho both said yes (or there was nothing to undo)."""
+    problems: list[str] = []
+    if not portal.is_connected:
+        return problems
+    if portal.webhook_id:
+        try:
+            SalesIQClient(portal, priority=Priority.ACTION).delete_webhook(portal.webhook_id)
+        except exc.SalesIQError as failure:
+            logger.info("Deleting the webhook of portal %s failed: %s", portal.pk, failure)
+            problems.append(
+                f"Its webhook registration could not be deleted at SalesIQ "
+                f"({failure.user_message}) SalesIQ may keep sending events for it; this "
+                "dashboard refuses them once the portal is gone. Delete the webhook in "
+                "SalesIQ's settings to stop them."
+            )
+    try:
+        oauth.revoke_token(portal)
+    except exc.SalesIQError as failure:
+        logger.info("Revoking the grant of portal %s failed: %s", portal.pk, failure.technical())
+        problems.append(
+            "Zoho's accounts server did not confirm revoking its sign-in. Revoke the "
+            "dashboard's access in your Zoho account (connected apps) to be sure."
+        )
+    return problems
 
 
 # --- disconnect ---------------------------------------------------------------------------

@@ -75,6 +75,16 @@ class DataCenter:
     def is_loopback(self) -> bool:
         return _is_loopback(self.accounts_url) and _is_loopback(self.api_url)
 
+    @property
+    def api_address(self) -> str:
+        """Where this entry's SalesIQ API answers, written one way: two codes with the same
+        address (an alias in SIQ_EXTRA_DATA_CENTERS) reach the same portals."""
+        parts = urlsplit(self.api_url)
+        host = (parts.hostname or "").lower()
+        default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+        port = f":{parts.port}" if parts.port and parts.port != default else ""
+        return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
+
 
 def _is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""

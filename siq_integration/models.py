@@ -162,6 +162,33 @@ class Portal(models.Model):
             return self.client_id, self.get_client_secret()
         return settings.ZOHO_CLIENT_ID, settings.ZOHO_CLIENT_SECRET
 
+    # --- a portal being added, before it is saved ------------------------------------------
+
+    # What the Add form decides. A portal is saved only once it is connected; until then
+    # these travel in the admin's session (the client secret still encrypted).
+    DRAFT_FIELDS = (
+        "name",
+        "data_center",
+        "dialect",
+        "screen_name",
+        "plan",
+        "calls_per_minute",
+        "calls_per_day",
+        "client_id",
+        "client_secret_encrypted",
+    )
+
+    def to_draft(self) -> dict[str, str | int]:
+        return {"id": str(self.pk), **{name: getattr(self, name) for name in self.DRAFT_FIELDS}}
+
+    @classmethod
+    def from_draft(cls, draft: dict[str, str | int]) -> Portal:
+        """The unsaved portal a draft describes (same id: its webhook address is known)."""
+        return cls(
+            id=uuid.UUID(str(draft["id"])),
+            **{name: draft[name] for name in cls.DRAFT_FIELDS if name in draft},
+        )
+
     ENCRYPTED_FIELDS = (
         "client_secret_encrypted",
         "access_token_encrypted",

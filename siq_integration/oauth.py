@@ -104,6 +104,62 @@ def session_for(client_id: str, *, access_token: str = "", **kw: Any) -> OAuth2S
     return session
 
 
+# --- a portal being added: nothing is saved until it is connected ------------------------
+#
+# The Add form's settings wait in the admin's session (the client secret encrypted, as in
+# the database), not in a hidden row: nothing else (pages, counts, the worker, websockets)
+# can ever see a portal that is not there, and a refused, cancelled or abandoned consent
+# leaves nothing to clean up (the entry ages out with DRAFT_TTL or the session).
+
+DRAFTS_KEY = "siq_portal_drafts"
+DRAFT_TTL = timedelta(hours=1)
+MAX_DRAFTS = 5
+
+
+def _live_drafts(session: MutableMapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        key: value
+        for key, value in dict(session.get(DRAFTS_KEY, {})).items()
+        if time.time() - value.get("created", 0) < DRAFT_TTL.total_seconds()
+    }
+
+
+def remember_draft(session: MutableMapping[str, Any], portal: Portal) -> None:
+    """Keep an unsaved ``portal``'s settings in the session while its consent is under way."""
+    drafts = _live_drafts(session)
+    drafts.pop(str(portal.pk), None)
+    newest = sorted(drafts.items(), key=lambda item: item[1]["created"])[-(MAX_DRAFTS - 1) :]
+    drafts = dict(newest)
+    drafts[str(portal.pk)] = {"portal": portal.to_draft(), "created": time.time()}
+    session[DRAFTS_KEY] = drafts
+
+
+def draft_portal(session: MutableMapping[str, Any], portal_id: Any) -> Portal | None:
+    """The unsaved portal the session holds under ``portal_id``, if it has not aged out."""
+    entry = _live_drafts(session).get(str(portal_id))
+    return Portal.from_draft(entry["portal"]) if entry else None
+
+
+def forget_draft(session: MutableMapping[str, Any], portal_id: Any) -> None:
+    drafts = _live_drafts(session)
+    drafts.pop(str(portal_id), None)
+    session[DRAFTS_KEY] = drafts
+
+
+def is_saved(portal: Portal) -> bool:
+    return Portal.objects.filter(pk=portal.pk).exists()
+
+
+def pending_portal(session: MutableMapping[str, Any], state: str) -> Portal | None:
+    """The portal a consent under way (``state``) is for: saved, or a draft of this session."""
+    entry = dict(session.get(SESSION_KEY, {})).get(state) if state else None
+    if not entry:
+        return None
+    return Portal.objects.filter(pk=entry["portal"]).first() or draft_portal(
+        session, entry["portal"]
+    )
+
+
 # --- consent ----------------------------------------------------------------------------
 
 
@@ -113,13 +169,17 @@ def start_authorization(
     portal: Portal,
     redirect_uri: str,
 ) -> str:
-    """The Zoho consent URL for ``portal``; its state is bound to this browser session."""
+    """The Zoho consent URL for ``portal``; its state is bound to this browser session.
+
+    An unsaved ``portal`` (being added) waits in the session as a draft."""
     client_id, _ = portal.oauth_client_credentials()
     if not client_id:
         raise exc.OAuthError(
             "No Zoho client is configured. Set ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET, or give "
             "this portal its own client credentials."
         )
+    if not is_saved(portal):
+        remember_draft(session, portal)
     dc = portal.data_center_entry
     state = secrets.token_urlsafe(32)
     pending = {
@@ -221,9 +281,14 @@ def complete_authorization(
         location=params.get("location", ""),
         started_at=entry["dc"],
     )
-    portal = Portal.objects.filter(pk=entry["portal"]).first()
+    portal = Portal.objects.filter(pk=entry["portal"]).first() or draft_portal(
+        session, entry["portal"]
+    )
     if portal is None:
-        raise exc.OAuthError("The portal being connected was deleted meanwhile. Add it again.")
+        raise exc.OAuthError(
+            "The portal being connected was deleted meanwhile, or waited too long to be "
+            "added. Add it again."
+        )
     client_id, client_secret = portal.oauth_client_credentials()
     oauth = session_for(client_id, redirect_uri=redirect_uri)
     token_url = f"{dc.accounts_url}/oauth/v2/token"

@@ -16,6 +16,7 @@ from django.utils import timezone
 from dashboard import alerts, broadcast, selectors
 from dashboard.models import Alert, AlertKind, Chat, Operator, Profile, Role
 from siq_integration.models import Portal
+from tests.conftest import live_portal
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,8 @@ def no_push(monkeypatch):
 
 
 def make_portal(name: str) -> Portal:
-    return Portal.objects.create(name=name, data_center="us", screen_name=name.lower())
+    """A connected (live) portal: only those show on the live page."""
+    return live_portal(name=name, screen_name=name.lower())
 
 
 def make_chat(portal: Portal, remote_id: str, visitor: str = "Ada") -> Chat:

@@ -6,10 +6,28 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from siq_integration.models import Portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+# A failed connection answers 400 on purpose (its page says why); Chromium logs the status.
+REFUSAL_STATUS = "Failed to load resource: the server responded with a status of 400"
+
+
+def console_errors(page) -> list[str]:
+    """Console errors from now on (sign in first: the live page it lands on wants a
+    websocket, which the test's plain HTTP server does not speak)."""
+    errors: list[str] = []
+
+    def heard(message) -> None:
+        if message.type == "error" and not message.text.startswith(REFUSAL_STATUS):
+            errors.append(message.text)
+
+    page.on("console", heard)
+    return errors
 
 
 def sign_in(page, base: str) -> None:
@@ -83,7 +101,7 @@ def test_it_connects_disconnects_and_reconnects_a_portal(
     assert Portal.objects.filter(name="Zylker support").count() == 1
 
 
-def test_it_shows_a_refused_consent_in_words(
+def test_it_saves_nothing_when_the_consent_is_refused(
     live_server, page, screenshot, simulator, sim_settings
 ):
     screen = f"p{uuid.uuid4().hex[:10]}"
@@ -91,6 +109,7 @@ def test_it_shows_a_refused_consent_in_words(
     get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
 
     sign_in(page, live_server.url)
+    errors = console_errors(page)
     page.click("text=Add portal")
     page.fill("#id_name", "Refused")
     page.select_option("#id_data_center", "sim")
@@ -101,6 +120,81 @@ def test_it_shows_a_refused_consent_in_words(
 
     page.wait_for_selector("[role=alert]")
     assert "the connection was not approved" in page.inner_text("[role=alert]")
+    assert "Nothing was saved: Refused was not added." in page.inner_text("main")
     assert "Try connecting again" in page.inner_text("main")
     screenshot("portal-consent-refused")
-    assert not Portal.objects.get(name="Refused").is_connected
+    assert not Portal.objects.exists()
+
+    page.click("text=Back to the portals")
+    page.wait_for_selector("h1:has-text('SalesIQ portals')")
+    assert "Refused" not in page.inner_text("main")
+    assert "No SalesIQ portal is connected yet" in page.inner_text("main")
+    page.click("nav.mainnav >> text=Live")
+    page.wait_for_selector("h1:has-text('Nothing to supervise yet')")
+    assert page.locator(".banner").count() == 0
+    assert errors == []
+
+
+def test_it_refuses_the_same_salesiq_portal_twice(
+    live_server, page, screenshot, simulator, sim_settings, connected_portal
+):
+    first = connected_portal()
+    Portal.objects.filter(pk=first.pk).update(name="Zylker support")
+    get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
+
+    sign_in(page, live_server.url)
+    errors = console_errors(page)
+    page.click("text=Add portal")
+    page.fill("#id_name", "Zylker again")
+    page.select_option("#id_data_center", "sim")
+    page.fill("#id_screen_name", first.screen_name)
+    page.click("text=Continue to Zoho sign-in")
+    consent_as(page, f"admin@{first.screen_name}.example")
+
+    page.wait_for_selector("[role=alert]")
+    words = page.inner_text("[role=alert]")
+    assert f"“{first.screen_name}”" in words
+    assert "is already in the dashboard as “Zylker support”" in words
+    screenshot("portal-duplicate-refused")
+    assert list(Portal.objects.values_list("name", flat=True)) == ["Zylker support"]
+    page.click("[data-existing-portal]")
+    page.wait_for_selector("h1:has-text('Zylker support')")
+    assert errors == []
+
+
+def test_it_deletes_a_portal_after_saying_what_goes(
+    live_server, page, screenshot, simulator, sim_settings, connected_portal, monkeypatch
+):
+    from dashboard import live
+    from siq_integration import connection
+    from siq_integration.client import SalesIQClient
+
+    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)  # no pages
+    portal = connected_portal(open_chats=4)
+    Portal.objects.filter(pk=portal.pk).update(name="Acme")
+    live.apply_chats(
+        portal,
+        SalesIQClient(portal).list_open_conversations(),
+        taken_at=timezone.now(),
+        complete=True,
+    )
+    assert connection.register_webhooks(
+        portal, url=f"{live_server.url}/webhooks/salesiq/{portal.pk}/"
+    )
+    get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
+
+    sign_in(page, live_server.url)
+    errors = console_errors(page)
+    page.click("text=Acme")
+    page.click("a:has-text('Delete')")
+    page.wait_for_selector("h1:has-text('Delete Acme?')")
+    assert page.inner_text("[data-count='chats']") == "4"
+    assert "webhook registration in SalesIQ" in page.inner_text("main")
+    screenshot("portal-delete-confirm")
+
+    page.click("button:has-text('Delete Acme and its history')")
+    page.wait_for_selector("h1:has-text('SalesIQ portals')")
+    assert "Deleted Acme with its 4 chats" in page.inner_text(".messages")
+    assert not Portal.objects.exists()
+    assert simulator.state(portal.screen_name)["portals"][0]["webhooks"] == []
+    assert errors == []

@@ -47,10 +47,10 @@ def user_info_calls(simulator, since: int) -> list[dict]:
 
 def test_it_learns_who_the_grant_acts_as_when_a_portal_connects(simulator, admin_client):
     screen = new_sim_portal(simulator)
-    portal, url = add_portal(admin_client, screen_name=screen)
+    portal_id, url = add_portal(admin_client, screen_name=screen)
     callback(admin_client, consent(simulator, url, account=f"admin@{screen}.example"))
 
-    portal.refresh_from_db()
+    portal = Portal.objects.get(pk=portal_id)
     admin_operator = next(
         o
         for o in simulator.state(screen)["portals"][0]["operators"]

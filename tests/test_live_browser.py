@@ -31,7 +31,7 @@ from dashboard.models import Chat, ChatMessage
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
 from siq_integration.normalised import ChatStatus, Message, SenderType
-from tests.test_live_page import NASTY, chat, fill, make_portal
+from tests.test_live_page import NASTY, chat, disconnected, fill, make_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -334,6 +334,34 @@ def test_it_tags_rows_with_their_portal_when_several_are_shown(ws_server, page, 
     page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
     assert order(page) == [row_id("a1")]
     assert page.is_hidden(f"#{row_id('a1')} [data-portal-tag]")
+
+
+def test_it_counts_only_live_portals_and_names_one_needing_an_admin_once(
+    ws_server, page, owner, screenshot
+):
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    zylker, acme = make_portal("Zylker"), make_portal("Acme")
+    world(zylker)
+    fill(acme, [chat("a1", visitor="Abe", minutes=40), chat("a2", visitor="Al", minutes=35)])
+    disconnected(acme)
+    open_live(page, ws_server, owner)
+
+    # Only Zylker is live: its 5 chats and 3 operators, nothing of Acme's.
+    assert kpi(page, "open") == "5" and kpi(page, "waiting") == "3"
+    assert re.fullmatch(r"15m \d\ds", kpi(page, "longest-wait"))  # not Acme's 40 minutes
+    assert [kpi(page, k) for k in ("available", "busy", "offline")] == ["1", "1", "1"]
+    assert set(order(page)) == {row_id(r) for r in ("w15", "w10", "w5", "c30", "c20")}
+    assert page.inner_text("[data-count='operators']") == "3"
+    # Acme is said once, in one place, with the way to fix it; no banner anywhere.
+    notes = page.locator("#admin-notes > li:visible")
+    assert notes.count() == 1
+    assert notes.inner_text() == "Acme needs an admin: connect it again or delete it on its page."
+    assert notes.locator("a").get_attribute("href") == f"/portals/{acme.pk}/"
+    assert page.locator(".banner:visible").count() == 0
+    assert page.is_hidden("#chats-panel .stale-pill")  # Acme is not "stale": it is not live
+    screenshot("live-one-portal-disconnected")
+    assert errors == []
 
 
 def test_it_marks_data_stale_when_it_gets_old(ws_server, page, owner, connected_portal, screenshot):

@@ -26,6 +26,7 @@ from siq_integration.normalised import (
     SenderType,
     Visitor,
 )
+from tests.conftest import live_portal
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +47,8 @@ def owner(client):
 
 
 def make_portal(name: str = "Zylker") -> Portal:
-    return Portal.objects.create(name=name, data_center="us", screen_name=name.lower())
+    """A connected (live) portal: only those show on the live page."""
+    return live_portal(name=name, screen_name=name.lower())
 
 
 def chat(
@@ -212,16 +214,104 @@ def test_it_renders_visitor_text_as_text(client, owner):
     assert "Ghent" in drawer  # visitor details
 
 
-def test_it_says_in_words_when_a_portal_is_not_live(client, owner):
-    portal = make_portal("Acme")
-    fill(portal, [chat("c1")])
+def disconnected(portal: Portal) -> Portal:
+    """As an admin's Disconnect leaves it: no grant, its history kept."""
+    Portal.objects.filter(pk=portal.pk).update(
+        refresh_token_encrypted="", connected_at=None, disconnected_at=timezone.now()
+    )
+    portal.refresh_from_db()
+    return portal
+
+
+def admin_notes(html: str) -> str:
+    return re.search(r'<ul id="admin-notes".*?</ul>', html, re.S).group(0)
+
+
+def test_it_neither_shows_nor_counts_a_portal_that_is_not_connected(client, owner):
+    zylker, acme = make_portal("Zylker"), make_portal("Acme")
+    fill(zylker, [chat("z1"), chat("z2", status=ChatStatus.CONNECTED, operator=("o1", "Asha"))])
+    fill(acme, [chat("a1"), chat("a2"), chat("a3")])
+    from dashboard import alerts, selectors
+    from dashboard.models import AlertKind
+
+    rules = alerts.ensure_rules(acme)
+    alerts._raise(
+        alerts.Condition(rules[AlertKind.LONG_WAIT], "chat:a1", "Acme's long wait", ""),
+        timezone.now(),
+    )
+    disconnected(acme)
 
     html = client.get("/").content.decode()
 
-    meta = re.search(rf'<div id="meta-{portal.pk}".*?</div>', html, re.S).group(0)
-    assert 'data-stale="1"' in meta
-    assert "Acme is not connected to SalesIQ; nothing here is live." in meta
-    assert 'class="banner"' in meta
+    # Acme's chats, operators, departments and alerts are history, not what is happening.
+    for remote_id in ("a1", "a2", "a3"):
+        assert f'id="chat-{Chat.objects.get(remote_id=remote_id).pk}"' not in html
+    assert html.count('data-container="chats-body"') == 2
+    assert html.count('data-container="operators-body"') == 3  # Zylker's three
+    assert "Acme's long wait" not in html
+    assert f'<option value="{acme.pk}:d1">' not in html
+    meta = re.search(rf'<div id="meta-{acme.pk}"[^>]*>', html).group(0)
+    assert 'data-live="0"' in meta and 'data-wait-count="0"' in meta
+    figures = selectors.kpis([zylker, acme])
+    assert figures["open_chats"] == 2 and figures["waiting"] == 1
+    assert figures["operators_available"] == 1  # Zylker's Asha; Acme's Asha is not live
+    # Said once, in one place: one line naming Acme, no banner.
+    notes = admin_notes(html)
+    line = re.search(rf'<li id="admin-note-{acme.pk}"[^>]*>(.*?)</li>', notes, re.S).group(1)
+    assert re.sub(r"<[^>]+>", "", line).startswith("Acme needs an admin: connect it again")
+    assert f'href="/portals/{acme.pk}/"' in line
+    assert re.search(rf'<li id="admin-note-{zylker.pk}"[^>]*hidden', notes)
+    assert 'class="banner"' not in html
+    assert "not connected to SalesIQ" not in html
+
+
+def test_it_tells_others_than_admins_in_words_without_a_link(client):
+    acme = disconnected(make_portal("Acme"))
+    user = get_user_model().objects.create_user("sam", password="pw-long-x")
+    Profile.objects.create(user=user, role=Role.SUPERVISOR).portals.add(acme)
+    client.force_login(user)
+
+    html = client.get("/").content.decode()
+
+    assert 'data-can-manage="0"' in html  # the page shows .for-others, hides .for-admins
+    line = re.search(r'<li id="admin-note-[^"]+"[^>]*>(.*?)</li>', html, re.S).group(1)
+    others = re.search(r'<span class="for-others">(.*?)</span>', line).group(1)
+    assert others == "it is disconnected, so nothing of it shows here."
+
+
+def test_it_says_in_the_snapshot_that_a_portal_is_not_live(client, owner):
+    acme = make_portal("Acme")
+    fill(acme, [chat("a1")])
+    live_now = client.get(f"/api/portals/{acme.pk}/snapshot.json").json()
+    disconnected(acme)
+
+    gone = client.get(f"/api/portals/{acme.pk}/snapshot.json").json()
+
+    assert live_now["portal"]["live"] is True and live_now["kpis"]["open_chats"] == 1
+    assert gone["portal"]["live"] is False
+    assert gone["health"]["state"] == "disconnected"
+    assert gone["chats"] == [] and gone["operators"] == []
+    assert gone["kpis"]["open_chats"] == 0 and gone["kpis"]["operators_available"] == 0
+
+
+def test_it_names_a_portal_that_needs_reconnecting_once_and_keeps_its_rows_stale(client, owner):
+    acme = make_portal("Acme")
+    fill(acme, [chat("a1")])
+    Portal.objects.filter(pk=acme.pk).update(
+        last_error_at=timezone.now(),
+        last_error="The connection to this portal was revoked at Zoho.",
+        last_error_kind="ReconnectNeeded",
+    )
+
+    html = client.get("/").content.decode()
+
+    meta = re.search(rf'<div id="meta-{acme.pk}".*?</div>', html, re.S).group(0)
+    assert 'data-stale="1"' in meta and 'data-live="1"' in meta
+    assert 'class="banner"' not in meta  # said in the needs-admin line instead
+    assert html.count("needs an admin") == 1
+    assert "Acme</strong> needs an admin: <span" in html and "reconnect it on" in html
+    # Still connected: its last known chats stay, marked stale by the page.
+    assert f'id="chat-{Chat.objects.get(remote_id="a1").pk}"' in html
     # The panels have a place to say how old their data is, and "stale".
     assert html.count('class="stale-pill"') == 2
 

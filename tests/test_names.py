@@ -34,6 +34,7 @@ from siq_integration.normalised import (
     WebhookEvent,
 )
 from siq_integration.normalised import Operator as RemoteOperator
+from tests.conftest import live_portal
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +82,7 @@ NAMESAKES = [
 
 
 def make_portal(name: str = "Zylker") -> Portal:
-    return Portal.objects.create(name=name, data_center="us", screen_name=name.lower())
+    return live_portal(name=name, screen_name=name.lower())
 
 
 def poll(portal: Portal, operators: list[RemoteOperator], *, complete: bool = True) -> live.Changes:

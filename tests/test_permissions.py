@@ -54,6 +54,7 @@ def urls(world) -> dict[str, str]:
         "screen_name": f"/portals/{pk}/screen-name/",
         "webhook": f"/portals/{pk}/webhook/",
         "disconnect": f"/portals/{pk}/disconnect/",
+        "delete": f"/portals/{pk}/delete/",
         "callback": "/oauth/callback/",
         "users": "/users/",
         "user_add": "/users/add/",
@@ -73,6 +74,7 @@ MATRIX = [
     ("webhook", "post", [302, 403, 403, 403, 302]),
     ("disconnect", "get", [302, 403, 403, 403, 200]),
     ("disconnect", "post", [302, 403, 403, 403, 302]),
+    ("delete", "get", [302, 403, 403, 403, 200]),  # the POST: tests/test_portal_delete.py
     ("callback", "get", [302, 403, 403, 403, 400]),  # admin: no state, a page in words
     ("users", "get", [302, 403, 403, 403, 200]),
     ("user_add", "get", [302, 403, 403, 403, 200]),

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from dashboard import live
 from dashboard.models import Profile, Role
-from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
     Conversation,
@@ -20,13 +19,14 @@ from siq_integration.normalised import (
     OperatorSync,
     Visitor,
 )
+from tests.conftest import live_portal
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def portal():
-    portal = Portal.objects.create(name="Zylker", data_center="us", screen_name="zylker")
+    portal = live_portal(name="Zylker", screen_name="zylker")
     now = timezone.now()
     live.apply_departments(portal, [Department(id="d1", name="Support")], taken_at=now)
     live.apply_operators(

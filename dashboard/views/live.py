@@ -106,7 +106,9 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
     portal = access.portal_for(request.user, portal_id)
     now = timezone.now()
     fresh = selectors.freshness(portal, now)
-    names = selectors.department_names([portal])
+    # A portal that is not live (disconnected, never connected) shows nothing, as on the page.
+    shown = selectors.live_only([portal])
+    names = selectors.department_names(shown)
     chats = [
         {
             "id": chat.remote_id,
@@ -136,7 +138,7 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
             "source": chat.source,
             "fact_at": _iso(chat.fact_at),
         }
-        for chat in selectors.open_chats([portal])
+        for chat in selectors.open_chats(shown)
     ]
     operators = [
         {
@@ -157,7 +159,7 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
                 for d in view.operator.department_ids
             ],
         }
-        for view in selectors.operator_views([portal])
+        for view in selectors.operator_views(shown)
     ]
     departments = [
         {"id": remote_id, "name": name}
@@ -169,7 +171,7 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
 
     return JsonResponse(
         {
-            "portal": {"id": str(portal.pk), "name": portal.name},
+            "portal": {"id": str(portal.pk), "name": portal.name, "live": fresh.live},
             "generated_at": now.isoformat(),
             "health": {
                 "state": fresh.health.state,

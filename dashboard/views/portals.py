@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -18,9 +19,11 @@ from siq_integration import connection, health, oauth
 from siq_integration.exceptions import OAuthError, SalesIQError, StateMismatch
 from siq_integration.models import Portal
 
+from .. import broadcast
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..forms.portals import PortalForm, ScreenNameForm
 from ..models import PortalSync
+from ..portals import portal_delete, portal_history
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +112,18 @@ def _apply(form: PortalForm, portal: Portal) -> None:
 @admin_required
 @require_http_methods(["GET", "POST"])
 def portal_add(request: HttpRequest) -> HttpResponse:
-    form = PortalForm(request.POST or None)
+    """Saves nothing: the settings wait in the session (oauth.remember_draft) and the
+    portal is saved only once it is connected. ``?draft=`` reopens settings not yet
+    connected (after a refused consent) to change them."""
+    draft = oauth.draft_portal(request.session, request.GET.get("draft", ""))
+    form = PortalForm(
+        request.POST or None,
+        portal=draft,
+        initial=PortalForm.initial_for(draft) if draft else None,
+    )
     if request.method == "POST" and form.is_valid():
-        portal = Portal()
+        portal = draft or Portal()
         _apply(form, portal)
-        portal.save()
         return _send_to_consent(request, portal)
     return render(
         request,
@@ -142,6 +152,17 @@ def portal_edit(request: HttpRequest, portal_id) -> HttpResponse:
 # --- connecting ---------------------------------------------------------------------------
 
 
+def _portal_or_draft(request: HttpRequest, portal_id) -> Portal:
+    """The saved portal (404 unless the user may see it) or, for an Admin, the portal this
+    session is adding (not saved until it is connected)."""
+    portal = visible_portals(request.user).filter(pk=portal_id).first()
+    if portal is None and is_admin(request.user):
+        portal = oauth.draft_portal(request.session, portal_id)
+    if portal is None:
+        raise Http404("No such portal")
+    return portal
+
+
 def _send_to_consent(request: HttpRequest, portal: Portal) -> HttpResponse:
     try:
         url = oauth.start_authorization(
@@ -155,29 +176,46 @@ def _send_to_consent(request: HttpRequest, portal: Portal) -> HttpResponse:
 @admin_required
 @require_POST
 def portal_connect(request: HttpRequest, portal_id) -> HttpResponse:
-    return _send_to_consent(request, portal_for(request.user, portal_id))
+    return _send_to_consent(request, _portal_or_draft(request, portal_id))
 
 
 def _failed(request: HttpRequest, failure: SalesIQError, portal: Portal | None) -> HttpResponse:
     logger.info(
         "Connecting portal %s failed: %s", portal.pk if portal else "?", failure.technical()
     )
+    saved = portal is not None and oauth.is_saved(portal)
+    existing = None
+    if isinstance(failure, connection.SamePortalTwice):
+        existing = Portal.objects.filter(pk=failure.existing_id).first()
+        if portal is not None and not saved:
+            # Trying again would find the same portal again: nothing of this one to keep.
+            oauth.forget_draft(request.session, portal.pk)
     return render(
         request,
         "portals/connect_failed.html",
         {
             "failure": failure,
             "portal": portal,
+            "saved": saved,
+            "existing": existing,
             "oauth_problem": isinstance(failure, OAuthError),
         },
         status=400,
     )
 
 
+def _tell_pages(portal: Portal) -> None:
+    """Pages watching ``portal`` start again from the truth: what is live just changed."""
+    portal_id = portal.pk
+    transaction.on_commit(lambda: broadcast.publish_portal_changed(portal_id))
+
+
 def _finish(request: HttpRequest, portal: Portal, outcome) -> HttpResponse:
     if isinstance(outcome, connection.NeedsScreenName):
         return redirect("portal_screen_name", portal_id=portal.pk)
     connection.forget_pending(request.session, portal, revoke=False)
+    oauth.forget_draft(request.session, portal.pk)
+    _tell_pages(portal)
     if portal.webhook_error:
         messages.warning(
             request,
@@ -192,12 +230,9 @@ def _finish(request: HttpRequest, portal: Portal, outcome) -> HttpResponse:
 @admin_required
 @require_http_methods(["GET"])
 def oauth_callback(request: HttpRequest) -> HttpResponse:
-    """Zoho sends the admin back here after consent (or refusal)."""
-    pending = dict(request.session.get(oauth.SESSION_KEY, {}))
-    entry = pending.get(request.GET.get("state", ""))
-    portal = None
-    if entry:
-        portal = visible_portals(request.user).filter(pk=entry["portal"]).first()
+    """Zoho sends the admin back here after consent (or refusal). A portal being added is
+    saved here, once its grant works (or never, when it does not)."""
+    portal = oauth.pending_portal(request.session, request.GET.get("state", ""))
     try:
         authorization = oauth.complete_authorization(
             session=request.session, params=request.GET, redirect_uri=redirect_uri(request)
@@ -219,7 +254,7 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
 @admin_required
 @require_http_methods(["GET", "POST"])
 def portal_screen_name(request: HttpRequest, portal_id) -> HttpResponse:
-    portal = portal_for(request.user, portal_id)
+    portal = _portal_or_draft(request, portal_id)
     try:
         authorization, choices = connection.pending_for(request.session, portal)
     except SalesIQError as failure:
@@ -227,7 +262,10 @@ def portal_screen_name(request: HttpRequest, portal_id) -> HttpResponse:
     if request.method == "POST" and "cancel" in request.POST:
         connection.forget_pending(request.session, portal, revoke=True)
         messages.info(request, f"Connecting {portal.name} was cancelled; nothing was saved.")
-        return redirect("portal_detail", portal_id=portal.pk)
+        if oauth.is_saved(portal):
+            return redirect("portal_detail", portal_id=portal.pk)
+        oauth.forget_draft(request.session, portal.pk)
+        return redirect("portals")
     options = [(c.screen_name, f"{c.name} ({c.screen_name})") for c in choices]
     form = ScreenNameForm(request.POST or None, choices=options)
     if request.method == "POST" and form.is_valid():
@@ -267,6 +305,7 @@ def portal_disconnect(request: HttpRequest, portal_id) -> HttpResponse:
     portal = portal_for(request.user, portal_id)
     if request.method == "POST":
         warnings = connection.disconnect(portal)
+        _tell_pages(portal)
         for warning in warnings:
             messages.warning(request, warning)
         messages.success(
@@ -276,6 +315,36 @@ def portal_disconnect(request: HttpRequest, portal_id) -> HttpResponse:
         )
         return redirect("portal_detail", portal_id=portal.pk)
     return render(request, "portals/disconnect.html", {"portal": portal})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def portal_delete_view(request: HttpRequest, portal_id) -> HttpResponse:
+    """Delete a portal and its history, after a page that says exactly what goes.
+
+    A connected portal lets go of SalesIQ first (its webhook registration deleted, its
+    grant revoked); when SalesIQ or Zoho cannot say yes, the page says what is left
+    behind there and the admin may delete anyway."""
+    portal = portal_for(request.user, portal_id)
+    problems: list[str] = []
+    if request.method == "POST":
+        if "anyway" not in request.POST:
+            problems = connection.release(portal)
+        if not problems:
+            name = portal.name
+            gone = portal_delete(portal=portal, by_user=request.user)
+            messages.success(
+                request,
+                f"Deleted {name} with its {gone.chats:,} chat{'s' if gone.chats != 1 else ''}, "
+                f"{gone.alerts:,} alert{'s' if gone.alerts != 1 else ''} and "
+                f"{gone.actions:,} audit entr{'ies' if gone.actions != 1 else 'y'}.",
+            )
+            return redirect("portals")
+    return render(
+        request,
+        "portals/delete.html",
+        {"portal": portal, "history": portal_history(portal), "problems": problems},
+    )
 
 
 @admin_required

@@ -45,6 +45,8 @@
 
   // --- portals --------------------------------------------------------------------------------
   function metas() { return document.querySelectorAll("#portal-metas > [data-container='portal-metas']"); }
+  // Portals the dashboard keeps live (connected): only these have rows, ages and figures.
+  function liveMetas() { return document.querySelectorAll("#portal-metas > [data-container='portal-metas']:not([data-live='0'])"); }
   var portalNames = {};
   // Seconds after which a visitor's unanswered message raises the portal's alert (its rule).
   var unansweredAfter = {};
@@ -478,7 +480,7 @@
       else if (rec.status === "offline") offline++;
     }
     var sum = 0, count = 0;
-    metas().forEach(function (meta) { sum += Number(meta.dataset.waitSum) || 0; count += Number(meta.dataset.waitCount) || 0; });
+    liveMetas().forEach(function (meta) { sum += Number(meta.dataset.waitSum) || 0; count += Number(meta.dataset.waitCount) || 0; });
     kpi = { open: open, waiting: waiting, oldestWait: oldest, waitSum: sum, waitCount: count, available: available, busy: busy, offline: offline, capacity: capacity };
     setText("open", open.toLocaleString());
     setText("waiting", waiting.toLocaleString());
@@ -531,7 +533,7 @@
   var staleStyle = document.createElement("style");
   document.head.appendChild(staleStyle);
   function freshness(t) {
-    var list = metas(), staleRules = [], quiet = {};
+    var list = liveMetas(), staleRules = [], quiet = {};
     [["chats", "chatsAsOf"], ["operators", "operatorsAsOf"]].forEach(function (spec) {
       var oldest = Infinity, missing = false, stale = [];
       list.forEach(function (meta) {
@@ -540,7 +542,7 @@
         else if (at < oldest) oldest = at;
         var age = isNaN(at) ? Infinity : (t - at) / 1000;
         if (meta.dataset.stale === "1" || age > STALE_AFTER) stale.push(meta);
-        if (age > STALE_AFTER && age !== Infinity && !meta.querySelector(".banner")) {
+        if (age > STALE_AFTER && age !== Infinity && !meta.querySelector(".banner") && meta.dataset.needsAdmin !== "1") {
           var late = quiet[meta.dataset.portal] || (quiet[meta.dataset.portal] = { name: meta.dataset.name || "SalesIQ", kinds: [], age: 0 });
           late.kinds.push(spec[0]);
           late.age = Math.max(late.age, age);
@@ -548,7 +550,8 @@
       });
       var panel = document.getElementById(spec[0] + "-panel");
       if (!panel) return;
-      var text = !list.length || (missing && oldest === Infinity) ? "no data yet"
+      var text = !list.length && metas().length ? "no portal is live"
+        : !list.length || (missing && oldest === Infinity) ? "no data yet"
         : "updated " + ago((t - oldest) / 1000) + (missing ? " (some portals: no data yet)" : "");
       var age = panel.querySelector(".age-text");
       if (age && age.textContent !== text) age.textContent = text;
@@ -616,7 +619,7 @@
     setConnection("closed");
     lastWrapper = event.detail.socketWrapper;
     var code = event.detail.event && event.detail.event.code;
-    if (code === 4401 || code === 4403) { reloadOnce(); return; } // signed out, or access changed
+    if (code === 4401 || code === 4403 || code === 4410) { reloadOnce(); return; } // signed out, access changed, a portal deleted
     if (RECONNECT_CODES.indexOf(code) >= 0) return;
     // Any other close (a server restart sends 1001, a proxy 1000): try again with backoff.
     var delay = Math.min(30000, 500 * Math.pow(2, retry++)) * (0.5 + Math.random() / 2);

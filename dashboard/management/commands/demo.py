@@ -156,16 +156,15 @@ class Command(BaseCommand):
         user.save()
 
     def _ensure_portal(self, sim_url: str, dashboard_url: str) -> Portal:
-        portal, _ = Portal.objects.get_or_create(
+        # As with Add portal, a new one is saved only once it is connected.
+        portal = Portal.objects.filter(name=DEMO_PORTAL["name"]).first() or Portal(
             name=DEMO_PORTAL["name"],
-            defaults={
-                "data_center": DEMO_PORTAL["data_center"],
-                "screen_name": DEMO_PORTAL["screen_name"],
-                "dialect": "v2",
-                "plan": "professional",
-                "calls_per_minute": 50,
-                "calls_per_day": 20_000,
-            },
+            data_center=DEMO_PORTAL["data_center"],
+            screen_name=DEMO_PORTAL["screen_name"],
+            dialect="v2",
+            plan="professional",
+            calls_per_minute=50,
+            calls_per_day=20_000,
         )
         # A fresh simulator knows none of the old tokens: connect again every time.
         self._connect(portal, sim_url, dashboard_url)
