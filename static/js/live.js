@@ -18,7 +18,6 @@
   var MULTI = Number(root.dataset.portalCount) > 1;
   var STALE_AFTER = 120; // seconds; dashboard.selectors.STALE_AFTER
   var WAIT_WARN = 60, WAIT_BAD = 180; // seconds a visitor has waited: amber, then red
-  var THEME_KEY = WALLBOARD ? "siq-theme-wallboard" : "siq-theme";
   var RECONNECT_CODES = [1006, 1011, 1012, 1013]; // the ws extension retries these itself
   var collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
   var stats = { messages: 0, lastMs: 0, maxMs: 0, totalMs: 0, rowsPlaced: 0, fullSorts: 0 };
@@ -1365,27 +1364,6 @@
     });
   }
 
-  // --- theme -----------------------------------------------------------------------------------------
-  var themeButton = document.querySelector("[data-theme-toggle]");
-  function currentTheme() {
-    var chosen = document.documentElement.getAttribute("data-theme");
-    if (chosen) return chosen;
-    return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
-  }
-  function showTheme() {
-    if (themeButton) themeButton.setAttribute("aria-pressed", currentTheme() === "dark" ? "true" : "false");
-  }
-  if (themeButton) themeButton.addEventListener("click", function () {
-    var next = currentTheme() === "dark" ? "light" : "dark";
-    document.documentElement.setAttribute("data-theme", next);
-    try { localStorage.setItem(THEME_KEY, next); } catch (e) {}
-    showTheme();
-  });
-  if (window.matchMedia) {
-    var scheme = window.matchMedia("(prefers-color-scheme: dark)");
-    if (scheme.addEventListener) scheme.addEventListener("change", showTheme);
-  }
-
   // --- every second ----------------------------------------------------------------------------------
   function tick() {
     var t = now(), rows = chats.onScreen().concat(operators.onScreen()); // read boxes first
@@ -1412,7 +1390,6 @@
   chats.rebuild();
   buildOperatorOptions();
   countKpis();
-  showTheme();
   updateWallboardLink();
   tick();
   setInterval(tick, 1000);
