@@ -1,15 +1,22 @@
-"""Every page in Chromium, in both themes: the theme the user chose is on every page before
-it is painted, and the toggle is on every page.
+"""Every page at a phone's, a tablet's and a desktop's width, in both themes, in Chromium.
+
+Each page must fit its window (nothing wider than the screen, nothing drawn past its edge),
+follow the theme the user chose, and log no console error; the chat drawer takes the whole
+screen of a phone; a name is not cut where there is room for it. The theme the user chose is
+on every page before it is painted, and the toggle is on every page.
 
 The data is made to be awkward: two portals with long names, long visitor and operator names
 (one with no space to break at), long e-mail addresses, a 150-character username, a handful
 of open alerts and an audit trail with long parameters.
+
+Set SIQ_SCREENS_SHOTS to a directory to keep a screenshot of every page there.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -373,3 +380,321 @@ def test_it_switches_the_theme_from_any_page_for_every_page(
         assert errors == []
     finally:
         context.close()
+
+
+# --- what is checked on every page ----------------------------------------------------------
+
+FITS = """() => {
+  const width = document.documentElement.clientWidth;
+  const problems = [];
+  const scrollWidth = document.documentElement.scrollWidth;
+  if (scrollWidth > width) problems.push(`the page is ${scrollWidth} px wide in ${width} px`);
+  // The part of the window where an element's content can show: its ancestors that clip
+  // (the page itself does not count: a page that hides its overflow still cuts it off).
+  const clips = new Map();
+  function clipOf(el) {
+    if (!el || el === document.body || el === document.documentElement) {
+      return [-Infinity, Infinity];
+    }
+    if (clips.has(el)) return clips.get(el);
+    let [left, right] = clipOf(el.parentElement);
+    if (getComputedStyle(el).overflowX !== "visible") {
+      const box = el.getBoundingClientRect();
+      left = Math.max(left, box.left);
+      right = Math.min(right, box.right);
+    }
+    clips.set(el, [left, right]);
+    return [left, right];
+  }
+  function describe(el) {
+    const name = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+      (el.classList.length ? "." + [...el.classList].join(".") : "");
+    return `${name} "${(el.textContent || "").trim().slice(0, 40)}"`;
+  }
+  function past(box, el) {
+    if (box.width === 0 && box.height === 0) return false;
+    const [left, right] = clipOf(el);
+    return Math.min(box.right, right) > width + 1 || Math.max(box.left, left) < -1;
+  }
+  const out = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || style.display === "contents") continue;
+    const box = el.getBoundingClientRect();
+    if (past(box, el.parentElement)) {
+      out.push(`${describe(el)} reaches ${Math.round(box.left)}–${Math.round(box.right)} px`);
+    }
+    // A box that scrolls sideways hides what it cannot show: only the page scrolls, down.
+    const sideways = el.scrollWidth > el.clientWidth + 1 && box.width > 0;
+    if (["auto", "scroll"].includes(style.overflowX) && sideways) {
+      out.push(`${describe(el)} scrolls sideways (${el.scrollWidth} px in ${el.clientWidth})`);
+    }
+  }
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.textContent.trim() || !node.parentElement) continue;
+    range.selectNodeContents(node);
+    for (const box of range.getClientRects()) {
+      if (past(box, node.parentElement)) {
+        out.push(`the text ${describe(node.parentElement)} reaches ${Math.round(box.right)} px`);
+        break;
+      }
+    }
+  }
+  return problems.concat([...new Set(out)].slice(0, 8));
+}"""
+
+# The colours that say which theme a page wears: the page, its surfaces, fields and text.
+COLOURS = """() => {
+  const luminance = (colour) => {
+    const [r, g, b, a] = (colour.match(/[\\d.]+/g) || []).map(Number);
+    if (a === 0) return null;
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+  };
+  const seen = [];
+  const look = (what, selector, property) => {
+    for (const el of document.querySelectorAll(selector)) {
+      if (!el.getClientRects().length) continue;
+      const value = luminance(getComputedStyle(el)[property]);
+      if (value !== null) seen.push([what, value]);
+    }
+  };
+  look("the page", "body", "backgroundColor");
+  look("a surface", ".card, .panel, .kpi, .drawer, .alerts-panel", "backgroundColor");
+  look(
+    "a field or button",
+    "main :is(input[type=text], input[type=email], input[type=password], select, textarea), " +
+      "main .button:not(.primary, .danger)",
+    "backgroundColor",
+  );
+  look("text", "main :is(h1, td, dd, label)", "color");
+  return seen;
+}"""
+
+NAMES_SHOWN = """() => {
+  const cut = [];
+  const names = ".visitor-link, .op-name, .c-operator, .drawer-kicker, .pick-name";
+  for (const el of document.querySelectorAll(names)) {
+    if (!el.getClientRects().length) continue;
+    const text = el.textContent.replace(/\\s+/g, " ").trim();
+    const shown = `${el.clientWidth}×${el.clientHeight} of ${el.scrollWidth}×${el.scrollHeight} px`;
+    if (el.scrollWidth <= el.clientWidth + 1 && el.scrollHeight <= el.clientHeight + 1) continue;
+    // Where a name is cut, a pointer over it shows the whole name.
+    el.dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    if (text.length <= 32) cut.push(`${text} (${shown})`);
+    else if (!(el.title || "").includes(text)) cut.push(`${text.slice(0, 30)}… not on hover`);
+  }
+  return cut;
+}"""
+
+
+class Visit:
+    """One browser window of one width: sessions in, console errors collected per page."""
+
+    def __init__(self, browser, base: str, width: int, world: dict):
+        self.base, self.width, self.world = base, width, world
+        self.context = browser.new_context(viewport={"width": width, "height": WINDOWS[width]})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.problems: list[str] = []
+        self.expected_status: set[str] = set()
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        self.sessions = {
+            "admin": session_of(world["admin"]),
+            "long": session_of(world["long_user"]),
+            "viewer": session_of(world["viewer"]),
+        }
+        pending_screen_name(self.sessions["admin"], world["portal"])
+
+    def _console(self, message) -> None:
+        if message.type != "error":
+            return
+        # Chromium reports the document's own status (a 403 or 404 page meant as such).
+        url = (message.location or {}).get("url", "")
+        if "the server responded with a status of" in message.text and url in self.expected_status:
+            return
+        self.errors.append(f"{message.text} ({url})")
+
+    def sign_in_as(self, who: str | None) -> None:
+        self.context.clear_cookies()
+        if who:
+            self.context.add_cookies(
+                [{"name": "sessionid", "value": self.sessions[who], "url": self.base}]
+            )
+
+    def theme(self, theme: str) -> None:
+        self.page.goto(f"{self.base}/login/")
+        self.page.evaluate(
+            """(theme) => { localStorage.setItem("siq-theme", theme);
+                            localStorage.setItem("siq-theme-wallboard", theme); }""",
+            theme,
+        )
+
+    def go(self, path: str, *, status: int = 200) -> None:
+        url = f"{self.base}{path}"
+        if status != 200:
+            self.expected_status.add(url)
+        answer = self.page.goto(url)
+        assert answer is not None and answer.status == status, (path, answer and answer.status)
+
+    def live_ready(self) -> None:
+        self.page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+        self.page.wait_for_selector("#connection[data-state='open']")
+
+    def check(self, name: str, theme: str) -> None:
+        where = f"{name} at {self.width} px, {theme}"
+        for problem in self.page.evaluate(FITS):
+            self.problems.append(f"{where}: {problem}")
+        if self.width >= 768:
+            for problem in self.page.evaluate(NAMES_SHOWN):
+                self.problems.append(f"{where}: name cut: {problem}")
+        chosen = self.page.get_attribute("html", "data-theme")
+        if chosen != theme:
+            self.problems.append(f"{where}: the page wears data-theme={chosen!r}")
+        wrong: dict[str, list[float]] = {}
+        for what, value in self.page.evaluate(COLOURS):
+            dark_enough = value < 0.35 if what != "text" else value > 0.5
+            light_enough = value > 0.75 if what != "text" else value < 0.5
+            if not (dark_enough if theme == "dark" else light_enough):
+                wrong.setdefault(what, []).append(value)
+        for what, values in wrong.items():
+            self.problems.append(
+                f"{where}: {what} does not follow the theme "
+                f"({len(values)} times, luminance {min(values):.2f}–{max(values):.2f})"
+            )
+        toggles = self.page.locator("[data-theme-toggle]")
+        if not any(toggles.nth(i).is_visible() for i in range(toggles.count())):
+            self.problems.append(f"{where}: no theme toggle in sight")
+        for error in self.errors:
+            self.problems.append(f"{where}: console: {error}")
+        self.errors.clear()
+        if SHOTS and self.width in (390, 768, 1440):
+            drawer = self.page.locator("#drawer").count() > 0  # it covers the window
+            self.shoot(f"{name}-{self.width}-{theme}", full_page=self.width < 768 and not drawer)
+
+    def shoot(self, name: str, *, full_page: bool) -> None:
+        """A screenshot for a person to look at. Rows off screen are not painted (they skip
+        layout by content-visibility), so a whole-page shot paints them for the picture."""
+        folder = Path(SHOTS)
+        folder.mkdir(parents=True, exist_ok=True)
+        style = self.page.add_style_tag(content="tr { content-visibility: visible !important; }")
+        if not full_page:
+            self.page.screenshot(path=str(folder / f"{name}.png"))
+        else:  # a long page in window-sized pieces, each readable at its own size
+            height = WINDOWS[self.width]
+            total = self.page.evaluate("document.documentElement.scrollHeight")
+            for piece in range(min(5, -(-total // height))):
+                clip = {"x": 0, "y": piece * height, "width": self.width, "height": height}
+                clip["height"] = min(height, total - clip["y"])
+                self.page.screenshot(
+                    path=str(folder / f"{name}-{piece + 1}.png"), full_page=True, clip=clip
+                )
+        style.evaluate("element => element.remove()")
+
+    def drawer_fills_a_phone(self, name: str, theme: str) -> None:
+        if self.width > PHONE:
+            return
+        box = self.page.locator("#drawer").bounding_box()
+        if box is None or box["x"] > 1 or box["width"] < self.width - 1:
+            self.problems.append(f"{name} at {self.width} px, {theme}: the drawer is {box}")
+        close = self.page.locator("#drawer [data-close-drawer]")
+        if not close.is_visible() or not close.bounding_box()["x"] + 10 < self.width:
+            self.problems.append(f"{name} at {self.width} px, {theme}: cannot reach Close")
+
+
+def visit_every_page(visit: Visit, theme: str) -> None:
+    world = visit.world
+    portal, alert = world["portal"], world["alert"]
+
+    def check(name: str) -> None:
+        visit.check(name, theme)
+
+    visit.theme(theme)
+
+    visit.sign_in_as(None)
+    visit.go("/login/")
+    check("login")
+
+    visit.sign_in_as("viewer")
+    visit.go("/users/", status=403)
+    check("403")
+
+    visit.sign_in_as("admin")
+    visit.go("/portals/00000000-0000-0000-0000-000000000000/", status=404)
+    check("404")
+
+    visit.go("/")
+    visit.live_ready()
+    check("live")
+    page = visit.page
+    page.click(f"#chat-{world['chat'].pk} .visitor-link")
+    page.wait_for_selector(f"#drawer[data-chat='{world['chat'].pk}']")
+    check("chat-drawer")
+    visit.drawer_fills_a_phone("chat-drawer", theme)
+    page.click("#drawer [data-action-button='transfer']")
+    page.wait_for_selector("#drawer .transfer-form .pick")
+    check("transfer-picker")
+    page.click("#drawer [data-close-drawer]")
+    page.wait_for_selector("#drawer", state="detached")
+    page.click(f"#op-{world['operator'].pk} .op-name")
+    page.wait_for_selector(f"#drawer[data-operator='{world['operator'].pk}']")
+    check("operator-panel")
+    visit.drawer_fills_a_phone("operator-panel", theme)
+    page.click("#drawer [data-drain-preview]")
+    page.wait_for_selector("#drawer .drain-form table.drain-plan")
+    check("drain-preview")
+
+    visit.go("/?wallboard=1")
+    visit.live_ready()
+    check("wallboard")
+
+    visit.go("/alerts/")
+    check("alerts-history")
+    visit.go(f"/alerts/{alert.pk}/")
+    check("alert-detail")
+    visit.go("/audit/")
+    check("audit")
+    visit.go("/portals/")
+    check("portals")
+    visit.go(f"/portals/{portal.pk}/")
+    check("portal-detail")
+    visit.go(f"/portals/{portal.pk}/edit/")
+    check("portal-form")
+    visit.go("/portals/add/")
+    check("portal-add")
+    visit.go(f"/portals/{portal.pk}/alerts/")
+    check("alert-rules")
+    visit.go(f"/portals/{portal.pk}/disconnect/")
+    check("portal-disconnect")
+    visit.go(f"/portals/{portal.pk}/screen-name/")
+    check("screen-name")
+    visit.go(f"/portals/{world['other'].pk}/screen-name/", status=400)  # nothing pending
+    check("connect-failed")
+    visit.go("/users/")
+    check("users")
+    visit.go(f"/users/{world['long_user'].pk}/edit/")
+    check("user-form")
+
+    visit.sign_in_as("long")  # the 150-character username in the header
+    visit.go("/")
+    visit.live_ready()
+    check("live-long-username")
+
+
+@pytest.mark.parametrize("width", list(WINDOWS))
+def test_it_fits_every_page_to_the_window_in_both_themes(
+    ws_server,  # noqa: F811
+    browser,
+    connected_portal,
+    width,
+):
+    world = build_world(connected_portal())
+    visit = Visit(browser, ws_server, width, world)
+    try:
+        for theme in ("light", "dark"):
+            visit_every_page(visit, theme)
+    finally:
+        visit.context.close()
+    assert not visit.problems, "\n".join(visit.problems)
