@@ -5,6 +5,9 @@ follow the theme the user chose, and log no console error; the chat drawer takes
 screen of a phone; a name is not cut where there is room for it. The theme the user chose is
 on every page before it is painted, and the toggle is on every page.
 
+The live page at 1440 x 900 must show its chats and operators above the fold with a handful of
+alerts open, and the alert panel must not cut a row in half.
+
 The data is made to be awkward: two portals with long names, long visitor and operator names
 (one with no space to break at), long e-mail addresses, a 150-character username, a handful
 of open alerts and an audit trail with long parameters.
@@ -698,3 +701,99 @@ def test_it_fits_every_page_to_the_window_in_both_themes(
     finally:
         visit.context.close()
     assert not visit.problems, "\n".join(visit.problems)
+
+
+# --- the live page at 1440 x 900 --------------------------------------------------------
+
+FOLD = """() => {
+  const fold = window.innerHeight;
+  const seen = (id) => {
+    const panel = document.getElementById(id);
+    const wrap = panel.querySelector(".table-wrap").getBoundingClientRect();
+    const bottom = Math.min(fold, wrap.bottom);
+    const rows = [...panel.querySelectorAll("tbody > tr")].filter((row) => {
+      const box = row.getBoundingClientRect();
+      return box.height > 0 && box.top >= wrap.top - 1 && box.bottom <= bottom + 1;
+    });
+    return { top: Math.round(panel.getBoundingClientRect().top), rows: rows.length };
+  };
+  const list = document.getElementById("alerts-list").getBoundingClientRect();
+  const rows = [...document.querySelectorAll("#alerts-list > li")];
+  const cut = rows.filter((row) => {
+    const box = row.getBoundingClientRect();
+    const shown = Math.min(box.bottom, list.bottom) - Math.max(box.top, list.top);
+    return shown > 1 && shown < box.height - 1;
+  }).map((row) => row.dataset.title);
+  const below = rows.filter((row) => row.getBoundingClientRect().top >= list.bottom - 1).length;
+  const more = document.querySelector("[data-alerts-more]");
+  return {
+    chats: seen("chats-panel"),
+    operators: seen("operators-panel"),
+    cut,
+    below,
+    more: more && !more.hidden ? more.textContent : "",
+  };
+}"""
+
+
+def test_it_keeps_the_chats_and_operators_above_the_fold_with_alerts_open(
+    ws_server,  # noqa: F811
+    browser,
+    connected_portal,
+):
+    world = build_world(connected_portal())
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.add_cookies(
+        [{"name": "sessionid", "value": session_of(world["admin"]), "url": ws_server}]
+    )
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        for theme in ("light", "dark"):
+            page.goto(f"{ws_server}/login/")
+            page.evaluate("(theme) => localStorage.setItem('siq-theme', theme)", theme)
+            page.goto(f"{ws_server}/")
+            page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+            page.wait_for_selector("#alerts-list > li[data-alert]")
+            if SHOTS:
+                Path(SHOTS).mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(Path(SHOTS) / f"fold-1440x900-{theme}.png"))
+            seen = page.evaluate(FOLD)
+            # A handful of alerts open, the question about notifications asked, two portals.
+            assert page.locator("#alerts-list > li[data-alert]").count() == 6
+            assert page.is_visible("[data-signal-ask]")
+            for panel in ("chats", "operators"):
+                assert seen[panel]["top"] < 900 * 0.6, seen
+                assert seen[panel]["rows"] >= 5, seen  # whole rows, in the window
+            assert seen["cut"] == [], seen  # no alert row half shown
+            assert seen["below"] > 0, seen
+            assert seen["more"] == f"{seen['below']} more below ↓", seen
+
+            # The hint scrolls the list down to the rows it counted.
+            page.click("[data-alerts-more]")
+            page.wait_for_function(
+                """(before) => {
+                  const more = document.querySelector("[data-alerts-more]");
+                  return document.getElementById("alerts-list").scrollTop > 0
+                    && (more.hidden || !more.textContent.startsWith(before + " "));
+                }""",
+                arg=seen["below"],
+            )
+        if SHOTS:  # the live page on a big screen, for a person to look at
+            page.set_viewport_size({"width": 1920, "height": 1080})
+            for theme in ("light", "dark"):
+                page.evaluate(
+                    """(theme) => { localStorage.setItem("siq-theme", theme);
+                                    localStorage.setItem("siq-theme-wallboard", theme); }""",
+                    theme,
+                )
+                for query, name in (("", "live"), ("?wallboard=1", "wallboard")):
+                    page.goto(f"{ws_server}/{query}")
+                    page.wait_for_function(
+                        "window.SupervisorLive && SupervisorLive.stats.messages > 0"
+                    )
+                    page.screenshot(path=str(Path(SHOTS) / f"{name}-1920x1080-{theme}.png"))
+        assert errors == []
+    finally:
+        context.close()

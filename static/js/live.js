@@ -1151,7 +1151,54 @@
     var title = counts.open ? "(" + counts.open + ") " + BASE_TITLE : BASE_TITLE;
     if (document.title !== title) document.title = title;
     signalNew(sorted, initial);
+    fitAlertList();
   }
+
+  // --- the alert panel's height: whole rows only, and how many more below (issue 12) ----------
+  // live.css gives the list a share of the window's height; it shows as many whole rows as fit
+  // in that share, so no row is cut at its edge and the chats and operators stay in view, and
+  // the panel's head says how many rows are below the edge (a click scrolls to them).
+  function fitAlertList() {
+    var list = alertList(), more = document.querySelector("[data-alerts-more]");
+    if (!list) return;
+    list.style.maxHeight = "";
+    var share = list.getBoundingClientRect().height;
+    if (list.scrollHeight > list.clientHeight + 1) {
+      var top = list.getBoundingClientRect().top - list.scrollTop, fit = 0;
+      for (var i = 0; i < list.children.length; i++) {
+        var row = list.children[i];
+        if (!row.offsetHeight) continue;
+        var bottom = row.getBoundingClientRect().bottom - top;
+        if (bottom > share + 0.5) break;
+        fit = bottom;
+      }
+      if (fit) list.style.maxHeight = Math.floor(fit) + "px";
+    }
+    countAlertsBelow(list, more);
+  }
+  function countAlertsBelow(list, more) {
+    if (!more) return;
+    var edge = list.getBoundingClientRect().bottom - 1, below = 0;
+    Array.prototype.forEach.call(list.children, function (row) {
+      if (row.offsetHeight && row.getBoundingClientRect().top >= edge) below++;
+    });
+    var words = below ? below + " more below ↓" : "";
+    if (more.textContent !== words) more.textContent = words;
+    more.hidden = !below;
+  }
+  document.addEventListener("scroll", function (event) {
+    if (event.target && event.target.id === "alerts-list") countAlertsBelow(event.target, document.querySelector("[data-alerts-more]"));
+  }, true);
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest || !event.target.closest("[data-alerts-more]")) return;
+    var list = alertList();
+    if (list) list.scrollBy({ top: list.clientHeight, behavior: "smooth" });
+  });
+  var refitAlerts = 0;
+  window.addEventListener("resize", function () {
+    cancelAnimationFrame(refitAlerts);
+    refitAlerts = requestAnimationFrame(fitAlertList);
+  });
   // Every second: a snooze that ran out puts its alert back in front (and signals it again).
   function tickAlerts(t) {
     var list = alertList();
