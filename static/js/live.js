@@ -19,7 +19,6 @@
   var STALE_AFTER = 120; // seconds; dashboard.selectors.STALE_AFTER
   var WAIT_WARN = 60, WAIT_BAD = 180; // seconds a visitor has waited: amber, then red
   var TIME = window.SupervisorTime; // static/js/time.js: durations and times of day, one way
-  var THEME_KEY = WALLBOARD ? "siq-theme-wallboard" : "siq-theme";
   var RECONNECT_CODES = [1006, 1011, 1012, 1013]; // the ws extension retries these itself
   var collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
   var stats = { messages: 0, lastMs: 0, maxMs: 0, totalMs: 0, rowsPlaced: 0, fullSorts: 0 };
@@ -1242,7 +1241,54 @@
     var title = counts.open ? "(" + counts.open + ") " + BASE_TITLE : BASE_TITLE;
     if (document.title !== title) document.title = title;
     signalNew(sorted, initial);
+    fitAlertList();
   }
+
+  // --- the alert panel's height: whole rows only, and how many more below (issue 12) ----------
+  // live.css gives the list a share of the window's height; it shows as many whole rows as fit
+  // in that share, so no row is cut at its edge and the chats and operators stay in view, and
+  // the panel's head says how many rows are below the edge (a click scrolls to them).
+  function fitAlertList() {
+    var list = alertList(), more = document.querySelector("[data-alerts-more]");
+    if (!list) return;
+    list.style.maxHeight = "";
+    var share = list.getBoundingClientRect().height;
+    if (list.scrollHeight > list.clientHeight + 1) {
+      var top = list.getBoundingClientRect().top - list.scrollTop, fit = 0;
+      for (var i = 0; i < list.children.length; i++) {
+        var row = list.children[i];
+        if (!row.offsetHeight) continue;
+        var bottom = row.getBoundingClientRect().bottom - top;
+        if (bottom > share + 0.5) break;
+        fit = bottom;
+      }
+      if (fit) list.style.maxHeight = Math.floor(fit) + "px";
+    }
+    countAlertsBelow(list, more);
+  }
+  function countAlertsBelow(list, more) {
+    if (!more) return;
+    var edge = list.getBoundingClientRect().bottom - 1, below = 0;
+    Array.prototype.forEach.call(list.children, function (row) {
+      if (row.offsetHeight && row.getBoundingClientRect().top >= edge) below++;
+    });
+    var words = below ? below + " more below ↓" : "";
+    if (more.textContent !== words) more.textContent = words;
+    more.hidden = !below;
+  }
+  document.addEventListener("scroll", function (event) {
+    if (event.target && event.target.id === "alerts-list") countAlertsBelow(event.target, document.querySelector("[data-alerts-more]"));
+  }, true);
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest || !event.target.closest("[data-alerts-more]")) return;
+    var list = alertList();
+    if (list) list.scrollBy({ top: list.clientHeight, behavior: "smooth" });
+  });
+  var refitAlerts = 0;
+  window.addEventListener("resize", function () {
+    cancelAnimationFrame(refitAlerts);
+    refitAlerts = requestAnimationFrame(fitAlertList);
+  });
   // Every second: a snooze that ran out puts its alert back in front (and signals it again).
   function tickAlerts(t) {
     var list = alertList();
@@ -1461,27 +1507,6 @@
   // Times of day the viewer's way (their clock and zone), as on every page.
   function localise(scope) { TIME.localise(scope); }
 
-  // --- theme -----------------------------------------------------------------------------------------
-  var themeButton = document.querySelector("[data-theme-toggle]");
-  function currentTheme() {
-    var chosen = document.documentElement.getAttribute("data-theme");
-    if (chosen) return chosen;
-    return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
-  }
-  function showTheme() {
-    if (themeButton) themeButton.setAttribute("aria-pressed", currentTheme() === "dark" ? "true" : "false");
-  }
-  if (themeButton) themeButton.addEventListener("click", function () {
-    var next = currentTheme() === "dark" ? "light" : "dark";
-    document.documentElement.setAttribute("data-theme", next);
-    try { localStorage.setItem(THEME_KEY, next); } catch (e) {}
-    showTheme();
-  });
-  if (window.matchMedia) {
-    var scheme = window.matchMedia("(prefers-color-scheme: dark)");
-    if (scheme.addEventListener) scheme.addEventListener("change", showTheme);
-  }
-
   // --- every second ----------------------------------------------------------------------------------
   function tick() {
     var t = now(), rows = chats.onScreen().concat(operators.onScreen()); // read boxes first
@@ -1510,7 +1535,6 @@
   chats.rebuild();
   buildOperatorOptions();
   countKpis();
-  showTheme();
   updateWallboardLink();
   tick();
   setInterval(tick, 1000);
