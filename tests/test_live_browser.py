@@ -94,6 +94,17 @@ def no_push(monkeypatch):
     monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
 
 
+@pytest.fixture(autouse=True)
+def console_errors(page):
+    """Every test here fails on anything the page logs as an error (htmx logs each piece it
+    finds no target for) and on any uncaught exception."""
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    yield errors
+    assert errors == [], f"{len(errors)} console error(s), first: {errors[:5]}"
+
+
 @pytest.fixture
 def owner(db):
     return get_user_model().objects.create_superuser("owner", "owner@example.org", "pw-long-x")
@@ -312,6 +323,78 @@ def test_it_opens_the_drawer_and_keeps_it_current(ws_server, page, owner, screen
     page.wait_for_selector("#drawer")
     page.click("[data-close-drawer]")
     assert page.query_selector("#drawer") is None
+
+
+def transcript(page, pk: int) -> list[str]:
+    return page.evaluate(
+        f"[...document.querySelectorAll('#transcript-{pk} > li[id]')].map(li => li.id)"
+    )
+
+
+def lines(item: Chat, *texts: str, start: int = 0) -> list[ChatMessage]:
+    at = timezone.now() - timedelta(minutes=5)
+    return [
+        ChatMessage.objects.create(
+            chat=item,
+            remote_id=f"m{start + i}",
+            sender_type="visitor",
+            sender_name="Ada",
+            text=text,
+            sent_at=at + timedelta(seconds=start + i),
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+def test_it_shows_each_transcript_line_once_when_the_push_lands_after_the_drawer(
+    ws_server, page, owner
+):
+    # Opening a drawer loads the transcript and publishes its lines; the drawer shows them
+    # too. When the push lands after the drawer is shown, its lines were appended again.
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
+    item = Chat.objects.get(remote_id="c1")
+    Chat.objects.filter(pk=item.pk).update(transcript_loaded_at=timezone.now())
+    first = lines(item, "Hello", "Is anyone there?", "My order is late")
+    open_live(page, ws_server, owner)
+    page.click(f"#chat-{item.pk} .visitor-link")
+    page.wait_for_selector(f"#transcript-{item.pk}")
+    ids = [f"msg-{line.pk}" for line in first]
+    assert transcript(page, item.pk) == ids
+
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={m.pk for m in first})))
+    (newer,) = lines(item, "Hello again", start=3)
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    page.wait_for_selector(f"#msg-{newer.pk}")
+    assert transcript(page, item.pk) == [*ids, f"msg-{newer.pk}"]
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    assert transcript(page, item.pk) == [*ids, f"msg-{newer.pk}"]
+
+
+def test_it_keeps_lines_pushed_while_the_drawer_loads(ws_server, page, owner):
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
+    item = Chat.objects.get(remote_id="c1")
+    Chat.objects.filter(pk=item.pk).update(transcript_loaded_at=timezone.now())
+    first = lines(item, "Hello", "Is anyone there?")
+    open_live(page, ws_server, owner)
+    held = []
+    page.route(f"**/live/chats/{item.pk}/", lambda route: held.append(route))
+    page.click(f"#chat-{item.pk} .visitor-link")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    (route,) = held
+    answer = route.fetch()  # the drawer as the server rendered it: the first two lines
+
+    # Before the drawer is on the page: the same lines again (the drawer's own load published
+    # them), and a line written after the drawer was rendered.
+    (later,) = lines(item, "Still waiting", start=2)
+    everything = {line.pk for line in [*first, later]}
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages=everything)))
+    route.fulfill(response=answer)
+    page.wait_for_selector(f"#msg-{later.pk}", timeout=5_000)
+    assert transcript(page, item.pk) == [f"msg-{line.pk}" for line in [*first, later]]
 
 
 def test_it_tags_rows_with_their_portal_when_several_are_shown(ws_server, page, owner):

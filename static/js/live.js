@@ -622,11 +622,7 @@
     else if (id.indexOf("drawer-alert") === 0 || (container && container.indexOf("drawer-alerts-") === 0)) touched.drawerAlerts = true;
     else if (container === "chats-body") touched.chats.add(id);
     else if (container === "operators-body") touched.operators.add(id);
-    else if (id.indexOf("transcript-") === 0) {
-      var scroller = target.closest("[data-drawer-scroll]");
-      var atEnd = scroller && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
-      touched.transcripts.push({ list: target, scroller: scroller, follow: atEnd });
-    } else if (id.indexOf("drawer-head-") === 0) touched.drawer = true;
+    else if (id.indexOf("drawer-head-") === 0) touched.drawer = true;
     if (!pending) { pending = true; queueMicrotask(flush); }
   }
   var DIRECT = { "chats-body": true, "operators-body": true };
@@ -841,6 +837,7 @@
     localise(drawer);
     var scroller = drawer.dataset.chat && drawer.querySelector("[data-drawer-scroll]");
     if (scroller) scroller.scrollTop = scroller.scrollHeight; // a chat opens at its latest line
+    if (drawer.dataset.chat) drawerShown(drawer.dataset.chat); // lines pushed while it loaded
     if (drawer.matches(".operator-drawer")) tickRow(drawer, now());
     fitDrawerAlerts();
     drawer.focus({ preventScroll: true });
@@ -984,37 +981,122 @@
 
   // Every change to a chat also carries its drawer's head and new transcript lines, and an
   // alert its row in a drawer, for the pages that have that drawer open; a resolved alert or an
-  // ended chat is deleted by id. Pages without the target would make htmx log an error for each:
-  // drop such pieces before htmx swaps. A new row (a chat, an operator, an alert) has no target
-  // yet either: put it in its container here, where htmx would only log that it found none.
-  // Snapshots never hold such pieces.
-  var ALWAYS_LOOK = /beforeend:#transcript-|hx-swap-oob="delete"/;
-  var IDS = /\sid="([^"]+)"/g;
-  function someTargetMissing(text) {
-    if (ALWAYS_LOOK.test(text)) return true;
-    IDS.lastIndex = 0;
-    for (var match = IDS.exec(text); match; match = IDS.exec(text)) {
-      if (!document.getElementById(match[1])) return true;
+  // ended chat is deleted by id. Pages without the target would make htmx log an error for each
+  // (a first poll of 250 chats: 750 of them): drop such pieces before htmx swaps. A new row (a
+  // chat, an operator, an alert) has no target yet either: put it in its container here, where
+  // htmx would only log that it found none.
+  //
+  // The server gives hx-swap-oob to each top-level piece of a message and to nothing inside
+  // one (templates/live/parts.html), so a message of any size splits at those marks without
+  // being parsed; only a piece that needs handling is parsed, on its own.
+  var OOB_MARK = 'hx-swap-oob="', SPACE = /\s/;
+  function pieces(text) {
+    var found = [], from = 0;
+    for (;;) {
+      var mark = text.indexOf(OOB_MARK, from);
+      if (mark < 0) break;
+      if (!SPACE.test(text.charAt(mark - 1))) { from = mark + OOB_MARK.length; continue; }
+      var start = text.lastIndexOf("<", mark), close = text.indexOf(">", mark);
+      if (start < 0 || close < 0) break;
+      var head = text.slice(start, close + 1), tag = /^<([a-zA-Z]+)/.exec(head);
+      var oob = text.slice(mark + OOB_MARK.length, text.indexOf('"', mark + OOB_MARK.length));
+      var id = /\sid="([^"]*)"/.exec(head);
+      found.push({ start: start, tag: tag ? tag[1].toLowerCase() : "", oob: oob, id: id ? id[1] : "", container: /\sdata-container=/.test(head) });
+      from = close + 1;
     }
-    return false;
+    // A piece ends with its own closing tag before the next piece begins.
+    for (var i = 0; i < found.length; i++) {
+      var limit = i + 1 < found.length ? found[i + 1].start : text.length;
+      var closing = "</" + found[i].tag + ">", at = text.lastIndexOf(closing, limit - closing.length);
+      found[i].end = at >= found[i].start ? at + closing.length : limit;
+    }
+    return found;
+  }
+  function parsePiece(html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html; // the server's own template output (autoescaped), parsed inert
+    return holder.content.firstElementChild;
+  }
+  // A chat's transcript lines: each line once (the drawer's own load and the push of the same
+  // lines race), in time order. Lines for a drawer still loading wait for it.
+  var TRANSCRIPT = "beforeend:#transcript-";
+  var waitingLines = { chat: null, lines: [] };
+  function sentAt(line) {
+    var time = line.querySelector("time[datetime]");
+    return time ? num(when(time.getAttribute("datetime"))) : Infinity;
+  }
+  function addLines(list, lines) {
+    var scroller = list.closest("[data-drawer-scroll]");
+    var atEnd = scroller && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+    var added = 0;
+    lines.forEach(function (line) {
+      if (!line.id || document.getElementById(line.id)) return;
+      var at = sentAt(line), before = null;
+      for (var node = list.lastElementChild; node && node.id && sentAt(node) > at; node = node.previousElementSibling) before = node;
+      list.insertBefore(line, before);
+      added++;
+    });
+    if (!added) return;
+    touched.transcripts.push({ list: list, scroller: scroller, follow: atEnd });
+    if (!pending) { pending = true; queueMicrotask(flush); }
+  }
+  function takeLines(pk, html) {
+    var ol = parsePiece(html), lines = ol ? Array.prototype.slice.call(ol.children) : [];
+    var list = document.getElementById("transcript-" + pk);
+    if (list) addLines(list, lines);
+    else if (String(openChat) === pk) {
+      if (waitingLines.chat !== pk) waitingLines = { chat: pk, lines: [] };
+      waitingLines.lines = waitingLines.lines.concat(lines);
+    }
+  }
+  function drawerShown(pk) {
+    var held = waitingLines;
+    waitingLines = { chat: null, lines: [] };
+    var list = document.getElementById("transcript-" + pk);
+    if (list && held.chat === String(pk)) addLines(list, held.lines);
+  }
+  // What of ``text`` htmx may swap: pieces whose target the page has (transcript lines are
+  // placed here, once each).
+  function forThisPage(text) {
+    var found = pieces(text);
+    if (!found.length) return text;
+    var kept = [], at = 0, changed = false;
+    found.forEach(function (piece) {
+      var html = text.slice(piece.start, piece.end), keep;
+      if (piece.oob.indexOf(TRANSCRIPT) === 0) {
+        takeLines(piece.oob.slice(TRANSCRIPT.length), html);
+        keep = false;
+      } else if (piece.oob === "true" || piece.oob === "delete") {
+        keep = !!piece.id && !!document.getElementById(piece.id);
+        if (!keep && piece.oob === "true" && piece.container) addRow(parsePiece(html));
+      } else {
+        keep = true; // no other kind is sent; htmx knows what to do with it
+      }
+      if (keep) return;
+      kept.push(text.slice(at, piece.start));
+      at = piece.end;
+      changed = true;
+    });
+    if (!changed) return text;
+    kept.push(text.slice(at));
+    return kept.join("");
   }
   htmx.defineExtension("siq-live", {
     transformResponse: function (text) {
-      if (typeof text !== "string" || text.length > 200000 || !someTargetMissing(text)) return text;
-      var holder = document.createElement("template");
-      holder.innerHTML = text;
-      var changed = false;
-      Array.prototype.slice.call(holder.content.children).forEach(function (piece) {
-        // Only out-of-band pieces: an action's answer is also swapped in where it was asked.
-        if (!piece.hasAttribute("hx-swap-oob")) return;
-        var oob = piece.getAttribute("hx-swap-oob"), target = piece.id;
-        if (!target && oob.indexOf("beforeend:#") === 0) target = oob.slice("beforeend:#".length);
-        if (!target || document.getElementById(target)) return;
-        changed = true;
-        if (oob === "delete" || !addRow(piece)) piece.remove();
-      });
-      return changed ? holder.innerHTML : text;
+      return typeof text === "string" ? forThisPage(text) : text;
     },
+  });
+  // The answer to a click (acknowledge, snooze) whose button the websocket's copy of the same
+  // change replaced while the request was under way: the page shows that change already, and
+  // htmx would look for the answer's targets around the detached button (this extension no
+  // longer applies there), find none and log an error for each. Its events still reach the
+  // button itself.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.addEventListener || !elt.closest || !elt.closest("#live")) return;
+    elt.addEventListener("htmx:beforeOnLoad", function (loaded) {
+      if (!document.contains(elt)) loaded.preventDefault();
+    }, { once: true });
   });
 
   var TOAST_LIMIT = 4, TOAST_MS = 20000;
