@@ -397,6 +397,55 @@ def test_it_keeps_lines_pushed_while_the_drawer_loads(ws_server, page, owner):
     assert transcript(page, item.pk) == [f"msg-{line.pk}" for line in [*first, later]]
 
 
+IN_VIEW = """(selector) => {
+  const el = document.querySelector(selector), box = el.getBoundingClientRect();
+  const view = document.querySelector("#drawer [data-drawer-scroll]").getBoundingClientRect();
+  return box.height > 0 && box.top >= view.top && box.bottom <= view.bottom;
+}"""
+
+
+def test_it_opens_a_chat_at_its_head_and_follows_new_lines_only_from_the_end(
+    ws_server, page, owner, screenshot
+):
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
+    item = Chat.objects.get(remote_id="c1")
+    Chat.objects.filter(pk=item.pk).update(
+        transcript_loaded_at=timezone.now(), question="Where is order 1042?"
+    )
+    talk = lines(item, *(f"Line {n} of a long talk about an order" for n in range(40)))
+    open_live(page, ws_server, owner)
+    page.click(f"#chat-{item.pk} .visitor-link")
+    page.wait_for_selector(f"#transcript-{item.pk}")
+
+    # At the head: status, operator, department and the question, all in view.
+    assert page.evaluate("document.querySelector('#drawer [data-drawer-scroll]').scrollTop") == 0
+    assert page.evaluate(IN_VIEW, "#drawer .drawer-status")
+    status = page.inner_text("#drawer .drawer-status")
+    assert "Connected" in status and "Asha Rao" in status and "Sales" in status
+    assert page.evaluate(IN_VIEW, "#drawer .facts")
+    assert "Where is order 1042?" in page.inner_text("#drawer .facts")
+    assert not page.evaluate(IN_VIEW, f"#msg-{talk[-1].pk}")
+    screenshot("live-drawer-head")
+
+    # Not at the end: a new line does not move the reader; the way to it is offered.
+    (newer,) = lines(item, "A new line", start=40)
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    page.wait_for_selector(f"#msg-{newer.pk}", state="attached")
+    assert page.evaluate("document.querySelector('#drawer [data-drawer-scroll]').scrollTop") == 0
+    latest = page.locator("#drawer [data-jump-latest]")
+    assert latest.is_visible() and latest.inner_text().startswith("Latest message")
+
+    latest.click()
+    page.wait_for_function(f"({IN_VIEW})('#msg-{newer.pk}')")
+    assert latest.is_hidden()
+    # At the end: the next line is followed.
+    (last,) = lines(item, "And another", start=41)
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={last.pk})))
+    page.wait_for_function(f"({IN_VIEW})('#msg-{last.pk}')")
+    assert latest.is_hidden()
+
+
 def test_it_tags_rows_with_their_portal_when_several_are_shown(ws_server, page, owner):
     zylker, acme = make_portal("Zylker"), make_portal("Acme")
     fill(zylker, [chat("z1", visitor="Zed")])

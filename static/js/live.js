@@ -690,7 +690,9 @@
     }
     t.transcripts.forEach(function (entry) {
       localise(entry.list);
+      // New lines are followed only by a reader already at the end.
       if (entry.follow) entry.scroller.scrollTop = entry.scroller.scrollHeight;
+      fitLatest(entry.scroller);
     });
     if (t.drawer) { localise(document.getElementById("drawer")); nameDrawer(); }
     if (t.alerts) syncAlerts(false);
@@ -835,12 +837,35 @@
     if (!drawer) return;
     nameDrawer();
     localise(drawer);
+    // A chat opens at its head: who, where, what they asked. "Latest message" goes to the end.
     var scroller = drawer.dataset.chat && drawer.querySelector("[data-drawer-scroll]");
-    if (scroller) scroller.scrollTop = scroller.scrollHeight; // a chat opens at its latest line
+    if (scroller) scroller.scrollTop = 0;
     if (drawer.dataset.chat) drawerShown(drawer.dataset.chat); // lines pushed while it loaded
+    fitLatest(scroller);
     if (drawer.matches(".operator-drawer")) tickRow(drawer, now());
     fitDrawerAlerts();
     drawer.focus({ preventScroll: true });
+  });
+  // "Latest message ↓" shows while the transcript's end is out of view.
+  function atTranscriptEnd(scroller) {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+  }
+  function fitLatest(scroller) {
+    var button = scroller && scroller.querySelector("[data-jump-latest]");
+    if (!button) return;
+    var hide = !scroller.querySelector(".transcript > li[id]") || atTranscriptEnd(scroller);
+    if (button.hidden !== hide) button.hidden = hide;
+  }
+  document.addEventListener("scroll", function (event) {
+    var scroller = event.target;
+    if (scroller.matches && scroller.matches("#drawer [data-drawer-scroll]")) fitLatest(scroller);
+  }, true);
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-jump-latest]");
+    var scroller = button && button.closest("[data-drawer-scroll]");
+    if (!scroller) return;
+    scroller.scrollTop = scroller.scrollHeight;
+    fitLatest(scroller);
   });
   document.addEventListener("htmx:responseError", function (event) {
     if (event.detail.target !== drawerSlot()) return;
