@@ -35,7 +35,6 @@ from .models import (
     ChatStatus,
     Escalation,
     Operator,
-    OperatorStatus,
     Severity,
 )
 
@@ -254,13 +253,7 @@ def operator_conditions(
     for view in selectors.operator_views([portal]):
         op = view.operator
         target = f"operator:{op.remote_id}"
-        if (
-            away
-            and away.enabled
-            and view.load > 0
-            and op.status in (OperatorStatus.BUSY, OperatorStatus.AWAY, OperatorStatus.OFFLINE)
-            and _in_scope(away, op.department_ids)
-        ):
+        if away and away.enabled and view.away_with_chats and _in_scope(away, op.department_ids):
             since = op.status_since or op.fact_at
             if (now - since).total_seconds() >= away.threshold * 60:
                 found.append(

@@ -113,6 +113,21 @@ class OperatorView:
     def over_capacity(self) -> bool:
         return bool(self.capacity) and self.load > self.capacity
 
+    @property
+    def away_with_chats(self) -> bool:
+        """Busy, away or offline while chats are open with them: their visitors may wait."""
+        return self.load > 0 and self.operator.status in (
+            OperatorStatus.BUSY,
+            OperatorStatus.AWAY,
+            OperatorStatus.OFFLINE,
+        )
+
+    @property
+    def needs_attention(self) -> bool:
+        """What the operators panel puts first (the alert rules of the same names add how
+        long, and by how much, before they raise)."""
+        return self.away_with_chats or self.over_capacity
+
 
 def operator_views(portals: list[Portal], only: list[int] | None = None) -> list[OperatorView]:
     loads = operator_loads(portals)

@@ -28,9 +28,17 @@ from django.utils import timezone
 
 from dashboard import broadcast, live, selectors
 from dashboard.models import Chat, ChatMessage
+from dashboard.models import Operator as Operator_
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
-from siq_integration.normalised import ChatStatus, Message, SenderType
+from siq_integration.normalised import (
+    ChatStatus,
+    Message,
+    Operator,
+    OperatorStatus,
+    OperatorSync,
+    SenderType,
+)
 from tests.test_live_page import NASTY, chat, fill, make_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -187,11 +195,118 @@ def test_it_puts_the_longest_wait_first_and_sorts_by_a_column(ws_server, page, o
     page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
     assert order(page) == [row_id(r) for r in ("c30", "c20", "w15", "w10", "w5")]
 
-    # Operators: available first, then busy or away, then offline.
-    names = page.evaluate(
+    # Operators: who needs attention first (Ben is away with a chat), then available, busy or
+    # away, offline.
+    assert operator_names(page) == ["Ben Okafor", "Asha Rao", "Chloé Karimi"]
+
+
+def operator_names(page) -> list[str]:
+    return page.evaluate(
         "[...document.querySelectorAll('#operators-body > tr')].map(r => r.dataset.name)"
     )
-    assert names == ["Asha Rao", "Ben Okafor", "Chloé Karimi"]
+
+
+def test_it_puts_operators_who_need_attention_first(ws_server, page, owner, screenshot):
+    portal = make_portal()
+    asha = ("o1", "Asha Rao")
+    talking = [
+        *(chat(f"a{n}", status=ChatStatus.CONNECTED, operator=asha) for n in range(5)),
+        chat("b1", status=ChatStatus.CONNECTED, operator=("o2", "Ben Okafor")),
+        chat("c1", status=ChatStatus.CONNECTED, operator=("o3", "Chloé Karimi")),
+        chat("w1", minutes=2),
+    ]
+    fill(portal, talking)
+    now = timezone.now()
+
+    def op(remote: str, name: str, status: OperatorStatus, seats: int) -> Operator:
+        return Operator(remote, name, "", status, department_ids=("d1",), max_chats=seats)
+
+    everyone = [
+        op("o1", "Asha Rao", OperatorStatus.AVAILABLE, 4),
+        op("o2", "Ben Okafor", OperatorStatus.AWAY, 3),
+        op("o3", "Chloé Karimi", OperatorStatus.OFFLINE, 5),
+        op("o4", "Dee Park", OperatorStatus.AVAILABLE, 4),
+        op("o5", "Eli Moss", OperatorStatus.OFFLINE, 4),
+    ]
+    live.apply_operators(
+        portal, OperatorSync(operators=everyone, sync_time=None, complete=True), taken_at=now
+    )
+    for remote, minutes in (("o1", 40), ("o2", 10), ("o3", 30)):
+        Operator_.objects.filter(portal=portal, remote_id=remote).update(
+            status_since=now - timedelta(minutes=minutes)
+        )
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_live(page, ws_server, owner)
+
+    # Over capacity (available for 40 min), offline with a chat for 30, away with one for 10;
+    # then the rest: available, busy or away, offline.
+    assert operator_names(page) == [
+        "Asha Rao",
+        "Chloé Karimi",
+        "Ben Okafor",
+        "Dee Park",
+        "Eli Moss",
+    ]
+    status = page.locator("#operators-table th.o-status")
+    assert status.get_attribute("aria-sort") == "other"
+    assert status.get_attribute("title").startswith("Needs attention first: over capacity")
+    assert "osort" not in page.url
+    screenshot("live-operators-attention")
+
+    # Available first, a click away; the address keeps it, and another click goes back.
+    page.click("#operators-table th.o-status .sort")
+    assert operator_names(page) == [
+        "Asha Rao",
+        "Dee Park",
+        "Ben Okafor",
+        "Chloé Karimi",
+        "Eli Moss",
+    ]
+    assert status.get_attribute("title").startswith("Available first")
+    assert "osort=status" in page.url
+    page.reload()
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert operator_names(page)[:2] == ["Asha Rao", "Dee Park"]
+    page.click("#operators-table th.o-status .sort")
+    assert operator_names(page)[:2] == ["Asha Rao", "Chloé Karimi"]
+    assert "osort" not in page.url
+
+    # The other sorts are where they were; an old address still works.
+    page.click("#operators-table th.o-name .sort")
+    assert operator_names(page) == [
+        "Asha Rao",
+        "Ben Okafor",
+        "Chloé Karimi",
+        "Dee Park",
+        "Eli Moss",
+    ]
+    page.goto(f"{ws_server}/?osort=load")
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert operator_names(page)[0] == "Asha Rao"  # 5 of 4 seats
+
+    # Back within capacity: Asha leaves the front as the change arrives.
+    page.goto(f"{ws_server}/")
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    ended = chat("a0", status=ChatStatus.ENDED, operator=asha)
+    live.apply_conversation(portal, ended, fact_at=timezone.now(), source="webhook")
+    gone = Chat.objects.get(portal=portal, remote_id="a0")
+    row = Operator_.objects.get(portal=portal, remote_id="o1")
+    send(
+        page,
+        broadcast.render_changes(
+            live.Changes(portal.pk, chats={gone.pk}, operators={row.pk}, meta=True)
+        ),
+    )
+    page.wait_for_function(
+        f"document.getElementById('op-{row.pk}').dataset.attention === '0'", timeout=5_000
+    )
+    assert operator_names(page) == [
+        "Chloé Karimi",
+        "Ben Okafor",
+        "Asha Rao",
+        "Dee Park",
+        "Eli Moss",
+    ]
 
 
 def test_it_filters_and_counts_only_what_is_shown(ws_server, page, owner):

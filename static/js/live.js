@@ -204,14 +204,19 @@
       body.appendChild(fragment);
     }
     this.headers.forEach(function (th) {
-      var sort = self.sorts[th.dataset.sort];
-      if (th.dataset.sort !== self.sort || !sort) { th.removeAttribute("aria-sort"); delete th.dataset.dir; return; }
+      var picks = headerSorts(th), active = picks.indexOf(self.sort) >= 0, sort = self.sorts[self.sort];
+      var says = self.sorts[active ? self.sort : picks[0]]; // what the order is, or would be
+      if (says && says.title && th.title !== says.title) th.title = says.title;
+      if (!active || !sort) { th.removeAttribute("aria-sort"); delete th.dataset.dir; return; }
       th.dataset.dir = self.dir < 0 ? "reverse" : "natural";
       var aria = sort.aria;
       if (self.dir < 0 && aria !== "other") aria = aria === "ascending" ? "descending" : "ascending";
       th.setAttribute("aria-sort", aria);
     });
   };
+  // The sorts a header's button picks: one (clicking again reverses it), or several that a
+  // click goes through in turn (data-sorts).
+  function headerSorts(th) { return (th.dataset.sorts || th.dataset.sort).split(" "); }
   // First index whose record sorts after rec (binary search over the kept order).
   Table.prototype.slotFor = function (rec) {
     var lo = 0, hi = this.order.length;
@@ -302,9 +307,19 @@
 
   // --- operators -----------------------------------------------------------------------------
   var PRESENCE_ORDER = { available: 0, busy: 1, away: 2, offline: 3 };
+  function presenceKey(r) { return [r.enabled ? 0 : 1, num(PRESENCE_ORDER[r.status]), r.name]; }
+  // The Status header switches between the first two (a reversed "needs attention" would
+  // only hide the problems again); the address keeps the choice (osort).
   var OPERATOR_SORTS = {
+    // Who needs a supervisor (data-attention, dashboard.selectors.OperatorView.needs_attention)
+    // first, longest in that state first; then everyone else as "status" orders them.
+    attention: {
+      aria: "other",
+      title: "Needs attention first: over capacity, or busy, away or offline with open chats (longest in that state first); then available, busy, away, offline. Click again for available first.",
+      key: function (r) { return r.attention ? [0, num(r.since), r.name] : [1].concat(presenceKey(r)); },
+    },
+    status: { aria: "other", title: "Available first, then busy, away, offline. Click again for needs attention first.", key: presenceKey },
     name: { aria: "ascending", key: function (r) { return [r.name]; } },
-    status: { aria: "other", key: function (r) { return [r.enabled ? 0 : 1, num(PRESENCE_ORDER[r.status]), r.name]; } },
     load: { aria: "descending", key: function (r) { return [r.capacity ? -r.load / r.capacity : 0, -r.load, r.name]; } },
   };
   function parseOperator(el) {
@@ -319,6 +334,8 @@
       capacity: d.capacity ? Number(d.capacity) : 0,
       departments: (d.departments || "").split(" ").filter(Boolean),
       enabled: d.enabled !== "0",
+      attention: d.attention === "1",
+      since: when(d.since),
     };
   }
   function operatorPasses(rec) {
@@ -343,7 +360,7 @@
   FILTERS.forEach(function (name) { filters[name] = params.get(name) || ""; });
 
   var chats = new Table({ name: "chats", bodyId: "chats-body", tableId: "chats-table", parse: parseChat, sorts: CHAT_SORTS, passes: chatPasses, sort: "wait" });
-  var operators = new Table({ name: "operators", bodyId: "operators-body", tableId: "operators-table", parse: parseOperator, sorts: OPERATOR_SORTS, passes: operatorPasses, sort: "status" });
+  var operators = new Table({ name: "operators", bodyId: "operators-body", tableId: "operators-table", parse: parseOperator, sorts: OPERATOR_SORTS, passes: operatorPasses, sort: "attention" });
   [[chats, "sort", "dir"], [operators, "osort", "odir"]].forEach(function (spec) {
     var table = spec[0], sort = params.get(spec[1]);
     if (sort && table.sorts[sort]) table.sort = sort;
@@ -353,7 +370,7 @@
   function writeAddress() {
     var next = new URLSearchParams(window.location.search);
     FILTERS.forEach(function (name) { if (filters[name]) next.set(name, filters[name]); else next.delete(name); });
-    [[chats, "sort", "dir", "wait"], [operators, "osort", "odir", "status"]].forEach(function (spec) {
+    [[chats, "sort", "dir", "wait"], [operators, "osort", "odir", "attention"]].forEach(function (spec) {
       var table = spec[0];
       if (table.sort !== spec[3]) next.set(spec[1], table.sort); else next.delete(spec[1]);
       if (table.dir < 0) next.set(spec[2], "reverse"); else next.delete(spec[2]);
@@ -704,8 +721,9 @@
     var button = event.target.closest("th[data-sort] .sort");
     if (!button) return;
     var th = button.closest("th"), table = th.closest("#chats-table") ? chats : operators;
-    if (table.sort === th.dataset.sort) table.dir = -table.dir;
-    else { table.sort = th.dataset.sort; table.dir = 1; }
+    var sorts = headerSorts(th), at = sorts.indexOf(table.sort);
+    if (at >= 0 && sorts.length === 1) table.dir = -table.dir;
+    else { table.sort = sorts[(at + 1) % sorts.length]; table.dir = 1; }
     table.resort();
     writeAddress();
     tick();
