@@ -561,6 +561,60 @@ def test_it_opens_a_chat_at_its_head_and_follows_new_lines_only_from_the_end(
     assert latest.is_hidden()
 
 
+PICKS = """[...document.querySelectorAll('#drawer .pick[data-departments]')].map(p =>
+  [p.querySelector('.pick-name').textContent, p.dataset.suggested === '1',
+   p.dataset.inDepartment === '1', p.querySelector('input').checked])"""
+
+
+def test_it_reranks_the_transfer_picker_for_the_department_picked(
+    ws_server, page, owner, screenshot
+):
+    from tests.test_transfer_picker import staff
+
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
+    staff(
+        portal,
+        ("o1", "Asha Rao", OperatorStatus.AVAILABLE, ("d1",), 4),
+        ("o2", "Ben Okafor", OperatorStatus.AVAILABLE, ("d2",), 4),
+        ("o3", "Chloé Karimi", OperatorStatus.AVAILABLE, ("d1",), 4),
+        ("o4", "Dev Iyer", OperatorStatus.BUSY, ("d1", "d2"), 4),
+        ("o5", "Eli Moss", OperatorStatus.OFFLINE, ("d2",), 4),
+        ("o6", "Fay Lund", OperatorStatus.AVAILABLE, ("d2",), 4),
+    )
+    item = Chat.objects.get(remote_id="c1")
+    Chat.objects.filter(pk=item.pk).update(transcript_loaded_at=timezone.now())
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_live(page, ws_server, owner)
+    page.click(f"#chat-{item.pk} .visitor-link")
+    page.click("#drawer [data-action-button=transfer]")
+    page.wait_for_selector("#drawer .transfer-form")
+
+    def picked() -> list[tuple[str, bool, bool, bool]]:
+        return [tuple(pick) for pick in page.evaluate(PICKS)]
+
+    # Sales, the chat's own: Chloé first; Asha, who has the chat, is not offered at all.
+    before = picked()
+    assert [name for name, *_ in before] == [
+        "Chloé Karimi", "Ben Okafor", "Fay Lund", "Dev Iyer", "Eli Moss",
+    ]  # fmt: skip
+
+    page.select_option("#drawer select[name=department_id]", "d2")
+    after = picked()
+    assert [name for name, *_ in after] == [
+        "Ben Okafor", "Fay Lund", "Chloé Karimi", "Dev Iyer", "Eli Moss",
+    ]  # fmt: skip
+    # Nobody "not in this department" above a suggested operator.
+    suggested = [n for n, (_, is_suggested, _, _) in enumerate(after) if is_suggested]
+    elsewhere = [n for n, (_, _, inside, _) in enumerate(after) if not inside]
+    assert suggested == [0, 1] and min(elsewhere) > max(suggested)
+    assert page.is_visible("#drawer .pick[data-in-department='0'] .pick-elsewhere")
+    screenshot("transfer-picker-after-department-change")
+
+    page.select_option("#drawer select[name=department_id]", "d1")
+    assert picked() == before
+
+
 def test_it_tags_rows_with_their_portal_when_several_are_shown(ws_server, page, owner):
     zylker, acme = make_portal("Zylker"), make_portal("Acme")
     fill(zylker, [chat("z1", visitor="Zed")])

@@ -731,6 +731,7 @@
   document.addEventListener("change", function (event) {
     var select = event.target;
     if (select.matches("[data-transfer-department]")) { markDepartment(select); return; }
+    if (select.matches(".transfer-form input[name=operator_id]")) { select.form.dataset.picked = "1"; return; }
     if (select.matches("[data-portal-select]")) {
       var next = new URLSearchParams(window.location.search);
       if (select.value) next.set("portal", select.value); else next.delete("portal");
@@ -991,15 +992,31 @@
     if (scope) showProblem(scope, "No answer from the dashboard: check the connection. Trying again is safe: the same form never acts twice.");
   });
 
-  // The transfer picker: which operators belong to the department picked (and so are suggested).
+  // The transfer picker: which operators belong to the department picked (and so are
+  // suggested), best choices first for that department. The rank is the server's
+  // (dashboard.selectors.Choice.rank_for): each pick carries its place in the department
+  // picked and elsewhere.
   function markDepartment(select) {
     var department = select.value || select.dataset.chatDepartment || "";
-    select.form.querySelectorAll(".pick[data-departments]").forEach(function (pick) {
+    var picks = Array.prototype.slice.call(select.form.querySelectorAll(".pick[data-departments]"));
+    picks.forEach(function (pick) {
       var inside = !department || pick.dataset.departments.split(" ").indexOf(department) >= 0 ? "1" : "0";
       if (pick.dataset.inDepartment !== inside) pick.dataset.inDepartment = inside;
       var suggested = inside === "1" && pick.dataset.status === "available" && pick.dataset.room !== "0";
       if (suggested) pick.dataset.suggested = "1"; else delete pick.dataset.suggested;
+      pick._place = Number(inside === "1" ? pick.dataset.placeInside : pick.dataset.placeOutside);
     });
+    if (!picks.length) return;
+    picks.sort(function (a, b) { return a._place - b._place; });
+    var list = picks[0].parentNode;
+    picks.forEach(function (pick) { list.appendChild(pick); }); // "Anyone free" stays first
+    // A form that picks the best operator for the supervisor (reference dialect) picks the
+    // best one for this department, until the supervisor picks someone.
+    if (!select.form.dataset.picked) {
+      var checked = list.querySelector(".pick[data-departments] input:checked");
+      var best = list.querySelector(".pick[data-departments] input:not(:disabled)");
+      if (checked && best && checked !== best) best.checked = true;
+    }
   }
 
   // An outcome pushed over the websocket (SalesIQ's answer arrived, or its confirming webhook)
