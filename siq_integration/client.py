@@ -87,15 +87,18 @@ class SalesIQClient:
         priority: Priority = Priority.BACKGROUND,
         sleep: Callable[[float], None] = time.sleep,
         access_token: str | None = None,
+        attempts: int | None = None,
     ) -> None:
         """``access_token`` pins a token not stored yet (probing a new grant before it is
-        saved): no refresh, and the portal's health is left alone."""
+        saved): no refresh, and the portal's health is left alone. ``attempts`` overrides
+        SIQ_RETRY_ATTEMPTS (1: no retry, for a caller that asks again on its own schedule)."""
         self.portal = portal
         self.priority = priority
         self.dialect = dialects.get(portal.dialect)
         self._sleep = sleep
         self._http: requests.Session | None = None
         self._pinned_token = access_token
+        self._attempts = attempts
 
     # --- the choke point ----------------------------------------------------------------
 
@@ -115,7 +118,7 @@ class SalesIQClient:
         except exc.SalesIQError as failure:  # no screen name, unknown data centre
             self._record_failure(failure)
             raise
-        attempts = settings.SIQ_RETRY_ATTEMPTS
+        attempts = self._attempts or settings.SIQ_RETRY_ATTEMPTS
         token_refreshed = False
         attempt = 0
         while True:
