@@ -330,6 +330,15 @@ def chat_transfer(
             "Pick an operator: this portal transfers to a person.",
             code="operator",
         )
+    if target is not None and selectors.current_operators(chat, [target]):
+        # The picker never offers them; a stale form or a hand-made request can still ask.
+        return _finish(
+            action,
+            ActionOutcome.REFUSED,
+            f"{target.shown_name} already has this chat; pick someone else. "
+            "Nothing was sent to SalesIQ.",
+            code="same_operator",
+        )
     client = SalesIQClient(portal, priority=Priority.ACTION)
     answer, failure = _call(
         action,

@@ -337,8 +337,7 @@ def operator_conditions(
         if (
             away
             and away.enabled
-            and view.load > 0
-            and op.status in _AWAY
+            and view.away_with_chats
             and _in_scope(away, op.department_ids)
             and (now - (op.status_since or op.fact_at)).total_seconds() >= away.threshold * 60
             and (words := operator_words(away.kind, op, view.load))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -142,6 +142,21 @@ class OperatorView:
     @property
     def over_capacity(self) -> bool:
         return bool(self.capacity) and self.load > self.capacity
+
+    @property
+    def away_with_chats(self) -> bool:
+        """Busy, away or offline while chats are open with them: their visitors may wait."""
+        return self.load > 0 and self.operator.status in (
+            OperatorStatus.BUSY,
+            OperatorStatus.AWAY,
+            OperatorStatus.OFFLINE,
+        )
+
+    @property
+    def needs_attention(self) -> bool:
+        """What the operators panel puts first (the alert rules of the same names add how
+        long, and by how much, before they raise)."""
+        return self.away_with_chats or self.over_capacity
 
 
 def operator_views(portals: list[Portal], only: list[int] | None = None) -> list[OperatorView]:
@@ -440,36 +455,85 @@ class Choice:
 
     view: OperatorView
     covers_department: bool
+    # Its place among every choice ranked both ways (in the department picked, or not), so
+    # the browser re-ranks by the server's one rank when another department is picked.
+    place_inside: int = 0
+    place_outside: int = 0
 
     @property
     def free(self) -> int | None:
         capacity = self.view.capacity
         return None if capacity is None else capacity - self.view.load
 
-    @property
-    def rank(self) -> tuple:
+    def rank_for(self, covers_department: bool) -> tuple:
+        """Available with room first, in the department before elsewhere, the most room
+        first; then busy, away; offline last."""
         op = self.view.operator
         status_order = {OperatorStatus.AVAILABLE: 0, OperatorStatus.BUSY: 1, OperatorStatus.AWAY: 2}
         has_room = self.free is None or self.free > 0
         return (
             status_order.get(op.status, 3),
             not (has_room and op.status == OperatorStatus.AVAILABLE),
-            not self.covers_department,
+            not covers_department,
             -(self.free or 0),
             op.shown_name,
+            op.pk,
         )
+
+    @property
+    def rank(self) -> tuple:
+        return self.rank_for(self.covers_department)
+
+
+def _covers(operator: Operator, department_id: str) -> bool:
+    # No department named: each operator is as good a fit as the next.
+    return not department_id or department_id in operator.department_ids
+
+
+def current_operators(chat: Chat, operators: list[Operator]) -> set[int]:
+    """Which of ``operators`` has ``chat`` now (pks): never offered as its transfer target.
+
+    By SalesIQ id; a chat whose operator id matches nobody (or names none) is matched by the
+    operator's name, every namesake included, rather than risk offering the operator back."""
+    remote_id = (chat.operator_id or "").strip()
+    if remote_id:
+        by_id = {op.pk for op in operators if op.remote_id.strip() == remote_id}
+        if by_id:
+            return by_id
+    name = (chat.operator_name or "").strip().casefold()
+    if not name:
+        return set()
+    return {
+        op.pk for op in operators if name in {op.name.strip().casefold(), op.shown_name.casefold()}
+    }
 
 
 def transfer_choices(chat: Chat) -> dict[str, Any]:
     """Departments (the chat's own first) and operators (available, with room, of the
-    chat's department first; offline last) for transferring ``chat``."""
+    chat's department first; offline last) for transferring ``chat``; never the operator
+    who has it."""
     portal = chat.portal
     departments = list(Department.objects.filter(portal=portal, enabled=True).order_by("name"))
     departments.sort(key=lambda d: d.remote_id != chat.department_id)
+    views = [view for view in operator_views([portal]) if view.operator.enabled]
+    current = current_operators(chat, [view.operator for view in views])
     choices = [
-        Choice(view=view, covers_department=chat.department_id in view.operator.department_ids)
-        for view in operator_views([portal])
-        if view.operator.remote_id != chat.operator_id and view.operator.enabled
+        Choice(view=view, covers_department=_covers(view.operator, chat.department_id))
+        for view in views
+        if view.operator.pk not in current
+    ]
+    # Every choice ranked both ways, in one order: a department's ranking is each choice's
+    # place for whether it covers that department.
+    both = sorted(
+        [(choice.rank_for(True), n, True) for n, choice in enumerate(choices)]
+        + [(choice.rank_for(False), n, False) for n, choice in enumerate(choices)]
+    )
+    places: dict[tuple[int, bool], int] = {
+        (n, inside): at for at, (_, n, inside) in enumerate(both)
+    }
+    choices = [
+        replace(choice, place_inside=places[(n, True)], place_outside=places[(n, False)])
+        for n, choice in enumerate(choices)
     ]
     choices.sort(key=lambda choice: choice.rank)
     return {"departments": departments, "choices": choices}

@@ -340,13 +340,20 @@ PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL").rstrip("/")
 
 # --- Logging -----------------------------------------------------------------------
 
+# `serve` counts webhook deliveries in one line every 5 minutes instead of an access-log line
+# each (a busy portal sends several a second); 1: a line each, as for every other request.
+ACCESS_LOG_WEBHOOKS = _env_bool("ACCESS_LOG_WEBHOOKS", default=False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"client_errors": {"()": "dashboard.logs.ClientErrorsOnOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO").upper()},
     "loggers": {
+        # A refused request is one line (dashboard.logs), not a traceback.
+        "django.request": {"filters": ["client_errors"]},
         # These libraries log tokens and token-bearing URLs at DEBUG: never let them.
         "oauthlib": {"level": "WARNING"},
         "requests_oauthlib": {"level": "WARNING"},

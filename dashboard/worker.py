@@ -63,10 +63,17 @@ STOP_GRACE = 5.0  # seconds a stopping worker waits for polls under way
 LONGEST_BUDGET_WAIT = 65.0
 BACKOFF_FIRST = 5.0
 BACKOFF_MAX = 300.0
+# While SalesIQ does not answer, polling stops and one cheap question (a one-item page, no
+# retries) goes every this many seconds, so the pages hear SalesIQ is back within about that
+# (a doubling back-off had grown to 41 s after a minute's outage). 6 calls a minute: 60% of a
+# Free plan's 10, within the 7 it leaves background work (the 3 kept for actions stay free),
+# and nothing else is called meanwhile; a smaller budget stretches it (60 s / its share).
+UNREACHABLE_PROBE_EVERY = 10.0
 
 DEPARTMENTS = "departments"
 OPERATORS = "operators"
 CHATS = "chats"
+PROBE = "probe"  # is SalesIQ back? (only while it is unreachable)
 
 # Refusals an admin must fix by reconnecting: polling again changes nothing.
 _NEEDS_RECONNECT = (exc.TokenInvalid, exc.ScopeMissing, exc.TokenDecryptionError)
@@ -121,6 +128,8 @@ class _PortalState:
     reconcile_now: bool = False
     # The health last told to the pages (state, webhooks, stale, banner).
     announced: tuple | None = None
+    # SalesIQ did not answer the last call: only probes until it does.
+    unreachable: bool = False
 
 
 class _PatientClient(SalesIQClient):
@@ -237,16 +246,19 @@ class Worker:
         finally:
             connections.close_all()
 
-    def _announce_health(self, portals: list[Portal], now: datetime) -> None:
+    def _announce_health(
+        self, portals: list[Portal], now: datetime, *, changed: bool = False
+    ) -> None:
         """Tell the pages when a portal's health or webhook state changes: a failing poll
-        applies nothing, so nothing else would carry "SalesIQ unreachable" to them."""
+        applies nothing, so nothing else would carry "SalesIQ unreachable" to them.
+        ``changed``: a poll just saw it change, so tell them even before a first look."""
         for portal in portals:
             try:
                 fresh = selectors.freshness(portal, now)
                 signature = (fresh.health.state, fresh.webhooks, fresh.stale, fresh.banner)
                 state = self._state(portal.pk)
                 if signature != state.announced:
-                    if state.announced is not None:
+                    if state.announced is not None or changed:
                         broadcast.publish_meta(portal)
                     state.announced = signature
             except Exception:
@@ -381,6 +393,11 @@ class Worker:
                 state.stopped_for = ""
                 state.plan = None
             plan = self._plan(portal, sync, state, now)
+            if state.unreachable:
+                # Waited since the last probe (retry_at): ask again, and nothing else.
+                job = PollJob(portal.pk, (PROBE,), False, plan, error_shown=True)
+                jobs.append((float("inf"), job))
+                continue
             wanted = {
                 DEPARTMENTS: (sync.departments_polled_at, plan.departments_every),
                 OPERATORS: (sync.operators_polled_at, plan.operators_every),
@@ -443,6 +460,13 @@ class Worker:
             if state.error_shown or job.error_shown:
                 PortalSync.objects.filter(portal_id=job.portal_id).update(last_poll_error="")
                 state.error_shown = False
+            if state.unreachable:
+                # SalesIQ answers again: say so now (not at the next look), and catch up
+                # with what happened meanwhile at once.
+                state.unreachable = False
+                state.reconcile_now = True
+                logger.info("Portal %s: SalesIQ answers again", portal)
+                self._announce_health([portal], timezone.now(), changed=True)
         except _NOT_NOW as pause:
             state.retry_at = pause.retry_at or timezone.now() + timedelta(seconds=30)
             logger.info("Portal %s: %s", portal, pause.user_message)
@@ -451,6 +475,19 @@ class Worker:
             state.stopped_for = token_fingerprint(portal) if portal else "?"
             self._show_error(job.portal_id, state, refusal.user_message)
             logger.warning("Portal %s: stopped polling: %s", portal, refusal.technical())
+        except exc.Unavailable as failure:
+            # The client has recorded the portal's health already; say why state is stale,
+            # and ask again soon (probes only) rather than ever later.
+            was_down = state.unreachable
+            state.unreachable = True
+            state.retry_at = timezone.now() + timedelta(seconds=self._probe_every(state))
+            self._show_error(job.portal_id, state, failure.user_message)
+            if not was_down:
+                logger.warning("Portal %s: SalesIQ unreachable: %s", portal, failure.technical())
+                if portal is not None:
+                    self._announce_health([portal], timezone.now(), changed=True)
+            else:
+                logger.debug("Portal %s: still unreachable: %s", portal, failure.technical())
         except exc.SalesIQError as failure:
             # The client has recorded the portal's health already; say why state is stale.
             self._back_off(state)
@@ -467,7 +504,14 @@ class Worker:
         finally:
             state.in_flight = False
 
+    def _probe_every(self, state: _PortalState) -> float:
+        share = state.plan.background_per_minute if state.plan else 0
+        return max(UNREACHABLE_PROBE_EVERY, 60.0 / share) if share > 0 else 60.0
+
     def _poll_kind(self, kind: str, portal: Portal, job: PollJob, state: _PortalState) -> None:
+        if kind == PROBE:
+            SalesIQClient(portal, attempts=1).probe("departments")
+            return
         plan = job.plan
         client = _PatientClient(portal, stopping=self.stopping)
         cost = {

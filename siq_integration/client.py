@@ -88,11 +88,14 @@ class SalesIQClient:
         sleep: Callable[[float], None] = time.sleep,
         access_token: str | None = None,
         budgeted: bool = True,
+        attempts: int | None = None,
     ) -> None:
         """``access_token`` pins a token not stored yet (probing a new grant before it is
         saved): no refresh, and the portal's health is left alone. ``budgeted=False``: a
         portal being added has no budget yet (nothing of it is saved): its few probing calls
-        are counted in ``unbudgeted_calls`` and charged once it is saved."""
+        are counted in ``unbudgeted_calls`` and charged once it is saved. ``attempts``
+        overrides SIQ_RETRY_ATTEMPTS (1: no retry, for a caller that asks again on its own
+        schedule)."""
         self.portal = portal
         self.priority = priority
         self.dialect = dialects.get(portal.dialect)
@@ -101,6 +104,7 @@ class SalesIQClient:
         self._pinned_token = access_token
         self._budgeted = budgeted
         self.unbudgeted_calls = 0
+        self._attempts = attempts
 
     # --- the choke point ----------------------------------------------------------------
 
@@ -120,7 +124,7 @@ class SalesIQClient:
         except exc.SalesIQError as failure:  # no screen name, unknown data centre
             self._record_failure(failure)
             raise
-        attempts = settings.SIQ_RETRY_ATTEMPTS
+        attempts = self._attempts or settings.SIQ_RETRY_ATTEMPTS
         token_refreshed = False
         attempt = 0
         while True:

@@ -5,6 +5,7 @@ notification and a sound, one acknowledges and everyone sees who did."""
 from __future__ import annotations
 
 import pytest
+import requests
 from django.conf import global_settings
 from django.contrib.auth import get_user_model
 from django.test import override_settings
@@ -12,6 +13,7 @@ from django.test import override_settings
 from dashboard import alerts
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, Profile, Role
 from dashboard.templatetags.supervisor import iso
+from siq_integration import connection
 from tests.test_actions_browser import shown, watched
 from tests.test_worker_processes import wait_for
 
@@ -40,6 +42,28 @@ document.hasFocus = () => false;
 """
 
 
+# What any page of a test logged as an error (htmx logs each piece it finds no target for),
+# and uncaught exceptions: every test here fails on any.
+_console_errors: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def console_errors():
+    _console_errors.clear()
+    yield _console_errors
+    errors = list(_console_errors)
+    _console_errors.clear()
+    assert errors == [], f"{len(errors)} console error(s), first: {errors[:5]}"
+
+
+def watch_console(page) -> None:
+    page.on(
+        "console",
+        lambda message: message.type == "error" and _console_errors.append(message.text),
+    )
+    page.on("pageerror", lambda error: _console_errors.append(f"uncaught: {error}"))
+
+
 def user(username: str, role: Role, portal):
     with override_settings(PASSWORD_HASHERS=global_settings.PASSWORD_HASHERS):
         made = get_user_model().objects.create_user(username, password=PASSWORD)
@@ -52,6 +76,7 @@ def signed_in(browser, server, username: str, *, notifications: bool = False, sp
     if notifications:
         context.grant_permissions(["notifications"], origin=server.url)
     page = context.new_page()
+    watch_console(page)
     if spies:
         page.add_init_script(SPIES)
     page.goto(f"{server.url}/login/")
@@ -201,14 +226,79 @@ def test_it_snoozes_from_the_chat_drawer_and_keeps_the_buttons_from_viewers(
         )
         assert viewer_row.get_attribute("data-can-act") == "0"
         assert wall.is_hidden("#alerts-list li[data-kind=long_chat] [data-alert-ack]")
-        status = wall.evaluate(
-            """async (url) => (await fetch(url, {method: "POST", headers: {"X-CSRFToken":
-                 JSON.parse(document.getElementById("live").getAttribute("hx-headers"))["X-CSRFToken"]}})).status""",
-            f"/alerts/{alert.pk}/acknowledge/",
+        # Asked with the viewer's session, from outside the page (whose console must stay clean).
+        cookies = {c["name"]: c["value"] for c in wall.context.cookies()}
+        refused = requests.post(
+            f"{server.url}/alerts/{alert.pk}/acknowledge/",
+            cookies=cookies,
+            headers={"X-CSRFToken": cookies["csrftoken"], "Referer": f"{server.url}/"},
+            timeout=10,
         )
-        assert status == 403
+        assert refused.status_code == 403
+        assert "can see alerts but not acknowledge" in refused.text  # not a CSRF refusal
         alert.refresh_from_db()
         assert alert.acknowledged_at is None
     finally:
         sam.context.close()
         wall.context.close()
+
+
+def test_it_logs_no_error_at_250_chats_a_first_poll_a_burst_and_every_click(
+    browser, server, simulator, sim_portal
+):
+    """The page of a big portal while its first poll lands (rows, drawer heads and lines for
+    drawers nobody opened, alerts by the dozen), a burst of webhooks, then acknowledge and
+    snooze from the panel and from a drawer: the console stays clean (the autouse fixture)."""
+    from tests.conftest import oauth_connect
+
+    portal = sim_portal(open_chats=260, operators=14)
+    rules = alerts.ensure_rules(portal)
+    AlertRule.objects.filter(pk=rules[AlertKind.LONG_CHAT].pk).update(threshold=1)
+    user("sam", Role.SUPERVISOR, portal)
+    sam = signed_in(browser, server, "sam")
+    try:
+        oauth_connect(simulator, portal)  # the worker of `serve` takes it from here
+        assert connection.register_webhooks(
+            portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/"
+        )
+        sam.wait_for_function(
+            "document.querySelectorAll('#chats-body > tr').length >= 260", timeout=60_000
+        )
+        assert not _console_errors, _console_errors[:5]
+
+        # A burst: new visitors, and lines in chats whose drawers are closed.
+        state = simulator.state(portal.screen_name)["portals"][0]
+        talking = [c["id"] for c in state["conversations"] if c["status"] == "connected"][:20]
+        for n in range(30):
+            simulator.create_conversation(portal.screen_name, visitor_name=f"Burst {n}")
+        for remote in talking:
+            simulator.visitor_message(remote, "Anyone there?")
+        sam.wait_for_function(
+            "document.querySelectorAll('#chats-body > tr').length >= 290", timeout=30_000
+        )
+
+        # Alerts: acknowledge and snooze from the panel, then snooze from a chat's drawer.
+        panel = "#alerts-list li[data-effective=open][data-kind=long_chat]"
+        shown(sam.locator(panel))
+        sam.locator(f"{panel} [data-alert-ack]").first.click()
+        sam.wait_for_selector("#alerts-list li[data-effective=acknowledged]", timeout=10_000)
+        row = sam.locator(f"#alert-{sam.locator(panel).first.get_attribute('data-alert')}")
+        row.locator("summary").click()
+        row.get_by_role("button", name="5 min", exact=True).click()
+        sam.wait_for_selector("#alerts-list li[data-effective=snoozed]", timeout=10_000)
+        chat_pk = sam.locator(panel).first.get_attribute("data-chat")
+        sam.click(f"#chat-{chat_pk} .visitor-link")
+        drawer_row = shown(sam.locator("#drawer .drawer-alerts li[data-kind=long_chat]"))
+        drawer_row.locator("summary").click()
+        drawer_row.get_by_role("button", name="15 min", exact=True).click()
+        sam.wait_for_selector(
+            f"#alerts-list li[data-chat='{chat_pk}'][data-effective=snoozed]", timeout=10_000
+        )
+        sam.locator("#drawer [data-alert-ack]").first.click()
+        sam.wait_for_selector(
+            f"#alerts-list li[data-chat='{chat_pk}'][data-effective=acknowledged]",
+            timeout=10_000,
+        )
+        sam.wait_for_timeout(1500)  # the websocket's copies of the same changes
+    finally:
+        sam.context.close()

@@ -28,9 +28,17 @@ from django.utils import timezone
 
 from dashboard import broadcast, live, selectors
 from dashboard.models import Chat, ChatMessage
+from dashboard.models import Operator as Operator_
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
-from siq_integration.normalised import ChatStatus, Message, SenderType
+from siq_integration.normalised import (
+    ChatStatus,
+    Message,
+    Operator,
+    OperatorStatus,
+    OperatorSync,
+    SenderType,
+)
 from tests.test_live_page import NASTY, chat, disconnected, fill, make_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -92,6 +100,17 @@ def no_push(monkeypatch):
     """Changes made in this process are handed to the page explicitly (or come from the
     server's own process): nothing here publishes."""
     monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+
+
+@pytest.fixture(autouse=True)
+def console_errors(page):
+    """Every test here fails on anything the page logs as an error (htmx logs each piece it
+    finds no target for) and on any uncaught exception."""
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    yield errors
+    assert errors == [], f"{len(errors)} console error(s), first: {errors[:5]}"
 
 
 @pytest.fixture
@@ -176,11 +195,118 @@ def test_it_puts_the_longest_wait_first_and_sorts_by_a_column(ws_server, page, o
     page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
     assert order(page) == [row_id(r) for r in ("c30", "c20", "w15", "w10", "w5")]
 
-    # Operators: available first, then busy or away, then offline.
-    names = page.evaluate(
+    # Operators: who needs attention first (Ben is away with a chat), then available, busy or
+    # away, offline.
+    assert operator_names(page) == ["Ben Okafor", "Asha Rao", "Chloé Karimi"]
+
+
+def operator_names(page) -> list[str]:
+    return page.evaluate(
         "[...document.querySelectorAll('#operators-body > tr')].map(r => r.dataset.name)"
     )
-    assert names == ["Asha Rao", "Ben Okafor", "Chloé Karimi"]
+
+
+def test_it_puts_operators_who_need_attention_first(ws_server, page, owner, screenshot):
+    portal = make_portal()
+    asha = ("o1", "Asha Rao")
+    talking = [
+        *(chat(f"a{n}", status=ChatStatus.CONNECTED, operator=asha) for n in range(5)),
+        chat("b1", status=ChatStatus.CONNECTED, operator=("o2", "Ben Okafor")),
+        chat("c1", status=ChatStatus.CONNECTED, operator=("o3", "Chloé Karimi")),
+        chat("w1", minutes=2),
+    ]
+    fill(portal, talking)
+    now = timezone.now()
+
+    def op(remote: str, name: str, status: OperatorStatus, seats: int) -> Operator:
+        return Operator(remote, name, "", status, department_ids=("d1",), max_chats=seats)
+
+    everyone = [
+        op("o1", "Asha Rao", OperatorStatus.AVAILABLE, 4),
+        op("o2", "Ben Okafor", OperatorStatus.AWAY, 3),
+        op("o3", "Chloé Karimi", OperatorStatus.OFFLINE, 5),
+        op("o4", "Dee Park", OperatorStatus.AVAILABLE, 4),
+        op("o5", "Eli Moss", OperatorStatus.OFFLINE, 4),
+    ]
+    live.apply_operators(
+        portal, OperatorSync(operators=everyone, sync_time=None, complete=True), taken_at=now
+    )
+    for remote, minutes in (("o1", 40), ("o2", 10), ("o3", 30)):
+        Operator_.objects.filter(portal=portal, remote_id=remote).update(
+            status_since=now - timedelta(minutes=minutes)
+        )
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_live(page, ws_server, owner)
+
+    # Over capacity (available for 40 min), offline with a chat for 30, away with one for 10;
+    # then the rest: available, busy or away, offline.
+    assert operator_names(page) == [
+        "Asha Rao",
+        "Chloé Karimi",
+        "Ben Okafor",
+        "Dee Park",
+        "Eli Moss",
+    ]
+    status = page.locator("#operators-table th.o-status")
+    assert status.get_attribute("aria-sort") == "other"
+    assert status.get_attribute("title").startswith("Needs attention first: over capacity")
+    assert "osort" not in page.url
+    screenshot("live-operators-attention")
+
+    # Available first, a click away; the address keeps it, and another click goes back.
+    page.click("#operators-table th.o-status .sort")
+    assert operator_names(page) == [
+        "Asha Rao",
+        "Dee Park",
+        "Ben Okafor",
+        "Chloé Karimi",
+        "Eli Moss",
+    ]
+    assert status.get_attribute("title").startswith("Available first")
+    assert "osort=status" in page.url
+    page.reload()
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert operator_names(page)[:2] == ["Asha Rao", "Dee Park"]
+    page.click("#operators-table th.o-status .sort")
+    assert operator_names(page)[:2] == ["Asha Rao", "Chloé Karimi"]
+    assert "osort" not in page.url
+
+    # The other sorts are where they were; an old address still works.
+    page.click("#operators-table th.o-name .sort")
+    assert operator_names(page) == [
+        "Asha Rao",
+        "Ben Okafor",
+        "Chloé Karimi",
+        "Dee Park",
+        "Eli Moss",
+    ]
+    page.goto(f"{ws_server}/?osort=load")
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert operator_names(page)[0] == "Asha Rao"  # 5 of 4 seats
+
+    # Back within capacity: Asha leaves the front as the change arrives.
+    page.goto(f"{ws_server}/")
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    ended = chat("a0", status=ChatStatus.ENDED, operator=asha)
+    live.apply_conversation(portal, ended, fact_at=timezone.now(), source="webhook")
+    gone = Chat.objects.get(portal=portal, remote_id="a0")
+    row = Operator_.objects.get(portal=portal, remote_id="o1")
+    send(
+        page,
+        broadcast.render_changes(
+            live.Changes(portal.pk, chats={gone.pk}, operators={row.pk}, meta=True)
+        ),
+    )
+    page.wait_for_function(
+        f"document.getElementById('op-{row.pk}').dataset.attention === '0'", timeout=5_000
+    )
+    assert operator_names(page) == [
+        "Chloé Karimi",
+        "Ben Okafor",
+        "Asha Rao",
+        "Dee Park",
+        "Eli Moss",
+    ]
 
 
 def test_it_filters_and_counts_only_what_is_shown(ws_server, page, owner):
@@ -312,6 +438,181 @@ def test_it_opens_the_drawer_and_keeps_it_current(ws_server, page, owner, screen
     page.wait_for_selector("#drawer")
     page.click("[data-close-drawer]")
     assert page.query_selector("#drawer") is None
+
+
+def transcript(page, pk: int) -> list[str]:
+    return page.evaluate(
+        f"[...document.querySelectorAll('#transcript-{pk} > li[id]')].map(li => li.id)"
+    )
+
+
+def lines(item: Chat, *texts: str, start: int = 0) -> list[ChatMessage]:
+    at = timezone.now() - timedelta(minutes=5)
+    return [
+        ChatMessage.objects.create(
+            chat=item,
+            remote_id=f"m{start + i}",
+            sender_type="visitor",
+            sender_name="Ada",
+            text=text,
+            sent_at=at + timedelta(seconds=start + i),
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+def test_it_shows_each_transcript_line_once_when_the_push_lands_after_the_drawer(
+    ws_server, page, owner
+):
+    # Opening a drawer loads the transcript and publishes its lines; the drawer shows them
+    # too. When the push lands after the drawer is shown, its lines were appended again.
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
+    item = Chat.objects.get(remote_id="c1")
+    Chat.objects.filter(pk=item.pk).update(transcript_loaded_at=timezone.now())
+    first = lines(item, "Hello", "Is anyone there?", "My order is late")
+    open_live(page, ws_server, owner)
+    page.click(f"#chat-{item.pk} .visitor-link")
+    page.wait_for_selector(f"#transcript-{item.pk}")
+    ids = [f"msg-{line.pk}" for line in first]
+    assert transcript(page, item.pk) == ids
+
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={m.pk for m in first})))
+    (newer,) = lines(item, "Hello again", start=3)
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    page.wait_for_selector(f"#msg-{newer.pk}")
+    assert transcript(page, item.pk) == [*ids, f"msg-{newer.pk}"]
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    assert transcript(page, item.pk) == [*ids, f"msg-{newer.pk}"]
+
+
+def test_it_keeps_lines_pushed_while_the_drawer_loads(ws_server, page, owner):
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
+    item = Chat.objects.get(remote_id="c1")
+    Chat.objects.filter(pk=item.pk).update(transcript_loaded_at=timezone.now())
+    first = lines(item, "Hello", "Is anyone there?")
+    open_live(page, ws_server, owner)
+    held = []
+    page.route(f"**/live/chats/{item.pk}/", lambda route: held.append(route))
+    page.click(f"#chat-{item.pk} .visitor-link")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    (route,) = held
+    answer = route.fetch()  # the drawer as the server rendered it: the first two lines
+
+    # Before the drawer is on the page: the same lines again (the drawer's own load published
+    # them), and a line written after the drawer was rendered.
+    (later,) = lines(item, "Still waiting", start=2)
+    everything = {line.pk for line in [*first, later]}
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages=everything)))
+    route.fulfill(response=answer)
+    page.wait_for_selector(f"#msg-{later.pk}", timeout=5_000)
+    assert transcript(page, item.pk) == [f"msg-{line.pk}" for line in [*first, later]]
+
+
+IN_VIEW = """(selector) => {
+  const el = document.querySelector(selector), box = el.getBoundingClientRect();
+  const view = document.querySelector("#drawer [data-drawer-scroll]").getBoundingClientRect();
+  return box.height > 0 && box.top >= view.top && box.bottom <= view.bottom;
+}"""
+
+
+def test_it_opens_a_chat_at_its_head_and_follows_new_lines_only_from_the_end(
+    ws_server, page, owner, screenshot
+):
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
+    item = Chat.objects.get(remote_id="c1")
+    Chat.objects.filter(pk=item.pk).update(
+        transcript_loaded_at=timezone.now(), question="Where is order 1042?"
+    )
+    talk = lines(item, *(f"Line {n} of a long talk about an order" for n in range(40)))
+    open_live(page, ws_server, owner)
+    page.click(f"#chat-{item.pk} .visitor-link")
+    page.wait_for_selector(f"#transcript-{item.pk}")
+
+    # At the head: status, operator, department and the question, all in view.
+    assert page.evaluate("document.querySelector('#drawer [data-drawer-scroll]').scrollTop") == 0
+    assert page.evaluate(IN_VIEW, "#drawer .drawer-status")
+    status = page.inner_text("#drawer .drawer-status")
+    assert "Connected" in status and "Asha Rao" in status and "Sales" in status
+    assert page.evaluate(IN_VIEW, "#drawer .facts")
+    assert "Where is order 1042?" in page.inner_text("#drawer .facts")
+    assert not page.evaluate(IN_VIEW, f"#msg-{talk[-1].pk}")
+    screenshot("live-drawer-head")
+
+    # Not at the end: a new line does not move the reader; the way to it is offered.
+    (newer,) = lines(item, "A new line", start=40)
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    page.wait_for_selector(f"#msg-{newer.pk}", state="attached")
+    assert page.evaluate("document.querySelector('#drawer [data-drawer-scroll]').scrollTop") == 0
+    latest = page.locator("#drawer [data-jump-latest]")
+    assert latest.is_visible() and latest.inner_text().startswith("Latest message")
+
+    latest.click()
+    page.wait_for_function(f"({IN_VIEW})('#msg-{newer.pk}')")
+    assert latest.is_hidden()
+    # At the end: the next line is followed.
+    (last,) = lines(item, "And another", start=41)
+    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={last.pk})))
+    page.wait_for_function(f"({IN_VIEW})('#msg-{last.pk}')")
+    assert latest.is_hidden()
+
+
+PICKS = """[...document.querySelectorAll('#drawer .pick[data-departments]')].map(p =>
+  [p.querySelector('.pick-name').textContent, p.dataset.suggested === '1',
+   p.dataset.inDepartment === '1', p.querySelector('input').checked])"""
+
+
+def test_it_reranks_the_transfer_picker_for_the_department_picked(
+    ws_server, page, owner, screenshot
+):
+    from tests.test_transfer_picker import staff
+
+    portal = make_portal()
+    fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
+    staff(
+        portal,
+        ("o1", "Asha Rao", OperatorStatus.AVAILABLE, ("d1",), 4),
+        ("o2", "Ben Okafor", OperatorStatus.AVAILABLE, ("d2",), 4),
+        ("o3", "Chloé Karimi", OperatorStatus.AVAILABLE, ("d1",), 4),
+        ("o4", "Dev Iyer", OperatorStatus.BUSY, ("d1", "d2"), 4),
+        ("o5", "Eli Moss", OperatorStatus.OFFLINE, ("d2",), 4),
+        ("o6", "Fay Lund", OperatorStatus.AVAILABLE, ("d2",), 4),
+    )
+    item = Chat.objects.get(remote_id="c1")
+    Chat.objects.filter(pk=item.pk).update(transcript_loaded_at=timezone.now())
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_live(page, ws_server, owner)
+    page.click(f"#chat-{item.pk} .visitor-link")
+    page.click("#drawer [data-action-button=transfer]")
+    page.wait_for_selector("#drawer .transfer-form")
+
+    def picked() -> list[tuple[str, bool, bool, bool]]:
+        return [tuple(pick) for pick in page.evaluate(PICKS)]
+
+    # Sales, the chat's own: Chloé first; Asha, who has the chat, is not offered at all.
+    before = picked()
+    assert [name for name, *_ in before] == [
+        "Chloé Karimi", "Ben Okafor", "Fay Lund", "Dev Iyer", "Eli Moss",
+    ]  # fmt: skip
+
+    page.select_option("#drawer select[name=department_id]", "d2")
+    after = picked()
+    assert [name for name, *_ in after] == [
+        "Ben Okafor", "Fay Lund", "Chloé Karimi", "Dev Iyer", "Eli Moss",
+    ]  # fmt: skip
+    # Nobody "not in this department" above a suggested operator.
+    suggested = [n for n, (_, is_suggested, _, _) in enumerate(after) if is_suggested]
+    elsewhere = [n for n, (_, _, inside, _) in enumerate(after) if not inside]
+    assert suggested == [0, 1] and min(elsewhere) > max(suggested)
+    assert page.is_visible("#drawer .pick[data-in-department='0'] .pick-elsewhere")
+    screenshot("transfer-picker-after-department-change")
+
+    page.select_option("#drawer select[name=department_id]", "d1")
+    assert picked() == before
 
 
 def test_it_tags_rows_with_their_portal_when_several_are_shown(ws_server, page, owner):

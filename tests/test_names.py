@@ -428,7 +428,7 @@ def test_it_records_and_exports_the_names_shown_in_the_audit(client, owner, zylk
 
     page = client.get("/audit/").content.decode()
     assert f"Operator</span> {OLAFUR_9}" in page
-    assert "<td>Ada Lovelace</td>" in page
+    assert '<td class="audit-who">Ada Lovelace</td>' in page
     export = b"".join(client.get("/audit.csv").streaming_content).decode("utf-8-sig")
     rows = {row["action"]: row for row in csv.DictReader(io.StringIO(export))}
     assert rows["operator_status"]["target"] == f"operator: {OLAFUR_9}"

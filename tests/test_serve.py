@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import signal
 import socket
 import struct
@@ -198,3 +199,70 @@ def test_it_publishes_what_it_polls_on_the_servers_event_loop(connected_portal, 
     assert loops_sent_on, "nothing was published"
     assert all(loop is server_loop for loop in loops_sent_on)
     assert PortalSync.objects.get(portal=portal).lease_holder == ""
+
+
+def test_it_logs_a_refusal_in_one_line_and_sums_up_webhooks(simulator, connected_portal, tmp_path):
+    """A 403 is one line (no traceback); webhook deliveries are counted, not listed, and the
+    count is said at shutdown; other requests keep their access-log line."""
+    from dashboard.models import InboxEvent, Profile, Role
+    from siq_integration import connection
+
+    portal = connected_portal(open_chats=0)
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=settings.BASE_DIR,
+            env=child_env(simulator),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            try:
+                return requests.get(f"{base}/healthz", timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        wait_for(healthy, timeout=30, what="/healthz answering")
+        viewer = get_user_model().objects.create_user("wall", password="pw")
+        Profile.objects.create(user=viewer, role=Role.VIEWER).portals.set([portal])
+        browser = Client()
+        browser.force_login(viewer)
+        session = {"sessionid": browser.cookies["sessionid"].value}
+        refused = requests.get(f"{base}/audit/", cookies=session, timeout=10)
+        assert refused.status_code == 403
+
+        assert connection.register_webhooks(portal, url=f"{base}/webhooks/salesiq/{portal.pk}/")
+        for n in range(3):
+            simulator.create_conversation(portal.screen_name, visitor_name=f"Hook {n}")
+        wait_for(
+            lambda: InboxEvent.objects.filter(portal=portal).count() >= 3,
+            timeout=15,
+            what="three deliveries stored",
+        )
+        for _ in range(2):  # not signed: refused
+            bogus = requests.post(f"{base}/webhooks/salesiq/{portal.pk}/", data=b"{}", timeout=10)
+            assert bogus.status_code >= 400
+        assert requests.get(f"{base}/login/", timeout=10).ok
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    lines = log_path.read_text().splitlines()
+    assert "Traceback" not in "\n".join(lines)
+    assert [line for line in lines if "/audit/" in line] == [
+        next(line for line in lines if '"GET /audit/" 403' in line)
+    ]
+    assert not [line for line in lines if "/webhooks/" in line]
+    (summary,) = [line for line in lines if "webhooks:" in line]
+    counted = re.search(r"webhooks: (\d+) received, (\d+) refused in the last \d+ (s|min)", summary)
+    assert counted, summary
+    assert int(counted[1]) >= 5 and int(counted[2]) == 2
+    assert any('"GET /login/" 200' in line for line in lines)

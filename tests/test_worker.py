@@ -14,6 +14,7 @@ from dashboard import live
 from dashboard.models import Chat, ChatStatus, Operator, PortalSync, Source
 from dashboard.worker import Worker
 from siq_integration import budget, oauth
+from siq_integration.models import Portal
 from tests.conftest import last_seq, oauth_connect
 
 pytestmark = pytest.mark.django_db
@@ -182,6 +183,51 @@ def test_it_says_why_state_is_stale_when_salesiq_is_down_and_backs_off(simulator
     worker.release_leases()
     Worker().run_once()
     assert PortalSync.objects.get(portal=portal).last_poll_error == ""
+
+
+def test_it_only_probes_while_salesiq_is_down_and_catches_up_when_it_answers(
+    simulator, connected_portal, monkeypatch
+):
+    from dashboard import broadcast
+    from dashboard.worker import UNREACHABLE_PROBE_EVERY
+    from siq_integration import health
+
+    portal = connected_portal(open_chats=1)
+    told = []
+    monkeypatch.setattr(broadcast, "publish_meta", lambda p: told.append(p.pk))
+    worker = Worker()
+    worker.run_once()
+    simulator.set_faults(portal=portal.screen_name, outage_seconds=60, outage_mode="drop")
+    try:
+        make_due(portal, "departments", "operators", "chats")
+        before = timezone.now()
+        worker.run_once()  # the poll fails (with its own retries)
+        assert told == [portal.pk]  # the pages hear at once
+        state = worker._states[portal.pk]
+        assert state.retry_at - before <= timedelta(seconds=UNREACHABLE_PROBE_EVERY + 1)
+
+        # Each later round while it is down: one call, a one-item page, never a listing.
+        for _ in range(3):
+            state.retry_at = timezone.now()
+            start = last_seq(simulator)
+            worker.run_once()
+            (call,) = api_calls(simulator, portal, start)
+            assert call["path"].endswith("/departments") and call["query"].get("limit") == "1"
+            assert state.retry_at - timezone.now() <= timedelta(seconds=UNREACHABLE_PROBE_EVERY)
+    finally:
+        simulator.clear_faults()
+
+    # SalesIQ answers: healthy at once, the pages told, and the next round catches up.
+    told.clear()
+    state.retry_at = timezone.now()
+    worker.run_once()
+    fresh = Portal.objects.get(pk=portal.pk)
+    assert health.portal_health(fresh).state == health.State.CONNECTED
+    assert told == [portal.pk]
+    start = last_seq(simulator)
+    worker.run_once()
+    paths = {call["path"].rsplit("/", 1)[-1] for call in api_calls(simulator, portal, start)}
+    assert {"operators", "conversations"} <= paths
 
 
 def test_it_stops_polling_a_revoked_portal_until_it_is_reconnected(simulator, connected_portal):

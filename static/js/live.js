@@ -221,14 +221,19 @@
       body.appendChild(fragment);
     }
     this.headers.forEach(function (th) {
-      var sort = self.sorts[th.dataset.sort];
-      if (th.dataset.sort !== self.sort || !sort) { th.removeAttribute("aria-sort"); delete th.dataset.dir; return; }
+      var picks = headerSorts(th), active = picks.indexOf(self.sort) >= 0, sort = self.sorts[self.sort];
+      var says = self.sorts[active ? self.sort : picks[0]]; // what the order is, or would be
+      if (says && says.title && th.title !== says.title) th.title = says.title;
+      if (!active || !sort) { th.removeAttribute("aria-sort"); delete th.dataset.dir; return; }
       th.dataset.dir = self.dir < 0 ? "reverse" : "natural";
       var aria = sort.aria;
       if (self.dir < 0 && aria !== "other") aria = aria === "ascending" ? "descending" : "ascending";
       th.setAttribute("aria-sort", aria);
     });
   };
+  // The sorts a header's button picks: one (clicking again reverses it), or several that a
+  // click goes through in turn (data-sorts).
+  function headerSorts(th) { return (th.dataset.sorts || th.dataset.sort).split(" "); }
   // First index whose record sorts after rec (binary search over the kept order).
   Table.prototype.slotFor = function (rec) {
     var lo = 0, hi = this.order.length;
@@ -326,9 +331,19 @@
 
   // --- operators -----------------------------------------------------------------------------
   var PRESENCE_ORDER = { available: 0, busy: 1, away: 2, offline: 3 };
+  function presenceKey(r) { return [r.enabled ? 0 : 1, num(PRESENCE_ORDER[r.status]), r.name]; }
+  // The Status header switches between the first two (a reversed "needs attention" would
+  // only hide the problems again); the address keeps the choice (osort).
   var OPERATOR_SORTS = {
+    // Who needs a supervisor (data-attention, dashboard.selectors.OperatorView.needs_attention)
+    // first, longest in that state first; then everyone else as "status" orders them.
+    attention: {
+      aria: "other",
+      title: "Needs attention first: over capacity, or busy, away or offline with open chats (longest in that state first); then available, busy, away, offline. Click again for available first.",
+      key: function (r) { return r.attention ? [0, num(r.since), r.name] : [1].concat(presenceKey(r)); },
+    },
+    status: { aria: "other", title: "Available first, then busy, away, offline. Click again for needs attention first.", key: presenceKey },
     name: { aria: "ascending", key: function (r) { return [r.name]; } },
-    status: { aria: "other", key: function (r) { return [r.enabled ? 0 : 1, num(PRESENCE_ORDER[r.status]), r.name]; } },
     load: { aria: "descending", key: function (r) { return [r.capacity ? -r.load / r.capacity : 0, -r.load, r.name]; } },
   };
   function parseOperator(el) {
@@ -343,6 +358,8 @@
       capacity: d.capacity ? Number(d.capacity) : 0,
       departments: (d.departments || "").split(" ").filter(Boolean),
       enabled: d.enabled !== "0",
+      attention: d.attention === "1",
+      since: when(d.since),
     };
   }
   function operatorPasses(rec) {
@@ -367,7 +384,7 @@
   FILTERS.forEach(function (name) { filters[name] = params.get(name) || ""; });
 
   var chats = new Table({ name: "chats", bodyId: "chats-body", tableId: "chats-table", parse: parseChat, sorts: CHAT_SORTS, passes: chatPasses, sort: "wait" });
-  var operators = new Table({ name: "operators", bodyId: "operators-body", tableId: "operators-table", parse: parseOperator, sorts: OPERATOR_SORTS, passes: operatorPasses, sort: "status" });
+  var operators = new Table({ name: "operators", bodyId: "operators-body", tableId: "operators-table", parse: parseOperator, sorts: OPERATOR_SORTS, passes: operatorPasses, sort: "attention" });
   [[chats, "sort", "dir"], [operators, "osort", "odir"]].forEach(function (spec) {
     var table = spec[0], sort = params.get(spec[1]);
     if (sort && table.sorts[sort]) table.sort = sort;
@@ -377,7 +394,7 @@
   function writeAddress() {
     var next = new URLSearchParams(window.location.search);
     FILTERS.forEach(function (name) { if (filters[name]) next.set(name, filters[name]); else next.delete(name); });
-    [[chats, "sort", "dir", "wait"], [operators, "osort", "odir", "status"]].forEach(function (spec) {
+    [[chats, "sort", "dir", "wait"], [operators, "osort", "odir", "attention"]].forEach(function (spec) {
       var table = spec[0];
       if (table.sort !== spec[3]) next.set(spec[1], table.sort); else next.delete(spec[1]);
       if (table.dir < 0) next.set(spec[2], "reverse"); else next.delete(spec[2]);
@@ -647,11 +664,7 @@
     else if (id.indexOf("drawer-alert") === 0 || (container && container.indexOf("drawer-alerts-") === 0)) touched.drawerAlerts = true;
     else if (container === "chats-body") touched.chats.add(id);
     else if (container === "operators-body") touched.operators.add(id);
-    else if (id.indexOf("transcript-") === 0) {
-      var scroller = target.closest("[data-drawer-scroll]");
-      var atEnd = scroller && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
-      touched.transcripts.push({ list: target, scroller: scroller, follow: atEnd });
-    } else if (id.indexOf("drawer-head-") === 0) touched.drawer = true;
+    else if (id.indexOf("drawer-head-") === 0) touched.drawer = true;
     if (!pending) { pending = true; queueMicrotask(flush); }
   }
   var DIRECT = { "chats-body": true, "operators-body": true };
@@ -720,7 +733,9 @@
     }
     t.transcripts.forEach(function (entry) {
       localise(entry.list);
+      // New lines are followed only by a reader already at the end.
       if (entry.follow) entry.scroller.scrollTop = entry.scroller.scrollHeight;
+      fitLatest(entry.scroller);
     });
     if (t.drawer) { localise(document.getElementById("drawer")); nameDrawer(); }
     if (t.alerts) syncAlerts(false);
@@ -732,8 +747,9 @@
     var button = event.target.closest("th[data-sort] .sort");
     if (!button) return;
     var th = button.closest("th"), table = th.closest("#chats-table") ? chats : operators;
-    if (table.sort === th.dataset.sort) table.dir = -table.dir;
-    else { table.sort = th.dataset.sort; table.dir = 1; }
+    var sorts = headerSorts(th), at = sorts.indexOf(table.sort);
+    if (at >= 0 && sorts.length === 1) table.dir = -table.dir;
+    else { table.sort = sorts[(at + 1) % sorts.length]; table.dir = 1; }
     table.resort();
     writeAddress();
     tick();
@@ -741,6 +757,7 @@
   document.addEventListener("change", function (event) {
     var select = event.target;
     if (select.matches("[data-transfer-department]")) { markDepartment(select); return; }
+    if (select.matches(".transfer-form input[name=operator_id]")) { select.form.dataset.picked = "1"; return; }
     if (select.matches("[data-portal-select]")) {
       var next = new URLSearchParams(window.location.search);
       if (select.value) next.set("portal", select.value); else next.delete("portal");
@@ -865,11 +882,35 @@
     if (!drawer) return;
     nameDrawer();
     localise(drawer);
+    // A chat opens at its head: who, where, what they asked. "Latest message" goes to the end.
     var scroller = drawer.dataset.chat && drawer.querySelector("[data-drawer-scroll]");
-    if (scroller) scroller.scrollTop = scroller.scrollHeight; // a chat opens at its latest line
+    if (scroller) scroller.scrollTop = 0;
+    if (drawer.dataset.chat) drawerShown(drawer.dataset.chat); // lines pushed while it loaded
+    fitLatest(scroller);
     if (drawer.matches(".operator-drawer")) tickRow(drawer, now());
     fitDrawerAlerts();
     drawer.focus({ preventScroll: true });
+  });
+  // "Latest message ↓" shows while the transcript's end is out of view.
+  function atTranscriptEnd(scroller) {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+  }
+  function fitLatest(scroller) {
+    var button = scroller && scroller.querySelector("[data-jump-latest]");
+    if (!button) return;
+    var hide = !scroller.querySelector(".transcript > li[id]") || atTranscriptEnd(scroller);
+    if (button.hidden !== hide) button.hidden = hide;
+  }
+  document.addEventListener("scroll", function (event) {
+    var scroller = event.target;
+    if (scroller.matches && scroller.matches("#drawer [data-drawer-scroll]")) fitLatest(scroller);
+  }, true);
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-jump-latest]");
+    var scroller = button && button.closest("[data-drawer-scroll]");
+    if (!scroller) return;
+    scroller.scrollTop = scroller.scrollHeight;
+    fitLatest(scroller);
   });
   document.addEventListener("htmx:responseError", function (event) {
     if (event.detail.target !== drawerSlot()) return;
@@ -1038,15 +1079,31 @@
     if (scope) showProblem(scope, "No answer from the dashboard: check the connection. Trying again is safe: the same form never acts twice.");
   });
 
-  // The transfer picker: which operators belong to the department picked (and so are suggested).
+  // The transfer picker: which operators belong to the department picked (and so are
+  // suggested), best choices first for that department. The rank is the server's
+  // (dashboard.selectors.Choice.rank_for): each pick carries its place in the department
+  // picked and elsewhere.
   function markDepartment(select) {
     var department = select.value || select.dataset.chatDepartment || "";
-    select.form.querySelectorAll(".pick[data-departments]").forEach(function (pick) {
+    var picks = Array.prototype.slice.call(select.form.querySelectorAll(".pick[data-departments]"));
+    picks.forEach(function (pick) {
       var inside = !department || pick.dataset.departments.split(" ").indexOf(department) >= 0 ? "1" : "0";
       if (pick.dataset.inDepartment !== inside) pick.dataset.inDepartment = inside;
       var suggested = inside === "1" && pick.dataset.status === "available" && pick.dataset.room !== "0";
       if (suggested) pick.dataset.suggested = "1"; else delete pick.dataset.suggested;
+      pick._place = Number(inside === "1" ? pick.dataset.placeInside : pick.dataset.placeOutside);
     });
+    if (!picks.length) return;
+    picks.sort(function (a, b) { return a._place - b._place; });
+    var list = picks[0].parentNode;
+    picks.forEach(function (pick) { list.appendChild(pick); }); // "Anyone free" stays first
+    // A form that picks the best operator for the supervisor (reference dialect) picks the
+    // best one for this department, until the supervisor picks someone.
+    if (!select.form.dataset.picked) {
+      var checked = list.querySelector(".pick[data-departments] input:checked");
+      var best = list.querySelector(".pick[data-departments] input:not(:disabled)");
+      if (checked && best && checked !== best) best.checked = true;
+    }
   }
 
   // An outcome pushed over the websocket (SalesIQ's answer arrived, or its confirming webhook)
@@ -1071,37 +1128,122 @@
 
   // Every change to a chat also carries its drawer's head and new transcript lines, and an
   // alert its row in a drawer, for the pages that have that drawer open; a resolved alert or an
-  // ended chat is deleted by id. Pages without the target would make htmx log an error for each:
-  // drop such pieces before htmx swaps. A new row (a chat, an operator, an alert) has no target
-  // yet either: put it in its container here, where htmx would only log that it found none.
-  // Snapshots never hold such pieces.
-  var ALWAYS_LOOK = /beforeend:#transcript-|hx-swap-oob="delete"/;
-  var IDS = /\sid="([^"]+)"/g;
-  function someTargetMissing(text) {
-    if (ALWAYS_LOOK.test(text)) return true;
-    IDS.lastIndex = 0;
-    for (var match = IDS.exec(text); match; match = IDS.exec(text)) {
-      if (!document.getElementById(match[1])) return true;
+  // ended chat is deleted by id. Pages without the target would make htmx log an error for each
+  // (a first poll of 250 chats: 750 of them): drop such pieces before htmx swaps. A new row (a
+  // chat, an operator, an alert) has no target yet either: put it in its container here, where
+  // htmx would only log that it found none.
+  //
+  // The server gives hx-swap-oob to each top-level piece of a message and to nothing inside
+  // one (templates/live/parts.html), so a message of any size splits at those marks without
+  // being parsed; only a piece that needs handling is parsed, on its own.
+  var OOB_MARK = 'hx-swap-oob="', SPACE = /\s/;
+  function pieces(text) {
+    var found = [], from = 0;
+    for (;;) {
+      var mark = text.indexOf(OOB_MARK, from);
+      if (mark < 0) break;
+      if (!SPACE.test(text.charAt(mark - 1))) { from = mark + OOB_MARK.length; continue; }
+      var start = text.lastIndexOf("<", mark), close = text.indexOf(">", mark);
+      if (start < 0 || close < 0) break;
+      var head = text.slice(start, close + 1), tag = /^<([a-zA-Z]+)/.exec(head);
+      var oob = text.slice(mark + OOB_MARK.length, text.indexOf('"', mark + OOB_MARK.length));
+      var id = /\sid="([^"]*)"/.exec(head);
+      found.push({ start: start, tag: tag ? tag[1].toLowerCase() : "", oob: oob, id: id ? id[1] : "", container: /\sdata-container=/.test(head) });
+      from = close + 1;
     }
-    return false;
+    // A piece ends with its own closing tag before the next piece begins.
+    for (var i = 0; i < found.length; i++) {
+      var limit = i + 1 < found.length ? found[i + 1].start : text.length;
+      var closing = "</" + found[i].tag + ">", at = text.lastIndexOf(closing, limit - closing.length);
+      found[i].end = at >= found[i].start ? at + closing.length : limit;
+    }
+    return found;
+  }
+  function parsePiece(html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html; // the server's own template output (autoescaped), parsed inert
+    return holder.content.firstElementChild;
+  }
+  // A chat's transcript lines: each line once (the drawer's own load and the push of the same
+  // lines race), in time order. Lines for a drawer still loading wait for it.
+  var TRANSCRIPT = "beforeend:#transcript-";
+  var waitingLines = { chat: null, lines: [] };
+  function sentAt(line) {
+    var time = line.querySelector("time[datetime]");
+    return time ? num(when(time.getAttribute("datetime"))) : Infinity;
+  }
+  function addLines(list, lines) {
+    var scroller = list.closest("[data-drawer-scroll]");
+    var atEnd = scroller && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+    var added = 0;
+    lines.forEach(function (line) {
+      if (!line.id || document.getElementById(line.id)) return;
+      var at = sentAt(line), before = null;
+      for (var node = list.lastElementChild; node && node.id && sentAt(node) > at; node = node.previousElementSibling) before = node;
+      list.insertBefore(line, before);
+      added++;
+    });
+    if (!added) return;
+    touched.transcripts.push({ list: list, scroller: scroller, follow: atEnd });
+    if (!pending) { pending = true; queueMicrotask(flush); }
+  }
+  function takeLines(pk, html) {
+    var ol = parsePiece(html), lines = ol ? Array.prototype.slice.call(ol.children) : [];
+    var list = document.getElementById("transcript-" + pk);
+    if (list) addLines(list, lines);
+    else if (String(openChat) === pk) {
+      if (waitingLines.chat !== pk) waitingLines = { chat: pk, lines: [] };
+      waitingLines.lines = waitingLines.lines.concat(lines);
+    }
+  }
+  function drawerShown(pk) {
+    var held = waitingLines;
+    waitingLines = { chat: null, lines: [] };
+    var list = document.getElementById("transcript-" + pk);
+    if (list && held.chat === String(pk)) addLines(list, held.lines);
+  }
+  // What of ``text`` htmx may swap: pieces whose target the page has (transcript lines are
+  // placed here, once each).
+  function forThisPage(text) {
+    var found = pieces(text);
+    if (!found.length) return text;
+    var kept = [], at = 0, changed = false;
+    found.forEach(function (piece) {
+      var html = text.slice(piece.start, piece.end), keep;
+      if (piece.oob.indexOf(TRANSCRIPT) === 0) {
+        takeLines(piece.oob.slice(TRANSCRIPT.length), html);
+        keep = false;
+      } else if (piece.oob === "true" || piece.oob === "delete") {
+        keep = !!piece.id && !!document.getElementById(piece.id);
+        if (!keep && piece.oob === "true" && piece.container) addRow(parsePiece(html));
+      } else {
+        keep = true; // no other kind is sent; htmx knows what to do with it
+      }
+      if (keep) return;
+      kept.push(text.slice(at, piece.start));
+      at = piece.end;
+      changed = true;
+    });
+    if (!changed) return text;
+    kept.push(text.slice(at));
+    return kept.join("");
   }
   htmx.defineExtension("siq-live", {
     transformResponse: function (text) {
-      if (typeof text !== "string" || text.length > 200000 || !someTargetMissing(text)) return text;
-      var holder = document.createElement("template");
-      holder.innerHTML = text;
-      var changed = false;
-      Array.prototype.slice.call(holder.content.children).forEach(function (piece) {
-        // Only out-of-band pieces: an action's answer is also swapped in where it was asked.
-        if (!piece.hasAttribute("hx-swap-oob")) return;
-        var oob = piece.getAttribute("hx-swap-oob"), target = piece.id;
-        if (!target && oob.indexOf("beforeend:#") === 0) target = oob.slice("beforeend:#".length);
-        if (!target || document.getElementById(target)) return;
-        changed = true;
-        if (oob === "delete" || !addRow(piece)) piece.remove();
-      });
-      return changed ? holder.innerHTML : text;
+      return typeof text === "string" ? forThisPage(text) : text;
     },
+  });
+  // The answer to a click (acknowledge, snooze) whose button the websocket's copy of the same
+  // change replaced while the request was under way: the page shows that change already, and
+  // htmx would look for the answer's targets around the detached button (this extension no
+  // longer applies there), find none and log an error for each. Its events still reach the
+  // button itself.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.addEventListener || !elt.closest || !elt.closest("#live")) return;
+    elt.addEventListener("htmx:beforeOnLoad", function (loaded) {
+      if (!document.contains(elt)) loaded.preventDefault();
+    }, { once: true });
   });
 
   var TOAST_LIMIT = 4, TOAST_MS = 20000;

@@ -60,6 +60,15 @@ class Command(BaseCommand):
         summary = self._check_portal(portal)
         others = self._reconnect_others(sim_url, url, keep=portal)
 
+        from dashboard import serving
+
+        # The password stays where `make demo` wrote it; the log repeats where to find it.
+        kept = Path(settings.BASE_DIR) / "var" / "demo.env"
+        where = (
+            f"{kept} (DEMO_ADMIN_PASSWORD)"
+            if kept.is_file()
+            else "the environment (DEMO_ADMIN_PASSWORD)"
+        )
         line = "─" * 64
         self.stdout.write(
             "\n".join(
@@ -68,9 +77,12 @@ class Command(BaseCommand):
                     line,
                     f"  SalesIQ Supervisor      {url}",
                     f"  Sign in as              {DEMO_USER} / {password}",
+                    f"  Password kept in        {where}",
                     f"  SalesIQ simulator       {sim_url}/_sim/state",
                     f"  Demo portal             {portal.name}: {summary}",
                     *others,
+                    "  The address and login are repeated in the log every "
+                    f"{round(serving.SUMMARY_EVERY / 60)} minutes.",
                     "  Stop with Ctrl-C.",
                     line,
                     "",
@@ -78,10 +90,12 @@ class Command(BaseCommand):
             )
         )
         sys.stdout.flush()
-        from dashboard import serving
-
         # The same code path as `manage.py serve`: daphne and the worker in this process.
-        serving.serve(host=options["host"], port=options["port"])
+        serving.serve(
+            host=options["host"],
+            port=options["port"],
+            reminder=f"Demo: {url} · sign in as {DEMO_USER}, password kept in {where}",
+        )
 
     def _check_port_free(self, host: str, port: int) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
