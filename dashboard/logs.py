@@ -17,11 +17,14 @@ access_log: dict[str, bool] = {"on": False}
 class ClientErrorsOnOneLine(logging.Filter):
     """For django.request: a 4xx response is one line, or none next to an access log."""
 
+    # Django's request line repeats what the access log says: dropped beside one.
+    beside_access_log = False
+
     def filter(self, record: logging.LogRecord) -> bool:
         status = getattr(record, "status_code", None)
         if not isinstance(status, int) or not 400 <= status < 500:
             return True  # 5xx keep their traceback: those are the server's faults
-        if access_log["on"]:
+        if access_log["on"] and not self.beside_access_log:
             return False
         if record.exc_info and record.exc_info[1] is not None and str(record.exc_info[1]):
             # The reason, in the words the refused user saw ("Only admins can do that.").
@@ -31,3 +34,10 @@ class ClientErrorsOnOneLine(logging.Filter):
         record.exc_text = None
         record.stack_info = None
         return True
+
+
+class SuspiciousOnOneLine(ClientErrorsOnOneLine):
+    """For django.security.*: a refused request (a foreign Host header, a body too big) is
+    one line with its reason, kept beside the access log, which does not say why."""
+
+    beside_access_log = True

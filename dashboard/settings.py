@@ -344,16 +344,31 @@ PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL").rstrip("/")
 # each (a busy portal sends several a second); 1: a line each, as for every other request.
 ACCESS_LOG_WEBHOOKS = _env_bool("ACCESS_LOG_WEBHOOKS", default=False)
 
+# Where Django reports refused suspicious requests (django.security.<class name>): a filter
+# on a logger does not see what its children log, so each gets dashboard.logs' filter.
+_SUSPICIOUS_LOGGERS = (
+    "django.security.DisallowedHost",
+    "django.security.DisallowedRedirect",
+    "django.security.RequestDataTooBig",
+    "django.security.TooManyFieldsSent",
+    "django.security.TooManyFilesSent",
+    "django.security.SuspiciousMultipartForm",
+    "django.security.SuspiciousOperation",
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"client_errors": {"()": "dashboard.logs.ClientErrorsOnOneLine"}},
+    "filters": {
+        "client_errors": {"()": "dashboard.logs.ClientErrorsOnOneLine"},
+        "suspicious": {"()": "dashboard.logs.SuspiciousOnOneLine"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO").upper()},
     "loggers": {
         # A refused request is one line (dashboard.logs), not a traceback.
         "django.request": {"filters": ["client_errors"]},
+        **{name: {"filters": ["suspicious"]} for name in _SUSPICIOUS_LOGGERS},
         # These libraries log tokens and token-bearing URLs at DEBUG: never let them.
         "oauthlib": {"level": "WARNING"},
         "requests_oauthlib": {"level": "WARNING"},

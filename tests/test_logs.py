@@ -41,6 +41,24 @@ def test_it_writes_a_refused_request_on_one_line_with_its_reason():
     ]
 
 
+def test_it_writes_a_foreign_host_on_one_line_with_its_reason(monkeypatch):
+    """A request for another host (a scanner, a misconfigured proxy) is refused in one line
+    that says why, beside the access log too (which says only 400)."""
+    monkeypatch.setitem(logs.access_log, "on", True)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        assert Client(HTTP_HOST="evil.example").get("/login/").status_code == 400
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ERROR django.security.DisallowedHost: Invalid HTTP_HOST header")
+    assert "evil.example" in lines[0] and "Traceback" not in stream.getvalue()
+
+
 def test_it_leaves_the_refusal_to_the_access_log_when_there_is_one(monkeypatch):
     monkeypatch.setitem(logs.access_log, "on", True)
     record = logging.LogRecord("django.request", logging.WARNING, "", 0, "Forbidden", (), None)
