@@ -3,6 +3,7 @@ JSON snapshot show. Nothing here writes."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -302,6 +303,32 @@ def _banner(portal: Portal, state: health.Health, webhooks: str, *, needs_admin:
     return ""
 
 
+# The "unanswered" rule's threshold, by portal: every publication's meta asks for it, and an
+# admin changes it rarely (a change reaches the pages within this many seconds).
+UNANSWERED_RULE_TTL = 15.0
+_unanswered_rules: dict[Any, tuple[float, int | None]] = {}
+
+
+def unanswered_threshold(portal: Portal) -> int | None:
+    """Minutes of the portal's enabled "unanswered" alert rule (None: off or not made yet)."""
+    at = time.monotonic()
+    known = _unanswered_rules.get(portal.pk)
+    if known is not None and known[0] > at:
+        return known[1]
+    value = (
+        AlertRule.objects.filter(portal_id=portal.pk, kind=AlertKind.UNANSWERED, enabled=True)
+        .values_list("threshold", flat=True)
+        .first()
+    )
+    _unanswered_rules[portal.pk] = (at + UNANSWERED_RULE_TTL, value)
+    return value
+
+
+def forget_rules(portal: Portal) -> None:
+    """The portal's rules changed (this process): read them afresh."""
+    _unanswered_rules.pop(portal.pk, None)
+
+
 def freshness(portal: Portal, now: datetime | None = None) -> Freshness:
     now = now or timezone.now()
     state = health.portal_health(portal, now=now)
@@ -334,11 +361,7 @@ def freshness(portal: Portal, now: datetime | None = None) -> Freshness:
     newest = max((t for t in (chats_as_of, operators_as_of) if t), default=None)
     stale = state.state in _UNTRUSTED or newest is None or now - newest > STALE_AFTER
     avg_sum, avg_count = wait_stats(portal, now)
-    unanswered = (
-        AlertRule.objects.filter(portal=portal, kind=AlertKind.UNANSWERED, enabled=True)
-        .values_list("threshold", flat=True)
-        .first()
-    )
+    unanswered = unanswered_threshold(portal)
     return Freshness(
         portal=portal,
         sync=sync,

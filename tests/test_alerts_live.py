@@ -459,4 +459,14 @@ def test_it_looks_the_changed_chats_alerts_up_in_one_query(world):
         html = broadcast.render_changes(changes)
     assert f'id="alert-{world["alert"].pk}"' in html
     alert_reads = [q for q in queries if 'FROM "dashboard_alert"' in q["sql"]]
-    assert len(alert_reads) == 1
+    # A one-table look for open alerts, then the alerts found with what their rows show.
+    assert len(alert_reads) == 2 and "JOIN" not in alert_reads[0]["sql"]
+
+    # A change of a chat with no open alert costs the one-table look alone.
+    quiet = Chat.objects.filter(portal=world["here"]).exclude(pk=world["chat"].pk).first()
+    if quiet is None:
+        quiet = make_chat(world["here"], "quiet-1", visitor="Quiet")
+    with CaptureQueriesContext(connection) as queries:
+        broadcast.render_changes(live.Changes(world["here"].pk, chats={quiet.pk}))
+    alert_reads = [q for q in queries if 'FROM "dashboard_alert"' in q["sql"]]
+    assert len(alert_reads) == 1 and "JOIN" not in alert_reads[0]["sql"]

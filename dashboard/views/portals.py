@@ -19,7 +19,7 @@ from siq_integration import connection, health, oauth
 from siq_integration.exceptions import OAuthError, SalesIQError, StateMismatch
 from siq_integration.models import Portal
 
-from .. import broadcast
+from .. import broadcast, selectors
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..forms.portals import PortalForm, ScreenNameForm
 from ..models import PortalSync
@@ -371,6 +371,7 @@ def portal_alert_rules(request: HttpRequest, portal_id) -> HttpResponse:
         if all(form.is_valid() for form in forms_by_rule):
             for form in forms_by_rule:
                 form.save()
+            selectors.forget_rules(portal)
             messages.success(request, f"Saved the alert rules of {portal.name}.")
             return redirect("portal_alert_rules", portal_id=portal.pk)
         messages.error(request, "Some rules need fixing; see the messages below.")
