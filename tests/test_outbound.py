@@ -41,6 +41,7 @@ class Receiver(ThreadingHTTPServer):
         self.requests: list[str] = []
         self.redirects: dict[str, tuple[int, str]] = {}
         self.status, self.delay = status, delay
+        self.huge_redirect_body = False
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +55,14 @@ class Receiver(ThreadingHTTPServer):
                     code, location = outer.redirects[self.path]
                     self.send_response(code)
                     self.send_header("Location", location)
+                    if outer.huge_redirect_body:  # a gigabyte announced, trickling in
+                        self.send_header("Content-Length", str(10**9))
+                        self.end_headers()
+                        for _ in range(30):
+                            self.wfile.write(b"x" * 65536)
+                            self.wfile.flush()
+                            time.sleep(0.1)
+                        return
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -270,6 +279,27 @@ def test_a_redirect_from_an_allowed_host_to_loopback_is_refused(
             assert not attempt.ok and "loopback" in attempt.error, (path, attempt.error)
         assert redirector.requests == ["/to-http", "/to-https", "/to-name"]
         assert receiver.connections == 0
+    finally:
+        redirector.shutdown()
+        redirector.server_close()
+
+
+def test_a_redirect_body_is_never_read(settings, receiver):
+    """A redirect announcing a gigabyte (and trickling it for 3 s) is left unread: the
+    next hop follows at once rather than after the whole body or the read timeout."""
+    redirector = Receiver()
+    try:
+        redirector.huge_redirect_body = True
+        redirector.redirects = {"/big": (307, receiver.url())}
+        settings.SIQ_OUTBOUND_ALLOW_HOSTS = [
+            f"127.0.0.1:{redirector.port}",
+            f"127.0.0.1:{receiver.port}",
+        ]
+        started = time.monotonic()
+        reply = outbound.post_json(redirector.url("/big"), b"{}")
+        took = time.monotonic() - started
+        assert reply.ok and receiver.requests == ["/hook"], reply
+        assert took < 1.5, took
     finally:
         redirector.shutdown()
         redirector.server_close()
