@@ -506,6 +506,7 @@ def _refresh(portal: Portal) -> str:
     accounts_url = portal.accounts_url or portal.data_center_entry.accounts_url
     oauth = session_for(client_id)
     try:
+        # Reference: https://www.zoho.com/accounts/protocol/oauth/web-apps/access-token-expiry.html
         raw = oauth.refresh_token(
             f"{accounts_url}/oauth/v2/token",
             refresh_token=portal.get_refresh_token(),
