@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -25,7 +24,7 @@ from django.utils import timezone
 from siq_integration import health
 from siq_integration.models import Portal
 
-from . import selectors, times
+from . import outbound, selectors, times
 from .models import (
     OPEN_CHAT_STATUSES,
     Alert,
@@ -44,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 SNOOZE_CHOICES = (5, 15, 60)  # minutes
 EVENT_ALERT_WINDOW = timedelta(hours=1)  # a missed chat or a rating older than this is history
-WEBHOOK_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -635,27 +633,23 @@ def _send_email(alert: Alert, addresses: list[str]) -> Escalation:
         )
         record.ok = True
     except Exception as error:  # SMTP errors come in many classes; all of them count
-        record.error = f"{type(error).__name__}: {error}"[:1000]
+        record.error = f"{type(error).__name__}: {error}"[:200]
     record.save()
     return record
 
 
 def _post_webhook(alert: Alert, url: str) -> Escalation:
+    """POST to the rule's webhook through the outbound session (dashboard/outbound.py:
+    public https addresses only, unless allowed by name); keep its status and a short
+    reason, never what it answered."""
     record = Escalation(
         alert=alert, channel=Escalation.Channel.WEBHOOK, destination=url, sent_at=timezone.now()
     )
-    try:
-        response = requests.post(
-            url,
-            data=json.dumps(slack_body(alert, settings.PUBLIC_BASE_URL)),
-            headers={"Content-Type": "application/json"},
-            timeout=WEBHOOK_TIMEOUT,
-        )
-        record.ok = 200 <= response.status_code < 300
-        if not record.ok:
-            record.error = f"HTTP {response.status_code}: {response.text[:300]}"
-    except requests.RequestException as error:
-        record.error = f"{type(error).__name__}: could not reach the address"
+    reply = outbound.post_json(
+        url, json.dumps(slack_body(alert, settings.PUBLIC_BASE_URL)).encode()
+    )
+    record.ok, record.http_status = reply.ok, reply.status
+    record.error = "" if reply.ok else reply.reason
     record.save()
     return record
 

@@ -526,12 +526,27 @@ class Escalation(models.Model):
     destination = models.CharField(max_length=500)
     sent_at = models.DateTimeField()
     ok = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
+    # What the receiver answered, kept to its HTTP status and a short reason in words (never
+    # its body): shown to Admins only. Everyone else sees "delivered" or "failed".
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-sent_at", "-pk"]
 
     def __str__(self) -> str:
-        return (
-            f"{self.get_channel_display()} to {self.destination}: {'sent' if self.ok else 'failed'}"
-        )
+        return f"{self.get_channel_display()} to {self.shown_destination}: {self.outcome}"
+
+    @property
+    def outcome(self) -> str:
+        return "delivered" if self.ok else "failed"
+
+    @property
+    def shown_destination(self) -> str:
+        """A webhook's address as scheme and host (``https://hooks.slack.com/…``): the rest
+        of a Slack address is its secret. E-mail addresses as they are."""
+        if self.channel == self.Channel.WEBHOOK:
+            from .outbound import masked
+
+            return masked(self.destination)
+        return self.destination

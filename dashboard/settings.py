@@ -335,6 +335,12 @@ MAILERS = _mailers("SMTP_URL")
 SILENCED_SYSTEM_CHECKS = [] if MAILERS else ["mail.W001"]
 DEFAULT_FROM_EMAIL = _env("DEFAULT_FROM_EMAIL", "salesiq-supervisor@localhost")
 
+# Outbound calls to addresses an admin types (escalation webhooks; dashboard/outbound.py):
+# https only, never to loopback, private, link-local or metadata addresses, unless the host
+# (a name, or name:port) is listed here: those may also use http and internal addresses.
+SIQ_OUTBOUND_TIMEOUT = _env_number("SIQ_OUTBOUND_TIMEOUT", 5, minimum=0.5, maximum=60)
+SIQ_OUTBOUND_ALLOW_HOSTS = [host.lower() for host in _env_list("SIQ_OUTBOUND_ALLOW_HOSTS")]
+
 # Where Zoho sends the admin back after consent; derived from the request when unset.
 PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL").rstrip("/")
 

@@ -17,6 +17,9 @@ import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from urllib3.exceptions import LocationParseError
+from urllib3.util import Url, parse_url
+
 # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
 DEFAULT_DATA_CENTERS: dict[str, dict[str, str]] = {
     "us": {
@@ -79,15 +82,25 @@ class DataCenter:
     def api_address(self) -> str:
         """Where this entry's SalesIQ API answers, written one way: two codes with the same
         address (an alias in SIQ_EXTRA_DATA_CENTERS) reach the same portals."""
-        parts = urlsplit(self.api_url)
-        host = (parts.hostname or "").lower()
-        default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+        parts = parse_url(self.api_url)
+        scheme = (parts.scheme or "").lower()
+        host = (parts.host or "").lower()
+        default = {"https": 443, "http": 80}.get(scheme)
         port = f":{parts.port}" if parts.port and parts.port != default else ""
-        return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
+        return f"{scheme}://{host}{port}{(parts.path or '').rstrip('/')}"
+
+
+def _host(url: str) -> str:
+    """The host the HTTP client connects to: read by urllib3's parser, the one requests
+    uses, so this module and the client cannot read a URL two ways."""
+    try:
+        return (parse_url(url).host or "").lower().strip("[]")
+    except LocationParseError:
+        return ""
 
 
 def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    host = _host(url)
     if host in _LOOPBACK_NAMES:
         return True
     try:
@@ -96,21 +109,51 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+def _parse(code: str, field: str, value: str) -> Url:
+    """``value`` parsed once, by urllib3 (what requests connects by), and refused when it
+    could be read another way: a backslash, a space or control character, a user name or
+    password before the host, or a host that Python's own parser reads differently."""
+    where = f"entry {code!r}: {field} {value!r}"
+    if "\\" in value:
+        raise DataCenterConfigError(f"{where} contains a backslash; write the URL without one")
+    if any(ord(c) < 33 or ord(c) == 127 for c in value):
+        raise DataCenterConfigError(f"{where} contains a space or control character")
+    try:
+        parts = parse_url(value)
+    except LocationParseError:
+        raise DataCenterConfigError(f"{where} is not a URL") from None
+    if parts.auth is not None or "@" in (parts.netloc or ""):
+        raise DataCenterConfigError(
+            f"{where} carries a user name or password before the host; remove the part "
+            "before '@' (credentials never go in this URL)"
+        )
+    try:
+        other = (urlsplit(value).hostname or "").lower()
+    except ValueError:
+        other = None
+    if other != (parts.host or "").lower().strip("[]"):
+        raise DataCenterConfigError(
+            f"{where} names its host ambiguously ({parts.host!r} or {other!r}); "
+            "write a plain scheme://host[:port]/path URL"
+        )
+    return parts
+
+
 def _check_url(code: str, field: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise DataCenterConfigError(f"entry {code!r}: {field} must be a non-empty URL string")
-    parts = urlsplit(value)
-    if parts.scheme not in {"https", "http"} or not parts.hostname:
+    parts = _parse(code, field, value)
+    if parts.scheme not in {"https", "http"} or not parts.host:
         raise DataCenterConfigError(
             f"entry {code!r}: {field} {value!r} is not an http(s) URL with a host"
         )
-    if parts.query or parts.fragment:
+    if parts.query is not None or parts.fragment is not None:
         raise DataCenterConfigError(f"entry {code!r}: {field} must not carry a query or fragment")
     # Plain http would send client secrets and tokens in clear text; it is only
     # acceptable when the other end is on this machine (the simulator, a local proxy).
     if parts.scheme == "http" and not _is_loopback(value):
         raise DataCenterConfigError(
-            f"entry {code!r}: {field} uses plain http to {parts.hostname}; "
+            f"entry {code!r}: {field} uses plain http to {parts.host}; "
             "only loopback hosts may use http, everything else needs https"
         )
     return value.rstrip("/")

@@ -207,6 +207,12 @@ class StateMismatch(OAuthError):
     )
 
 
+class StateAlreadyUsed(StateMismatch):
+    """Another callback with the same state claimed it first (a double click, a replay)."""
+
+    default_message = "This sign-in link was already used; start again."
+
+
 class UnknownAccountsServer(OAuthError):
     default_message = (
         "Zoho sent the sign-in back from an accounts server this dashboard does not know. "

@@ -239,3 +239,16 @@ class CallWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.portal} {self.span} {self.starts_at:%Y-%m-%d %H:%M}: {self.used}"
+
+
+class OAuthState(models.Model):
+    """A consent under way, by the SHA-256 of its state (the state itself stays in the
+    admin's session and the consent URL). Deleting the row is how a callback claims the
+    state: one DELETE, and only the request whose DELETE removed it exchanges the code, so
+    parallel callbacks with one state make one token exchange, not one each."""
+
+    state_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"OAuth state {self.state_sha256[:8]}…"

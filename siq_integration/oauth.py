@@ -12,6 +12,7 @@ Zoho facts that shape this module (see ../shared/SALESIQ_API.md):
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -34,7 +35,7 @@ from requests_oauthlib import OAuth2Session
 from . import dialects
 from . import exceptions as exc
 from .datacenters import DataCenter
-from .models import Portal
+from .models import OAuthState, Portal
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def start_authorization(
         remember_draft(session, portal)
     dc = portal.data_center_entry
     state = secrets.token_urlsafe(32)
+    _remember_state(state)
     pending = {
         key: value
         for key, value in dict(session.get(SESSION_KEY, {})).items()
@@ -203,6 +205,28 @@ def start_authorization(
         f"{dc.accounts_url}/oauth/v2/auth", access_type="offline", prompt="consent"
     )
     return url
+
+
+def _state_key(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _remember_state(state: str) -> None:
+    """Record a new consent's state (its hash) for the callback to claim; states past
+    their time go at the same moment."""
+    now = timezone.now()
+    OAuthState.objects.filter(created_at__lt=now - STATE_TTL).delete()
+    OAuthState.objects.create(state_sha256=_state_key(state), created_at=now)
+
+
+def _claim_state(state: str) -> bool:
+    """Consume ``state``: one DELETE whose row count says whether this request won. Of
+    parallel callbacks with one state exactly one gets True (the database serialises the
+    deletes of a row); a used, unknown or expired state gives False."""
+    deleted, _ = OAuthState.objects.filter(
+        state_sha256=_state_key(state), created_at__gte=timezone.now() - STATE_TTL
+    ).delete()
+    return deleted == 1
 
 
 @dataclass(frozen=True)
@@ -262,6 +286,11 @@ def complete_authorization(
     session[SESSION_KEY] = pending
     if entry is None or time.time() - entry.get("created", 0) > STATE_TTL.total_seconds():
         raise exc.StateMismatch(detail="unknown, used or expired state")
+    # The session alone does not make it single-use: parallel requests each load the
+    # session before any saves it. The database decides who claims the state, before
+    # anything is sent to Zoho.
+    if not _claim_state(state):
+        raise exc.StateAlreadyUsed(detail="state claimed by another callback")
 
     error = params.get("error", "")
     if error == "access_denied":
@@ -293,6 +322,7 @@ def complete_authorization(
     oauth = session_for(client_id, redirect_uri=redirect_uri)
     token_url = f"{dc.accounts_url}/oauth/v2/token"
     try:
+        # Reference: https://www.zoho.com/accounts/protocol/oauth/web-apps/access-token.html
         raw = oauth.fetch_token(
             token_url,
             code=code,
@@ -476,6 +506,7 @@ def _refresh(portal: Portal) -> str:
     accounts_url = portal.accounts_url or portal.data_center_entry.accounts_url
     oauth = session_for(client_id)
     try:
+        # Reference: https://www.zoho.com/accounts/protocol/oauth/web-apps/access-token-expiry.html
         raw = oauth.refresh_token(
             f"{accounts_url}/oauth/v2/token",
             refresh_token=portal.get_refresh_token(),

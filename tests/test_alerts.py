@@ -313,7 +313,9 @@ def smtp_sink(settings):
 
 
 @pytest.fixture
-def hook_endpoint():
+def hook_endpoint(settings):
+    """A receiver on 127.0.0.1, which the outbound session refuses unless it is allowed by
+    name and port (SIQ_OUTBOUND_ALLOW_HOSTS), as it is here."""
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -331,6 +333,7 @@ def hook_endpoint():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.SIQ_OUTBOUND_ALLOW_HOSTS = [f"127.0.0.1:{server.server_address[1]}"]
     yield f"http://127.0.0.1:{server.server_address[1]}", received
     server.shutdown()
 

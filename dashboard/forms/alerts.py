@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.core.validators import validate_email
 
+from .. import outbound
 from ..alerts import RULES
 from ..models import AlertRule, Department, Severity
 
@@ -77,8 +78,9 @@ class AlertRuleForm(forms.ModelForm):
 
     def clean_escalate_webhook_url(self) -> str:
         url = self.cleaned_data["escalate_webhook_url"].strip()
-        if url and not url.startswith(("https://", "http://")):
-            raise forms.ValidationError("The webhook address must start with https://")
+        # The rules the outbound session applies when it calls (dashboard/outbound.py).
+        if url and (why := outbound.refusal(url)):
+            raise forms.ValidationError(why)
         return url
 
     def clean(self) -> dict[str, Any]:

@@ -368,6 +368,7 @@ def alert_history(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "rows": [_row(alert) for alert in page.object_list],
+        "show_reasons": access.is_admin(request.user),  # what webhooks answered: Admins
         "page": page,
         "portals": list(portals.order_by("name")),
         "rules": rules,
@@ -410,15 +411,21 @@ CSV_COLUMNS = [
 ]
 
 
-def _escalations_in_words(alert: Alert) -> str:
+def _escalations_in_words(alert: Alert, *, show_reasons: bool) -> str:
+    """Each escalation: where (a webhook's address masked), delivered or failed, and why it
+    failed for Admins only."""
     said = []
     for escalation in alert.escalations.all():
-        outcome = "sent" if escalation.ok else f"failed ({escalation.error})"
-        said.append(f"{escalation.get_channel_display()} to {escalation.destination}: {outcome}")
+        outcome = escalation.outcome
+        if show_reasons and not escalation.ok and escalation.error:
+            outcome += f" ({escalation.error})"
+        said.append(
+            f"{escalation.get_channel_display()} to {escalation.shown_destination}: {outcome}"
+        )
     return "; ".join(said)
 
 
-def _csv_row(alert: Alert, filters: AlertFilters) -> list[str]:
+def _csv_row(alert: Alert, filters: AlertFilters, *, show_reasons: bool = False) -> list[str]:
     what, who = target_in_words(alert)
     waited = seconds_to_acknowledge(alert)
     return [
@@ -436,13 +443,15 @@ def _csv_row(alert: Alert, filters: AlertFilters) -> list[str]:
         csv_time(alert.resolved_at, filters),
         csv_cell(alert.resolved_reason),
         csv_time(alert.escalated_at, filters),
-        csv_cell(_escalations_in_words(alert)),
+        csv_cell(_escalations_in_words(alert, show_reasons=show_reasons)),
     ]
 
 
-def _csv_rows(alerts: QuerySet[Alert], filters: AlertFilters) -> Iterator[list[str]]:
+def _csv_rows(
+    alerts: QuerySet[Alert], filters: AlertFilters, *, show_reasons: bool
+) -> Iterator[list[str]]:
     for alert in alerts.iterator(chunk_size=500):
-        yield _csv_row(alert, filters)
+        yield _csv_row(alert, filters, show_reasons=show_reasons)
 
 
 @login_required
@@ -453,4 +462,5 @@ def alert_history_csv(request: HttpRequest) -> HttpResponse:
     if refusal := unusable(filters):
         return refusal
     alerts = history(matching_alerts(portals, filters))
-    return csv_download(CSV_COLUMNS, _csv_rows(alerts, filters), name="salesiq-alerts")
+    rows = _csv_rows(alerts, filters, show_reasons=access.is_admin(request.user))
+    return csv_download(CSV_COLUMNS, rows, name="salesiq-alerts")

@@ -69,6 +69,8 @@ def detail(request: HttpRequest, alert_id: int) -> HttpResponse:
             "alert": alert,
             "escalations": list(alert.escalations.all()),
             "can_act": access.can_act(request.user, alert.portal),
+            # What a webhook answered, in short: for Admins only (it may come from inside).
+            "show_reasons": access.is_admin(request.user),
         },
     )
 
