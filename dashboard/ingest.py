@@ -30,7 +30,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from siq_integration import webhooks
+from siq_integration import webhook_keys, webhooks
 from siq_integration.exceptions import MalformedPayload, SignatureInvalid, TokenDecryptionError
 from siq_integration.models import Portal, WebhookPublicKey
 from siq_integration.normalised import EventKind, WebhookEvent
@@ -115,13 +115,16 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     """
     ids = {key for key in (_as_uuid(d.portal_id) for d in deliveries) if key is not None}
     portals = {portal.pk: portal for portal in Portal.objects.filter(pk__in=ids)}
-    public_keys: dict[uuid.UUID, list[str]] = defaultdict(list)
+    # Per portal: each trusted public key (PEM) and its SalesIQ key id.
+    public_keys: dict[uuid.UUID, dict[str, str]] = defaultdict(dict)
     if any(portal.dialect == "v2" for portal in portals.values()):
-        for portal_id, pem in WebhookPublicKey.objects.filter(portal__in=portals).values_list(
-            "portal_id", "public_key_pem"
-        ):
-            public_keys[portal_id].append(pem)
+        for portal_id, pem, key_id in WebhookPublicKey.objects.filter(
+            portal__in=portals
+        ).values_list("portal_id", "public_key_pem", "key_id"):
+            public_keys[portal_id][pem] = key_id
     secrets: dict[uuid.UUID, str] = {}
+    signed_by: dict[uuid.UUID, str] = {}  # the key id of each portal's last accepted delivery
+    reread: set[uuid.UUID] = set()  # portals whose key list this call asked SalesIQ for
 
     receipts: list[Receipt] = [NOT_STORED] * len(deliveries)
     last_word: dict[uuid.UUID, str | None] = {}  # None: fine; else what was wrong
@@ -141,13 +144,7 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             if portal.pk not in secrets:
                 has_secret = bool(portal.webhook_secret_encrypted)
                 secrets[portal.pk] = portal.get_webhook_secret() if has_secret else ""
-            webhooks.verify(
-                dialect=portal.dialect,
-                body=delivery.body,
-                headers=delivery.headers,
-                public_keys=public_keys[portal.pk],
-                secret=secrets[portal.pk],
-            )
+            pem = _verify(portal, delivery, public_keys, secrets[portal.pk], reread)
         except (SignatureInvalid, TokenDecryptionError) as failure:
             secrets.pop(portal.pk, None)
             logger.warning("Webhook for portal %s refused: %s", portal.pk, failure.technical())
@@ -161,6 +158,8 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             receipts[index] = Receipt(400, {"error": "malformed body"})
             continue
         last_word[portal.pk] = None
+        if pem is not None:
+            signed_by[portal.pk] = public_keys[portal.pk][pem]
         unknown = event.kind is EventKind.UNKNOWN
         row = InboxEvent(
             portal=portal,
@@ -207,12 +206,58 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
         # In the same transaction: one write, not one more per delivery.
         for portal_id, problem in last_word.items():
             _record(portal_id, ok=problem is None, problem=problem or "")
+        for portal_id, key_id in signed_by.items():
+            if portals[portal_id].last_webhook_key_id != key_id:
+                Portal.objects.filter(pk=portal_id).update(last_webhook_key_id=key_id)
     pending = InboxEvent.State.PENDING
     return receipts, [
         Stored(row.pk, row.portal, event, row.received_at)
         for _, row, event in stored
         if row.pk and row.state == pending
     ]
+
+
+def _verify(
+    portal: Portal,
+    delivery: Delivery,
+    public_keys: dict[uuid.UUID, dict[str, str]],
+    secret: str,
+    reread: set[uuid.UUID],
+) -> str | None:
+    """Check ``delivery``'s signature; returns the public key (PEM) that signed a v2 one.
+
+    A signature none of the stored keys matches may be by a key added in SalesIQ's own
+    settings: the key list is read again from SalesIQ (at most once a minute per portal,
+    within its call budget, once per batch here) and the delivery checked against what
+    SalesIQ lists now before it is refused. A delivery without a signature is refused at
+    once: no key would change that.
+    """
+    try:
+        return webhooks.verify(
+            dialect=portal.dialect,
+            body=delivery.body,
+            headers=delivery.headers,
+            public_keys=public_keys[portal.pk],
+            secret=secret,
+        )
+    except SignatureInvalid:
+        if (
+            portal.dialect != "v2"
+            or portal.pk in reread
+            or not webhooks.signature_of(portal.dialect, delivery.headers)
+        ):
+            raise
+        reread.add(portal.pk)
+        fresh = webhook_keys.reread(portal)
+        if fresh is None:
+            raise
+        public_keys[portal.pk] = {key.public_key_pem: key.key_id for key in fresh}
+    return webhooks.verify(
+        dialect=portal.dialect,
+        body=delivery.body,
+        headers=delivery.headers,
+        public_keys=public_keys[portal.pk],
+    )
 
 
 def _insert(rows: list[InboxEvent]) -> None:

@@ -21,7 +21,6 @@ from typing import Any, TextIO
 
 from daphne.access import AccessLogGenerator
 from daphne.endpoints import build_endpoint_description_strings
-from daphne.server import Server
 
 logger = logging.getLogger(__name__)
 
@@ -153,13 +152,16 @@ def run(
 
     from dashboard import logs
     from dashboard.asgi import application
+    from dashboard.bodycap import CappedServer
 
     access = None
     if stream:
         access = AccessLogWithoutQueries(stream, each_webhook=settings.ACCESS_LOG_WEBHOOKS)
         logs.access_log["on"] = True  # Django's own line for a refused request repeats it
         background = [*background, _summaries(access, reminder)]
-    server = Server(
+    server = CappedServer(
+        # Bodies over the cap are refused while Twisted reads them (dashboard/bodycap.py).
+        max_request_body=settings.MAX_REQUEST_BODY_BYTES,
         application=application,
         endpoints=build_endpoint_description_strings(host=host, port=port),
         websocket_timeout=-1,

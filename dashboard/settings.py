@@ -350,6 +350,14 @@ PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL").rstrip("/")
 # each (a busy portal sends several a second); 1: a line each, as for every other request.
 ACCESS_LOG_WEBHOOKS = _env_bool("ACCESS_LOG_WEBHOOKS", default=False)
 
+# The largest request body `serve` reads (bytes): a larger declared Content-Length is
+# answered 413 unread, a chunked body is cut off there (dashboard/bodycap.py). SalesIQ's
+# deliveries are capped at 256 KB; no page posts more. A reverse proxy's
+# client_max_body_size is a second line of defence, not the only one.
+MAX_REQUEST_BODY_BYTES = int(
+    _env_number("MAX_REQUEST_BODY_BYTES", 256 * 1024, minimum=1024, maximum=64 * 1024 * 1024)
+)
+
 # Where Django reports refused suspicious requests (django.security.<class name>): a filter
 # on a logger does not see what its children log, so each gets dashboard.logs' filter.
 _SUSPICIOUS_LOGGERS = (

@@ -419,21 +419,39 @@ class SalesIQClient:
         with contextlib.suppress(exc.NotFound):  # already gone: what we wanted
             self._request(Call("DELETE", f"/webhooks/{webhook_id}"))
 
+    def get_webhook(self, webhook_id: str) -> Webhook:
+        """The webhook as SalesIQ has it now, with every public key it lists (v2): keys
+        can be added or removed in SalesIQ's own settings."""
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
+        # (the webhook object and its public_keys: at most 2, the oldest signs).
+        payload = self._request(Call("GET", f"/webhooks/{webhook_id}"))
+        if not isinstance(payload.data, dict):
+            raise exc.SalesIQError("SalesIQ answered without the webhook.")
+        return self.dialect.parse_webhook(payload.data)
+
     def create_webhook_key(self, webhook_id: str) -> WebhookKey:
         """Ask SalesIQ (v2) for a new signing key; returns the newest public key."""
+        webhook = self.add_webhook_key(webhook_id)
+        return max(
+            webhook.public_keys,
+            key=lambda key: (key.created_at.timestamp() if key.created_at else 0, key.id),
+        )
+
+    def add_webhook_key(self, webhook_id: str) -> Webhook:
+        """Ask SalesIQ (v2) for a new signing key; returns the webhook with every key it
+        now lists (the new one and any older one, which SalesIQ keeps signing with)."""
         if not isinstance(self.dialect, dialects.V2):
             raise exc.BadRequest("Only SalesIQ v2 signs webhooks with public keys.")
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
         payload = self._request(
             Call("POST", f"/webhooks/{webhook_id}/keys", json={}, idempotent=False)
         )
         webhook = self.dialect.parse_webhook(payload.data)
         if not webhook.public_keys:
             raise exc.SalesIQError("SalesIQ created a key but did not return it.")
-        return max(
-            webhook.public_keys,
-            key=lambda key: (key.created_at.timestamp() if key.created_at else 0, key.id),
-        )
+        return webhook
 
     def delete_webhook_key(self, webhook_id: str, key_id: str) -> None:
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/delete-public-key-webhook-v2.html
         with contextlib.suppress(exc.NotFound):
             self._request(Call("DELETE", f"/webhooks/{webhook_id}/keys/{key_id}"))

@@ -19,13 +19,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import budget, crypto, oauth
+from . import budget, crypto, oauth, webhook_keys
 from . import exceptions as exc
 from .budget import Priority
 from .client import SalesIQClient
 from .models import Portal, WebhookPublicKey
 from .normalised import Portal as RemotePortal
-from .webhooks import normalise_public_key
 
 logger = logging.getLogger(__name__)
 
@@ -324,11 +323,10 @@ def register_webhooks(portal: Portal, *, url: str) -> bool:
                 client.delete_webhook(hook.id)
         if portal.dialect == "v2":
             hook = client.register_webhook(url=url, events=V2_WEBHOOK_EVENTS)
-            key = client.create_webhook_key(hook.id)
-            pem = normalise_public_key(key.public_key_pem)
+            # Every key SalesIQ lists is trusted: it signs with the oldest.
+            keyed = client.add_webhook_key(hook.id)
             with transaction.atomic():
-                WebhookPublicKey.objects.filter(portal=portal).delete()
-                WebhookPublicKey.objects.create(portal=portal, key_id=key.id, public_key_pem=pem)
+                webhook_keys.store(portal, keyed.public_keys)
                 _save_webhook(portal, hook_id=hook.id, url=url, secret="")
         else:
             secret = secrets.token_urlsafe(32)

@@ -503,12 +503,15 @@ class V2(Dialect):
         )
 
     def parse_webhook(self, raw: dict) -> Webhook:
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
+        # object "webhook", public_keys: [{key, creator: {id}, created_time, id}].
         raw = _dict(raw)
         keys = tuple(
             WebhookKey(
                 id=_str(key.get("id")),
                 public_key_pem=_str(key.get("key")),
                 created_at=epoch_ms(key.get("created_time")),
+                creator_id=_str(_dict(key.get("creator")).get("id")),
             )
             for key in raw.get("public_keys") or []
             if isinstance(key, dict)

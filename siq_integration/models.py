@@ -88,6 +88,11 @@ class Portal(models.Model):
     last_webhook_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_webhook_ok = models.BooleanField(null=True, editable=False)
     last_webhook_problem = models.TextField(blank=True, editable=False)
+    # The SalesIQ key id that signed the last accepted v2 delivery (public: no secret).
+    last_webhook_key_id = models.CharField(max_length=64, blank=True, editable=False)
+    # When the webhook's key list was last read from SalesIQ after an unknown signature:
+    # at most once a minute per portal, across processes.
+    webhook_keys_read_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -198,11 +203,18 @@ class Portal(models.Model):
 
 
 class WebhookPublicKey(models.Model):
-    """A v2 webhook verification key. SalesIQ keeps at most two; both verify."""
+    """A v2 webhook verification key, as SalesIQ lists it for the portal's webhook.
+
+    SalesIQ keeps at most two and signs with the oldest; keys can be added or removed in
+    SalesIQ's own settings, so the dashboard trusts every key SalesIQ lists.
+    """
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="webhook_keys")
     key_id = models.CharField(max_length=64)
     public_key_pem = models.TextField()
+    # SalesIQ's own record of the key (``created_time``, ``creator.id``), for the page.
+    created_time = models.DateTimeField(null=True, blank=True)
+    creator_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -163,6 +163,7 @@ class WebhookKey:
     id: str
     public_key_pem: str
     created_at: datetime | None = None
+    creator_id: str = ""  # the SalesIQ user who added it
 
 
 @dataclass(frozen=True, slots=True)

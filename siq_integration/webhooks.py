@@ -62,8 +62,8 @@ def _load(pem: str) -> rsa.RSAPublicKey:
     return key
 
 
-def verify_v2(body: bytes, signature: str | None, public_keys: Iterable[str]) -> None:
-    """Raise SignatureInvalid unless one of ``public_keys`` (PEM) signed ``body``."""
+def verify_v2(body: bytes, signature: str | None, public_keys: Iterable[str]) -> str:
+    """The one of ``public_keys`` (PEM) that signed ``body``; SignatureInvalid if none."""
     if not signature:
         raise SignatureInvalid(
             "A webhook arrived without a signature (x-siqsignature).", detail="missing signature"
@@ -84,7 +84,7 @@ def verify_v2(body: bytes, signature: str | None, public_keys: Iterable[str]) ->
             _load(pem).verify(raw, body, padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature:
             continue
-        return
+        return pem
     raise SignatureInvalid(detail=f"no match among {len(keys)} key(s)")
 
 
@@ -121,14 +121,20 @@ def verify(
     headers: Mapping[str, str],
     public_keys: Iterable[str] = (),
     secret: str = "",
-) -> None:
-    """Verify a delivery in ``dialect``; header names are matched without case."""
-    wanted = signature_header(dialect).lower()
-    signature = next((value for key, value in headers.items() if key.lower() == wanted), None)
+) -> str | None:
+    """Verify a delivery in ``dialect``; header names are matched without case. Returns
+    the public key (PEM) that signed a v2 delivery, None for the reference dialect."""
+    signature = signature_of(dialect, headers)
     if dialect == "v2":
-        verify_v2(body, signature, public_keys)
-    else:
-        verify_reference(body, signature, secret)
+        return verify_v2(body, signature, public_keys)
+    verify_reference(body, signature, secret)
+    return None
+
+
+def signature_of(dialect: str, headers: Mapping[str, str]) -> str | None:
+    """The delivery's signature header in ``dialect`` (names matched without case)."""
+    wanted = signature_header(dialect).lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
 def parse(dialect: str, body: bytes) -> WebhookEvent:

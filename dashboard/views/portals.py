@@ -85,6 +85,7 @@ def portal_detail(request: HttpRequest, portal_id) -> HttpResponse:
             "webhook_url": url,
             "webhook_url_has_port": _has_port(url),
             "webhook_keys": portal.webhook_keys.count(),
+            "signing_keys": list(portal.webhook_keys.order_by("created_time", "key_id")),
             "sync": PortalSync.objects.filter(portal=portal).first(),
         },
     )

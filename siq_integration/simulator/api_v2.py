@@ -484,6 +484,9 @@ class V2Api:
     def h_add_key(
         self, req: ApiRequest, portal: Portal, access: AccessToken, webhook_id: str
     ) -> ApiAnswer:
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
+        # "The Maximum number of public keys allowed is 2, and the oldest key will be in
+        # use always": a third is refused; the delivery signs with the oldest.
         hook = self._webhook(portal, webhook_id)
         if len(hook.keys) >= MAX_WEBHOOK_KEYS:
             raise V2Error(1017)
@@ -494,6 +497,7 @@ class V2Api:
                 public_b64=public_b64,
                 private_key=private_key,
                 created_time=req.now,
+                creator_id=self.sim.user_id(access.email),
             )
         )
         return self._ok(req, "webhook", v2_webhook(hook))
@@ -501,8 +505,13 @@ class V2Api:
     def h_delete_key(
         self, req: ApiRequest, portal: Portal, access: AccessToken, webhook_id: str, key_id: str
     ) -> ApiAnswer:
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/delete-public-key-webhook-v2.html
+        # "The webhooks should contain atleast one public key and the last available key
+        # cannot be deleted."
         hook = self._webhook(portal, webhook_id)
         if not any(k.id == key_id for k in hook.keys):
             raise V2Error(1019)
+        if len(hook.keys) <= 1:
+            raise V2Error(1016, message="The last available key cannot be deleted.")
         hook.keys = [k for k in hook.keys if k.id != key_id]
         return self._ok(req, "webhook", v2_webhook(hook))

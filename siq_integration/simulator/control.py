@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SCENES = ("pickup", "visitor-message", "operator-message", "transfer", "end", "miss", "rate")
 _CONVERSATION_SCENE = re.compile(r"^/_sim/conversations/([^/]+)/([a-z-]+)$")
 _OPERATOR = re.compile(r"^/_sim/operators/([^/]+)/(status|profile)$")
+_WEBHOOK_KEYS = re.compile(r"^/_sim/portals/([^/]+)/webhook-keys(?:/([^/]+))?$")
 
 
 def _int(value: str | None, default: int = 0) -> int:
@@ -106,6 +107,20 @@ class Control:
         match = _CONVERSATION_SCENE.match(path)
         if match and method == "POST":
             return self._scene(match.group(1), match.group(2), body)
+        match = _WEBHOOK_KEYS.match(path)
+        if match:
+            # Keys added or removed in SalesIQ's own settings, not through its API.
+            screen, key_id = match.group(1), match.group(2)
+            hook_id = query.get("webhook_id") or body.get("webhook_id") or None
+            if method == "GET" and key_id is None:
+                return {"keys": sim.webhook_keys(screen, hook_id)}
+            if method == "POST" and key_id is None:
+                return sim.add_webhook_key(
+                    screen, hook_id, creator_id=str(body.get("creator_id") or "")
+                )
+            if method == "DELETE" and key_id is not None:
+                return sim.remove_webhook_key(screen, key_id, hook_id)
+            raise SimulatorError(f"{method} is not allowed on {path}", status=405)
         match = _OPERATOR.match(path)
         if match and method == "POST":
             if match.group(2) == "status":

@@ -42,8 +42,10 @@ from .world import (
     Operator,
     Portal,
     PortalSettings,
+    WebhookKey,
     World,
     WorldError,
+    ms,
     state_conversation,
     state_operator,
     state_portal,
@@ -450,6 +452,82 @@ class Simulator:
             return self.accounts.invalidate(
                 lambda a: a.dc == target.dc and self.reaches(a.email, target)
             )
+
+    # ----- webhook keys changed in SalesIQ's own settings ---------------------------------
+
+    def user_id(self, email: str) -> str:
+        """The Zoho user id (zuid) of ``email``, "" when the simulator has no such user."""
+        user = self.accounts.users.get(email.lower())
+        return user.zuid if user else ""
+
+    def _hook(self, screen_name: str, webhook_id: str | None):
+        portal = self._portal(screen_name)
+        if webhook_id is None:
+            if len(portal.webhooks) != 1:
+                raise SimulatorError(
+                    f"portal {screen_name!r} has {len(portal.webhooks)} webhooks: say which"
+                )
+            return next(iter(portal.webhooks.values()))
+        hook = portal.webhooks.get(str(webhook_id))
+        if hook is None:
+            raise SimulatorError(f"no webhook {webhook_id!r} in {screen_name!r}", status=404)
+        return hook
+
+    def webhook_keys(self, screen_name: str, webhook_id: str | None = None) -> list[dict]:
+        """The public keys of a webhook as SalesIQ lists them, oldest first."""
+        with self.lock:
+            hook = self._hook(screen_name, webhook_id)
+            keys = sorted(hook.keys, key=lambda k: (k.created_time, int(k.id)))
+            return [
+                {
+                    "id": k.id,
+                    "key": k.public_b64,
+                    "created_time": ms(k.created_time),
+                    "creator_id": k.creator_id,
+                }
+                for k in keys
+            ]
+
+    def add_webhook_key(
+        self, screen_name: str, webhook_id: str | None = None, *, creator_id: str = ""
+    ) -> dict:
+        """Add a public key as an admin would in SalesIQ's settings (not through the API):
+        at most two per webhook, and the oldest keeps signing. Returns the new key."""
+        private_key, public_b64 = self.new_rsa_key()  # slow: before the lock
+        with self.lock:
+            portal = self._portal(screen_name)
+            hook = self._hook(screen_name, webhook_id)
+            if len(hook.keys) >= 2:
+                raise SimulatorError("SalesIQ keeps at most 2 public keys per webhook", status=409)
+            now = self.clock.now()
+            # Keys made within the same millisecond still have an order: the id's.
+            key = WebhookKey(
+                id=self.world.ids(),
+                public_b64=public_b64,
+                private_key=private_key,
+                created_time=now,
+                creator_id=creator_id or self.user_id(portal.admin_email),
+            )
+            hook.keys.append(key)
+            return {
+                "id": key.id,
+                "key": public_b64,
+                "created_time": ms(now),
+                "creator_id": key.creator_id,
+            }
+
+    def remove_webhook_key(
+        self, screen_name: str, key_id: str, webhook_id: str | None = None
+    ) -> dict:
+        """Remove a public key as an admin would in SalesIQ's settings; the last one stays."""
+        with self.lock:
+            hook = self._hook(screen_name, webhook_id)
+            if not any(k.id == str(key_id) for k in hook.keys):
+                raise SimulatorError(f"no key {key_id!r} on webhook {hook.id}", status=404)
+            if len(hook.keys) <= 1:
+                raise SimulatorError("the last available key cannot be deleted", status=409)
+            hook.keys = [k for k in hook.keys if k.id != str(key_id)]
+            return {"removed": str(key_id), "keys": [k.id for k in hook.keys]}
 
     @staticmethod
     def new_rsa_key() -> tuple[Any, str]:

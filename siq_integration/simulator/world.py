@@ -212,6 +212,7 @@ class WebhookKey:
     public_b64: str
     private_key: Any  # cryptography RSAPrivateKey; never leaves the simulator
     created_time: float
+    creator_id: str = ""  # the SalesIQ user who added it (Zoho's `creator: {id}`)
 
 
 @dataclass
@@ -733,8 +734,15 @@ def v2_webhook(hook: Webhook) -> dict[str, Any]:
         "version": hook.version,
         "enabled": hook.enabled,
         "created_time": ms(hook.created_time),
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
         "public_keys": [
-            {"id": k.id, "key": k.public_b64, "created_time": ms(k.created_time)} for k in hook.keys
+            {
+                "key": k.public_b64,
+                "creator": {"id": k.creator_id},
+                "created_time": ms(k.created_time),
+                "id": k.id,
+            }
+            for k in hook.keys
         ],
     }
 
