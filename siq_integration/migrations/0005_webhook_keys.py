@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("siq_integration", "0003_connected_user"),
+        ("siq_integration", "0004_oauth_state"),
     ]
 
     operations = [
