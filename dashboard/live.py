@@ -393,10 +393,19 @@ def _apply_conversation(
         return chat
     newly_open = _CHAT_STATUS[conversation.status] in OPEN_CHAT_STATUSES
     if not chat.is_open and newly_open and not chat.inferred_end:
-        # SalesIQ said it ended: nothing reopens it. Ratings still land.
+        # SalesIQ said it ended: nothing reopens it. Ratings still land, and so does the
+        # message the fact carries: a line is a fact of its own, whatever the chat's state
+        # (an event applied after the end, by this process or another at its own pace).
+        touched = []
         if conversation.rating is not None and chat.rating != conversation.rating:
             chat.rating, chat.feedback = conversation.rating, conversation.feedback
-            chat.save(update_fields=["rating", "feedback", "updated_at"])
+            touched += ["rating", "feedback"]
+        if _set_last_message(chat, conversation.last_message):
+            touched += ["last_message_text", "last_message_at", "last_message_sender"]
+        if touched:
+            chat.save(update_fields=[*touched, "updated_at"])
+            changes.chats.add(chat.pk)
+        _store_message(chat, conversation.last_message, changes)
         return chat
     if fact_at < chat.fact_at or (
         fact_at == chat.fact_at

@@ -1,0 +1,143 @@
+"""Facts that arrive late, early or from the future (issue 13, "Webhooks")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dashboard import live
+from dashboard.models import Chat, ChatMessage
+from siq_integration.models import Portal
+from siq_integration.normalised import (
+    ChatStatus,
+    Conversation,
+    EventKind,
+    Message,
+    SenderType,
+    Visitor,
+    WebhookEvent,
+)
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def portal():
+    return Portal.objects.create(name="Zylker", data_center="us", screen_name="zylker")
+
+
+def conversation(status=ChatStatus.CONNECTED, *, id="c1", message=None, modified=None):
+    return Conversation(
+        id=id,
+        status=status,
+        visitor=Visitor(id="$1", name="Zoë"),
+        started_at=T0,
+        operator_id="op1" if status != ChatStatus.WAITING else "",
+        operator_name="Asha" if status != ChatStatus.WAITING else "",
+        attended_at=at(10) if status != ChatStatus.WAITING else None,
+        ended_at=at(100) if status == ChatStatus.ENDED else None,
+        modified_at=modified,
+        last_message=message,
+    )
+
+
+def event(kind, conv, when, key):
+    return WebhookEvent(
+        kind=kind, name=key, dedupe_key=key, occurred_at=when, conversation=conv, chat_id=conv.id
+    )
+
+
+def line(id, sent_at, text="Are you still there?"):
+    return Message(id=id, chat_id="c1", sender_type=SenderType.VISITOR, text=text, sent_at=sent_at)
+
+
+# --- 1. a message applied after its chat's end -------------------------------------------
+
+
+def test_a_visitor_line_applied_after_the_chat_ended_is_stored_and_the_chat_stays_ended(portal):
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_CREATED, conversation(ChatStatus.WAITING), at(1), "created"),
+        received_at=at(1),
+    )
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_ENDED, conversation(ChatStatus.ENDED), at(100), "ended"),
+        received_at=at(100),
+    )
+    # The visitor's line was sent before the end but its event is applied after it (another
+    # process applying at its own pace, or SalesIQ retrying it).
+    late = line("m1", at(90))
+    changes = live.apply_event(
+        portal,
+        event(EventKind.VISITOR_MESSAGE, conversation(message=late), at(90), "message"),
+        received_at=at(101),
+    )
+    chat = Chat.objects.get()
+    assert list(ChatMessage.objects.values_list("remote_id", "text")) == [
+        ("m1", "Are you still there?")
+    ]
+    assert changes.messages == {ChatMessage.objects.get().pk}
+    assert chat.status == "ended" and chat.ended_at == at(100) and not chat.is_open
+    assert chat.last_message_text == "Are you still there?"
+
+    # Its event again (a retry) stores it once.
+    live.apply_event(
+        portal,
+        event(EventKind.VISITOR_MESSAGE, conversation(message=late), at(90), "message"),
+        received_at=at(102),
+    )
+    assert ChatMessage.objects.count() == 1
+
+
+def test_a_line_newer_than_the_end_is_stored_without_reopening_the_chat(portal):
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_ENDED, conversation(ChatStatus.ENDED), at(100), "ended"),
+        received_at=at(100),
+    )
+    after = line("m2", at(130), "hello?")
+    live.apply_event(
+        portal,
+        event(EventKind.VISITOR_MESSAGE, conversation(message=after), at(130), "message"),
+        received_at=at(131),
+    )
+    chat = Chat.objects.get()
+    assert chat.status == "ended" and not chat.awaiting_reply
+    assert list(ChatMessage.objects.values_list("remote_id", flat=True)) == ["m2"]
+
+
+def _ingest_figures(**faults):
+    figures = {
+        "connections": 8,
+        "applied_per_second": 310.0,
+        "accepted_per_second": 400.0,
+        "lost": 0,
+        "stored_twice": 0,
+        "not_applied": 0,
+        "chats_disagreeing_with_salesiq": 0,
+        "messages_lost": 0,
+    }
+    return {**figures, **faults}
+
+
+def _ingest_verdict(ingest) -> str:
+    from bench import report
+
+    (row,) = [row for row in report.rows({"ingest": ingest}) if "lost" in row[0]]
+    return row[3]
+
+
+def test_the_bench_calls_an_ingest_that_lost_visitor_lines_not_clean():
+    assert _ingest_verdict(_ingest_figures()) == "yes"
+    assert _ingest_verdict(_ingest_figures(messages_lost=3)) == "NO"
+    # A run that does not say how many lines it lost is not called clean either.
+    unsaid = _ingest_figures()
+    del unsaid["messages_lost"]
+    assert _ingest_verdict(unsaid) == "NO"
