@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dashboard import live
-from dashboard.models import Chat, ChatMessage
+from dashboard.models import Chat, ChatMessage, Operator
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
     Conversation,
     EventKind,
     Message,
+    OperatorStatus,
     SenderType,
     Visitor,
     WebhookEvent,
@@ -141,3 +143,116 @@ def test_the_bench_calls_an_ingest_that_lost_visitor_lines_not_clean():
     unsaid = _ingest_figures()
     del unsaid["messages_lost"]
     assert _ingest_verdict(unsaid) == "NO"
+
+
+# --- 2. facts from the future --------------------------------------------------------------
+
+YEAR_2100 = datetime(2100, 1, 1, tzinfo=UTC)
+GHOST_AFTER = live.GHOST_GRACE.total_seconds() + 1  # a poll late enough to close ghosts
+
+
+def _recent(status, now, **extra):
+    return Conversation(
+        id="c1",
+        status=status,
+        visitor=Visitor(id="$1", name="Zoë"),
+        started_at=now - timedelta(seconds=60),
+        operator_id="" if status == ChatStatus.WAITING else "op1",
+        operator_name="" if status == ChatStatus.WAITING else "Asha",
+        attended_at=None if status == ChatStatus.WAITING else now - timedelta(seconds=30),
+        ended_at=now if status == ChatStatus.ENDED else None,
+        **extra,
+    )
+
+
+def test_an_event_dated_in_2100_does_not_freeze_its_chat_the_real_end_ends_it(portal):
+    now = datetime.now(UTC)
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_CREATED, _recent(ChatStatus.WAITING, now), now, "created"),
+        received_at=now,
+    )
+    arrived = now + timedelta(seconds=1)
+    future = _recent(ChatStatus.CONNECTED, now, modified_at=YEAR_2100)
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_ATTENDER_CHANGED, future, YEAR_2100, "from-2100"),
+        received_at=arrived,
+    )
+    chat = Chat.objects.get()
+    # Applied (what it says is SalesIQ's word), dated when it arrived, not in 2100.
+    assert chat.status == "connected" and chat.operator_id == "op1"
+    assert chat.fact_at == arrived
+
+    ended_at = datetime.now(UTC) + timedelta(seconds=2)
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_ENDED, _recent(ChatStatus.ENDED, ended_at), ended_at, "ended"),
+        received_at=ended_at,
+    )
+    chat.refresh_from_db()
+    assert chat.status == "ended" and not chat.is_open
+
+
+def test_a_little_clock_skew_is_believed(portal):
+    now = datetime.now(UTC)
+    ahead = now + timedelta(minutes=2)  # SalesIQ's clock a little ahead of ours: as dated
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_CREATED, _recent(ChatStatus.WAITING, now), ahead, "created"),
+        received_at=now,
+    )
+    assert Chat.objects.get().fact_at == ahead
+
+
+def test_a_poll_that_no_longer_lists_a_chat_closes_it_despite_a_fact_from_2100(portal):
+    now = datetime.now(UTC)
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_CREATED, _recent(ChatStatus.WAITING, now), YEAR_2100, "from-2100"),
+        received_at=now,
+    )
+    # One stored from the future already (before this was fixed, or by an older version).
+    other = _recent(ChatStatus.CONNECTED, now)
+    live.apply_conversation(portal, replace(other, id="c2"), fact_at=now, source="poll")
+    Chat.objects.filter(remote_id="c2").update(fact_at=YEAR_2100)
+
+    later = datetime.now(UTC) + timedelta(seconds=GHOST_AFTER)
+    live.apply_chats(portal, [], taken_at=later, complete=True)
+    states = dict(Chat.objects.values_list("remote_id", "status"))
+    assert states == {"c1": "missed", "c2": "ended"}
+    assert all(chat.inferred_end for chat in Chat.objects.all())
+
+
+def test_salesiq_saying_a_chat_is_closed_wins_over_a_stored_fact_from_2100(portal):
+    now = datetime.now(UTC)
+    live.apply_conversation(
+        portal, _recent(ChatStatus.CONNECTED, now), fact_at=now, source="webhook"
+    )
+    Chat.objects.update(fact_at=YEAR_2100)
+    # A read of the chat (an action's answer, a poll's look-up) says it ended.
+    live.apply_conversation(portal, _recent(ChatStatus.ENDED, now), fact_at=now, source="poll")
+    chat = Chat.objects.get()
+    assert chat.status == "ended" and chat.fact_at == now
+
+
+def test_an_operator_status_dated_in_2100_does_not_freeze_their_presence(portal):
+    now = datetime.now(UTC)
+    Operator.objects.create(
+        portal=portal, remote_id="op1", name="Asha", status="available", fact_at=now, source="poll"
+    )
+
+    def status(value, when, key):
+        return WebhookEvent(
+            kind=EventKind.OPERATOR_STATUS_CHANGED,
+            name=key,
+            dedupe_key=key,
+            occurred_at=when,
+            operator_id="op1",
+            operator_status=value,
+        )
+
+    live.apply_event(portal, status(OperatorStatus.BUSY, YEAR_2100, "2100"), received_at=now)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    live.apply_event(portal, status(OperatorStatus.AWAY, later, "real"), received_at=later)
+    assert Operator.objects.get().status == "away"
