@@ -804,8 +804,10 @@ def apply_operator_status(
 
 
 def apply_departments(
-    portal: Portal, departments: list[RemoteDepartment], *, taken_at: datetime
+    portal: Portal, departments: list[RemoteDepartment], *, taken_at: datetime, complete=True
 ) -> Changes:
+    """A departments poll; only a ``complete`` list removes departments SalesIQ no longer
+    lists."""
     changes = Changes(portal.pk, departments=True)
     with _applying(portal.pk):
         seen = set()
@@ -820,7 +822,8 @@ def apply_departments(
                     "seen_at": taken_at,
                 },
             )
-        Department.objects.filter(portal=portal).exclude(remote_id__in=seen).delete()
+        if complete:
+            Department.objects.filter(portal=portal).exclude(remote_id__in=seen).delete()
         PortalSync.objects.update_or_create(
             portal=portal, defaults={"departments_polled_at": taken_at}
         )
