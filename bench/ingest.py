@@ -170,9 +170,10 @@ def measure(
     made_in = time.monotonic() - make_started
     parsed = [webhooks.parse("v2", body) for _, body in captured]
     keys = [event.dedupe_key for event in parsed]
-    # Every visitor or operator line the deliveries carry (v2: the conversation's last one).
+    # Every visitor or operator line the deliveries carry (v2: the conversation's last one),
+    # by chat: a message's id (its sequence number) is unique within its chat only.
     lines_sent = {
-        message.id
+        (event.chat_id, message.id)
         for event in parsed
         for message in (event.message, event.conversation and event.conversation.last_message)
         if message is not None and message.id
@@ -227,7 +228,7 @@ def measure(
         if chats_shown.get(remote_id) != status_words.get(status, status)
     )
     lines_stored = set(
-        ChatMessage.objects.filter(chat__portal=portal).values_list("remote_id", flat=True)
+        ChatMessage.objects.filter(chat__portal=portal).values_list("chat__remote_id", "remote_id")
     )
     return {
         "deliveries": len(captured),
