@@ -446,8 +446,7 @@ def _apply_conversation(
     chats in one query); a chat not in it is looked up. ``names``: the portal's operators'
     display names by remote id, read already."""
     now = timezone.now()
-    if _from_the_future(fact_at, now):
-        fact_at = now
+    fact_at = _believable(fact_at, now=now, instead=now)
     conversation = _believable_conversation(conversation, now=now, instead=fact_at)
     chat = known.get(conversation.id) if known is not None else None
     if chat is None:
@@ -692,8 +691,7 @@ def _apply_operator(
     one query); one not in it is looked up. Returns the operator and whether it is new or
     its name or e-mail changed (the portal's display names are then due again)."""
     now = timezone.now()
-    if _from_the_future(fact_at, now):
-        fact_at = now
+    fact_at = _believable(fact_at, now=now, instead=now)
     operator = known.get(remote.id) if known is not None else None
     if operator is None:
         operator = Operator.objects.filter(portal=portal, remote_id=remote.id).first()
@@ -788,7 +786,7 @@ def apply_operator_status(
     """A presence change reported on its own (reference webhook, an action's answer)."""
     changes = Changes(portal.pk)
     now = timezone.now()
-    fact_at = now if _from_the_future(fact_at, now) else fact_at
+    fact_at = _believable(fact_at, now=now, instead=now)
     with _applying(portal.pk):
         operator = Operator.objects.filter(portal=portal, remote_id=operator_id).first()
         if operator is not None and fact_at >= _standing(operator.fact_at, now):
