@@ -477,9 +477,16 @@ def _apply_conversation(
         _store_message(chat, conversation.last_message, changes)
         return chat
     standing = _standing(chat.fact_at, now)
-    if fact_at < standing or (
-        fact_at == standing
-        and _STAGE[_CHAT_STATUS[conversation.status]] < _STAGE[ChatStatus(chat.status)]
+    # SalesIQ saying a chat is over wins whatever its date: nothing reopens a chat, so an
+    # end is never stale (two facts dated when they arrived, or a slow process, may reach us
+    # in the wrong order).
+    ends_it = chat.is_open and not newly_open
+    if not ends_it and (
+        fact_at < standing
+        or (
+            fact_at == standing
+            and _STAGE[_CHAT_STATUS[conversation.status]] < _STAGE[ChatStatus(chat.status)]
+        )
     ):
         # An older fact: it may still carry a rating or a message we have not seen. Facts of
         # the same millisecond (a chat created and picked up at once) may come in either
@@ -499,7 +506,7 @@ def _apply_conversation(
     _name_operator(
         portal, chat, conversation, previous=(was["operator_id"], was["operator_name"]), names=names
     )
-    chat.fact_at = fact_at
+    chat.fact_at = max(fact_at, standing)
     chat.source = source
     if _save_what_changed(chat, was):
         changes.chats.add(chat.pk)

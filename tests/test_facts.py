@@ -194,6 +194,45 @@ def test_an_event_dated_in_2100_does_not_freeze_its_chat_the_real_end_ends_it(po
     assert chat.status == "ended" and not chat.is_open
 
 
+def test_an_end_from_2100_applied_after_a_later_arrival_still_ends_the_chat(portal):
+    """Two facts from 2100, each dated when it arrived: the end arrived first but is
+    applied second (by a slower process, or the sweep). The end still wins."""
+    now = datetime.now(UTC)
+    future = _recent(ChatStatus.CONNECTED, now, modified_at=YEAR_2100)
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_ATTENDER_CHANGED, future, YEAR_2100, "picked-2100"),
+        received_at=now,
+    )
+    ended = _recent(ChatStatus.ENDED, now, modified_at=YEAR_2100)
+    live.apply_event(
+        portal,
+        event(EventKind.CHAT_ENDED, ended, YEAR_2100, "ended-2100"),
+        received_at=now - timedelta(seconds=1),
+    )
+    chat = Chat.objects.get()
+    assert chat.status == "ended" and chat.fact_at == now  # and the date never steps back
+
+
+def test_an_older_end_ends_an_open_chat_but_an_older_open_fact_changes_nothing(portal):
+    now = datetime.now(UTC)
+    live.apply_conversation(
+        portal, _recent(ChatStatus.CONNECTED, now), fact_at=now, source="webhook"
+    )
+    live.apply_conversation(
+        portal,
+        _recent(ChatStatus.WAITING, now),
+        fact_at=now - timedelta(seconds=5),
+        source="poll",
+    )
+    assert Chat.objects.get().status == "connected"
+    live.apply_conversation(
+        portal, _recent(ChatStatus.ENDED, now), fact_at=now - timedelta(seconds=5), source="poll"
+    )
+    chat = Chat.objects.get()
+    assert chat.status == "ended" and chat.fact_at == now
+
+
 def test_a_little_clock_skew_is_believed(portal):
     now = datetime.now(UTC)
     ahead = now + timedelta(minutes=2)  # SalesIQ's clock a little ahead of ours: as dated

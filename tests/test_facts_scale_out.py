@@ -52,7 +52,8 @@ from siq_integration.normalised import (
 
 role, portal_id, chats, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 portal = Portal.objects.get(pk=portal_id)
-base = datetime.now(UTC) - timedelta(hours=1)
+# Real times, all in the past (a chat each 100 s): what is tested is the order of applying.
+base = datetime.now(UTC) - timedelta(seconds=chats * 100 + 3600)
 
 
 def at(chat, seconds):
