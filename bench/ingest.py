@@ -168,7 +168,16 @@ def measure(
     conversation_ids = make_deliveries(sim, portal.screen_name, capture, chats=chats)
     captured = list(capture.received)
     made_in = time.monotonic() - make_started
-    keys = [webhooks.parse("v2", body).dedupe_key for _, body in captured]
+    parsed = [webhooks.parse("v2", body) for _, body in captured]
+    keys = [event.dedupe_key for event in parsed]
+    # Every visitor or operator line the deliveries carry (v2: the conversation's last one),
+    # by chat: a message's id (its sequence number) is unique within its chat only.
+    lines_sent = {
+        (event.chat_id, message.id)
+        for event in parsed
+        for message in (event.message, event.conversation and event.conversation.last_message)
+        if message is not None and message.id
+    }
 
     # A share posted twice, the second copy later in the stream (SalesIQ's retries).
     rng = random.Random(11)
@@ -218,7 +227,9 @@ def measure(
         for remote_id, status in expected.items()
         if chats_shown.get(remote_id) != status_words.get(status, status)
     )
-    messages = ChatMessage.objects.filter(chat__portal=portal).count()
+    lines_stored = set(
+        ChatMessage.objects.filter(chat__portal=portal).values_list("chat__remote_id", "remote_id")
+    )
     return {
         "deliveries": len(captured),
         "posted": len(items),
@@ -242,7 +253,9 @@ def measure(
         "chats": len(conversation_ids),
         "chats_stored": len(chats_shown),
         "chats_disagreeing_with_salesiq": disagree,
-        "messages_stored": messages,
-        "messages_expected": 3 * len(conversation_ids),
+        "messages_stored": len(lines_stored),
+        "messages_expected": len(lines_sent),
+        # Lines a stored delivery carried that no transcript has: lost, the run not clean.
+        "messages_lost": len(lines_sent - lines_stored),
         "cpu": cpu_used,
     }

@@ -13,11 +13,12 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from siq_integration.models import Portal
@@ -56,6 +57,13 @@ _STAGE = {ChatStatus.WAITING: 0, ChatStatus.CONNECTED: 1, ChatStatus.ENDED: 2, C
 # A chat missing from a complete poll is closed only when nothing newer than this
 # margin before the poll vouches for it (SalesIQ's lists may lag a new chat a little).
 GHOST_GRACE = timedelta(seconds=30)
+
+# A fact dated further ahead of our clock than this is not believed as dated: SalesIQ's
+# clock and ours may differ by seconds, not years. Such a fact is still applied (its status,
+# message, rating are what SalesIQ said), dated when it reached us instead; a time stored
+# from the future before (or by an older version) counts as older than any fact.
+FUTURE_ALLOWANCE = timedelta(minutes=5)
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)
 
 _CHAT_STATUS = {
     RemoteChatStatus.WAITING: ChatStatus.WAITING,
@@ -187,6 +195,63 @@ def _applying(portal_id: Any) -> Iterator[None]:
         yield
 
 
+# --- facts from the future ----------------------------------------------------------------
+
+
+def _from_the_future(when: datetime | None, now: datetime) -> bool:
+    return when is not None and when > now + FUTURE_ALLOWANCE
+
+
+def _believable(when: datetime | None, *, now: datetime, instead: datetime) -> datetime | None:
+    """``when``, or ``instead`` when it lies further in the future than the allowance."""
+    return instead if _from_the_future(when, now) else when
+
+
+def _standing(stored: datetime | None, now: datetime) -> datetime | None:
+    """A stored time as a newer fact is weighed against: one from the future (beyond the
+    allowance) weighs less than any, so it can freeze nothing."""
+    return _LONG_AGO if _from_the_future(stored, now) else stored
+
+
+def _believable_message(message: Message | None, *, now: datetime, instead: datetime):
+    if message is None or not _from_the_future(message.sent_at, now):
+        return message
+    return replace(message, sent_at=instead)
+
+
+_CONVERSATION_TIMES = ("started_at", "attended_at", "ended_at", "modified_at")
+
+
+def _believable_conversation(
+    conversation: Conversation, *, now: datetime, instead: datetime
+) -> Conversation:
+    changed: dict[str, Any] = {
+        name: instead
+        for name in _CONVERSATION_TIMES
+        if _from_the_future(getattr(conversation, name), now)
+    }
+    message = _believable_message(conversation.last_message, now=now, instead=instead)
+    if message is not conversation.last_message:
+        changed["last_message"] = message
+    return replace(conversation, **changed) if changed else conversation
+
+
+def _believable_event(event: WebhookEvent, *, now: datetime, instead: datetime) -> WebhookEvent:
+    changed: dict[str, Any] = {}
+    if _from_the_future(event.occurred_at, now):
+        changed["occurred_at"] = instead
+    if event.conversation is not None:
+        conversation = _believable_conversation(event.conversation, now=now, instead=instead)
+        if conversation is not event.conversation:
+            changed["conversation"] = conversation
+    message = _believable_message(event.message, now=now, instead=instead)
+    if message is not event.message:
+        changed["message"] = message
+    if event.operator is not None and _from_the_future(event.operator.modified_at, now):
+        changed["operator"] = replace(event.operator, modified_at=instead)
+    return replace(event, **changed) if changed else event
+
+
 def sync_state(portal: Portal) -> PortalSync:
     sync, _ = PortalSync.objects.get_or_create(portal=portal)
     return sync
@@ -208,7 +273,8 @@ def _set_last_message(chat: Chat, message: Message | None) -> bool:
     if message is None or not (message.text or message.id):
         return False
     when = message.sent_at
-    if chat.last_message_at and when and when < chat.last_message_at:
+    shown_at = _standing(chat.last_message_at, timezone.now())
+    if shown_at and when and when < shown_at:
         return False  # an older message arrived late
     chat.last_message_text = message.text[:2000]
     chat.last_message_at = when or chat.last_message_at
@@ -379,6 +445,9 @@ def _apply_conversation(
     """``known``: the portal's chats by remote id, read already (a poll reads its open
     chats in one query); a chat not in it is looked up. ``names``: the portal's operators'
     display names by remote id, read already."""
+    now = timezone.now()
+    fact_at = _believable(fact_at, now=now, instead=now)
+    conversation = _believable_conversation(conversation, now=now, instead=fact_at)
     chat = known.get(conversation.id) if known is not None else None
     if chat is None:
         chat = Chat.objects.filter(portal=portal, remote_id=conversation.id).first()
@@ -393,14 +462,31 @@ def _apply_conversation(
         return chat
     newly_open = _CHAT_STATUS[conversation.status] in OPEN_CHAT_STATUSES
     if not chat.is_open and newly_open and not chat.inferred_end:
-        # SalesIQ said it ended: nothing reopens it. Ratings still land.
+        # SalesIQ said it ended: nothing reopens it. Ratings still land, and so does the
+        # message the fact carries: a line is a fact of its own, whatever the chat's state
+        # (an event applied after the end, by this process or another at its own pace).
+        touched = []
         if conversation.rating is not None and chat.rating != conversation.rating:
             chat.rating, chat.feedback = conversation.rating, conversation.feedback
-            chat.save(update_fields=["rating", "feedback", "updated_at"])
+            touched += ["rating", "feedback"]
+        if _set_last_message(chat, conversation.last_message):
+            touched += ["last_message_text", "last_message_at", "last_message_sender"]
+        if touched:
+            chat.save(update_fields=[*touched, "updated_at"])
+            changes.chats.add(chat.pk)
+        _store_message(chat, conversation.last_message, changes)
         return chat
-    if fact_at < chat.fact_at or (
-        fact_at == chat.fact_at
-        and _STAGE[_CHAT_STATUS[conversation.status]] < _STAGE[ChatStatus(chat.status)]
+    standing = _standing(chat.fact_at, now)
+    # SalesIQ saying a chat is over wins whatever its date: nothing reopens a chat, so an
+    # end is never stale (two facts dated when they arrived, or a slow process, may reach us
+    # in the wrong order).
+    ends_it = chat.is_open and not newly_open
+    if not ends_it and (
+        fact_at < standing
+        or (
+            fact_at == standing
+            and _STAGE[_CHAT_STATUS[conversation.status]] < _STAGE[ChatStatus(chat.status)]
+        )
     ):
         # An older fact: it may still carry a rating or a message we have not seen. Facts of
         # the same millisecond (a chat created and picked up at once) may come in either
@@ -420,7 +506,7 @@ def _apply_conversation(
     _name_operator(
         portal, chat, conversation, previous=(was["operator_id"], was["operator_name"]), names=names
     )
-    chat.fact_at = fact_at
+    chat.fact_at = max(fact_at, standing)
     chat.source = source
     if _save_what_changed(chat, was):
         changes.chats.add(chat.pk)
@@ -441,7 +527,7 @@ def mark_chat_ended(chat: Chat, *, at: datetime, source: str) -> Changes:
             chat.ended_at = at
             chat.waiting_since = None
             chat.inferred_end = False
-            chat.fact_at = max(chat.fact_at, at)
+            chat.fact_at = max(_standing(chat.fact_at, timezone.now()), at)
             chat.source = source
             chat.save()
             changes.chats.add(chat.pk)
@@ -487,10 +573,14 @@ def apply_chats(
                 names=names,
             )
         if complete:
+            # SalesIQ no longer lists it: that wins over a fact dated in the future too.
             ghosts = (
                 Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES)
                 .exclude(remote_id__in=listed)
-                .filter(fact_at__lt=taken_at - GHOST_GRACE)
+                .filter(
+                    Q(fact_at__lt=taken_at - GHOST_GRACE)
+                    | Q(fact_at__gt=max(taken_at, timezone.now()) + FUTURE_ALLOWANCE)
+                )
             )
             for chat in ghosts:
                 chat.status = ChatStatus.ENDED if chat.attended_at else ChatStatus.MISSED
@@ -607,6 +697,8 @@ def _apply_operator(
     """``known``: the portal's operators by remote id, read already (a poll reads them in
     one query); one not in it is looked up. Returns the operator and whether it is new or
     its name or e-mail changed (the portal's display names are then due again)."""
+    now = timezone.now()
+    fact_at = _believable(fact_at, now=now, instead=now)
     operator = known.get(remote.id) if known is not None else None
     if operator is None:
         operator = Operator.objects.filter(portal=portal, remote_id=remote.id).first()
@@ -620,7 +712,7 @@ def _apply_operator(
             fact_at=fact_at,
             source=source,
         )
-    elif fact_at < operator.fact_at:
+    elif fact_at < _standing(operator.fact_at, now):
         return operator, False
     else:
         if presence and operator.status != str(remote.status):
@@ -700,9 +792,11 @@ def apply_operator_status(
 ) -> Changes:
     """A presence change reported on its own (reference webhook, an action's answer)."""
     changes = Changes(portal.pk)
+    now = timezone.now()
+    fact_at = _believable(fact_at, now=now, instead=now)
     with _applying(portal.pk):
         operator = Operator.objects.filter(portal=portal, remote_id=operator_id).first()
-        if operator is not None and fact_at >= operator.fact_at:
+        if operator is not None and fact_at >= _standing(operator.fact_at, now):
             if operator.status != str(status):
                 operator.status = str(status)
                 operator.status_since = fact_at
@@ -715,8 +809,10 @@ def apply_operator_status(
 
 
 def apply_departments(
-    portal: Portal, departments: list[RemoteDepartment], *, taken_at: datetime
+    portal: Portal, departments: list[RemoteDepartment], *, taken_at: datetime, complete=True
 ) -> Changes:
+    """A departments poll; only a ``complete`` list removes departments SalesIQ no longer
+    lists."""
     changes = Changes(portal.pk, departments=True)
     with _applying(portal.pk):
         seen = set()
@@ -731,7 +827,8 @@ def apply_departments(
                     "seen_at": taken_at,
                 },
             )
-        Department.objects.filter(portal=portal).exclude(remote_id__in=seen).delete()
+        if complete:
+            Department.objects.filter(portal=portal).exclude(remote_id__in=seen).delete()
         PortalSync.objects.update_or_create(
             portal=portal, defaults={"departments_polled_at": taken_at}
         )
@@ -746,6 +843,8 @@ def apply_transcript(chat: Chat, messages: list[Message], *, fetched_at: datetim
         # The caller read the chat before asking SalesIQ: what was applied meanwhile (here
         # or in another process) must not be saved over.
         chat.refresh_from_db()
+        now = timezone.now()
+        messages = [_believable_message(m, now=now, instead=fetched_at) for m in messages]
         for message in messages:
             _store_message(chat, message, changes)
         chat.transcript_loaded_at = fetched_at
@@ -766,6 +865,16 @@ _last_event_marked: dict[Any, datetime] = {}
 def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -> Changes:
     """One verified webhook event. Unknown kinds change nothing (the inbox keeps them)."""
     changes = Changes(portal.pk, meta=True)
+    believed = _believable_event(event, now=timezone.now(), instead=received_at)
+    if believed is not event:
+        logger.warning(
+            "A %s event for portal %s was dated more than %d minutes ahead of this server's "
+            "clock; it is applied as of when it arrived.",
+            event.name[:100],
+            portal.pk,
+            FUTURE_ALLOWANCE.total_seconds() // 60,
+        )
+        event = believed
     fact_at = event.occurred_at or received_at
     with _applying(portal.pk):
         if event.conversation is not None:
@@ -786,7 +895,7 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
                     changes.chats.add(chat.pk)
         elif event.kind is EventKind.OPERATOR_STATUS_CHANGED and event.operator_status:
             operator = Operator.objects.filter(portal=portal, remote_id=event.operator_id).first()
-            if operator is not None and fact_at >= operator.fact_at:
+            if operator is not None and fact_at >= _standing(operator.fact_at, timezone.now()):
                 if operator.status != str(event.operator_status):
                     operator.status = str(event.operator_status)
                     operator.status_since = fact_at

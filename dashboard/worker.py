@@ -451,13 +451,17 @@ class Worker:
             portal = Portal.objects.filter(pk=job.portal_id).first()
             if portal is None:
                 return
+            notices: list[str] = []
             for kind in job.kinds:
                 if self.stopping.is_set():
                     return
-                self._poll_kind(kind, portal, job, state)
+                notices += self._poll_kind(kind, portal, job, state)
             state.failures = 0
             state.retry_at = None
-            if state.error_shown or job.error_shown:
+            if notices:
+                # A listing SalesIQ paged wrongly: what was read is applied, and said so.
+                self._show_error(job.portal_id, state, " ".join(dict.fromkeys(notices)))
+            elif state.error_shown or job.error_shown:
                 PortalSync.objects.filter(portal_id=job.portal_id).update(last_poll_error="")
                 state.error_shown = False
             if state.unreachable:
@@ -508,10 +512,12 @@ class Worker:
         share = state.plan.background_per_minute if state.plan else 0
         return max(UNREACHABLE_PROBE_EVERY, 60.0 / share) if share > 0 else 60.0
 
-    def _poll_kind(self, kind: str, portal: Portal, job: PollJob, state: _PortalState) -> None:
+    def _poll_kind(self, kind: str, portal: Portal, job: PollJob, state: _PortalState) -> list[str]:
+        """One poll; returns what SalesIQ's listings did wrong that was worked around, in
+        words (a page repeating what came before)."""
         if kind == PROBE:
             SalesIQClient(portal, attempts=1).probe("departments")
-            return
+            return []
         plan = job.plan
         client = _PatientClient(portal, stopping=self.stopping)
         cost = {
@@ -525,13 +531,14 @@ class Worker:
             used = budget.usage(portal).minute_used
             if plan.background_per_minute - used < cost:
                 state.not_before[kind] = _next_minute(timezone.now())
-                return
+                return []
         state.not_before.pop(kind, None)
         # Facts are as old as the moment the question was asked, not when it was answered.
         taken_at = timezone.now()
         if kind == DEPARTMENTS:
             departments = client.list_departments()
-            live.apply_departments(portal, departments, taken_at=taken_at)
+            complete = not client.incomplete
+            live.apply_departments(portal, departments, taken_at=taken_at, complete=complete)
             logger.debug("Portal %s: %d departments", portal, len(departments))
         elif kind == OPERATORS:
             sync = PortalSync.objects.get(portal=portal)
@@ -551,11 +558,13 @@ class Worker:
             conversations = client.list_open_conversations()
             # Only a listing read inside one minute is a snapshot worth closing ghosts by;
             # one that waited for budget may have missed chats that moved between pages.
-            snapshot = not client.waited
+            # Nor is one that stopped where SalesIQ repeated a page.
+            snapshot = not client.waited and not client.incomplete
             live.apply_chats(portal, conversations, taken_at=taken_at, complete=snapshot)
             if not snapshot:
                 state.chats_listed_at = taken_at
             logger.debug("Portal %s: %d open chats", portal, len(conversations))
+        return client.notices
 
     def _back_off(self, state: _PortalState) -> None:
         state.failures += 1

@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -47,6 +48,14 @@ logger = logging.getLogger(__name__)
 _RETRYABLE = (exc.Unavailable,)
 # Do not spend more than this recording "last success" on a busy portal.
 _SUCCESS_RECORD_INTERVAL = timedelta(seconds=5)
+# A listing longer than this many pages is taken to go round in circles.
+MAX_PAGES = 500
+_LISTING_WORDS = {
+    "conversations": "chats",
+    "operators": "operators",
+    "departments": "departments",
+    "brands": "brands",
+}
 
 
 def record_failure(portal: Portal, failure: exc.SalesIQError) -> None:
@@ -104,6 +113,9 @@ class SalesIQClient:
         self._pinned_token = access_token
         self._budgeted = budgeted
         self.unbudgeted_calls = 0
+        # What a listing could not read whole, in words, and which listings those were.
+        self.notices: list[str] = []
+        self.incomplete: set[str] = set()
         self._attempts = attempts
 
     # --- the choke point ----------------------------------------------------------------
@@ -265,20 +277,65 @@ class SalesIQClient:
 
     # --- paging ------------------------------------------------------------------------------
 
-    def _pages(self, path: str, params: dict[str, Any], size: int) -> Iterator[Payload]:
+    def _pages(
+        self, path: str, params: dict[str, Any], size: int, *, listing: str = ""
+    ) -> Iterator[Payload]:
+        """Every page of a listing, each item once (its ``data`` keeps only the items not
+        seen on an earlier page). A page that brings nothing new (SalesIQ ignoring the page
+        parameter, or going round in circles) ends the listing: what was read is kept, the
+        listing counts as incomplete and ``notices`` says so."""
         page = 1
+        seen: set[str] = set()
         while True:
-            payload = self._request(
-                Call("GET", path, params={**params, **self.dialect.page_params(page, size)})
-            )
-            yield payload
+            query = {**params, **self.dialect.page_params(page, size, listing=listing)}
+            payload = self._request(Call("GET", path, params=query))
             items = payload.data if isinstance(payload.data, list) else []
+            fresh = []
+            for item in items:
+                key = dialects._str(item.get("id")) if isinstance(item, dict) else ""
+                if key and key in seen:
+                    continue  # moved from an earlier page while we read: counted there
+                seen.add(key)
+                fresh.append(item)
+            if items and not fresh:
+                self._stopped_repeating(listing or path, page, len(seen))
+                return
+            yield replace(payload, data=fresh) if len(fresh) < len(items) else payload
             if not items or not self.dialect.has_more(payload, size, len(items)):
+                return
+            if page >= MAX_PAGES:
+                self._stopped_repeating(listing or path, page, len(seen), endless=True)
                 return
             page += 1
 
-    def _all(self, path: str, params: dict[str, Any], size: int) -> Iterator[dict]:
-        for payload in self._pages(path, params, size):
+    def _stopped_repeating(self, listing: str, page: int, kept: int, *, endless=False) -> None:
+        what = _LISTING_WORDS.get(listing.strip("/"), "items")
+        if endless:
+            words = (
+                f"SalesIQ's list of {what} did not end after {page} pages, so the dashboard "
+                f"stopped reading it and kept the {kept} it had."
+            )
+        else:
+            words = (
+                f"SalesIQ sent the same {what} again on page {page} of its list, so the "
+                f"dashboard stopped reading there and kept the {kept} it had; any beyond "
+                "that page are missing until SalesIQ pages correctly."
+            )
+        logger.warning(
+            "Portal %s: listing %s stopped at page %d (%s); kept %d",
+            self.portal.pk,
+            listing,
+            page,
+            "no end" if endless else "a page repeated ids already seen",
+            kept,
+        )
+        self.notices.append(words)
+        self.incomplete.add(listing.strip("/"))
+
+    def _all(
+        self, path: str, params: dict[str, Any], size: int, *, listing: str = ""
+    ) -> Iterator[dict]:
+        for payload in self._pages(path, params, size, listing=listing):
             if isinstance(payload.data, list):
                 yield from (item for item in payload.data if isinstance(item, dict))
 
@@ -310,14 +367,19 @@ class SalesIQClient:
         }
         path, params = paths[resource]
         if resource != "webhooks":
-            params = {**params, **self.dialect.page_params(1, 1)}
+            params = {**params, **self.dialect.page_params(1, 1, listing=resource)}
         self._request(Call("GET", path, params=params))
 
     def list_open_conversations(self) -> list[Conversation]:
         """Every waiting and connected chat, all pages."""
         seen: dict[str, Conversation] = {}
         for query in self.dialect.open_conversation_queries():
-            for raw in self._all(self.dialect.conversations_path(), query, self.dialect.page_size):
+            for raw in self._all(
+                self.dialect.conversations_path(),
+                query,
+                self.dialect.page_size,
+                listing="conversations",
+            ):
                 conversation = self.dialect.parse_conversation(raw)
                 # A chat can move between pages while we read; the last reading wins.
                 seen[conversation.id] = conversation
@@ -339,7 +401,9 @@ class SalesIQClient:
         params = self.dialect.operators_params(since)
         sync_time: str | None = None
         operators: list[Operator] = []
-        for payload in self._pages("/operators", params, self.dialect.small_page_size):
+        for payload in self._pages(
+            "/operators", params, self.dialect.small_page_size, listing="operators"
+        ):
             if sync_time is None and payload.meta.get("sync_time") is not None:
                 # The first page's time: changes made while we page are asked for next time.
                 sync_time = str(payload.meta["sync_time"])
@@ -349,11 +413,14 @@ class SalesIQClient:
                     for raw in payload.data
                     if isinstance(raw, dict)
                 )
-        return OperatorSync(operators=operators, sync_time=sync_time, complete=not params)
+        complete = not params and "operators" not in self.incomplete
+        return OperatorSync(operators=operators, sync_time=sync_time, complete=complete)
 
     def list_departments(self) -> list[Department]:
         if isinstance(self.dialect, dialects.V2):
-            raws = self._all("/departments", {}, self.dialect.small_page_size)
+            raws = self._all(
+                "/departments", {}, self.dialect.small_page_size, listing="departments"
+            )
             return [self.dialect.parse_department(raw) for raw in raws]
         departments: dict[str, Department] = {}
         for brand in self._all("/brands", {}, self.dialect.page_size):

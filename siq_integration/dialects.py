@@ -292,7 +292,15 @@ class V2(Dialect):
 
     # --- paging ---------------------------------------------------------------------
 
-    def page_params(self, page: int, size: int) -> dict[str, Any]:
+    def page_params(self, page: int, size: int, *, listing: str = "") -> dict[str, Any]:
+        """The query naming page ``page`` (from 1) of ``size`` items of ``listing``: each
+        listing pages as its own page documents."""
+        if listing == "conversations":
+            # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
+            # "page" numbers the pages and "limit" sizes them (20 by default, at most 99).
+            return {"page": page, "limit": min(size, self.page_size)}
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-operator-list.html
+        # The operators list (and, as far as we know, the other lists) page by "index".
         return {"index": page, "limit": size}
 
     def has_more(self, payload: Payload, size: int, got: int) -> bool:
@@ -677,7 +685,7 @@ class Reference(Dialect):
             return exc.BadRequest(param=field_name, **kw)
         return exc.SalesIQError(**kw)
 
-    def page_params(self, page: int, size: int) -> dict[str, Any]:
+    def page_params(self, page: int, size: int, *, listing: str = "") -> dict[str, Any]:
         return {"page": page, "per_page": size}
 
     def has_more(self, payload: Payload, size: int, got: int) -> bool:

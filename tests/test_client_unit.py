@@ -167,7 +167,7 @@ def test_it_reads_every_page(portal):
             f"{API}/conversations",
             match=[
                 responses.matchers.query_param_matcher(
-                    {"status": "open", "index": str(number), "limit": "99"}
+                    {"status": "open", "page": str(number), "limit": "99"}
                 )
             ],
             json={"data": items, "more_data_available": number < 3},

@@ -408,7 +408,7 @@ def test_it_pages_conversations_and_says_when_more_data_is_available(sim: Simula
             token,
             "GET",
             "/bigco/conversations",
-            params={"status": "open", "index": index, "limit": 20},
+            params={"status": "open", "page": index, "limit": 20},
         )
         seen += [c["id"] for c in body["data"]]
         if not body["more_data_available"]:

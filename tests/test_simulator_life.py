@@ -113,7 +113,7 @@ def test_it_lists_two_thousand_open_chats_and_five_hundred_operators() -> None:
         while True:
             body = session.get(
                 url,
-                params={"status": "open", "index": index, "limit": 99},
+                params={"status": "open", "page": index, "limit": 99},
                 headers=headers,
                 timeout=10,
             ).json()

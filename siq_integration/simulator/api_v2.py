@@ -222,14 +222,17 @@ class V2Api:
         default: int,
         maximum: int,
         fixed: bool = False,
+        page_name: str = "index",
     ) -> ApiAnswer:
+        """One page of ``items``; ``page_name`` is the parameter numbering the pages (from
+        1) on this listing's own page; any other is ignored, as SalesIQ ignores them."""
         parsed = page_params(
-            req.query, index_name="index", limit_name="limit", default=default, maximum=maximum
+            req.query, index_name=page_name, limit_name="limit", default=default, maximum=maximum
         )
         if isinstance(parsed, str):
             if not (fixed and parsed == "limit"):
                 raise V2Error(1007, param=parsed)
-            parsed = (int(req.query.get("index", "1")), default)
+            parsed = (int(req.query.get(page_name, "1")), default)
         index, limit = parsed
         if fixed:
             limit = min(limit, default)
@@ -292,12 +295,15 @@ class V2Api:
                 and conv.last_modified_time < bounds["updated_from_time"]
             )
 
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
+        # Paged by "page" and "limit" (20 by default, at most 99); "index" means nothing here.
         return self._page(
             req,
             (c for c in conversations_newest_first(portal, statuses) if keep(c)),
             lambda c: v2_conversation(portal, c),
             default=LIST_PAGE_DEFAULT,
             maximum=LIST_PAGE_MAX,
+            page_name="page",
         )
 
     def h_get_conversation(
@@ -369,6 +375,8 @@ class V2Api:
             except ValueError:
                 raise V2Error(1007, param="last_sync_time") from None
         ops = (op for op in portal.operators.values() if since is None or op.modified_time > since)
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-operator-list.html
+        # Paged by "index", 20 a fetch; "last_sync_time" for changes since.
         return self._page(
             req,
             ops,
