@@ -11,6 +11,8 @@ confirming webhook, when one comes, completes the record later (``confirm``).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +66,46 @@ class KeyReused(Exception):
 # --- the record ------------------------------------------------------------------------------
 
 
+def runner_name() -> str:
+    """This process, as an action's ``runner`` names it: "host:pid"."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+
+
+def _lock_for(portal: Portal, kind: str, chat: Chat | None, operator: Operator | None) -> str:
+    """What an action holds while it is in flight: its chat (a transfer, an end), else its
+    operator (a status change, a drain). Both name the portal: remote ids are per portal."""
+    if chat is not None:
+        return f"{portal.pk}:chat:{chat.remote_id}"[:120]
+    if operator is not None:
+        return f"{portal.pk}:operator:{operator.remote_id}"[:120]
+    return ""
+
+
+# What the holder of a lock is doing, in words ("Sam Lee is already transferring this chat").
+_DOING = {
+    ActionKind.TRANSFER: "transferring this chat",
+    ActionKind.END: "ending this chat",
+    ActionKind.OPERATOR_STATUS: "changing {operator}'s status",
+    ActionKind.DRAIN: "draining {operator}",
+}
+
+
+def busy_sentence(holder: Action, user: Any) -> str:
+    """Why a second action on the same chat (or operator) is refused while one is in flight."""
+    doing = _DOING[holder.kind].format(operator=holder.operator_label or "this operator")
+    if holder.user_id is not None and holder.user_id == user.pk:
+        return (
+            f"You are already {doing} (in another tab or window). Wait for its outcome; "
+            "nothing more was sent to SalesIQ."
+        )
+    who = shown_name(holder.user) if holder.user is not None else holder.username
+    return f"{who} is already {doing}. Wait for the outcome; nothing was sent to SalesIQ."
+
+
+# How many times _begin tries again when a lock is freed under it.
+BEGIN_ATTEMPTS = 5
+
+
 def _begin(
     *,
     key: str,
@@ -75,7 +117,14 @@ def _begin(
     params: dict | None = None,
     parent: Action | None = None,
 ) -> tuple[Action, bool]:
-    """The attempt's record: created now, or the one this key already made."""
+    """The attempt's record: created now (True), or the one this key already made, or a
+    refusal because another action on the same chat or operator is in flight (False).
+
+    The lock is the row itself: ``action_one_in_flight`` lets one pending action hold a
+    chat or an operator in the database, so it holds across every process."""
+    lock = _lock_for(portal, kind, chat, operator)
+    if parent is not None and parent.lock_key == lock:
+        lock = ""  # a drain's own status step: the drain holds the operator
     fields = {
         "user": user,
         "username": shown_name(user)[:150],
@@ -88,15 +137,37 @@ def _begin(
         "operator_remote_id": operator.remote_id if operator else "",
         "operator_label": operator.shown_name[:200] if operator else "",
         "params": params or {},
+        "runner": runner_name(),
     }
-    try:
-        with transaction.atomic():
-            return Action.objects.create(key=key[:64], **fields), True
-    except IntegrityError:
-        existing = Action.objects.get(key=key[:64])
-        if (existing.user_id, existing.portal_id, existing.kind) != (user.pk, portal.pk, kind):
-            raise KeyReused(key) from None
-        return existing, False
+    key = key[:64]
+    for _ in range(BEGIN_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return Action.objects.create(key=key, lock_key=lock, **fields), True
+        except IntegrityError:
+            pass
+        existing = Action.objects.filter(key=key).first()
+        if existing is not None:
+            if (existing.user_id, existing.portal_id, existing.kind) != (user.pk, portal.pk, kind):
+                raise KeyReused(key)
+            return existing, False
+        holder = (
+            Action.objects.select_related("user")
+            .filter(lock_key=lock, outcome=ActionOutcome.PENDING)
+            .exclude(lock_key="")
+            .first()
+        )
+        if holder is None:
+            continue  # it finished meanwhile: try again
+        try:
+            with transaction.atomic():
+                refused = Action.objects.create(key=key, lock_key="", **fields)
+        except IntegrityError:
+            continue  # this key was used meanwhile: the loop finds it
+        return _finish(
+            refused, ActionOutcome.REFUSED, busy_sentence(holder, user), code="in_flight"
+        ), False
+    raise RuntimeError("could not record the action")  # pragma: no cover
 
 
 # How long a repeated submit waits for the first attempt's outcome before answering that

@@ -346,12 +346,26 @@ class Action(models.Model):
     # SalesIQ's own confirmation, when it sends one (transfer accepted/rejected, completed).
     confirmation = models.CharField(max_length=60, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # What the action holds while SalesIQ has not answered: its chat, or (a status or a
+    # drain) its operator. One pending action per lock, across every process
+    # (``action_one_in_flight``); "" for a refusal and for a drain's step on the drain's
+    # own operator (the drain holds it).
+    lock_key = models.CharField(max_length=120, blank=True)
+    # Which process runs it ("host:pid"): a retry of a dead process's action need not wait.
+    runner = models.CharField(max_length=80, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["portal", "created_at"], name="action_portal_created"),
             models.Index(fields=["chat_remote_id", "kind"], name="action_chat_kind"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lock_key"],
+                condition=models.Q(outcome="pending") & ~models.Q(lock_key=""),
+                name="action_one_in_flight",
+            )
         ]
 
     def __str__(self) -> str:
