@@ -148,7 +148,24 @@ def _begin(
             pass
         existing = Action.objects.filter(key=key).first()
         if existing is not None:
-            if (existing.user_id, existing.portal_id, existing.kind) != (user.pk, portal.pk, kind):
+            # A key is bound to who acted, where, what and on what: a retry repeats all of it.
+            # Anything else (the same form posted for another chat) is refused, never
+            # answered with the first action's outcome.
+            bound = (
+                existing.user_id,
+                existing.portal_id,
+                existing.kind,
+                existing.chat_remote_id,
+                existing.operator_remote_id,
+            )
+            asked = (
+                user.pk,
+                portal.pk,
+                kind,
+                fields["chat_remote_id"],
+                fields["operator_remote_id"],
+            )
+            if bound != asked:
                 raise KeyReused(key)
             return existing, False
         holder = (

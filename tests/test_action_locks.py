@@ -116,3 +116,41 @@ def test_it_sends_one_of_ten_parallel_actions_on_a_chat(
             assert said in text_of(answer)
     # The lock is let go with SalesIQ's answer: the next action on the chat is judged anew.
     assert not Action.objects.filter(outcome="pending").exists()
+
+
+# --- a key is bound to its action and target ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["end", "transfer"])
+def test_it_refuses_a_key_reused_for_another_chat(simulator, connected_portal, kind):
+    from dashboard.models import Chat
+
+    world = scene(simulator, connected_portal, "v2")
+    (ada,) = supervisors(1)
+    browser = Client()
+    browser.force_login(ada)
+    key = f"bound-{kind}-key-0123456789"
+    first = post(browser, world, kind, key=key)
+    assert first.status_code == 200
+    other = (
+        Chat.objects.filter(portal=world["portal"], status="connected")
+        .exclude(pk=world["chat"].pk)
+        .exclude(operator_id=world["target"].remote_id)
+        .first()
+    )
+    start = last_seq(simulator)
+
+    again = post(browser, {**world, "chat": other}, kind, key=key)
+
+    assert again.status_code == 409
+    assert "already used for another chat" in text_of(again)
+    assert "nothing was sent to SalesIQ" in text_of(again)
+    assert calls_to(simulator, world["portal"], start) == []
+    other.refresh_from_db()
+    assert other.is_open and other.transfer_status in ("", None)
+    assert Action.objects.filter(key=key).count() == 1
+    # The same form for the same chat is still a retry: the first outcome, nothing sent.
+    retry = post(browser, world, kind, key=key)
+    assert retry.status_code == 200
+    assert f'data-action="{Action.objects.get(key=key).pk}"' in retry.content.decode()
+    assert calls_to(simulator, world["portal"], start) == []

@@ -192,7 +192,7 @@ def test_it_refuses_to_reuse_a_key_for_another_action(client, world, simulator):
     assert client.post(urls(world)["end"], {"idempotency_key": KEY}).status_code == 200
     start = last_seq(simulator)
     again = client.post(urls(world)["status"], {"idempotency_key": KEY, "status": "busy"})
-    assert again.status_code == 400
+    assert again.status_code == 409
     assert portal_calls(simulator, world["here"], start) == []
 
 

@@ -45,7 +45,10 @@ def _key(request: HttpRequest) -> str:
 
 
 _OUT_OF_DATE = "This form is out of date. Close it and open it again."
-_USED = "This form was already used for something else. Open it again."
+_USED = (
+    "This form was already used for another chat, operator or action, so nothing was sent "
+    "to SalesIQ. Close it and open it again."
+)
 
 
 def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: object) -> HttpResponse:
@@ -56,7 +59,8 @@ def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: objec
     try:
         action = perform(key)
     except actions.KeyReused:
-        return HttpResponseBadRequest(_USED)
+        # The key is bound to its first action and target: a conflict, said in words.
+        return HttpResponse(_USED, status=409, content_type="text/plain; charset=utf-8")
     context = {"action": action, "steps": list(action.steps.order_by("pk")), **extra}
     return render(request, f"{PARTS}#{partial}", context)
 
