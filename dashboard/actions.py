@@ -16,10 +16,12 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as Forbidden
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from siq_integration import exceptions as exc
@@ -176,6 +178,9 @@ def _begin(
         )
         if holder is None:
             continue  # it finished meanwhile: try again
+        if stuck(holder):
+            abandon(holder)  # its process died (or SalesIQ never answered): let go, try again
+            continue
         try:
             with transaction.atomic():
                 refused = Action.objects.create(key=key, lock_key="", **fields)
@@ -200,9 +205,201 @@ def _first_attempt(action: Action) -> Action:
     web process: whichever answers, the supervisor should read the outcome, not "sent"."""
     deadline = time.monotonic() + REPEAT_WAIT
     while action.outcome == ActionOutcome.PENDING and time.monotonic() < deadline:
+        if stuck(action):
+            # Nobody will answer it (its process died): say so now rather than wait.
+            return abandon(action) or _reread(action)
         time.sleep(REPEAT_POLL)
         action.refresh_from_db()
     return action
+
+
+def _reread(action: Action) -> Action:
+    action.refresh_from_db()
+    return action
+
+
+# --- actions whose process died ------------------------------------------------------------
+
+# A pending action older than this has no clear answer: no SalesIQ call (its timeouts and
+# retries) takes this long, so its process died or lost it. The worker's sweep says so.
+STUCK_AFTER = timedelta(minutes=2)
+ABANDONED = "abandoned"  # error_code of an action nobody answered
+
+
+def runner_gone(runner: str) -> bool:
+    """Whether the process that ran an action ("host:pid") is known to be dead: only a
+    process of this host can be checked; any other counts as alive (``STUCK_AFTER``)."""
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname()[:60] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: asks whether it exists, sends nothing
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
+def stuck(action: Action, now: datetime | None = None) -> bool:
+    """A pending action that will get no answer: its process is dead, or it is too old."""
+    if action.outcome != ActionOutcome.PENDING:
+        return False
+    now = now or timezone.now()
+    return action.created_at < now - STUCK_AFTER or runner_gone(action.runner)
+
+
+def abandon(action: Action) -> Action | None:
+    """Settle an action nobody will answer as "No clear answer", in words; SalesIQ's
+    confirming webhook or a later read of the chat can still settle it. None if it was
+    settled meanwhile."""
+    with transaction.atomic():
+        current = (
+            Action.objects.select_for_update()
+            .filter(pk=action.pk, outcome=ActionOutcome.PENDING)
+            .first()
+        )
+        if current is None:
+            return None
+        gone = runner_gone(current.runner)
+        verb = _VERBS[current.kind]
+        if gone:
+            said = (
+                "The dashboard stopped before SalesIQ answered, so it cannot tell whether it "
+                f"managed to {verb}."
+            )
+        else:
+            minutes = int(STUCK_AFTER.total_seconds() // 60)
+            said = (
+                f"SalesIQ gave no answer within {minutes} minutes, so the dashboard cannot "
+                f"tell whether it managed to {verb}."
+            )
+        if current.kind == ActionKind.DRAIN:
+            said += " " + drain_summary(current, list(current.steps.order_by("pk")))
+        else:
+            said += " The live view shows it within seconds; try again only if nothing changed."
+        current.outcome = ActionOutcome.FAILED
+        current.finished_at = timezone.now()
+        current.error_code = ABANDONED
+        current.error_detail = f"Runner {current.runner or 'unknown'} " + (
+            "is no longer running." if gone else f"recorded no answer in {STUCK_AFTER}."
+        )
+        current.message = said
+        current.save()
+    _publish(current)
+    if current.parent_id:
+        _settle_drain(current.parent_id)
+    return current
+
+
+# How many stuck actions one sweep settles (the worker sweeps every few seconds).
+STUCK_SWEEP_LIMIT = 50
+
+
+def sweep_stuck(now: datetime | None = None) -> int:
+    """Settle pending actions that will get no answer (the worker's tick calls this). Steps
+    before their drain, so the drain's words say what became of them."""
+    now = now or timezone.now()
+    settled = 0
+    pending = Action.objects.filter(outcome=ActionOutcome.PENDING).order_by("-pk")
+    for action in pending[:STUCK_SWEEP_LIMIT]:
+        if stuck(action, now) and abandon(action) is not None:
+            logger.info("Action %s had no answer from its runner; settled as unclear", action.pk)
+            settled += 1
+    return settled
+
+
+# --- a later read settles what is still open -----------------------------------------------
+
+_UNSETTLED = Q(outcome=ActionOutcome.PENDING) | Q(
+    outcome=ActionOutcome.FAILED, error_code=ABANDONED
+)
+
+
+def _settle_seen(action: Action, message: str, *, accepted: bool = False) -> None:
+    """SalesIQ's own state (a poll) shows what an unsettled action asked for: it happened."""
+    with transaction.atomic():
+        current = Action.objects.select_for_update().filter(pk=action.pk).filter(_UNSETTLED)
+        current = current.filter(confirmed_at__isnull=True).first()
+        if current is None:
+            return
+        current.outcome = ActionOutcome.DONE
+        current.finished_at = current.finished_at or timezone.now()
+        current.error_code = ""
+        current.message = message
+        if accepted:
+            current.confirmation = SEEN_IN_POLL
+            current.confirmed_at = timezone.now()
+        current.save()
+    _publish(current)
+    if current.parent_id:
+        _settle_drain(current.parent_id)
+
+
+SEEN_IN_POLL = "poll.transfer.accepted"  # the chat list shows the new operator has it
+
+
+def settle_by_chats(portal: Portal, *, read_at: datetime) -> None:
+    """After a poll of open chats (asked at ``read_at``): unsettled ends and transfers begun
+    before it whose chat shows them done are settled."""
+    unsettled = Action.objects.filter(
+        _UNSETTLED,
+        portal=portal,
+        kind__in=(ActionKind.END, ActionKind.TRANSFER),
+        created_at__lt=read_at,
+        confirmed_at__isnull=True,
+    )
+    for action in unsettled[:STUCK_SWEEP_LIMIT]:
+        chat = Chat.objects.filter(portal=portal, remote_id=action.chat_remote_id).first()
+        if chat is None:
+            continue
+        if action.kind == ActionKind.END:
+            if not chat.is_open:
+                _settle_seen(
+                    action,
+                    f"Chat with {action.chat_label} ended; SalesIQ's list of open chats shows it.",
+                )
+            continue
+        target_id = action.params.get("operator_id", "")
+        target = action.params.get("operator_name") or action.params.get("department_name")
+        if chat.is_open and target_id and chat.operator_id == target_id:
+            who = target or "The new operator"
+            _settle_seen(
+                action,
+                f"{who} has the chat now; SalesIQ's list of open chats shows it.",
+                accepted=portal.dialect == "v2",
+            )
+        elif (
+            chat.is_open
+            and target
+            and (chat.transfer_status, chat.transfer_to)
+            == (
+                "initiated",
+                target,
+            )
+        ):
+            _settle_seen(
+                action,
+                f"SalesIQ took the transfer; waiting for {_accepter(action.params)} to accept.",
+            )
+
+
+def settle_by_operators(portal: Portal, *, read_at: datetime) -> None:
+    """After a poll of operators: unsettled status changes the list shows done are settled."""
+    unsettled = Action.objects.filter(
+        _UNSETTLED, portal=portal, kind=ActionKind.OPERATOR_STATUS, created_at__lt=read_at
+    )
+    for action in unsettled[:STUCK_SWEEP_LIMIT]:
+        wanted = action.params.get("status", "")
+        operator = Operator.objects.filter(
+            portal=portal, remote_id=action.operator_remote_id
+        ).first()
+        if operator is not None and wanted and operator.status == wanted:
+            label = OperatorStatus(wanted).label
+            _settle_seen(
+                action,
+                f"{operator.shown_name} is now {label}; SalesIQ's list of operators shows it.",
+            )
 
 
 def _finish(
@@ -220,6 +417,9 @@ def _finish(
     ``message`` may be a function of the locked row (a drain says what its steps say)."""
     with transaction.atomic():
         current = Action.objects.select_for_update().get(pk=action.pk)
+        if current.confirmed_at and outcome == ActionOutcome.FAILED:
+            # SalesIQ's webhook said it happened; an answer lost on the way does not undo it.
+            outcome = ActionOutcome.DONE
         current.outcome = outcome
         current.finished_at = timezone.now()
         if failure is not None:
@@ -849,10 +1049,11 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
                 portal=portal,
                 kind=kind,
                 chat_remote_id=event.chat_id,
-                # Still pending too: the webhook can overtake SalesIQ's answer to us.
-                outcome__in=(ActionOutcome.DONE, ActionOutcome.PENDING),
                 confirmed_at__isnull=True,
             )
+            # Still pending too: the webhook can overtake SalesIQ's answer to us, or the
+            # process that sent it died before the answer (then it was settled as unclear).
+            .filter(Q(outcome=ActionOutcome.DONE) | _UNSETTLED)
             .order_by("-created_at", "-pk")
             .first()
         )
@@ -860,6 +1061,11 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
             return None
         action.confirmation = event.name[:60]
         action.confirmed_at = timezone.now()
+        if action.outcome != ActionOutcome.DONE:
+            # SalesIQ did it: the action no longer waits for an answer (and lets go its lock).
+            action.outcome = ActionOutcome.DONE
+            action.finished_at = action.finished_at or action.confirmed_at
+            action.error_code = ""
         if event.kind is EventKind.TRANSFER_ACCEPTED:
             # The accepted event's attender may still be the previous operator: the transfer
             # part names the new one.
@@ -880,7 +1086,16 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
             )
         else:
             action.message = f"Chat with {action.chat_label} ended; SalesIQ confirmed it."
-        action.save(update_fields=["confirmation", "confirmed_at", "message"])
+        action.save(
+            update_fields=[
+                "confirmation",
+                "confirmed_at",
+                "message",
+                "outcome",
+                "finished_at",
+                "error_code",
+            ]
+        )
     _publish(action)
     if action.parent_id:
         _settle_drain(action.parent_id)

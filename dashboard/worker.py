@@ -538,6 +538,7 @@ class Worker:
             since = None if job.full_operators else (sync.operators_sync_time or None)
             result = client.list_operators(since=since)
             live.apply_operators(portal, result, taken_at=taken_at)
+            actions.settle_by_operators(portal, read_at=taken_at)
             # Which operator the grant acts as (v2 lets it set only its own status): found
             # among the operators now stored, once; no SalesIQ call.
             actions.learn_connected_user(portal)
@@ -553,6 +554,8 @@ class Worker:
             # one that waited for budget may have missed chats that moved between pages.
             snapshot = not client.waited
             live.apply_chats(portal, conversations, taken_at=taken_at, complete=snapshot)
+            # Actions a dead process left unanswered: what SalesIQ now shows settles them.
+            actions.settle_by_chats(portal, read_at=taken_at)
             if not snapshot:
                 state.chats_listed_at = taken_at
             logger.debug("Portal %s: %d open chats", portal, len(conversations))
@@ -575,6 +578,11 @@ class Worker:
             return
         if applied:
             logger.info("Applied %d webhook event(s) left pending", applied)
+        try:
+            # Actions whose process died, or that SalesIQ never answered: "No clear answer".
+            actions.sweep_stuck()
+        except Exception:
+            logger.exception("Settling actions left pending failed")
 
     # --- running ----------------------------------------------------------------------------
 

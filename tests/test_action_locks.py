@@ -12,11 +12,14 @@ from __future__ import annotations
 import html
 import re
 import threading
+import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from dashboard.models import Action
 from tests.conftest import last_seq
@@ -154,3 +157,195 @@ def test_it_refuses_a_key_reused_for_another_chat(simulator, connected_portal, k
     assert retry.status_code == 200
     assert f'data-action="{Action.objects.get(key=key).pk}"' in retry.content.decode()
     assert calls_to(simulator, world["portal"], start) == []
+
+
+# --- an action whose process died -----------------------------------------------------------
+
+
+def dead_runner() -> str:
+    """ "host:pid" of a process of this host that has exited, as kill -9 leaves it."""
+    import socket
+    import subprocess
+
+    child = subprocess.Popen(["true"])  # noqa: S607 - a throw-away process, only its pid matters
+    child.wait()
+    return f"{socket.gethostname()[:60]}:{child.pid}"
+
+
+def left_in_flight(
+    world, user, kind: str, *, runner: str | None = None, key: str = "", sent: bool = True
+) -> Action:
+    """What a process killed between SalesIQ's call and its answer leaves: the request went
+    out (to the simulator, for real; not with ``sent=False``), the record is pending and holds
+    its chat or operator."""
+    from dashboard import actions
+    from siq_integration.client import SalesIQClient
+
+    portal, chat, target = world["portal"], world["chat"], world["target"]
+    client = SalesIQClient(portal)
+    if not sent:
+        client = type("Killed", (), {"__getattr__": lambda self, name: lambda *a, **k: None})()
+    if kind == "transfer":
+        params = {
+            "department_id": world["department"],
+            "department_name": "",
+            "operator_id": target.remote_id,
+            "operator_name": target.shown_name,
+            "note": "",
+        }
+        client.transfer(
+            chat.remote_id, department_id=world["department"], operator_id=target.remote_id
+        )
+        fields = {"chat": chat, "operator_remote_id": target.remote_id}
+        lock_target = {"chat": chat, "operator": None}
+    elif kind == "end":
+        params = {"message": ""}
+        client.close(chat.remote_id)
+        fields = {"chat": chat}
+        lock_target = {"chat": chat, "operator": None}
+    else:
+        from siq_integration.normalised import OperatorStatus as RemoteStatus
+
+        params = {"status": "busy"}
+        client.set_operator_status(world["me"].remote_id, RemoteStatus("busy"))
+        fields = {
+            "operator_remote_id": world["me"].remote_id,
+            "operator_label": world["me"].shown_name,
+        }
+        lock_target = {"chat": None, "operator": world["me"]}
+    if "chat" in fields:
+        fields.update(chat_remote_id=chat.remote_id, chat_label=chat.visitor_name or "a visitor")
+    return Action.objects.create(
+        key=key or f"killed-{kind}-key-0123456789",
+        user=user,
+        username=user.get_full_name(),
+        portal=portal,
+        kind=kind,
+        params=params,
+        lock_key=actions._lock_for(portal, kind, **lock_target),
+        runner=runner or dead_runner(),
+        **fields,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "event"),
+    [("transfer", "conversation.transfer.accepted"), ("end", "conversation.completed")],
+)
+def test_salesiqs_confirming_webhook_settles_an_action_left_in_flight(
+    simulator, connected_portal, webhook_receiver, django_capture_on_commit_callbacks, kind, event
+):
+    from dashboard import ingest
+    from siq_integration import connection
+
+    world = scene(simulator, connected_portal, "v2")
+    portal = world["portal"]
+    connection.register_webhooks(portal, url=webhook_receiver.url)
+    (sam,) = supervisors(1)
+    action = left_in_flight(world, sam, kind)
+    if kind == "transfer":
+        simulator.transfer(world["chat"].remote_id, outcome="accepted")
+
+    for headers, body in webhook_receiver.wait_for_events([event]):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert ingest.receive(portal, body, headers).status == 200
+
+    action.refresh_from_db()
+    assert action.outcome == "done" and action.finished_at is not None
+    assert action.state == ("accepted" if kind == "transfer" else "done")
+    assert action.confirmation == event
+    # It no longer holds the chat: the next action on it is judged on its own.
+    assert not Action.objects.filter(outcome="pending").exists()
+
+
+@pytest.mark.parametrize("kind", ["transfer", "end", "operator_status"])
+def test_a_later_poll_settles_an_action_left_in_flight(simulator, connected_portal, kind):
+    from dashboard.models import Chat, Operator
+    from dashboard.worker import Worker
+    from tests.test_worker import make_due
+
+    world = scene(simulator, connected_portal, "v2")
+    portal = world["portal"]
+    (sam,) = supervisors(1)
+    action = left_in_flight(world, sam, kind)
+    if kind == "transfer":
+        simulator.transfer(world["chat"].remote_id, outcome="accepted")  # no webhooks here
+    # The chat's last fact is older than the grace a poll gives before it closes a chat.
+    Chat.objects.filter(pk=world["chat"].pk).update(fact_at=timezone.now() - timedelta(minutes=5))
+
+    make_due(portal, "chats", "operators")
+    Worker().run_once()
+
+    action.refresh_from_db()
+    assert action.outcome == "done", action.message
+    assert "SalesIQ's list of" in action.message
+    if kind == "transfer":
+        assert action.state == "accepted"
+        assert Chat.objects.get(pk=world["chat"].pk).operator_id == world["target"].remote_id
+    elif kind == "end":
+        assert action.state == "done" and not Chat.objects.get(pk=world["chat"].pk).is_open
+    else:
+        assert action.state == "done"
+        assert Operator.objects.get(pk=world["me"].pk).status == "busy"
+
+
+def test_the_sweep_says_no_clear_answer_after_the_bound(simulator, connected_portal):
+    from dashboard import actions
+    from dashboard.worker import Worker
+
+    world = scene(simulator, connected_portal, "v2")
+    (sam,) = supervisors(1)
+    elsewhere = "another-host:4242"  # cannot be checked from here: only time tells
+    old = left_in_flight(
+        world, sam, "end", runner=elsewhere, key="old-end-key-0123456789", sent=False
+    )
+    Action.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - actions.STUCK_AFTER - timedelta(seconds=5)
+    )
+    world2 = {
+        **world,
+        "chat": world["chat"]
+        .__class__.objects.exclude(pk=world["chat"].pk)
+        .filter(portal=world["portal"], status="connected")
+        .first(),
+    }
+    young = left_in_flight(
+        world2, sam, "end", runner=elsewhere, key="young-end-key-01234567", sent=False
+    )
+    dead = left_in_flight(world, sam, "operator_status", key="dead-status-key-0123456", sent=False)
+
+    Worker().run_once()  # its tick sweeps
+
+    old.refresh_from_db(), young.refresh_from_db(), dead.refresh_from_db()
+    assert (old.state, old.error_code) == ("unclear", "abandoned")
+    assert "no answer within 2 minutes" in old.message and "end the chat" in old.message
+    assert young.state == "pending", "inside the bound, a live runner is waited for"
+    assert (dead.state, dead.error_code) == ("unclear", "abandoned")
+    assert "The dashboard stopped before SalesIQ answered" in dead.message
+
+
+def test_a_retry_of_a_dead_processs_action_answers_at_once(simulator, connected_portal):
+    world = scene(simulator, connected_portal, "v2")
+    (sam,) = supervisors(1)
+    browser = Client()
+    browser.force_login(sam)
+    action = left_in_flight(world, sam, "transfer", key=KEY_KILLED)
+    start = last_seq(simulator)
+
+    began = time.monotonic()
+    answer = post(browser, world, "transfer", key=KEY_KILLED)
+    took = time.monotonic() - began
+
+    assert answer.status_code == 200
+    assert took < 2.0, f"the retry waited {took:.1f} s for a process that is gone"
+    action.refresh_from_db()
+    assert action.state == "unclear"
+    assert "The dashboard stopped before SalesIQ answered" in text_of(answer)
+    assert calls_to(simulator, world["portal"], start) == [], "a retry never sends again"
+    # A new action on the chat is no longer held up by the dead one.
+    ended = post(browser, world, "end", key="after-the-kill-key-0123")
+    assert "already" not in text_of(ended)
+    assert len(calls_to(simulator, world["portal"], start, "/close")) == 1
+
+
+KEY_KILLED = "killed-retry-key-0123456789"

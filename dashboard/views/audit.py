@@ -47,6 +47,7 @@ CONFIRMATIONS = {
     "conversation.transfer.rejected": "Transfer declined",
     "conversation.completed": "Chat ended",
     "chat.ended": "Chat ended",
+    "poll.transfer.accepted": "Transfer seen in SalesIQ's chat list",
 }
 
 
