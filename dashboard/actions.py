@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as Forbidden
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from siq_integration import exceptions as exc
@@ -43,6 +43,7 @@ from .models import (
     Department,
     Operator,
     OperatorStatus,
+    RefusalTally,
     Source,
 )
 from .users import shown_name
@@ -441,27 +442,65 @@ def _publish(action: Action) -> None:
     transaction.on_commit(lambda: broadcast.publish_action(action.pk))
 
 
-def _forbidden(user: Any, portal: Portal, kind: str, key: str, **target) -> None:
-    """Refuse a Viewer (or a Supervisor of another portal) and keep a record of the try."""
-    try:
-        action, created = _begin(key=key, user=user, portal=portal, kind=kind, **target)
-    except KeyReused:
-        raise Forbidden("You may not act on this portal.") from None
-    if created:
-        _finish(
-            action,
-            ActionOutcome.REFUSED,
-            "Your role may not act on this portal; nothing was sent to SalesIQ.",
-            code="forbidden",
+# Refusals by role are counted, not stored (``RefusalTally``): a run of attempts is one row
+# while they come less than TALLY_GAP apart; past REFUSALS_PER_MINUTE a minute (all kinds and
+# portals of one user) the answer is 429 instead of 403.
+TALLY_GAP = timedelta(minutes=10)
+REFUSALS_PER_MINUTE = 10
+
+
+class TooManyRefusals(Exception):
+    """A user refused by role keeps trying: slow down (429)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many refused attempts")
+        self.retry_after = retry_after
+
+
+def _forbidden(user: Any, portal: Portal, kind: str) -> None:
+    """Refuse a user who may see the portal but not act on it (a Viewer): count the try
+    (nothing of what was typed is kept) and say no, or, past the limit, slow them down."""
+    now = timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    with transaction.atomic():
+        tally = (
+            RefusalTally.objects.select_for_update()
+            .filter(user=user, portal=portal, kind=kind, last_at__gte=now - TALLY_GAP)
+            .order_by("-last_at", "-pk")
+            .first()
         )
+        if tally is None:
+            role = access.role_of(user)
+            tally = RefusalTally(
+                user=user,
+                username=shown_name(user)[:150],
+                role=str(role.label) if role else "",
+                portal=portal,
+                kind=kind,
+                first_at=now,
+                minute=minute,
+            )
+            logger.info("User %s refused by role on portal %s (%s)", user.pk, portal.pk, kind)
+        if tally.minute != minute:
+            tally.minute, tally.in_minute = minute, 0
+        tally.count += 1
+        tally.in_minute += 1
+        tally.last_at = now
+        tally.save()
+    tried = (
+        RefusalTally.objects.filter(user=user, minute=minute).aggregate(n=Sum("in_minute"))["n"]
+        or 0
+    )
+    if tried > REFUSALS_PER_MINUTE:
+        raise TooManyRefusals(retry_after=60 - now.second)
     raise Forbidden("Your role may not act on this portal.")
 
 
-def _check_access(user: Any, portal: Portal, kind: str, key: str, **target) -> None:
+def _check_access(user: Any, portal: Portal, kind: str) -> None:
     if not access.can_view(user, portal):
         raise Forbidden("No such portal.")
     if not access.can_act(user, portal):
-        _forbidden(user, portal, kind, key, **target)
+        _forbidden(user, portal, kind)
 
 
 # --- sentences -------------------------------------------------------------------------------
@@ -588,7 +627,7 @@ def chat_transfer(
         "operator_name": target.shown_name if target else "",
         "note": note,
     }
-    _check_access(user, portal, ActionKind.TRANSFER, key, chat=chat, operator=target, params=params)
+    _check_access(user, portal, ActionKind.TRANSFER)
     action, created = _begin(
         key=key,
         user=user,
@@ -663,7 +702,7 @@ def _accepter(params: dict) -> str:
 def chat_end(*, key: str, user: Any, chat: Chat, message: str = "") -> Action:
     portal = chat.portal
     params = {"message": message}
-    _check_access(user, portal, ActionKind.END, key, chat=chat, params=params)
+    _check_access(user, portal, ActionKind.END)
     action, created = _begin(
         key=key, user=user, portal=portal, kind=ActionKind.END, chat=chat, params=params
     )
@@ -692,7 +731,7 @@ def operator_set_status(
 ) -> Action:
     portal = operator.portal
     params = {"status": status}
-    _check_access(user, portal, ActionKind.OPERATOR_STATUS, key, operator=operator, params=params)
+    _check_access(user, portal, ActionKind.OPERATOR_STATUS)
     action, created = _begin(
         key=key,
         user=user,
@@ -916,7 +955,7 @@ def operator_drain(
     portal = operator.portal
     set_busy, busy_note = _busy_step(operator)
     params = {"moves": [[c, o] for c, o in moves], "set_busy": set_busy, "busy_note": busy_note}
-    _check_access(user, portal, ActionKind.DRAIN, key, operator=operator, params=params)
+    _check_access(user, portal, ActionKind.DRAIN)
     action, created = _begin(
         key=key, user=user, portal=portal, kind=ActionKind.DRAIN, operator=operator, params=params
     )

@@ -420,6 +420,51 @@ class Action(models.Model):
         return STATE_TONES[ActionState(self.state)]
 
 
+class RefusalTally(models.Model):
+    """Attempts a role may not make (a Viewer's transfer), counted rather than stored: one
+    row per user, portal and kind of action while the attempts keep coming (a gap of
+    ``dashboard.actions.TALLY_GAP`` starts a new one), nothing of what was typed. The audit
+    shows one line a row: "Viewer Ann was refused 37 transfers between 10:02 and 10:05".
+    ``minute``/``in_minute`` count the current minute, for the rate limit."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)  # as shown, kept when the user is deleted
+    role = models.CharField(max_length=20)  # the role's label then ("Viewer")
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=ActionKind.choices)
+    count = models.PositiveIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    minute = models.DateTimeField()
+    in_minute = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-last_at", "-pk"]
+        indexes = [
+            models.Index(fields=["user", "portal", "kind", "last_at"], name="refusal_tally_run"),
+            models.Index(fields=["portal", "last_at"], name="refusal_tally_portal"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} refused {self.count} {self.kind}"
+
+    @property
+    def noun(self) -> str:
+        """What was refused, counted: "1 transfer", "37 transfers"."""
+        one, many = REFUSED_NOUNS[ActionKind(self.kind)]
+        return f"{self.count} {one if self.count == 1 else many}"
+
+
+REFUSED_NOUNS = {
+    ActionKind.TRANSFER: ("transfer", "transfers"),
+    ActionKind.END: ("chat end", "chat ends"),
+    ActionKind.OPERATOR_STATUS: ("status change", "status changes"),
+    ActionKind.DRAIN: ("drain", "drains"),
+}
+
+
 # --- alerts -----------------------------------------------------------------------------------
 
 

@@ -349,3 +349,68 @@ def test_a_retry_of_a_dead_processs_action_answers_at_once(simulator, connected_
 
 
 KEY_KILLED = "killed-retry-key-0123456789"
+
+
+# --- refusals by role are counted, not stored, and rate-limited -----------------------------
+
+
+def test_a_viewers_refusals_are_counted_not_stored_and_slowed_down(simulator, connected_portal):
+    from dashboard import actions
+    from dashboard.models import Profile, RefusalTally, Role
+
+    world = scene(simulator, connected_portal, "v2")
+    portal = world["portal"]
+    ann = get_user_model().objects.create_user("ann", password="pw-for-tests-1", first_name="Ann")
+    Profile.objects.create(user=ann, role=Role.VIEWER).portals.set([portal])
+    viewer = Client()
+    viewer.force_login(ann)
+    typed = "Ω" + "spam " * 100  # 500 characters a try, as the attack typed
+    start = last_seq(simulator)
+
+    answers = []
+    for n in range(37):
+        answers.append(
+            viewer.post(
+                f"/live/chats/{world['chat'].pk}/transfer/",
+                {
+                    "idempotency_key": f"viewer-try-{n:04d}-0123456789",
+                    "department_id": world["department"],
+                    "operator_id": world["target"].remote_id,
+                    "note": typed[:500],
+                },
+            )
+        )
+
+    codes = [answer.status_code for answer in answers]
+    assert codes == [403] * actions.REFUSALS_PER_MINUTE + [429] * (
+        37 - actions.REFUSALS_PER_MINUTE
+    ) or (
+        # The minute may turn during the run: its count starts again.
+        set(codes) == {403, 429} and codes.count(429) >= 37 - 2 * actions.REFUSALS_PER_MINUTE
+    ), codes
+    slowed = answers[-1]
+    assert 0 < int(slowed["Retry-After"]) <= 60
+    assert "Wait a minute; nothing was sent to SalesIQ." in text_of(slowed)
+    assert calls_to(simulator, portal, start) == []
+    # Counted on one line; nothing of what was typed kept anywhere.
+    assert not Action.objects.exists()
+    (tally,) = RefusalTally.objects.all()
+    assert (tally.count, tally.kind, tally.role, tally.username) == (
+        37,
+        "transfer",
+        "Viewer",
+        "Ann",
+    )
+    assert "spam" not in repr(RefusalTally.objects.values().get())
+
+    # The audit shows the line, in words.
+    admin = get_user_model().objects.create_superuser("ada", "ada@example.org", "pw-for-tests-1")
+    desk = Client()
+    desk.force_login(admin)
+    page = text_of(desk.get("/audit/"))
+    assert re.search(
+        r"Viewer Ann was refused 37 transfers between <time[^>]*>[^<]+</time> and", page
+    )
+    assert "spam" not in page
+    # Filters apply: another kind of action hides it.
+    assert "was refused" not in text_of(desk.get("/audit/?kind=end"))

@@ -50,6 +50,11 @@ _USED = (
     "to SalesIQ. Close it and open it again."
 )
 
+_TOO_MANY = (
+    "Your role may not act on this portal, and this account was refused many times this "
+    "minute. Wait a minute; nothing was sent to SalesIQ."
+)
+
 
 def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: object) -> HttpResponse:
     try:
@@ -58,6 +63,10 @@ def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: objec
         return HttpResponseBadRequest(_OUT_OF_DATE)
     try:
         action = perform(key)
+    except actions.TooManyRefusals as refused:
+        answer = HttpResponse(_TOO_MANY, status=429, content_type="text/plain; charset=utf-8")
+        answer["Retry-After"] = str(refused.retry_after)
+        return answer
     except actions.KeyReused:
         # The key is bound to its first action and target: a conflict, said in words.
         return HttpResponse(_USED, status=409, content_type="text/plain; charset=utf-8")
