@@ -302,7 +302,7 @@ def sweep_stuck(now: datetime | None = None) -> int:
     before their drain, so the drain's words say what became of them."""
     now = now or timezone.now()
     settled = 0
-    pending = Action.objects.filter(outcome=ActionOutcome.PENDING).order_by("-pk")
+    pending = Action.objects.filter(outcome=ActionOutcome.PENDING).order_by("-created_at", "-pk")
     for action in pending[:STUCK_SWEEP_LIMIT]:
         if stuck(action, now) and abandon(action) is not None:
             logger.info("Action %s had no answer from its runner; settled as unclear", action.pk)
@@ -338,6 +338,8 @@ def _settle_seen(action: Action, message: str, *, accepted: bool = False) -> Non
 
 
 SEEN_IN_POLL = "poll.transfer.accepted"  # the chat list shows the new operator has it
+# How far back a poll looks for unsettled actions (an index range, not the whole history).
+SETTLE_WINDOW = timedelta(hours=1)
 
 
 def settle_by_chats(portal: Portal, *, read_at: datetime) -> None:
@@ -348,6 +350,7 @@ def settle_by_chats(portal: Portal, *, read_at: datetime) -> None:
         portal=portal,
         kind__in=(ActionKind.END, ActionKind.TRANSFER),
         created_at__lt=read_at,
+        created_at__gte=read_at - SETTLE_WINDOW,
         confirmed_at__isnull=True,
     )
     for action in unsettled[:STUCK_SWEEP_LIMIT]:
@@ -388,7 +391,11 @@ def settle_by_chats(portal: Portal, *, read_at: datetime) -> None:
 def settle_by_operators(portal: Portal, *, read_at: datetime) -> None:
     """After a poll of operators: unsettled status changes the list shows done are settled."""
     unsettled = Action.objects.filter(
-        _UNSETTLED, portal=portal, kind=ActionKind.OPERATOR_STATUS, created_at__lt=read_at
+        _UNSETTLED,
+        portal=portal,
+        kind=ActionKind.OPERATOR_STATUS,
+        created_at__lt=read_at,
+        created_at__gte=read_at - SETTLE_WINDOW,
     )
     for action in unsettled[:STUCK_SWEEP_LIMIT]:
         wanted = action.params.get("status", "")

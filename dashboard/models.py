@@ -359,6 +359,12 @@ class Action(models.Model):
         indexes = [
             models.Index(fields=["portal", "created_at"], name="action_portal_created"),
             models.Index(fields=["chat_remote_id", "kind"], name="action_chat_kind"),
+            # The few actions still waiting for SalesIQ (the worker's sweep reads them).
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(outcome="pending"),
+                name="action_pending",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

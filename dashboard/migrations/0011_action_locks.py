@@ -58,6 +58,14 @@ class Migration(migrations.Migration):
             name="runner",
             field=models.CharField(blank=True, max_length=80),
         ),
+        migrations.AddIndex(
+            model_name="action",
+            index=models.Index(
+                condition=models.Q(("outcome", "pending")),
+                fields=["created_at"],
+                name="action_pending",
+            ),
+        ),
         migrations.AddConstraint(
             model_name="action",
             constraint=models.UniqueConstraint(
