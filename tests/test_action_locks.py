@@ -414,3 +414,27 @@ def test_a_viewers_refusals_are_counted_not_stored_and_slowed_down(simulator, co
     assert "spam" not in page
     # Filters apply: another kind of action hides it.
     assert "was refused" not in text_of(desk.get("/audit/?kind=end"))
+
+
+def test_a_drain_waits_for_a_status_change_of_its_operator_in_flight(simulator, connected_portal):
+    from dashboard import actions
+
+    world = scene(simulator, connected_portal, "v2")
+    sam, ann = supervisors(2)
+    me = world["me"]
+    # Sam's status change of this operator is on its way to SalesIQ (in another process).
+    held = left_in_flight(world, sam, "operator_status", runner="another-host:4242", sent=False)
+    start = last_seq(simulator)
+
+    drain = actions.operator_drain(key="drain-while-held-0123", user=ann, operator=me, moves=[])
+
+    assert (drain.state, drain.error_code) == ("refused", "in_flight")
+    assert drain.message.startswith(f"Sam Lee0 is already changing {me.shown_name}'s status.")
+    assert calls_to(simulator, world["portal"], start) == []
+    assert not drain.steps.exists()
+    # Once it is settled, the drain holds the operator and its own status step goes through.
+    actions.abandon(held)
+    drain = actions.operator_drain(key="drain-after-held-0123", user=ann, operator=me, moves=[])
+    (step,) = drain.steps.all()
+    assert step.kind == "operator_status" and step.lock_key == ""
+    assert len(calls_to(simulator, world["portal"], start, "/status")) == 1
