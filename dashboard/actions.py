@@ -250,10 +250,10 @@ def stuck(action: Action, now: datetime | None = None) -> bool:
     return action.created_at < now - STUCK_AFTER or runner_gone(action.runner)
 
 
-def abandon(action: Action) -> Action | None:
+def abandon(action: Action, *, failed_here: bool = False) -> Action | None:
     """Settle an action nobody will answer as "No clear answer", in words; SalesIQ's
     confirming webhook or a later read of the chat can still settle it. None if it was
-    settled meanwhile."""
+    settled meanwhile. ``failed_here``: this process hit an unexpected error running it."""
     with transaction.atomic():
         current = (
             Action.objects.select_for_update()
@@ -264,7 +264,12 @@ def abandon(action: Action) -> Action | None:
             return None
         gone = runner_gone(current.runner)
         verb = _VERBS[current.kind]
-        if gone:
+        if failed_here:
+            said = (
+                "Something went wrong in the dashboard while it did this, so it cannot tell "
+                f"whether SalesIQ managed to {verb}."
+            )
+        elif gone:
             said = (
                 "The dashboard stopped before SalesIQ answered, so it cannot tell whether it "
                 f"managed to {verb}."
@@ -282,15 +287,30 @@ def abandon(action: Action) -> Action | None:
         current.outcome = ActionOutcome.FAILED
         current.finished_at = timezone.now()
         current.error_code = ABANDONED
-        current.error_detail = f"Runner {current.runner or 'unknown'} " + (
-            "is no longer running." if gone else f"recorded no answer in {STUCK_AFTER}."
-        )
+        if failed_here:
+            current.error_detail = "An unexpected error in the dashboard (see its log)."
+        else:
+            current.error_detail = f"Runner {current.runner or 'unknown'} " + (
+                "is no longer running." if gone else f"recorded no answer in {STUCK_AFTER}."
+            )
         current.message = said
         current.save()
     _publish(current)
     if current.parent_id:
         _settle_drain(current.parent_id)
     return current
+
+
+def abandon_after_error(key: str) -> None:
+    """An unexpected error ran through the action of ``key`` (and its steps) here: settle
+    what it left pending now, rather than hold its chat or operator until the sweep."""
+    left = Action.objects.filter(
+        Q(key=key[:64]) | Q(parent__key=key[:64]),
+        outcome=ActionOutcome.PENDING,
+        runner=runner_name(),
+    )
+    for action in left.order_by("-pk"):
+        abandon(action, failed_here=True)
 
 
 # How many stuck actions one sweep settles (the worker sweeps every few seconds).

@@ -438,3 +438,27 @@ def test_a_drain_waits_for_a_status_change_of_its_operator_in_flight(simulator, 
     (step,) = drain.steps.all()
     assert step.kind == "operator_status" and step.lock_key == ""
     assert len(calls_to(simulator, world["portal"], start, "/status")) == 1
+
+
+def test_an_unexpected_error_lets_go_of_the_chat_at_once(simulator, connected_portal, monkeypatch):
+    from dashboard import live
+
+    world = scene(simulator, connected_portal, "v2")
+    (sam,) = supervisors(1)
+    browser = Client(raise_request_exception=False)
+    browser.force_login(sam)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    # SalesIQ ends the chat; storing its answer fails.
+    monkeypatch.setattr(live, "apply_conversation", broken)
+    monkeypatch.setattr(live, "mark_chat_ended", broken)
+    answer = post(browser, world, "end", key="crash-end-key-0123456789")
+
+    assert answer.status_code == 500
+    action = Action.objects.get(key="crash-end-key-0123456789")
+    assert (action.state, action.error_code) == ("unclear", "abandoned")
+    assert action.message.startswith("Something went wrong in the dashboard")
+    assert "disk" not in action.message + action.error_detail  # the log has the detail
+    assert not Action.objects.filter(outcome="pending").exists()

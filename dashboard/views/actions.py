@@ -70,6 +70,10 @@ def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: objec
     except actions.KeyReused:
         # The key is bound to its first action and target: a conflict, said in words.
         return HttpResponse(_USED, status=409, content_type="text/plain; charset=utf-8")
+    except Exception:
+        # Whatever it left pending says "No clear answer" now and lets go of its chat.
+        actions.abandon_after_error(key)
+        raise
     context = {"action": action, "steps": list(action.steps.order_by("pk")), **extra}
     return render(request, f"{PARTS}#{partial}", context)
 
