@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as Forbidden
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from siq_integration import exceptions as exc
@@ -224,6 +225,17 @@ def _reread(action: Action) -> Action:
 # A pending action older than this has no clear answer: no SalesIQ call (its timeouts and
 # retries) takes this long, so its process died or lost it. The worker's sweep says so.
 STUCK_AFTER = timedelta(minutes=2)
+
+
+def stuck_after() -> timedelta:
+    """STUCK_AFTER, or longer when the HTTP settings let one call take longer: every attempt
+    timing out, the pauses between them, and a token refresh first."""
+    one_try = settings.SIQ_HTTP_CONNECT_TIMEOUT + settings.SIQ_HTTP_READ_TIMEOUT
+    attempts = settings.SIQ_RETRY_ATTEMPTS
+    longest = attempts * one_try + (attempts - 1) * settings.SIQ_RETRY_MAX_DELAY + one_try + 15
+    return max(STUCK_AFTER, timedelta(seconds=longest))
+
+
 ABANDONED = "abandoned"  # error_code of an action nobody answered
 
 
@@ -247,7 +259,16 @@ def stuck(action: Action, now: datetime | None = None) -> bool:
     if action.outcome != ActionOutcome.PENDING:
         return False
     now = now or timezone.now()
-    return action.created_at < now - STUCK_AFTER or runner_gone(action.runner)
+    if runner_gone(action.runner):
+        return True
+    if action.created_at >= now - stuck_after():
+        return False
+    if action.kind == ActionKind.DRAIN:
+        # A drain makes one call after another: it is stuck once its newest step is.
+        newest = action.steps.aggregate(at=Max("created_at"))["at"]
+        if newest is not None and newest >= now - stuck_after():
+            return False
+    return True
 
 
 def abandon(action: Action, *, failed_here: bool = False) -> Action | None:
@@ -275,7 +296,7 @@ def abandon(action: Action, *, failed_here: bool = False) -> Action | None:
                 f"managed to {verb}."
             )
         else:
-            minutes = int(STUCK_AFTER.total_seconds() // 60)
+            minutes = round(stuck_after().total_seconds() / 60)
             said = (
                 f"SalesIQ gave no answer within {minutes} minutes, so the dashboard cannot "
                 f"tell whether it managed to {verb}."
@@ -291,7 +312,7 @@ def abandon(action: Action, *, failed_here: bool = False) -> Action | None:
             current.error_detail = "An unexpected error in the dashboard (see its log)."
         else:
             current.error_detail = f"Runner {current.runner or 'unknown'} " + (
-                "is no longer running." if gone else f"recorded no answer in {STUCK_AFTER}."
+                "is no longer running." if gone else f"recorded no answer in {stuck_after()}."
             )
         current.message = said
         current.save()

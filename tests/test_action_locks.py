@@ -203,6 +203,13 @@ def left_in_flight(
         client.close(chat.remote_id)
         fields = {"chat": chat}
         lock_target = {"chat": chat, "operator": None}
+    elif kind == "drain":
+        params = {"moves": [], "set_busy": True, "busy_note": ""}
+        fields = {
+            "operator_remote_id": world["me"].remote_id,
+            "operator_label": world["me"].shown_name,
+        }
+        lock_target = {"chat": None, "operator": world["me"]}
     else:
         from siq_integration.normalised import OperatorStatus as RemoteStatus
 
@@ -300,7 +307,7 @@ def test_the_sweep_says_no_clear_answer_after_the_bound(simulator, connected_por
         world, sam, "end", runner=elsewhere, key="old-end-key-0123456789", sent=False
     )
     Action.objects.filter(pk=old.pk).update(
-        created_at=timezone.now() - actions.STUCK_AFTER - timedelta(seconds=5)
+        created_at=timezone.now() - actions.stuck_after() - timedelta(seconds=5)
     )
     world2 = {
         **world,
@@ -462,3 +469,26 @@ def test_an_unexpected_error_lets_go_of_the_chat_at_once(simulator, connected_po
     assert action.message.startswith("Something went wrong in the dashboard")
     assert "disk" not in action.message + action.error_detail  # the log has the detail
     assert not Action.objects.filter(outcome="pending").exists()
+
+
+def test_a_long_drain_is_stuck_only_once_its_newest_step_is(simulator, connected_portal):
+    from dashboard import actions
+
+    world = scene(simulator, connected_portal, "v2")
+    (sam,) = supervisors(1)
+    elsewhere = "another-host:4242"
+    drain = left_in_flight(world, sam, "drain", runner=elsewhere, sent=False, key="long-drain-1")
+    step = left_in_flight(world, sam, "end", runner=elsewhere, sent=False, key="long-drain-1:t1")
+    Action.objects.filter(pk=step.pk).update(parent=drain)
+    long_ago = timezone.now() - actions.stuck_after() - timedelta(minutes=5)
+    Action.objects.filter(pk=drain.pk).update(created_at=long_ago)
+
+    actions.sweep_stuck()
+    drain.refresh_from_db()
+    assert drain.state == "pending", "its newest step is young: the drain is still going"
+
+    Action.objects.filter(pk=step.pk).update(created_at=long_ago)
+    actions.sweep_stuck()
+    drain.refresh_from_db(), step.refresh_from_db()
+    assert step.state == "unclear" and drain.outcome == "failed"
+    assert "drain the operator" in drain.message
