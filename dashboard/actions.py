@@ -11,13 +11,18 @@ confirming webhook, when one comes, completes the record later (``confirm``).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as Forbidden
 from django.db import IntegrityError, transaction
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from siq_integration import exceptions as exc
@@ -39,6 +44,7 @@ from .models import (
     Department,
     Operator,
     OperatorStatus,
+    RefusalTally,
     Source,
 )
 from .users import shown_name
@@ -64,6 +70,46 @@ class KeyReused(Exception):
 # --- the record ------------------------------------------------------------------------------
 
 
+def runner_name() -> str:
+    """This process, as an action's ``runner`` names it: "host:pid"."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+
+
+def _lock_for(portal: Portal, kind: str, chat: Chat | None, operator: Operator | None) -> str:
+    """What an action holds while it is in flight: its chat (a transfer, an end), else its
+    operator (a status change, a drain). Both name the portal: remote ids are per portal."""
+    if chat is not None:
+        return f"{portal.pk}:chat:{chat.remote_id}"[:120]
+    if operator is not None:
+        return f"{portal.pk}:operator:{operator.remote_id}"[:120]
+    return ""
+
+
+# What the holder of a lock is doing, in words ("Sam Lee is already transferring this chat").
+_DOING = {
+    ActionKind.TRANSFER: "transferring this chat",
+    ActionKind.END: "ending this chat",
+    ActionKind.OPERATOR_STATUS: "changing {operator}'s status",
+    ActionKind.DRAIN: "draining {operator}",
+}
+
+
+def busy_sentence(holder: Action, user: Any) -> str:
+    """Why a second action on the same chat (or operator) is refused while one is in flight."""
+    doing = _DOING[holder.kind].format(operator=holder.operator_label or "this operator")
+    if holder.user_id is not None and holder.user_id == user.pk:
+        return (
+            f"You are already {doing} (in another tab or window). Wait for its outcome; "
+            "nothing more was sent to SalesIQ."
+        )
+    who = shown_name(holder.user) if holder.user is not None else holder.username
+    return f"{who} is already {doing}. Wait for the outcome; nothing was sent to SalesIQ."
+
+
+# How many times _begin tries again when a lock is freed under it.
+BEGIN_ATTEMPTS = 5
+
+
 def _begin(
     *,
     key: str,
@@ -75,7 +121,14 @@ def _begin(
     params: dict | None = None,
     parent: Action | None = None,
 ) -> tuple[Action, bool]:
-    """The attempt's record: created now, or the one this key already made."""
+    """The attempt's record: created now (True), or the one this key already made, or a
+    refusal because another action on the same chat or operator is in flight (False).
+
+    The lock is the row itself: ``action_one_in_flight`` lets one pending action hold a
+    chat or an operator in the database, so it holds across every process."""
+    lock = _lock_for(portal, kind, chat, operator)
+    if parent is not None and parent.lock_key == lock:
+        lock = ""  # a drain's own status step: the drain holds the operator
     fields = {
         "user": user,
         "username": shown_name(user)[:150],
@@ -88,15 +141,57 @@ def _begin(
         "operator_remote_id": operator.remote_id if operator else "",
         "operator_label": operator.shown_name[:200] if operator else "",
         "params": params or {},
+        "runner": runner_name(),
     }
-    try:
-        with transaction.atomic():
-            return Action.objects.create(key=key[:64], **fields), True
-    except IntegrityError:
-        existing = Action.objects.get(key=key[:64])
-        if (existing.user_id, existing.portal_id, existing.kind) != (user.pk, portal.pk, kind):
-            raise KeyReused(key) from None
-        return existing, False
+    key = key[:64]
+    for _ in range(BEGIN_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return Action.objects.create(key=key, lock_key=lock, **fields), True
+        except IntegrityError:
+            pass
+        existing = Action.objects.filter(key=key).first()
+        if existing is not None:
+            # A key is bound to who acted, where, what and on what: a retry repeats all of it.
+            # Anything else (the same form posted for another chat) is refused, never
+            # answered with the first action's outcome.
+            bound = (
+                existing.user_id,
+                existing.portal_id,
+                existing.kind,
+                existing.chat_remote_id,
+                existing.operator_remote_id,
+            )
+            asked = (
+                user.pk,
+                portal.pk,
+                kind,
+                fields["chat_remote_id"],
+                fields["operator_remote_id"],
+            )
+            if bound != asked:
+                raise KeyReused(key)
+            return existing, False
+        holder = (
+            Action.objects.select_related("user")
+            .filter(lock_key=lock, outcome=ActionOutcome.PENDING)
+            .exclude(lock_key="")
+            .first()
+        )
+        if holder is None:
+            continue  # it finished meanwhile: try again
+        if stuck(holder):
+            abandon(holder)  # its process died (or SalesIQ never answered): let go, try again
+            continue
+        try:
+            with transaction.atomic():
+                refused = Action.objects.create(key=key, lock_key="", **fields)
+        except IntegrityError:
+            continue  # this key was used meanwhile: the loop finds it
+        return _finish(
+            refused, ActionOutcome.REFUSED, busy_sentence(holder, user), code="in_flight"
+        ), False
+    raise RuntimeError("could not record the action")  # pragma: no cover
 
 
 # How long a repeated submit waits for the first attempt's outcome before answering that
@@ -112,9 +207,248 @@ def _first_attempt(action: Action) -> Action:
     web process: whichever answers, the supervisor should read the outcome, not "sent"."""
     deadline = time.monotonic() + REPEAT_WAIT
     while action.outcome == ActionOutcome.PENDING and time.monotonic() < deadline:
+        if stuck(action):
+            # Nobody will answer it (its process died): say so now rather than wait.
+            return abandon(action) or _reread(action)
         time.sleep(REPEAT_POLL)
         action.refresh_from_db()
     return action
+
+
+def _reread(action: Action) -> Action:
+    action.refresh_from_db()
+    return action
+
+
+# --- actions whose process died ------------------------------------------------------------
+
+# A pending action older than this has no clear answer: no SalesIQ call (its timeouts and
+# retries) takes this long, so its process died or lost it. The worker's sweep says so.
+STUCK_AFTER = timedelta(minutes=2)
+
+
+def stuck_after() -> timedelta:
+    """STUCK_AFTER, or longer when the HTTP settings let one call take longer: every attempt
+    timing out, the pauses between them, and a token refresh first."""
+    one_try = settings.SIQ_HTTP_CONNECT_TIMEOUT + settings.SIQ_HTTP_READ_TIMEOUT
+    attempts = settings.SIQ_RETRY_ATTEMPTS
+    longest = attempts * one_try + (attempts - 1) * settings.SIQ_RETRY_MAX_DELAY + one_try + 15
+    return max(STUCK_AFTER, timedelta(seconds=longest))
+
+
+ABANDONED = "abandoned"  # error_code of an action nobody answered
+
+
+def runner_gone(runner: str) -> bool:
+    """Whether the process that ran an action ("host:pid") is known to be dead: only a
+    process of this host can be checked; any other counts as alive (``STUCK_AFTER``)."""
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname()[:60] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: asks whether it exists, sends nothing
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
+def stuck(action: Action, now: datetime | None = None) -> bool:
+    """A pending action that will get no answer: its process is dead, or it is too old."""
+    if action.outcome != ActionOutcome.PENDING:
+        return False
+    now = now or timezone.now()
+    if runner_gone(action.runner):
+        return True
+    if action.created_at >= now - stuck_after():
+        return False
+    if action.kind == ActionKind.DRAIN:
+        # A drain makes one call after another: it is stuck once its newest step is.
+        newest = action.steps.aggregate(at=Max("created_at"))["at"]
+        if newest is not None and newest >= now - stuck_after():
+            return False
+    return True
+
+
+def abandon(action: Action, *, failed_here: bool = False) -> Action | None:
+    """Settle an action nobody will answer as "No clear answer", in words; SalesIQ's
+    confirming webhook or a later read of the chat can still settle it. None if it was
+    settled meanwhile. ``failed_here``: this process hit an unexpected error running it."""
+    with transaction.atomic():
+        current = (
+            Action.objects.select_for_update()
+            .filter(pk=action.pk, outcome=ActionOutcome.PENDING)
+            .first()
+        )
+        if current is None:
+            return None
+        gone = runner_gone(current.runner)
+        verb = _VERBS[current.kind]
+        if failed_here:
+            said = (
+                "Something went wrong in the dashboard while it did this, so it cannot tell "
+                f"whether SalesIQ managed to {verb}."
+            )
+        elif gone:
+            said = (
+                "The dashboard stopped before SalesIQ answered, so it cannot tell whether it "
+                f"managed to {verb}."
+            )
+        else:
+            minutes = round(stuck_after().total_seconds() / 60)
+            said = (
+                f"SalesIQ gave no answer within {minutes} minutes, so the dashboard cannot "
+                f"tell whether it managed to {verb}."
+            )
+        if current.kind == ActionKind.DRAIN:
+            said += " " + drain_summary(current, list(current.steps.order_by("pk")))
+        else:
+            said += " The live view shows it within seconds; try again only if nothing changed."
+        current.outcome = ActionOutcome.FAILED
+        current.finished_at = timezone.now()
+        current.error_code = ABANDONED
+        if failed_here:
+            current.error_detail = "An unexpected error in the dashboard (see its log)."
+        else:
+            current.error_detail = f"Runner {current.runner or 'unknown'} " + (
+                "is no longer running." if gone else f"recorded no answer in {stuck_after()}."
+            )
+        current.message = said
+        current.save()
+    _publish(current)
+    if current.parent_id:
+        _settle_drain(current.parent_id)
+    return current
+
+
+def abandon_after_error(key: str) -> None:
+    """An unexpected error ran through the action of ``key`` (and its steps) here: settle
+    what it left pending now, rather than hold its chat or operator until the sweep."""
+    left = Action.objects.filter(
+        Q(key=key[:64]) | Q(parent__key=key[:64]),
+        outcome=ActionOutcome.PENDING,
+        runner=runner_name(),
+    )
+    for action in left.order_by("-pk"):
+        abandon(action, failed_here=True)
+
+
+# How many stuck actions one sweep settles (the worker sweeps every few seconds).
+STUCK_SWEEP_LIMIT = 50
+
+
+def sweep_stuck(now: datetime | None = None) -> int:
+    """Settle pending actions that will get no answer (the worker's tick calls this). Steps
+    before their drain, so the drain's words say what became of them."""
+    now = now or timezone.now()
+    settled = 0
+    pending = Action.objects.filter(outcome=ActionOutcome.PENDING).order_by("-created_at", "-pk")
+    for action in pending[:STUCK_SWEEP_LIMIT]:
+        if stuck(action, now) and abandon(action) is not None:
+            logger.info("Action %s had no answer from its runner; settled as unclear", action.pk)
+            settled += 1
+    return settled
+
+
+# --- a later read settles what is still open -----------------------------------------------
+
+_UNSETTLED = Q(outcome=ActionOutcome.PENDING) | Q(
+    outcome=ActionOutcome.FAILED, error_code=ABANDONED
+)
+
+
+def _settle_seen(action: Action, message: str, *, accepted: bool = False) -> None:
+    """SalesIQ's own state (a poll) shows what an unsettled action asked for: it happened."""
+    with transaction.atomic():
+        current = Action.objects.select_for_update().filter(pk=action.pk).filter(_UNSETTLED)
+        current = current.filter(confirmed_at__isnull=True).first()
+        if current is None:
+            return
+        current.outcome = ActionOutcome.DONE
+        current.finished_at = current.finished_at or timezone.now()
+        current.error_code = ""
+        current.message = message
+        if accepted:
+            current.confirmation = SEEN_IN_POLL
+            current.confirmed_at = timezone.now()
+        current.save()
+    _publish(current)
+    if current.parent_id:
+        _settle_drain(current.parent_id)
+
+
+SEEN_IN_POLL = "poll.transfer.accepted"  # the chat list shows the new operator has it
+# How far back a poll looks for unsettled actions (an index range, not the whole history).
+SETTLE_WINDOW = timedelta(hours=1)
+
+
+def settle_by_chats(portal: Portal, *, read_at: datetime) -> None:
+    """After a poll of open chats (asked at ``read_at``): unsettled ends and transfers begun
+    before it whose chat shows them done are settled."""
+    unsettled = Action.objects.filter(
+        _UNSETTLED,
+        portal=portal,
+        kind__in=(ActionKind.END, ActionKind.TRANSFER),
+        created_at__lt=read_at,
+        created_at__gte=read_at - SETTLE_WINDOW,
+        confirmed_at__isnull=True,
+    )
+    for action in unsettled[:STUCK_SWEEP_LIMIT]:
+        chat = Chat.objects.filter(portal=portal, remote_id=action.chat_remote_id).first()
+        if chat is None:
+            continue
+        if action.kind == ActionKind.END:
+            if not chat.is_open:
+                _settle_seen(
+                    action,
+                    f"Chat with {action.chat_label} ended; SalesIQ's list of open chats shows it.",
+                )
+            continue
+        target_id = action.params.get("operator_id", "")
+        target = action.params.get("operator_name") or action.params.get("department_name")
+        if chat.is_open and target_id and chat.operator_id == target_id:
+            who = target or "The new operator"
+            _settle_seen(
+                action,
+                f"{who} has the chat now; SalesIQ's list of open chats shows it.",
+                accepted=portal.dialect == "v2",
+            )
+        elif (
+            chat.is_open
+            and target
+            and (chat.transfer_status, chat.transfer_to)
+            == (
+                "initiated",
+                target,
+            )
+        ):
+            _settle_seen(
+                action,
+                f"SalesIQ took the transfer; waiting for {_accepter(action.params)} to accept.",
+            )
+
+
+def settle_by_operators(portal: Portal, *, read_at: datetime) -> None:
+    """After a poll of operators: unsettled status changes the list shows done are settled."""
+    unsettled = Action.objects.filter(
+        _UNSETTLED,
+        portal=portal,
+        kind=ActionKind.OPERATOR_STATUS,
+        created_at__lt=read_at,
+        created_at__gte=read_at - SETTLE_WINDOW,
+    )
+    for action in unsettled[:STUCK_SWEEP_LIMIT]:
+        wanted = action.params.get("status", "")
+        operator = Operator.objects.filter(
+            portal=portal, remote_id=action.operator_remote_id
+        ).first()
+        if operator is not None and wanted and operator.status == wanted:
+            label = OperatorStatus(wanted).label
+            _settle_seen(
+                action,
+                f"{operator.shown_name} is now {label}; SalesIQ's list of operators shows it.",
+            )
 
 
 def _finish(
@@ -132,6 +466,9 @@ def _finish(
     ``message`` may be a function of the locked row (a drain says what its steps say)."""
     with transaction.atomic():
         current = Action.objects.select_for_update().get(pk=action.pk)
+        if current.confirmed_at and outcome == ActionOutcome.FAILED:
+            # SalesIQ's webhook said it happened; an answer lost on the way does not undo it.
+            outcome = ActionOutcome.DONE
         current.outcome = outcome
         current.finished_at = timezone.now()
         if failure is not None:
@@ -153,27 +490,65 @@ def _publish(action: Action) -> None:
     transaction.on_commit(lambda: broadcast.publish_action(action.pk))
 
 
-def _forbidden(user: Any, portal: Portal, kind: str, key: str, **target) -> None:
-    """Refuse a Viewer (or a Supervisor of another portal) and keep a record of the try."""
-    try:
-        action, created = _begin(key=key, user=user, portal=portal, kind=kind, **target)
-    except KeyReused:
-        raise Forbidden("You may not act on this portal.") from None
-    if created:
-        _finish(
-            action,
-            ActionOutcome.REFUSED,
-            "Your role may not act on this portal; nothing was sent to SalesIQ.",
-            code="forbidden",
+# Refusals by role are counted, not stored (``RefusalTally``): a run of attempts is one row
+# while they come less than TALLY_GAP apart; past REFUSALS_PER_MINUTE a minute (all kinds and
+# portals of one user) the answer is 429 instead of 403.
+TALLY_GAP = timedelta(minutes=10)
+REFUSALS_PER_MINUTE = 10
+
+
+class TooManyRefusals(Exception):
+    """A user refused by role keeps trying: slow down (429)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many refused attempts")
+        self.retry_after = retry_after
+
+
+def _forbidden(user: Any, portal: Portal, kind: str) -> None:
+    """Refuse a user who may see the portal but not act on it (a Viewer): count the try
+    (nothing of what was typed is kept) and say no, or, past the limit, slow them down."""
+    now = timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    with transaction.atomic():
+        tally = (
+            RefusalTally.objects.select_for_update()
+            .filter(user=user, portal=portal, kind=kind, last_at__gte=now - TALLY_GAP)
+            .order_by("-last_at", "-pk")
+            .first()
         )
+        if tally is None:
+            role = access.role_of(user)
+            tally = RefusalTally(
+                user=user,
+                username=shown_name(user)[:150],
+                role=str(role.label) if role else "",
+                portal=portal,
+                kind=kind,
+                first_at=now,
+                minute=minute,
+            )
+            logger.info("User %s refused by role on portal %s (%s)", user.pk, portal.pk, kind)
+        if tally.minute != minute:
+            tally.minute, tally.in_minute = minute, 0
+        tally.count += 1
+        tally.in_minute += 1
+        tally.last_at = now
+        tally.save()
+    tried = (
+        RefusalTally.objects.filter(user=user, minute=minute).aggregate(n=Sum("in_minute"))["n"]
+        or 0
+    )
+    if tried > REFUSALS_PER_MINUTE:
+        raise TooManyRefusals(retry_after=60 - now.second)
     raise Forbidden("Your role may not act on this portal.")
 
 
-def _check_access(user: Any, portal: Portal, kind: str, key: str, **target) -> None:
+def _check_access(user: Any, portal: Portal, kind: str) -> None:
     if not access.can_view(user, portal):
         raise Forbidden("No such portal.")
     if not access.can_act(user, portal):
-        _forbidden(user, portal, kind, key, **target)
+        _forbidden(user, portal, kind)
 
 
 # --- sentences -------------------------------------------------------------------------------
@@ -300,7 +675,7 @@ def chat_transfer(
         "operator_name": target.shown_name if target else "",
         "note": note,
     }
-    _check_access(user, portal, ActionKind.TRANSFER, key, chat=chat, operator=target, params=params)
+    _check_access(user, portal, ActionKind.TRANSFER)
     action, created = _begin(
         key=key,
         user=user,
@@ -375,7 +750,7 @@ def _accepter(params: dict) -> str:
 def chat_end(*, key: str, user: Any, chat: Chat, message: str = "") -> Action:
     portal = chat.portal
     params = {"message": message}
-    _check_access(user, portal, ActionKind.END, key, chat=chat, params=params)
+    _check_access(user, portal, ActionKind.END)
     action, created = _begin(
         key=key, user=user, portal=portal, kind=ActionKind.END, chat=chat, params=params
     )
@@ -404,7 +779,7 @@ def operator_set_status(
 ) -> Action:
     portal = operator.portal
     params = {"status": status}
-    _check_access(user, portal, ActionKind.OPERATOR_STATUS, key, operator=operator, params=params)
+    _check_access(user, portal, ActionKind.OPERATOR_STATUS)
     action, created = _begin(
         key=key,
         user=user,
@@ -628,7 +1003,7 @@ def operator_drain(
     portal = operator.portal
     set_busy, busy_note = _busy_step(operator)
     params = {"moves": [[c, o] for c, o in moves], "set_busy": set_busy, "busy_note": busy_note}
-    _check_access(user, portal, ActionKind.DRAIN, key, operator=operator, params=params)
+    _check_access(user, portal, ActionKind.DRAIN)
     action, created = _begin(
         key=key, user=user, portal=portal, kind=ActionKind.DRAIN, operator=operator, params=params
     )
@@ -761,10 +1136,11 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
                 portal=portal,
                 kind=kind,
                 chat_remote_id=event.chat_id,
-                # Still pending too: the webhook can overtake SalesIQ's answer to us.
-                outcome__in=(ActionOutcome.DONE, ActionOutcome.PENDING),
                 confirmed_at__isnull=True,
             )
+            # Still pending too: the webhook can overtake SalesIQ's answer to us, or the
+            # process that sent it died before the answer (then it was settled as unclear).
+            .filter(Q(outcome=ActionOutcome.DONE) | _UNSETTLED)
             .order_by("-created_at", "-pk")
             .first()
         )
@@ -772,6 +1148,11 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
             return None
         action.confirmation = event.name[:60]
         action.confirmed_at = timezone.now()
+        if action.outcome != ActionOutcome.DONE:
+            # SalesIQ did it: the action no longer waits for an answer (and lets go its lock).
+            action.outcome = ActionOutcome.DONE
+            action.finished_at = action.finished_at or action.confirmed_at
+            action.error_code = ""
         if event.kind is EventKind.TRANSFER_ACCEPTED:
             # The accepted event's attender may still be the previous operator: the transfer
             # part names the new one.
@@ -792,7 +1173,16 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
             )
         else:
             action.message = f"Chat with {action.chat_label} ended; SalesIQ confirmed it."
-        action.save(update_fields=["confirmation", "confirmed_at", "message"])
+        action.save(
+            update_fields=[
+                "confirmation",
+                "confirmed_at",
+                "message",
+                "outcome",
+                "finished_at",
+                "error_code",
+            ]
+        )
     _publish(action)
     if action.parent_id:
         _settle_drain(action.parent_id)

@@ -346,12 +346,32 @@ class Action(models.Model):
     # SalesIQ's own confirmation, when it sends one (transfer accepted/rejected, completed).
     confirmation = models.CharField(max_length=60, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # What the action holds while SalesIQ has not answered: its chat, or (a status or a
+    # drain) its operator. One pending action per lock, across every process
+    # (``action_one_in_flight``); "" for a refusal and for a drain's step on the drain's
+    # own operator (the drain holds it).
+    lock_key = models.CharField(max_length=120, blank=True)
+    # Which process runs it ("host:pid"): a retry of a dead process's action need not wait.
+    runner = models.CharField(max_length=80, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["portal", "created_at"], name="action_portal_created"),
             models.Index(fields=["chat_remote_id", "kind"], name="action_chat_kind"),
+            # The few actions still waiting for SalesIQ (the worker's sweep reads them).
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(outcome="pending"),
+                name="action_pending",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lock_key"],
+                condition=models.Q(outcome="pending") & ~models.Q(lock_key=""),
+                name="action_one_in_flight",
+            )
         ]
 
     def __str__(self) -> str:
@@ -404,6 +424,51 @@ class Action(models.Model):
     @property
     def tone(self) -> str:
         return STATE_TONES[ActionState(self.state)]
+
+
+class RefusalTally(models.Model):
+    """Attempts a role may not make (a Viewer's transfer), counted rather than stored: one
+    row per user, portal and kind of action while the attempts keep coming (a gap of
+    ``dashboard.actions.TALLY_GAP`` starts a new one), nothing of what was typed. The audit
+    shows one line a row: "Viewer Ann was refused 37 transfers between 10:02 and 10:05".
+    ``minute``/``in_minute`` count the current minute, for the rate limit."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)  # as shown, kept when the user is deleted
+    role = models.CharField(max_length=20)  # the role's label then ("Viewer")
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=ActionKind.choices)
+    count = models.PositiveIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    minute = models.DateTimeField()
+    in_minute = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-last_at", "-pk"]
+        indexes = [
+            models.Index(fields=["user", "portal", "kind", "last_at"], name="refusal_tally_run"),
+            models.Index(fields=["portal", "last_at"], name="refusal_tally_portal"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} refused {self.count} {self.kind}"
+
+    @property
+    def noun(self) -> str:
+        """What was refused, counted: "1 transfer", "37 transfers"."""
+        one, many = REFUSED_NOUNS[ActionKind(self.kind)]
+        return f"{self.count} {one if self.count == 1 else many}"
+
+
+REFUSED_NOUNS = {
+    ActionKind.TRANSFER: ("transfer", "transfers"),
+    ActionKind.END: ("chat end", "chat ends"),
+    ActionKind.OPERATOR_STATUS: ("status change", "status changes"),
+    ActionKind.DRAIN: ("drain", "drains"),
+}
 
 
 # --- alerts -----------------------------------------------------------------------------------

@@ -545,6 +545,7 @@ class Worker:
             since = None if job.full_operators else (sync.operators_sync_time or None)
             result = client.list_operators(since=since)
             live.apply_operators(portal, result, taken_at=taken_at)
+            actions.settle_by_operators(portal, read_at=taken_at)
             # Which operator the grant acts as (v2 lets it set only its own status): found
             # among the operators now stored, once; no SalesIQ call.
             actions.learn_connected_user(portal)
@@ -561,6 +562,8 @@ class Worker:
             # Nor is one that stopped where SalesIQ repeated a page.
             snapshot = not client.waited and not client.incomplete
             live.apply_chats(portal, conversations, taken_at=taken_at, complete=snapshot)
+            # Actions a dead process left unanswered: what SalesIQ now shows settles them.
+            actions.settle_by_chats(portal, read_at=taken_at)
             if not snapshot:
                 state.chats_listed_at = taken_at
             logger.debug("Portal %s: %d open chats", portal, len(conversations))
@@ -584,6 +587,11 @@ class Worker:
             return
         if applied:
             logger.info("Applied %d webhook event(s) left pending", applied)
+        try:
+            # Actions whose process died, or that SalesIQ never answered: "No clear answer".
+            actions.sweep_stuck()
+        except Exception:
+            logger.exception("Settling actions left pending failed")
 
     # --- running ----------------------------------------------------------------------------
 

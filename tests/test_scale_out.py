@@ -528,6 +528,68 @@ def test_it_calls_salesiq_once_for_one_action_sent_through_both_daphnes(cluster,
     assert cluster.one("SELECT count(*) FROM dashboard_action WHERE key = %s", key) == 1
 
 
+def test_it_sends_one_of_ten_transfers_of_a_chat_through_both_daphnes(cluster, simulator):
+    """Ten browsers (five on each daphne) transfer the same chat at once, each with a form
+    of their own (ten idempotency keys): the database lets one hold the chat; SalesIQ is
+    asked once and the nine others are told it is already being transferred."""
+    a, b = cluster.web("daphne-a"), cluster.web("daphne-b")
+    roomy = cluster.portals["roomy"]
+    desks = [signed_in((a, b)[n % 2].url) for n in range(10)]
+    chat_pk, remote_id = wait_for(
+        lambda: (
+            cluster.sql(
+                "SELECT id, remote_id FROM dashboard_chat WHERE portal_id = %s "
+                "AND status = 'connected' ORDER BY id DESC LIMIT 1",
+                roomy["id"],
+            )
+            or [None]
+        )[0],
+        timeout=30,
+        what="an open chat polled",
+    )
+    department = cluster.one(
+        "SELECT remote_id FROM dashboard_department WHERE portal_id = %s ORDER BY id LIMIT 1",
+        roomy["id"],
+    )
+    simulator.set_faults(portal=roomy["screen"], latency_ms=1500)
+    start = last_seq(simulator)
+    together = threading.Barrier(len(desks))
+
+    def submit(n: int) -> requests.Response:
+        base = (a, b)[n % 2].url
+        together.wait(timeout=20)
+        return post_form(
+            desks[n],
+            f"{base}/live/chats/{chat_pk}/transfer/",
+            {"idempotency_key": f"scale-out-lock-{uuid.uuid4().hex}", "department_id": department},
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(desks)) as pool:
+            answers = list(pool.map(submit, range(len(desks))))
+    finally:
+        simulator.clear_faults()
+
+    transfers = [
+        call
+        for call in api_calls(simulator, roomy["screen"], start)
+        if call["path"].endswith(f"/conversations/{remote_id}/transfer")
+    ]
+    assert len(transfers) == 1, transfers
+    assert [answer.status_code for answer in answers] == [200] * len(desks)
+    # One user on every desk here (the cluster has one): "You are already transferring…".
+    refused = [answer for answer in answers if "already transferring this chat" in answer.text]
+    assert len(refused) == len(desks) - 1
+    assert (
+        cluster.one(
+            "SELECT count(*) FROM dashboard_action WHERE chat_remote_id = %s "
+            "AND kind = 'transfer' AND error_code = 'in_flight'",
+            remote_id,
+        )
+        == len(desks) - 1
+    )
+
+
 # --- (d) the budget across every process ------------------------------------------------------
 
 

@@ -45,7 +45,15 @@ def _key(request: HttpRequest) -> str:
 
 
 _OUT_OF_DATE = "This form is out of date. Close it and open it again."
-_USED = "This form was already used for something else. Open it again."
+_USED = (
+    "This form was already used for another chat, operator or action, so nothing was sent "
+    "to SalesIQ. Close it and open it again."
+)
+
+_TOO_MANY = (
+    "Your role may not act on this portal, and this account was refused many times this "
+    "minute. Wait a minute; nothing was sent to SalesIQ."
+)
 
 
 def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: object) -> HttpResponse:
@@ -55,8 +63,17 @@ def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: objec
         return HttpResponseBadRequest(_OUT_OF_DATE)
     try:
         action = perform(key)
+    except actions.TooManyRefusals as refused:
+        answer = HttpResponse(_TOO_MANY, status=429, content_type="text/plain; charset=utf-8")
+        answer["Retry-After"] = str(refused.retry_after)
+        return answer
     except actions.KeyReused:
-        return HttpResponseBadRequest(_USED)
+        # The key is bound to its first action and target: a conflict, said in words.
+        return HttpResponse(_USED, status=409, content_type="text/plain; charset=utf-8")
+    except Exception:
+        # Whatever it left pending says "No clear answer" now and lets go of its chat.
+        actions.abandon_after_error(key)
+        raise
     context = {"action": action, "steps": list(action.steps.order_by("pk")), **extra}
     return render(request, f"{PARTS}#{partial}", context)
 

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET
 from siq_integration.models import Portal
 
 from .. import access, times
-from ..models import Action, ActionKind, ActionState, OperatorStatus, Role
+from ..models import Action, ActionKind, ActionState, OperatorStatus, RefusalTally, Role
 
 PAGE_SIZE = 100
 PARAMETERS_SHOWN = 140  # characters; the whole text is in the cell's title
@@ -47,6 +47,7 @@ CONFIRMATIONS = {
     "conversation.transfer.rejected": "Transfer declined",
     "conversation.completed": "Chat ended",
     "chat.ended": "Chat ended",
+    "poll.transfer.accepted": "Transfer seen in SalesIQ's chat list",
 }
 
 
@@ -399,6 +400,25 @@ def _entries(actions: list[Action], portals: QuerySet[Portal], filters: Filters)
     return entries
 
 
+# Lines of refusals by role shown above the actions (newest first); older ones are counted.
+REFUSAL_LINES = 20
+
+
+def refusal_tallies(portals: QuerySet[Portal], filters: Filters) -> QuerySet[RefusalTally]:
+    """Attempts a role was refused (counted, not stored one by one), under the same filters:
+    "Viewer Ann was refused 37 transfers between 10:02 and 10:05"."""
+    if filters.outcome and filters.outcome != ActionState.REFUSED:
+        return RefusalTally.objects.none()
+    found = RefusalTally.objects.filter(portal__in=portals).select_related("portal")
+    if filters.portal:
+        found = found.filter(portal=filters.portal)
+    if filters.username:
+        found = found.filter(username=filters.username)
+    if filters.kind:
+        found = found.filter(kind=filters.kind)
+    return found.filter(filters.within("last_at"))
+
+
 def _audit_portals(request: HttpRequest) -> QuerySet[Portal]:
     if access.role_of(request.user) not in (Role.ADMIN, Role.SUPERVISOR):
         raise PermissionDenied("The audit trail is for Admins and Supervisors.")
@@ -420,8 +440,17 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         .values_list("username", flat=True)
         .distinct()
     )
+    tallies = refusal_tallies(portals, filters)
+    usernames = sorted(
+        {
+            *usernames,
+            *RefusalTally.objects.filter(portal__in=portals).values_list("username", flat=True),
+        }
+    )
     context = {
         "filters": filters,
+        "refusals": list(tallies[:REFUSAL_LINES]),
+        "refusals_more": max(0, tallies.count() - REFUSAL_LINES),
         "viewer_clock": filters.clock,  # rows in the zone the filters read
         "entries": _entries(list(page.object_list), portals, filters),
         "page": page,

@@ -1066,7 +1066,8 @@
       : target && target.matches && target.matches("[data-action-area]") ? target : null;
     if (!scope) return;
     var status = xhr ? xhr.status : 0, body = xhr ? (xhr.responseText || "").trim() : "", text;
-    if (status === 400 && body && body.length < 300 && body.indexOf("<") < 0) text = body;
+    // 400 out of date, 409 a form used for something else, 429 too many refused tries: words.
+    if ((status === 400 || status === 409 || status === 429) && body && body.length < 300 && body.indexOf("<") < 0) text = body;
     else if (status === 403) text = "Your role may not act on this portal; nothing was sent to SalesIQ.";
     else if (status === 404) text = "This chat or operator is no longer here; nothing was sent to SalesIQ.";
     else text = "The dashboard could not finish this (error " + status + "). Trying again is safe: the same form never acts twice.";
