@@ -22,7 +22,7 @@ def keep_status_only(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0009_portals"),
+        ("dashboard", "0011_action_locks"),
     ]
 
     operations = [
