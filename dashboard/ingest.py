@@ -14,6 +14,7 @@ answers them, then applies and publishes what it stored.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -26,12 +27,24 @@ from datetime import datetime, timedelta
 from itertools import batched
 
 from asgiref.sync import SyncToAsync, sync_to_async
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
 from siq_integration import webhooks
-from siq_integration.exceptions import MalformedPayload, SignatureInvalid, TokenDecryptionError
+from siq_integration.exceptions import (
+    MalformedPayload,
+    SalesIQError,
+    SignatureInvalid,
+    TokenDecryptionError,
+)
 from siq_integration.models import Portal, WebhookPublicKey
 from siq_integration.normalised import EventKind, WebhookEvent
 
@@ -125,7 +138,7 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
 
     receipts: list[Receipt] = [NOT_STORED] * len(deliveries)
     last_word: dict[uuid.UUID, str | None] = {}  # None: fine; else what was wrong
-    fresh: list[tuple[int, InboxEvent, WebhookEvent]] = []
+    fresh: list[tuple[int, InboxEvent, WebhookEvent | None]] = []
     now = timezone.now()
     for index, delivery in enumerate(deliveries):
         portal = portals.get(_as_uuid(delivery.portal_id))
@@ -154,27 +167,34 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             last_word[portal.pk] = failure.user_message
             receipts[index] = Receipt(401, {"error": "signature not valid"})
             continue
+        last_word[portal.pk] = None  # signed by SalesIQ: webhooks are flowing
         try:
+            # Anything parsing raises is this delivery's own doing: it would raise again on
+            # every retry, so it is kept as rejected and answered, never failing its batch.
             event = webhooks.parse(portal.dialect, delivery.body)
-        except MalformedPayload as failure:
-            last_word[portal.pk] = failure.user_message
-            receipts[index] = Receipt(400, {"error": "malformed body"})
+            unknown = event.kind is EventKind.UNKNOWN
+            row = InboxEvent(
+                portal=portal,
+                dedupe_key=event.dedupe_key,
+                event_name=event.name[:100],
+                kind=str(event.kind),
+                body=delivery.body.decode("utf-8", errors="replace"),
+                attempt=event.attempt,
+                received_at=now,
+                state=InboxEvent.State.UNKNOWN if unknown else InboxEvent.State.PENDING,
+            )
+        except Exception as failure:
+            logger.warning(
+                "Webhook for portal %s rejected: %s (%d bytes)",
+                portal.pk,
+                _technical(failure),
+                len(delivery.body),
+            )
+            fresh.append((index, rejected(portal, delivery.body, why(failure), now), None))
             continue
-        last_word[portal.pk] = None
-        unknown = event.kind is EventKind.UNKNOWN
-        row = InboxEvent(
-            portal=portal,
-            dedupe_key=event.dedupe_key,
-            event_name=event.name[:100],
-            kind=str(event.kind),
-            body=delivery.body.decode("utf-8", errors="replace"),
-            attempt=event.attempt,
-            received_at=now,
-            state=InboxEvent.State.UNKNOWN if unknown else InboxEvent.State.PENDING,
-        )
         fresh.append((index, row, event))
 
-    stored: list[tuple[int, InboxEvent, WebhookEvent]] = []
+    stored: list[tuple[int, InboxEvent, WebhookEvent | None]] = []
     if fresh:
         seen = set(
             InboxEvent.objects.filter(
@@ -191,11 +211,16 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     with transaction.atomic():
         _insert([row for _, row, _ in stored])
         unknown_events: dict[uuid.UUID, list[str]] = defaultdict(list)
-        for index, row, event in stored:
+        for index, row, _ in stored:
             if row.pk is None:
                 receipts[index] = DUPLICATE  # another process stored it a moment ago
                 continue
-            receipts[index] = Receipt(200, {"ok": True, "event": event.name})
+            if row.state == InboxEvent.State.REJECTED:
+                # 2xx: SalesIQ retries anything else, and this one would never be stored.
+                # Reference: https://help.zoho.com/portal/en/kb/salesiq-2-0/admin-guide/webhooks/articles/webhooksinsalesiq
+                receipts[index] = Receipt(200, {"ok": False, "rejected": row.error})
+                continue
+            receipts[index] = Receipt(200, {"ok": True, "event": row.event_name})
             if row.state == InboxEvent.State.UNKNOWN:
                 unknown_events[row.portal_id].append(row.event_name)
         for portal_id, names in unknown_events.items():
@@ -216,7 +241,13 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
 
 
 def _insert(rows: list[InboxEvent]) -> None:
-    """Store ``rows`` (their pk set); a row another process stored first keeps pk None."""
+    """Store ``rows`` (their pk set); a row another process stored first keeps pk None.
+
+    A row the database cannot take (text it cannot encode, a value out of its range) is
+    stored as rejected in its place, on its own: its neighbours are stored all the same.
+    Only a database that cannot write at all (locked, gone) raises, failing the batch:
+    that is the one case where SalesIQ's retry will work.
+    """
     if not rows:
         return
     if connection.features.can_return_rows_from_bulk_insert:
@@ -224,7 +255,9 @@ def _insert(rows: list[InboxEvent]) -> None:
             with transaction.atomic():
                 InboxEvent.objects.bulk_create(rows)
             return
-        except IntegrityError:
+        except OperationalError:
+            raise
+        except (DatabaseError, ValueError, UnicodeError):
             for row in rows:
                 row.pk = None
     for row in rows:
@@ -233,6 +266,67 @@ def _insert(rows: list[InboxEvent]) -> None:
                 row.save(force_insert=True)
         except IntegrityError:
             row.pk = None
+        except OperationalError:
+            raise
+        except (DatabaseError, ValueError, UnicodeError) as failure:
+            logger.warning("Webhook event not storable: %s", _technical(failure))
+            row.pk = None
+            body = row.body.encode("utf-8", errors="backslashreplace")
+            stand_in = rejected(
+                row.portal, body, "It holds text the database cannot store.", row.received_at
+            )
+            try:
+                with transaction.atomic():
+                    stand_in.save(force_insert=True)
+            except IntegrityError:
+                continue  # the same rejected delivery, stored a moment ago
+            for field in ("pk", "dedupe_key", "event_name", "kind", "body", "state", "error"):
+                setattr(row, field, getattr(stand_in, field))
+
+
+# --- rejected deliveries ---------------------------------------------------------------------
+
+# What a rejected delivery keeps of its body: enough to see what it was.
+REJECTED_BODY_CHARS = 2000
+
+
+def _technical(failure: BaseException) -> str:
+    if isinstance(failure, SalesIQError):
+        return failure.technical()[:200]
+    return f"{type(failure).__name__}: {str(failure)[:200]}"
+
+
+def why(failure: BaseException) -> str:
+    """Why a signed delivery can never be stored, in words."""
+    if isinstance(failure, RecursionError):
+        return "Its JSON is nested too deeply to read."
+    if isinstance(failure, UnicodeError):
+        return "It holds text that is not valid Unicode (a lone surrogate or broken UTF-8)."
+    if isinstance(failure, OverflowError | ValueError) and not isinstance(
+        failure, MalformedPayload
+    ):
+        return "It holds a number or a date out of range (such as an event time in year 5000)."
+    if isinstance(failure, MalformedPayload):
+        return failure.user_message
+    return "Its content could not be read."
+
+
+def rejected(portal: Portal, body: bytes, reason: str, now: datetime) -> InboxEvent:
+    """The inbox row of a delivery that can never be stored or applied: its size, its
+    SHA-256 (a retry of it is a duplicate), its reason and the start of its body, escaped
+    so that any database takes it."""
+    digest = hashlib.sha256(body).hexdigest()
+    text = body[: REJECTED_BODY_CHARS * 4].decode("ascii", errors="backslashreplace")
+    return InboxEvent(
+        portal=portal,
+        dedupe_key=digest,
+        event_name="",
+        kind="rejected",
+        body=text[:REJECTED_BODY_CHARS].replace("\x00", "\\x00"),
+        received_at=now,
+        state=InboxEvent.State.REJECTED,
+        error=f"{reason} ({len(body):,} bytes, SHA-256 {digest[:16]}…)",
+    )
 
 
 # --- applying -------------------------------------------------------------------------------

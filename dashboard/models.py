@@ -213,6 +213,9 @@ class InboxEvent(models.Model):
         APPLIED = "applied"
         UNKNOWN = "unknown"  # an event type the dashboard does not use: kept, not applied
         FAILED = "failed"
+        # Signed, but it can never be stored or applied (unreadable JSON, text or times out
+        # of range): kept with its reason, answered so that SalesIQ stops sending it.
+        REJECTED = "rejected"
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="inbox")
     dedupe_key = models.CharField(max_length=64)

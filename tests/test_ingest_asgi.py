@@ -275,9 +275,13 @@ def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events
         return malformed, unknown
 
     malformed, unknown = run_async(scenario2)
-    assert malformed["status"] == 400
+    # Signed but unreadable: kept as rejected and acknowledged, so SalesIQ stops retrying.
+    assert malformed["status"] == 200
+    assert json.loads(malformed["body"])["ok"] is False
+    rejected = InboxEvent.objects.get(portal=ref, state="rejected")
+    assert "not the JSON SalesIQ sends" in rejected.error
     assert unknown["status"] == 200
-    stored = InboxEvent.objects.get(portal=ref)
+    stored = InboxEvent.objects.exclude(state="rejected").get(portal=ref)
     assert (stored.state, stored.event_name) == ("unknown", "lead.created")
     sync = PortalSync.objects.get(portal=ref)
     assert (sync.unknown_events, sync.last_unknown_event) == (1, "lead.created")

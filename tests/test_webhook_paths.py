@@ -133,10 +133,12 @@ def test_it_judges_each_delivery_of_a_batch_on_its_own(reference_portal, connect
 
     receipts, stored = ingest.receive_many(batch)
 
-    assert [receipt.status for receipt in receipts] == [200, 401, 200, 404, 400, 401, 200]
+    assert [receipt.status for receipt in receipts] == [200, 401, 200, 404, 200, 401, 200]
     assert receipts[2].body == {"ok": True, "duplicate": True}
+    assert receipts[4].body["ok"] is False  # signed but unreadable: kept as rejected
     assert [item.event.chat_id for item in stored] == ["c-10", "c-11"]  # in arrival order
-    assert InboxEvent.objects.filter(portal=reference_portal).count() == 2
+    states = InboxEvent.objects.filter(portal=reference_portal).values_list("state", flat=True)
+    assert sorted(states) == ["pending", "pending", "rejected"]
     reference_portal.refresh_from_db()
     other.refresh_from_db()
     assert reference_portal.last_webhook_ok is True  # its last delivery was fine
