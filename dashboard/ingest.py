@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from itertools import batched
 
 from asgiref.sync import SyncToAsync, sync_to_async
+from django.conf import settings
 from django.db import (
     DatabaseError,
     IntegrityError,
@@ -37,6 +38,9 @@ from django.db import (
 )
 from django.db.models import F
 from django.utils import timezone
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from siq_integration import webhooks
 from siq_integration.exceptions import (
@@ -67,6 +71,8 @@ NOT_OURS = Receipt(404, {"error": "unknown webhook address"})
 TOO_LARGE = Receipt(413, {"error": "body too large"})
 DUPLICATE = Receipt(200, {"ok": True, "duplicate": True})
 NOT_STORED = Receipt(503, {"error": "not stored, please send again"})
+# Too many refused deliveries from one address: answered without a database write.
+TOO_MANY_REFUSED = Receipt(429, {"error": "too many refused deliveries"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Delivery:
     body: bytes
     headers: Mapping[str, str]
     size: int | None = None  # the declared length, when the body was not read for it
+    address: str = ""  # the client's address (the proxy's, behind one)
 
     @property
     def length(self) -> int:
@@ -125,6 +132,13 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     the others stored. The same delivery twice (a retry, a replay, here or in another
     process at the same moment) is stored once. Each portal's last word on its webhooks
     (fine, or what was wrong) is its last delivery's.
+
+    Only a verified delivery is webhook activity (the portal's last webhook, what the
+    silence alert hears): a refused one (no or a wrong signature, too large) is what anyone
+    who knows the address can send, so it is counted apart on the portal's sync row, and
+    past SIQ_WEBHOOK_REFUSALS_PER_MINUTE from one address it is answered 429 and not even
+    counted: a flood of forgeries writes nothing. A valid delivery from the same address
+    is never held back.
     """
     ids = {key for key in (_as_uuid(d.portal_id) for d in deliveries) if key is not None}
     portals = {portal.pk: portal for portal in Portal.objects.filter(pk__in=ids)}
@@ -137,7 +151,8 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     secrets: dict[uuid.UUID, str] = {}
 
     receipts: list[Receipt] = [NOT_STORED] * len(deliveries)
-    last_word: dict[uuid.UUID, str | None] = {}  # None: fine; else what was wrong
+    verified: set[uuid.UUID] = set()  # portals that heard from SalesIQ in this batch
+    refused: dict[uuid.UUID, _Refused] = {}
     fresh: list[tuple[int, InboxEvent, WebhookEvent | None]] = []
     now = timezone.now()
     for index, delivery in enumerate(deliveries):
@@ -147,8 +162,8 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             continue
         if delivery.length > webhooks.MAX_BODY_BYTES:
             size = delivery.length
-            last_word[portal.pk] = f"A delivery of {size} bytes was refused as too large."
-            receipts[index] = TOO_LARGE
+            problem = f"A delivery of {size:,} bytes was refused as too large."
+            receipts[index] = _refuse(refused, portal, delivery, problem, TOO_LARGE)
             continue
         try:
             if portal.pk not in secrets:
@@ -163,11 +178,17 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             )
         except (SignatureInvalid, TokenDecryptionError) as failure:
             secrets.pop(portal.pk, None)
-            logger.warning("Webhook for portal %s refused: %s", portal.pk, failure.technical())
-            last_word[portal.pk] = failure.user_message
-            receipts[index] = Receipt(401, {"error": "signature not valid"})
+            receipt = Receipt(401, {"error": "signature not valid"})
+            receipts[index] = _refuse(refused, portal, delivery, failure.user_message, receipt)
+            if receipts[index] is not TOO_MANY_REFUSED:
+                logger.warning(
+                    "Webhook for portal %s from %s refused: %s",
+                    portal.pk,
+                    delivery.address or "an unknown address",
+                    failure.technical(),
+                )
             continue
-        last_word[portal.pk] = None  # signed by SalesIQ: webhooks are flowing
+        verified.add(portal.pk)  # signed by SalesIQ: webhooks are flowing
         try:
             # Anything parsing raises is this delivery's own doing: it would raise again on
             # every retry, so it is kept as rejected and answered, never failing its batch.
@@ -208,6 +229,10 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             else:
                 seen.add((row.portal_id, row.dedupe_key))
                 stored.append((index, row, event))
+    if not (stored or verified or refused):
+        # Nothing to write (a flood of refusals answered 429, unknown addresses): not even
+        # a transaction, which takes SQLite's write lock.
+        return receipts, []
     with transaction.atomic():
         _insert([row for _, row, _ in stored])
         unknown_events: dict[uuid.UUID, list[str]] = defaultdict(list)
@@ -230,14 +255,60 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
                 unknown_events=F("unknown_events") + len(names), last_unknown_event=names[-1]
             )
         # In the same transaction: one write, not one more per delivery.
-        for portal_id, problem in last_word.items():
-            _record(portal_id, ok=problem is None, problem=problem or "")
+        for portal_id in verified:
+            _record(portal_id, ok=True)
+        for portal_id, refusal in refused.items():
+            sync, _ = PortalSync.objects.get_or_create(portal_id=portal_id)
+            PortalSync.objects.filter(pk=sync.pk).update(
+                refused_deliveries=F("refused_deliveries") + refusal.count,
+                last_refused_at=now,
+                last_refused_from=refusal.address[:64],
+                last_refused_reason=refusal.problem[:300],
+            )
     pending = InboxEvent.State.PENDING
     return receipts, [
         Stored(row.pk, row.portal, event, row.received_at)
         for _, row, event in stored
         if row.pk and row.state == pending
     ]
+
+
+# --- refused deliveries ----------------------------------------------------------------------
+
+
+@dataclass
+class _Refused:
+    count: int = 0
+    address: str = ""
+    problem: str = ""
+
+
+# One moving window per client address, in this process's memory: counting a refusal past
+# the limit must cost no database write. (Each web process counts its own.)
+_refusal_windows = MovingWindowRateLimiter(MemoryStorage())
+
+
+def forget_refusals() -> None:
+    """Empty every address's window (tests start each from nothing)."""
+    _refusal_windows.storage.reset()
+
+
+def _refuse(
+    refused: dict[uuid.UUID, _Refused],
+    portal: Portal,
+    delivery: Delivery,
+    problem: str,
+    receipt: Receipt,
+) -> Receipt:
+    """``receipt``, and the refusal counted for ``portal``; TOO_MANY_REFUSED, uncounted,
+    once the delivery's address has been refused too often in the last minute."""
+    limit = RateLimitItemPerMinute(settings.SIQ_WEBHOOK_REFUSALS_PER_MINUTE)
+    if not _refusal_windows.hit(limit, "webhook-refused", delivery.address or "unknown"):
+        return TOO_MANY_REFUSED
+    refusal = refused.setdefault(portal.pk, _Refused())
+    refusal.count += 1
+    refusal.address, refusal.problem = delivery.address, problem
+    return receipt
 
 
 def _insert(rows: list[InboxEvent]) -> None:

@@ -249,7 +249,8 @@ def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events
     assert not InboxEvent.objects.filter(portal=portal).exists()
     assert not Chat.objects.filter(portal=portal).exists()
     portal.refresh_from_db()
-    assert portal.last_webhook_ok is False
+    assert portal.last_webhook_at is None  # refused: counted apart, not webhook activity
+    assert PortalSync.objects.get(portal=portal).refused_deliveries == 2
 
     # Malformed and unknown events need a valid signature to get that far: use reference HMAC.
     from siq_integration import webhooks
