@@ -459,6 +459,38 @@ def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> 
     return sum(apply_stored_together(batch) for batch in batched(waiting, BATCH_LIMIT))
 
 
+# --- pruning -------------------------------------------------------------------------------
+
+# Done with: applied, rejected (kept to be seen on the portal page), of a kind not used.
+# Pending, applying and failed ones stay whatever their age: they still need a look.
+PRUNABLE = (InboxEvent.State.APPLIED, InboxEvent.State.REJECTED, InboxEvent.State.UNKNOWN)
+PRUNE_BATCH = 500  # rows a DELETE removes at once: SQLite's write lock held briefly
+PRUNE_BATCHES = 20  # at most this many batches a call: the rest waits for the next
+
+
+def prune(
+    *,
+    now: datetime | None = None,
+    keep: timedelta | None = None,
+    batch: int = PRUNE_BATCH,
+    batches: int = PRUNE_BATCHES,
+) -> int:
+    """Delete inbox rows done with for longer than ``keep`` (SIQ_INBOX_KEEP_DAYS), a batch
+    per transaction; returns how many went. Each delivery is ~0.76 KB, forever without."""
+    keep = keep if keep is not None else timedelta(days=settings.SIQ_INBOX_KEEP_DAYS)
+    before = (now or timezone.now()) - keep
+    done = InboxEvent.objects.filter(state__in=PRUNABLE, received_at__lt=before)
+    removed = 0
+    for _ in range(batches):
+        ids = list(done.values_list("pk", flat=True)[:batch])
+        if not ids:
+            break
+        removed += InboxEvent.objects.filter(pk__in=ids, state__in=PRUNABLE).delete()[0]
+        if len(ids) < batch:
+            break
+    return removed
+
+
 # The most events published together: the first of a batch waits for the last to be shown.
 BATCH_LIMIT = 8
 # The longest the webhook lane holds a change back from publishing while deliveries or
