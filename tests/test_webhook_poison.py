@@ -130,3 +130,29 @@ def admin_user(db):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_superuser("ada", "ada@example.org", "pw-for-tests-1")
+
+
+def test_a_locked_database_is_still_a_503_for_the_whole_batch(
+    simulator, connected_portal, webhook_receiver, monkeypatch
+):
+    """503 means "send again and it will work": a database that cannot write right now."""
+    from django.db import OperationalError
+
+    portal = connected_portal(open_chats=0)
+    connection.register_webhooks(portal, url=webhook_receiver.url)
+    for n in range(3):
+        simulator.create_conversation(portal.screen_name, visitor_name=f"L{n}")
+    deliveries = webhook_receiver.wait_for(3)
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(InboxEvent, "save", locked)
+    monkeypatch.setattr(InboxEvent.objects, "bulk_create", locked)
+
+    async def scenario():
+        return await post_all(portal, deliveries)
+
+    assert [answer["status"] for answer in run_async(scenario)] == [503] * 3
+    monkeypatch.undo()
+    assert not InboxEvent.objects.filter(portal=portal).exists()
