@@ -130,8 +130,8 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     Returns each delivery's answer, in order, and the stored events to apply, in arrival
     order. Every delivery is judged on its own: one with a bad signature is refused and
     the others stored. The same delivery twice (a retry, a replay, here or in another
-    process at the same moment) is stored once. Each portal's last word on its webhooks
-    (fine, or what was wrong) is its last delivery's.
+    process at the same moment) is stored once. One signed but unreadable (or that the
+    database cannot take) is kept as rejected and acknowledged, never failing the others.
 
     Only a verified delivery is webhook activity (the portal's last webhook, what the
     silence alert hears): a refused one (no or a wrong signature, too large) is what anyone
