@@ -14,6 +14,7 @@ answers them, then applies and publishes what it stored.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -26,12 +27,28 @@ from datetime import datetime, timedelta
 from itertools import batched
 
 from asgiref.sync import SyncToAsync, sync_to_async
-from django.db import IntegrityError, connection, connections, transaction
+from django.conf import settings
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from siq_integration import webhook_keys, webhooks
-from siq_integration.exceptions import MalformedPayload, SignatureInvalid, TokenDecryptionError
+from siq_integration.exceptions import (
+    MalformedPayload,
+    SalesIQError,
+    SignatureInvalid,
+    TokenDecryptionError,
+)
 from siq_integration.models import Portal, WebhookPublicKey
 from siq_integration.normalised import EventKind, WebhookEvent
 
@@ -54,6 +71,8 @@ NOT_OURS = Receipt(404, {"error": "unknown webhook address"})
 TOO_LARGE = Receipt(413, {"error": "body too large"})
 DUPLICATE = Receipt(200, {"ok": True, "duplicate": True})
 NOT_STORED = Receipt(503, {"error": "not stored, please send again"})
+# Too many refused deliveries from one address: answered without a database write.
+TOO_MANY_REFUSED = Receipt(429, {"error": "too many refused deliveries"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,7 @@ class Delivery:
     body: bytes
     headers: Mapping[str, str]
     size: int | None = None  # the declared length, when the body was not read for it
+    address: str = ""  # the client's address (the proxy's, behind one)
 
     @property
     def length(self) -> int:
@@ -110,8 +130,15 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     Returns each delivery's answer, in order, and the stored events to apply, in arrival
     order. Every delivery is judged on its own: one with a bad signature is refused and
     the others stored. The same delivery twice (a retry, a replay, here or in another
-    process at the same moment) is stored once. Each portal's last word on its webhooks
-    (fine, or what was wrong) is its last delivery's.
+    process at the same moment) is stored once. One signed but unreadable (or that the
+    database cannot take) is kept as rejected and acknowledged, never failing the others.
+
+    Only a verified delivery is webhook activity (the portal's last webhook, what the
+    silence alert hears): a refused one (no or a wrong signature, too large) is what anyone
+    who knows the address can send, so it is counted apart on the portal's sync row, and
+    past SIQ_WEBHOOK_REFUSALS_PER_MINUTE from one address it is answered 429 and not even
+    counted: a flood of forgeries writes nothing. A valid delivery from the same address
+    is never held back.
     """
     ids = {key for key in (_as_uuid(d.portal_id) for d in deliveries) if key is not None}
     portals = {portal.pk: portal for portal in Portal.objects.filter(pk__in=ids)}
@@ -127,8 +154,9 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     reread: set[uuid.UUID] = set()  # portals whose key list this call asked SalesIQ for
 
     receipts: list[Receipt] = [NOT_STORED] * len(deliveries)
-    last_word: dict[uuid.UUID, str | None] = {}  # None: fine; else what was wrong
-    fresh: list[tuple[int, InboxEvent, WebhookEvent]] = []
+    verified: set[uuid.UUID] = set()  # portals that heard from SalesIQ in this batch
+    refused: dict[uuid.UUID, _Refused] = {}
+    fresh: list[tuple[int, InboxEvent, WebhookEvent | None]] = []
     now = timezone.now()
     for index, delivery in enumerate(deliveries):
         portal = portals.get(_as_uuid(delivery.portal_id))
@@ -137,8 +165,8 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             continue
         if delivery.length > webhooks.MAX_BODY_BYTES:
             size = delivery.length
-            last_word[portal.pk] = f"A delivery of {size} bytes was refused as too large."
-            receipts[index] = TOO_LARGE
+            problem = f"A delivery of {size:,} bytes was refused as too large."
+            receipts[index] = _refuse(refused, portal, delivery, problem, TOO_LARGE)
             continue
         try:
             if portal.pk not in secrets:
@@ -147,33 +175,46 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             pem = _verify(portal, delivery, public_keys, secrets[portal.pk], reread)
         except (SignatureInvalid, TokenDecryptionError) as failure:
             secrets.pop(portal.pk, None)
-            logger.warning("Webhook for portal %s refused: %s", portal.pk, failure.technical())
-            last_word[portal.pk] = failure.user_message
-            receipts[index] = Receipt(401, {"error": "signature not valid"})
+            receipt = Receipt(401, {"error": "signature not valid"})
+            receipts[index] = _refuse(refused, portal, delivery, failure.user_message, receipt)
+            if receipts[index] is not TOO_MANY_REFUSED:
+                logger.warning(
+                    "Webhook for portal %s from %s refused: %s",
+                    portal.pk,
+                    delivery.address or "an unknown address",
+                    failure.technical(),
+                )
             continue
+        verified.add(portal.pk)  # signed by SalesIQ: webhooks are flowing
         try:
+            # Anything parsing raises is this delivery's own doing: it would raise again on
+            # every retry, so it is kept as rejected and answered, never failing its batch.
             event = webhooks.parse(portal.dialect, delivery.body)
-        except MalformedPayload as failure:
-            last_word[portal.pk] = failure.user_message
-            receipts[index] = Receipt(400, {"error": "malformed body"})
+            unknown = event.kind is EventKind.UNKNOWN
+            row = InboxEvent(
+                portal=portal,
+                dedupe_key=event.dedupe_key,
+                event_name=event.name[:100],
+                kind=str(event.kind),
+                body=delivery.body.decode("utf-8", errors="replace"),
+                attempt=event.attempt,
+                received_at=now,
+                state=InboxEvent.State.UNKNOWN if unknown else InboxEvent.State.PENDING,
+            )
+        except Exception as failure:
+            logger.warning(
+                "Webhook for portal %s rejected: %s (%d bytes)",
+                portal.pk,
+                _technical(failure),
+                len(delivery.body),
+            )
+            fresh.append((index, rejected(portal, delivery.body, why(failure), now), None))
             continue
-        last_word[portal.pk] = None
         if pem is not None:
             signed_by[portal.pk] = public_keys[portal.pk][pem]
-        unknown = event.kind is EventKind.UNKNOWN
-        row = InboxEvent(
-            portal=portal,
-            dedupe_key=event.dedupe_key,
-            event_name=event.name[:100],
-            kind=str(event.kind),
-            body=delivery.body.decode("utf-8", errors="replace"),
-            attempt=event.attempt,
-            received_at=now,
-            state=InboxEvent.State.UNKNOWN if unknown else InboxEvent.State.PENDING,
-        )
         fresh.append((index, row, event))
 
-    stored: list[tuple[int, InboxEvent, WebhookEvent]] = []
+    stored: list[tuple[int, InboxEvent, WebhookEvent | None]] = []
     if fresh:
         seen = set(
             InboxEvent.objects.filter(
@@ -187,14 +228,23 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
             else:
                 seen.add((row.portal_id, row.dedupe_key))
                 stored.append((index, row, event))
+    if not (stored or verified or refused):
+        # Nothing to write (a flood of refusals answered 429, unknown addresses): not even
+        # a transaction, which takes SQLite's write lock.
+        return receipts, []
     with transaction.atomic():
         _insert([row for _, row, _ in stored])
         unknown_events: dict[uuid.UUID, list[str]] = defaultdict(list)
-        for index, row, event in stored:
+        for index, row, _ in stored:
             if row.pk is None:
                 receipts[index] = DUPLICATE  # another process stored it a moment ago
                 continue
-            receipts[index] = Receipt(200, {"ok": True, "event": event.name})
+            if row.state == InboxEvent.State.REJECTED:
+                # 2xx: SalesIQ retries anything else, and this one would never be stored.
+                # Reference: https://help.zoho.com/portal/en/kb/salesiq-2-0/admin-guide/webhooks/articles/webhooksinsalesiq
+                receipts[index] = Receipt(200, {"ok": False, "rejected": row.error})
+                continue
+            receipts[index] = Receipt(200, {"ok": True, "event": row.event_name})
             if row.state == InboxEvent.State.UNKNOWN:
                 unknown_events[row.portal_id].append(row.event_name)
         for portal_id, names in unknown_events.items():
@@ -204,8 +254,16 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
                 unknown_events=F("unknown_events") + len(names), last_unknown_event=names[-1]
             )
         # In the same transaction: one write, not one more per delivery.
-        for portal_id, problem in last_word.items():
-            _record(portal_id, ok=problem is None, problem=problem or "")
+        for portal_id in verified:
+            _record(portal_id, ok=True)
+        for portal_id, refusal in refused.items():
+            sync, _ = PortalSync.objects.get_or_create(portal_id=portal_id)
+            PortalSync.objects.filter(pk=sync.pk).update(
+                refused_deliveries=F("refused_deliveries") + refusal.count,
+                last_refused_at=now,
+                last_refused_from=refusal.address[:64],
+                last_refused_reason=refusal.problem[:300],
+            )
         for portal_id, key_id in signed_by.items():
             if portals[portal_id].last_webhook_key_id != key_id:
                 Portal.objects.filter(pk=portal_id).update(last_webhook_key_id=key_id)
@@ -260,8 +318,52 @@ def _verify(
     )
 
 
+# --- refused deliveries ----------------------------------------------------------------------
+
+
+@dataclass
+class _Refused:
+    count: int = 0
+    address: str = ""
+    problem: str = ""
+
+
+# One moving window per client address, in this process's memory: counting a refusal past
+# the limit must cost no database write. (Each web process counts its own.)
+_refusal_windows = MovingWindowRateLimiter(MemoryStorage())
+
+
+def forget_refusals() -> None:
+    """Empty every address's window (tests start each from nothing)."""
+    _refusal_windows.storage.reset()
+
+
+def _refuse(
+    refused: dict[uuid.UUID, _Refused],
+    portal: Portal,
+    delivery: Delivery,
+    problem: str,
+    receipt: Receipt,
+) -> Receipt:
+    """``receipt``, and the refusal counted for ``portal``; TOO_MANY_REFUSED, uncounted,
+    once the delivery's address has been refused too often in the last minute."""
+    limit = RateLimitItemPerMinute(settings.SIQ_WEBHOOK_REFUSALS_PER_MINUTE)
+    if not _refusal_windows.hit(limit, "webhook-refused", delivery.address or "unknown"):
+        return TOO_MANY_REFUSED
+    refusal = refused.setdefault(portal.pk, _Refused())
+    refusal.count += 1
+    refusal.address, refusal.problem = delivery.address, problem
+    return receipt
+
+
 def _insert(rows: list[InboxEvent]) -> None:
-    """Store ``rows`` (their pk set); a row another process stored first keeps pk None."""
+    """Store ``rows`` (their pk set); a row another process stored first keeps pk None.
+
+    A row the database cannot take (text it cannot encode, a value out of its range) is
+    stored as rejected in its place, on its own: its neighbours are stored all the same.
+    Only a database that cannot write at all (locked, gone) raises, failing the batch:
+    that is the one case where SalesIQ's retry will work.
+    """
     if not rows:
         return
     if connection.features.can_return_rows_from_bulk_insert:
@@ -269,7 +371,9 @@ def _insert(rows: list[InboxEvent]) -> None:
             with transaction.atomic():
                 InboxEvent.objects.bulk_create(rows)
             return
-        except IntegrityError:
+        except OperationalError:
+            raise
+        except (DatabaseError, ValueError, UnicodeError):
             for row in rows:
                 row.pk = None
     for row in rows:
@@ -278,6 +382,67 @@ def _insert(rows: list[InboxEvent]) -> None:
                 row.save(force_insert=True)
         except IntegrityError:
             row.pk = None
+        except OperationalError:
+            raise
+        except (DatabaseError, ValueError, UnicodeError) as failure:
+            logger.warning("Webhook event not storable: %s", _technical(failure))
+            row.pk = None
+            body = row.body.encode("utf-8", errors="backslashreplace")
+            stand_in = rejected(
+                row.portal, body, "It holds text the database cannot store.", row.received_at
+            )
+            try:
+                with transaction.atomic():
+                    stand_in.save(force_insert=True)
+            except IntegrityError:
+                continue  # the same rejected delivery, stored a moment ago
+            for field in ("pk", "dedupe_key", "event_name", "kind", "body", "state", "error"):
+                setattr(row, field, getattr(stand_in, field))
+
+
+# --- rejected deliveries ---------------------------------------------------------------------
+
+# What a rejected delivery keeps of its body: enough to see what it was.
+REJECTED_BODY_CHARS = 2000
+
+
+def _technical(failure: BaseException) -> str:
+    if isinstance(failure, SalesIQError):
+        return failure.technical()[:200]
+    return f"{type(failure).__name__}: {str(failure)[:200]}"
+
+
+def why(failure: BaseException) -> str:
+    """Why a signed delivery can never be stored, in words."""
+    if isinstance(failure, RecursionError):
+        return "Its JSON is nested too deeply to read."
+    if isinstance(failure, UnicodeError):
+        return "It holds text that is not valid Unicode (a lone surrogate or broken UTF-8)."
+    if isinstance(failure, OverflowError | ValueError) and not isinstance(
+        failure, MalformedPayload
+    ):
+        return "It holds a number or a date out of range (such as an event time in year 5000)."
+    if isinstance(failure, MalformedPayload):
+        return failure.user_message
+    return "Its content could not be read."
+
+
+def rejected(portal: Portal, body: bytes, reason: str, now: datetime) -> InboxEvent:
+    """The inbox row of a delivery that can never be stored or applied: its size, its
+    SHA-256 (a retry of it is a duplicate), its reason and the start of its body, escaped
+    so that any database takes it."""
+    digest = hashlib.sha256(body).hexdigest()
+    text = body[: REJECTED_BODY_CHARS * 4].decode("ascii", errors="backslashreplace")
+    return InboxEvent(
+        portal=portal,
+        dedupe_key=digest,
+        event_name="",
+        kind="rejected",
+        body=text[:REJECTED_BODY_CHARS].replace("\x00", "\\x00"),
+        received_at=now,
+        state=InboxEvent.State.REJECTED,
+        error=f"{reason} ({len(body):,} bytes, SHA-256 {digest[:16]}…)",
+    )
 
 
 # --- applying -------------------------------------------------------------------------------
@@ -337,6 +502,38 @@ def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> 
         .values_list("pk", flat=True)[:limit]
     )
     return sum(apply_stored_together(batch) for batch in batched(waiting, BATCH_LIMIT))
+
+
+# --- pruning -------------------------------------------------------------------------------
+
+# Done with: applied, rejected (kept to be seen on the portal page), of a kind not used.
+# Pending, applying and failed ones stay whatever their age: they still need a look.
+PRUNABLE = (InboxEvent.State.APPLIED, InboxEvent.State.REJECTED, InboxEvent.State.UNKNOWN)
+PRUNE_BATCH = 500  # rows a DELETE removes at once: SQLite's write lock held briefly
+PRUNE_BATCHES = 20  # at most this many batches a call: the rest waits for the next
+
+
+def prune(
+    *,
+    now: datetime | None = None,
+    keep: timedelta | None = None,
+    batch: int = PRUNE_BATCH,
+    batches: int = PRUNE_BATCHES,
+) -> int:
+    """Delete inbox rows done with for longer than ``keep`` (SIQ_INBOX_KEEP_DAYS), a batch
+    per transaction; returns how many went. Each delivery is ~0.76 KB, forever without."""
+    keep = keep if keep is not None else timedelta(days=settings.SIQ_INBOX_KEEP_DAYS)
+    before = (now or timezone.now()) - keep
+    done = InboxEvent.objects.filter(state__in=PRUNABLE, received_at__lt=before)
+    removed = 0
+    for _ in range(batches):
+        ids = list(done.values_list("pk", flat=True)[:batch])
+        if not ids:
+            break
+        removed += InboxEvent.objects.filter(pk__in=ids, state__in=PRUNABLE).delete()[0]
+        if len(ids) < batch:
+            break
+    return removed
 
 
 # The most events published together: the first of a batch waits for the last to be shown.

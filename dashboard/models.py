@@ -213,6 +213,9 @@ class InboxEvent(models.Model):
         APPLIED = "applied"
         UNKNOWN = "unknown"  # an event type the dashboard does not use: kept, not applied
         FAILED = "failed"
+        # Signed, but it can never be stored or applied (unreadable JSON, text or times out
+        # of range): kept with its reason, answered so that SalesIQ stops sending it.
+        REJECTED = "rejected"
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="inbox")
     dedupe_key = models.CharField(max_length=64)
@@ -251,6 +254,12 @@ class PortalSync(models.Model):
     last_event_at = models.DateTimeField(null=True)  # last webhook event applied
     unknown_events = models.PositiveIntegerField(default=0)
     last_unknown_event = models.CharField(max_length=100, blank=True)
+    # Deliveries refused at the door (signature missing or wrong, too large): anyone who
+    # knows the address can send them, so they are counted apart, never webhook activity.
+    refused_deliveries = models.PositiveBigIntegerField(default=0)
+    last_refused_at = models.DateTimeField(null=True)
+    last_refused_from = models.CharField(max_length=64, blank=True)  # client address
+    last_refused_reason = models.CharField(max_length=300, blank=True)
     last_poll_error = models.TextField(blank=True)
 
     def __str__(self) -> str:

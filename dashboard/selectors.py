@@ -221,17 +221,25 @@ def webhook_silence(portal: Portal, now: datetime, *, has_open: bool) -> timedel
     return max(now - since, timedelta(0))
 
 
-def _webhook_state(portal: Portal, now: datetime, has_open: bool) -> str:
+def _webhook_state(
+    portal: Portal, now: datetime, has_open: bool, sync: PortalSync | None = None
+) -> str:
+    """flowing / silent / quiet / refused / none. "refused" is silence while deliveries
+    were refused at the door (a key SalesIQ uses that the dashboard does not know, say):
+    a refused delivery alone is what anyone who knows the address can send, so it never
+    makes webhooks look flowing, nor puts a banner on a portal whose webhooks are fine."""
     if not portal.webhook_id:
         return "none"
-    if portal.last_webhook_ok is False:
-        return "refused"
     silence = webhook_silence(portal, now, has_open=has_open)
     if silence is not None and silence > WEBHOOK_SILENCE:
-        return "silent"
+        return "refused" if _refused_during(portal, sync, now - silence) else "silent"
     if portal.last_webhook_at and now - portal.last_webhook_at <= WEBHOOK_SILENCE:
         return "flowing"
     return "quiet"
+
+
+def _refused_during(portal: Portal, sync: PortalSync | None, since: datetime) -> bool:
+    return bool(sync and sync.last_refused_at and sync.last_refused_at > since)
 
 
 # The waits of the last hour, summed by the database: every publication asks for them,
@@ -284,15 +292,23 @@ def _wait_stats_in_python(portal: Portal, now: datetime, since: datetime) -> tup
     return total, count
 
 
-def _banner(portal: Portal, state: health.Health, webhooks: str, *, needs_admin: bool) -> str:
+def _banner(
+    portal: Portal,
+    state: health.Health,
+    webhooks: str,
+    *,
+    needs_admin: bool,
+    sync: PortalSync | None = None,
+) -> str:
     """What makes a live portal's data doubtful, in words; empty when nothing does."""
     if state.state == health.State.UNREACHABLE:
         return f"{portal.name}: {state.label}. {state.sentence}"
     if needs_admin:
         return ""  # said once, in the needs-admin line, not in a banner as well
-    if webhooks == "refused":
+    if webhooks == "refused" and sync is not None:
         return (
-            f"{portal.name}: SalesIQ's last webhook was refused ({portal.last_webhook_problem}). "
+            f"{portal.name}: no verified webhook from SalesIQ for over {_SILENCE_MINUTES} "
+            f"minutes, and deliveries were refused meanwhile ({sync.last_refused_reason}). "
             "Updates come from polling only and may lag."
         )
     if webhooks == "silent":
@@ -352,12 +368,12 @@ def freshness(portal: Portal, now: datetime | None = None) -> Freshness:
         )
     sync = PortalSync.objects.filter(portal=portal).first()
     has_open = Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES).exists()
-    webhooks = _webhook_state(portal, now, has_open)
+    webhooks = _webhook_state(portal, now, has_open, sync)
     chats_as_of = max(
         (t for t in (sync and sync.chats_polled_at, sync and sync.last_event_at) if t), default=None
     )
     operators_as_of = sync.operators_polled_at if sync else None
-    banner = _banner(portal, state, webhooks, needs_admin=bool(needs_admin))
+    banner = _banner(portal, state, webhooks, needs_admin=bool(needs_admin), sync=sync)
     newest = max((t for t in (chats_as_of, operators_as_of) if t), default=None)
     stale = state.state in _UNTRUSTED or newest is None or now - newest > STALE_AFTER
     avg_sum, avg_count = wait_stats(portal, now)

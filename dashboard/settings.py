@@ -303,6 +303,13 @@ SIQ_RETRY_BASE_DELAY = _env_number("SIQ_RETRY_BASE_DELAY", 0.5, minimum=0, maxim
 SIQ_RETRY_MAX_DELAY = _env_number("SIQ_RETRY_MAX_DELAY", 8, minimum=0, maximum=300)
 # Refresh access tokens this many seconds before they expire.
 SIQ_TOKEN_REFRESH_MARGIN = _env_number("SIQ_TOKEN_REFRESH_MARGIN", 300, minimum=0, maximum=3000)
+# The webhook door: refused deliveries (bad or no signature) one client address may cause
+# a minute before it is answered 429 with no database write; days the inbox keeps applied
+# and rejected deliveries before the worker prunes them.
+SIQ_WEBHOOK_REFUSALS_PER_MINUTE = int(
+    _env_number("SIQ_WEBHOOK_REFUSALS_PER_MINUTE", 20, minimum=1, maximum=10_000)
+)
+SIQ_INBOX_KEEP_DAYS = _env_number("SIQ_INBOX_KEEP_DAYS", 7, minimum=0.01, maximum=3650)
 
 # --- Mail (alert escalations) ---------------------------------------------------------------
 

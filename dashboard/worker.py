@@ -55,6 +55,7 @@ ALERTS_EVERY = 3.0  # seconds between evaluations of the time-based alert rules
 META_EVERY = 5.0  # seconds between checks whether a portal's health changed
 SWEEP_EVERY = 5.0  # seconds between sweeps of webhook events a crash left pending
 SWEEP_LIMIT = 50
+PRUNE_EVERY = 600.0  # seconds between prunings of the webhook inbox (SIQ_INBOX_KEEP_DAYS)
 PLAN_EVERY = 5.0  # seconds a plan is reused before counting chats and budget again
 MAX_PARALLEL_POLLS = 4  # portals polled at once by one worker
 STOP_GRACE = 5.0  # seconds a stopping worker waits for polls under way
@@ -191,6 +192,7 @@ class Worker:
         self._held: set[Any] = set()
         self._has_sync_row: set[Any] = set()
         self._last_sweep = 0.0
+        self._last_prune = float("-inf")  # at the first tick, then every PRUNE_EVERY
         self._last_meta = 0.0
         self._last_alerts = 0.0
         self._escalator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escalate")
@@ -218,6 +220,9 @@ class Worker:
         if time.monotonic() - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = time.monotonic()
             self._sweep()
+        if time.monotonic() - self._last_prune >= PRUNE_EVERY:
+            self._last_prune = time.monotonic()
+            self._prune()
         if time.monotonic() - self._last_meta >= META_EVERY:
             self._last_meta = time.monotonic()
             self._announce_health([portals[pk] for pk in held], now)
@@ -592,6 +597,15 @@ class Worker:
             actions.sweep_stuck()
         except Exception:
             logger.exception("Settling actions left pending failed")
+
+    def _prune(self) -> None:
+        try:
+            removed = ingest.prune()
+        except Exception:
+            logger.exception("Pruning the webhook inbox failed; the next pruning tries again")
+            return
+        if removed:
+            logger.info("Pruned %d webhook deliveries older than the inbox keeps", removed)
 
     # --- running ----------------------------------------------------------------------------
 

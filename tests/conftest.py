@@ -49,6 +49,15 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def forget_refused_webhooks():
+    """Refused webhook deliveries are rate-limited per address in memory: each test starts
+    with every window empty."""
+    from dashboard import ingest
+
+    ingest.forget_refusals()
+
+
 @pytest.fixture(scope="session")
 def simulator() -> Iterator:
     """One simulator for the session, life off: tests make scenes happen explicitly."""

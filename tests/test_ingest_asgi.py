@@ -249,7 +249,8 @@ def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events
     assert not InboxEvent.objects.filter(portal=portal).exists()
     assert not Chat.objects.filter(portal=portal).exists()
     portal.refresh_from_db()
-    assert portal.last_webhook_ok is False
+    assert portal.last_webhook_at is None  # refused: counted apart, not webhook activity
+    assert PortalSync.objects.get(portal=portal).refused_deliveries == 2
 
     # Malformed and unknown events need a valid signature to get that far: use reference HMAC.
     from siq_integration import webhooks
@@ -275,9 +276,13 @@ def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events
         return malformed, unknown
 
     malformed, unknown = run_async(scenario2)
-    assert malformed["status"] == 400
+    # Signed but unreadable: kept as rejected and acknowledged, so SalesIQ stops retrying.
+    assert malformed["status"] == 200
+    assert json.loads(malformed["body"])["ok"] is False
+    rejected = InboxEvent.objects.get(portal=ref, state="rejected")
+    assert "not the JSON SalesIQ sends" in rejected.error
     assert unknown["status"] == 200
-    stored = InboxEvent.objects.get(portal=ref)
+    stored = InboxEvent.objects.exclude(state="rejected").get(portal=ref)
     assert (stored.state, stored.event_name) == ("unknown", "lead.created")
     sync = PortalSync.objects.get(portal=ref)
     assert (sync.unknown_events, sync.last_unknown_event) == (1, "lead.created")

@@ -15,7 +15,7 @@ from daphne.server import Server
 from dashboard import framing, ingest, live
 from dashboard.asgi import application
 from dashboard.layers import InMemoryChannelLayer
-from dashboard.models import Chat, InboxEvent
+from dashboard.models import Chat, InboxEvent, PortalSync
 from siq_integration import connection, webhooks
 from siq_integration.webhooks import MAX_BODY_BYTES
 from tests.conftest import run_async
@@ -89,8 +89,9 @@ def test_it_refuses_a_host_it_does_not_serve_and_a_body_over_the_cap_unread(refe
     too_large = request(address, body=b"x" * 10, headers=declared)
     assert too_large["status"] == 413
     reference_portal.refresh_from_db()
-    assert reference_portal.last_webhook_ok is False
-    assert "too large" in reference_portal.last_webhook_problem
+    assert reference_portal.last_webhook_at is None  # unsigned, unread: not a webhook
+    sync = PortalSync.objects.get(portal=reference_portal)
+    assert sync.refused_deliveries == 1 and "too large" in sync.last_refused_reason
     assert not InboxEvent.objects.filter(portal=reference_portal).exists()
 
 
@@ -133,14 +134,18 @@ def test_it_judges_each_delivery_of_a_batch_on_its_own(reference_portal, connect
 
     receipts, stored = ingest.receive_many(batch)
 
-    assert [receipt.status for receipt in receipts] == [200, 401, 200, 404, 400, 401, 200]
+    assert [receipt.status for receipt in receipts] == [200, 401, 200, 404, 200, 401, 200]
     assert receipts[2].body == {"ok": True, "duplicate": True}
+    assert receipts[4].body["ok"] is False  # signed but unreadable: kept as rejected
     assert [item.event.chat_id for item in stored] == ["c-10", "c-11"]  # in arrival order
-    assert InboxEvent.objects.filter(portal=reference_portal).count() == 2
+    states = InboxEvent.objects.filter(portal=reference_portal).values_list("state", flat=True)
+    assert sorted(states) == ["pending", "pending", "rejected"]
     reference_portal.refresh_from_db()
     other.refresh_from_db()
     assert reference_portal.last_webhook_ok is True  # its last delivery was fine
-    assert other.last_webhook_ok is False
+    assert other.last_webhook_at is None  # only refused: counted apart, not a webhook
+    assert PortalSync.objects.get(portal=other).refused_deliveries == 1
+    assert PortalSync.objects.get(portal=reference_portal).refused_deliveries == 1
 
     # Stored once however often it comes again, also in a later batch.
     receipts, stored = ingest.receive_many(batch[:1])

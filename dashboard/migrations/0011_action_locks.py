@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0009_portals"),
+        ("dashboard", "0010_inbox_door"),
         ("siq_integration", "0003_connected_user"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

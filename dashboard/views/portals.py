@@ -22,7 +22,7 @@ from siq_integration.models import Portal
 from .. import broadcast, selectors
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..forms.portals import PortalForm, ScreenNameForm
-from ..models import PortalSync
+from ..models import InboxEvent, PortalSync
 from ..portals import portal_delete, portal_history
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,18 @@ def portal_detail(request: HttpRequest, portal_id) -> HttpResponse:
             "webhook_keys": portal.webhook_keys.count(),
             "signing_keys": list(portal.webhook_keys.order_by("created_time", "key_id")),
             "sync": PortalSync.objects.filter(portal=portal).first(),
+            **_rejected(portal),
         },
     )
+
+
+def _rejected(portal: Portal) -> dict:
+    """Signed deliveries kept as rejected (they can never be stored): how many, the last few."""
+    rows = InboxEvent.objects.filter(portal=portal, state=InboxEvent.State.REJECTED)
+    return {
+        "rejected_count": rows.count(),
+        "rejected_last": list(rows.order_by("-received_at", "-pk")[:5]),
+    }
 
 
 # --- add, edit -----------------------------------------------------------------------------

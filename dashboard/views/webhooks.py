@@ -33,7 +33,10 @@ from .. import ingest
 def receive(request: HttpRequest, portal_id) -> JsonResponse:
     size = ingest.declared_length(request.headers)
     body = request.body if size <= MAX_BODY_BYTES else b""  # never read a body over the cap
-    delivery = ingest.Delivery(portal_id, body, request.headers, size=max(size, len(body)))
+    address = request.META.get("REMOTE_ADDR") or ""
+    delivery = ingest.Delivery(
+        portal_id, body, request.headers, size=max(size, len(body)), address=address
+    )
     receipt = ingest.receive_one(delivery)
     return JsonResponse(receipt.body, status=receipt.status)
 
@@ -68,7 +71,9 @@ class Receiver:
         body, size = await _read(receive, ingest.declared_length(headers))
         if body is None:
             return  # the sender went away
-        receipt = await ingest.store(ingest.Delivery(portal_id, body, headers, size=size))
+        client = scope.get("client") or ("", 0)
+        delivery = ingest.Delivery(portal_id, body, headers, size=size, address=str(client[0]))
+        receipt = await ingest.store(delivery)
         await _respond(send, receipt.status, receipt.body)
 
 

@@ -783,6 +783,29 @@ class Simulator:
                 raise SimulatorError(f"bad change: {exc}") from None
             return state_operator(self.world.operator_portal[op.id], op)
 
+    def send_raw_delivery(self, portal: str, body: bytes, *, event: str = "raw") -> int:
+        """A fault: SalesIQ signs and sends ``body`` as it is (nested 100,000 deep, a lone
+        surrogate, an event time past year 9999 …) to each of the portal's webhooks, with
+        the same keys, headers and retries as any delivery; returns how many were queued."""
+        with self.lock:
+            target = self._portal(portal)
+            hooks = [hook.id for hook in target.webhooks.values() if hook.enabled]
+            dialect = target.dialect
+        for hook_id in hooks:
+            self._deliverer.enqueue(
+                Job(
+                    portal=portal,
+                    webhook_id=hook_id,
+                    dialect=dialect,
+                    event=event,
+                    entity_id=None,
+                    payload={},
+                    body=bytes(body),
+                    extra={"raw": True},
+                )
+            )
+        return len(hooks)
+
     def pause_webhooks(self) -> None:
         self._deliverer.paused = True
 
