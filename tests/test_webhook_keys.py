@@ -142,7 +142,9 @@ def test_a_burst_of_badly_signed_deliveries_reads_the_keys_at_most_once_a_minute
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(forge, range(50)))
-    assert statuses == [401] * 50
+    # Refusals from one address past SIQ_WEBHOOK_REFUSALS_PER_MINUTE (20) are answered 429
+    # unwritten; each is still checked against the keys first.
+    assert sorted(statuses) == [401] * 20 + [429] * 30
     assert len(key_reads(simulator, calls, portal)) == 1
 
     # Another process (this one, on the same database) within the minute: no read either.
@@ -160,7 +162,7 @@ def test_a_burst_of_badly_signed_deliveries_reads_the_keys_at_most_once_a_minute
         webhook_keys_read_at=timezone.now() - timedelta(seconds=61)
     )
     with ThreadPoolExecutor(max_workers=10) as pool:
-        assert list(pool.map(forge, range(20))) == [401] * 20
+        assert set(pool.map(forge, range(20))) == {429}  # the address's minute is not over
     assert len(key_reads(simulator, calls, portal)) == 2
 
 
