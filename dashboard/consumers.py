@@ -145,8 +145,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _rejoin_now_and_then(self) -> None:
         while True:
             await asyncio.sleep(REJOIN_EVERY)
-            if not await self._still_allowed():
-                return
+            try:
+                if not await self._still_allowed():
+                    return
+            except Exception:
+                # The database is away for a moment: keep the page and check next time
+                # (a task that died here would never renew the memberships again).
+                logger.warning("Checking the access of a live page failed", exc_info=True)
             for group in self.portal_groups:
                 await self.channel_layer.group_add(group, self.channel_name)
 

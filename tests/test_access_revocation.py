@@ -9,12 +9,15 @@ Without dashboard/revocation.py the socket stays open and keeps receiving new ch
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.db import OperationalError
 from django.test import Client
 
 from dashboard import consumers
@@ -224,3 +227,30 @@ def test_every_rejoin_checks_the_account_too(portal, sam, monkeypatch):
     )
     assert closed["code"] == consumers.ACCESS_ENDED
     assert not heard
+
+
+def test_a_failed_check_keeps_the_page_and_its_memberships(portal, sam, monkeypatch, settings):
+    # The database is away when the re-join checks: the page is neither closed nor deafened
+    # (the layer forgets memberships after a second here; only the re-join renews them).
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "dashboard.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 100, "expiry": 30, "group_expiry": 1},
+        }
+    }
+    channel_layers.backends.clear()
+    monkeypatch.setattr(consumers, "REJOIN_EVERY", 0.3)
+
+    def database_away(user_id, session_key):
+        raise OperationalError("database is locked")
+
+    def go_away():
+        monkeypatch.setattr(consumers.revocation, "still_signed_in", database_away)
+        time.sleep(2.5)  # well past the layer's memory of the membership
+
+    try:
+        closed, heard = watch(signed_in(sam), page_of(portal), go_away)
+    finally:
+        channel_layers.backends.clear()
+    assert closed is None
+    assert heard
