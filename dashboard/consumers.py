@@ -120,6 +120,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.session_key = _session_key(self.scope)
+        self.session_mark = revocation.session_mark(self.session_key) if self.session_key else ""
         self.ended = False
         self.portal_ids = [str(portal.pk) for portal in portals]
         # The user's own group hears their actions' outcomes and that their access changed.
@@ -212,7 +213,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.ended:
             return
         ended_session = event.get("ended_session")
-        if ended_session and constant_time_compare(ended_session, self.session_key):
+        if ended_session and constant_time_compare(ended_session, self.session_mark):
             await self._end(ACCESS_ENDED, ACCESS_ENDED_REASON)
             return
         await self._still_allowed()

@@ -32,7 +32,7 @@ from django.contrib.auth import (
 )
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
-from django.utils.crypto import constant_time_compare
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .broadcast import user_group
 from .models import Profile
@@ -42,11 +42,17 @@ logger = logging.getLogger(__name__)
 
 class AccessChanged(TypedDict, total=False):
     """Something deciding ``user``'s access changed: their sockets check again. A sign-out
-    names its session, whose sockets close whatever the check finds (the session is flushed
-    only after ``user_logged_out`` is sent)."""
+    names its session (by ``session_mark``), whose sockets close whatever the check finds
+    (the session is flushed only after ``user_logged_out`` is sent)."""
 
     type: str  # "access.changed"
     ended_session: str
+
+
+def session_mark(session_key: str) -> str:
+    """What names a session in a message: not its key, which would sign anyone in who read
+    it off the channel layer (Redis) within the message's expiry."""
+    return salted_hmac("dashboard.revocation.session", session_key, algorithm="sha256").hexdigest()
 
 
 def tell(user_id: Any, ended_session: str = "") -> None:
@@ -143,7 +149,7 @@ def _signed_out(sender, request, user, **kwargs) -> None:
     if user is None:
         return
     session_key = getattr(getattr(request, "session", None), "session_key", None) or ""
-    tell(user.pk, ended_session=session_key)
+    tell(user.pk, ended_session=session_mark(session_key) if session_key else "")
 
 
 def connect() -> None:
