@@ -254,3 +254,23 @@ def test_a_failed_check_keeps_the_page_and_its_memberships(portal, sam, monkeypa
         channel_layers.backends.clear()
     assert closed is None
     assert heard
+
+
+def test_the_sign_out_signal_alone_closes_that_sessions_page(portal, sam):
+    # Django sends user_logged_out before it flushes the session: the message names the
+    # session, so its pages close even if they check before the flush (here: no flush).
+    from types import SimpleNamespace
+
+    from django.contrib.auth import user_logged_out
+    from django.contrib.sessions.backends.db import SessionStore
+
+    desk = signed_in(sam)
+
+    def signal_only():
+        request = SimpleNamespace(session=SessionStore(desk.cookies["sessionid"].value))
+        user_logged_out.send(sender=type(sam), request=request, user=sam)
+
+    closed, heard = watch(desk, page_of(portal), signal_only)
+    assert closed["code"] == consumers.ACCESS_ENDED
+    assert not heard
+    assert desk.get("/").status_code == 200  # the session itself was never flushed
