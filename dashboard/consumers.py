@@ -114,18 +114,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=NOT_SIGNED_IN)
             return
-        portals = await _visible(user, _requested_portals(self.scope))
-        if portals is None:
-            await self.close(code=NOT_ALLOWED)
-            return
         self.user_id = user.pk
         self.session_key = _session_key(self.scope)
         self.session_mark = revocation.session_mark(self.session_key) if self.session_key else ""
         self.ended = False
+        # The user's own group hears their actions' outcomes and that their access changed:
+        # joined before access is read, so a change committed after the read is heard.
+        self.portal_groups = [user_group(user.pk)]
+        await self.channel_layer.group_add(self.portal_groups[0], self.channel_name)
+        user = await _still_signed_in(self.user_id, self.session_key)
+        if user is None:
+            await self._leave()
+            await self.close(code=NOT_SIGNED_IN)
+            return
+        portals = await _visible(user, _requested_portals(self.scope))
+        if portals is None:
+            await self._leave()
+            await self.close(code=NOT_ALLOWED)
+            return
+        self.user = user
         self.portal_ids = [str(portal.pk) for portal in portals]
-        # The user's own group hears their actions' outcomes and that their access changed.
-        self.portal_groups = [group_name(portal.pk) for portal in portals] + [user_group(user.pk)]
-        for group in self.portal_groups:
+        self.portal_groups += [group_name(portal.pk) for portal in portals]
+        for group in self.portal_groups[1:]:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.rejoining = asyncio.create_task(self._rejoin_now_and_then())
@@ -167,6 +177,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if not set(self.portal_ids) <= await _visible_ids(user):
             await self._end(PORTAL_ACCESS_ENDED, PORTAL_ACCESS_ENDED_REASON)
             return False
+        self.user = user
         return True
 
     async def _end(self, code: int, reason: str) -> None:
@@ -223,7 +234,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         the page starts again from the truth (access is checked again on the way)."""
         if not await self._still_allowed():
             return
-        portals = await _visible(self.scope.get("user"), self.portal_ids)
+        portals = await _visible(self.user, self.portal_ids)
         if portals is None:
             await self.close(code=NOT_ALLOWED)
             return

@@ -274,3 +274,22 @@ def test_the_sign_out_signal_alone_closes_that_sessions_page(portal, sam):
     assert closed["code"] == consumers.ACCESS_ENDED
     assert not heard
     assert desk.get("/").status_code == 200  # the session itself was never flushed
+
+
+def test_a_change_made_while_the_page_connects_is_heard(portal, sam, monkeypatch):
+    # Sam is deactivated after the handshake signed him in but before the page joined its
+    # groups: the page joins his own group first, so the news waits for it there.
+    seen = consumers._visible
+
+    async def deactivated_meanwhile(user, wanted):
+        def deactivate():
+            sam.is_active = False
+            sam.save()
+
+        await database_sync_to_async(deactivate)()
+        return await seen(user, wanted)
+
+    monkeypatch.setattr(consumers, "_visible", deactivated_meanwhile)
+    closed, heard = watch(signed_in(sam), page_of(portal), lambda: None)
+    assert closed["code"] == consumers.ACCESS_ENDED
+    assert not heard
