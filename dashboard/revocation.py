@@ -15,6 +15,7 @@ process, would still read the old access and stay open.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from importlib import import_module
 from typing import Any, TypedDict
@@ -40,6 +41,9 @@ from .models import Profile
 logger = logging.getLogger(__name__)
 
 
+_sending: set[asyncio.Task] = set()  # tasks sending from a loop's thread, kept till done
+
+
 class AccessChanged(TypedDict, total=False):
     """Something deciding ``user``'s access changed: their sockets check again. A sign-out
     names its session (by ``session_mark``), whose sockets close whatever the check finds
@@ -63,7 +67,17 @@ def tell(user_id: Any, ended_session: str = "") -> None:
 
     def send() -> None:
         try:
-            async_to_sync(get_channel_layer().group_send)(user_group(user_id), message)
+            layer = get_channel_layer()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                async_to_sync(layer.group_send)(user_group(user_id), message)
+            else:
+                # Saved from code running on an event loop's own thread (async_to_sync
+                # refuses there): send from that loop as soon as it is free.
+                task = loop.create_task(layer.group_send(user_group(user_id), message))
+                _sending.add(task)
+                task.add_done_callback(_sending.discard)
         except Exception:
             # Saving the user must not fail for it; the next re-join checks again anyway.
             logger.exception("Telling the pages of user %s that access changed failed", user_id)

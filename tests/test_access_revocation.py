@@ -293,3 +293,29 @@ def test_a_change_made_while_the_page_connects_is_heard(portal, sam, monkeypatch
     closed, heard = watch(signed_in(sam), page_of(portal), lambda: None)
     assert closed["code"] == consumers.ACCESS_ENDED
     assert not heard
+
+
+def test_a_change_saved_on_an_event_loops_thread_is_told_too(portal, sam, monkeypatch):
+    # Code running on the event loop's own thread (where async_to_sync refuses to run) saves
+    # a change: the news goes out from that loop instead of being dropped. Django allows that
+    # only with DJANGO_ALLOW_ASYNC_UNSAFE, as the browser tests set it (Playwright's loop runs
+    # in their main thread).
+    from dashboard import revocation
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+    headers = headers_of(signed_in(sam))
+
+    async def scenario():
+        ws = WebsocketCommunicator(application, page_of(portal), headers=headers)
+        assert (await ws.connect(timeout=10))[0]
+        await ws.receive_from(timeout=10)
+        await database_sync_to_async(get_user_model().objects.filter(pk=sam.pk).update)(
+            is_active=False
+        )
+        revocation.tell(sam.pk)  # here, on the loop's thread: what a signal handler would do
+        output = await ws.receive_output(timeout=5)
+        await ws.disconnect()
+        return output
+
+    assert run_async(scenario)["code"] == consumers.ACCESS_ENDED
