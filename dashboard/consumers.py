@@ -15,22 +15,31 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
+from django.utils.crypto import constant_time_compare
 
-from . import access, framing, selectors
+from . import access, framing, revocation, selectors
 from .broadcast import LiveHtml, group_name, user_group
 
 logger = logging.getLogger(__name__)
 
 # Close codes: 4401 not signed in, 4403 a portal the user may not see, 4410 a portal the
-# page shows was deleted (the page loads again without it).
+# page shows was deleted (the page loads again without it). After the page connected: 4430
+# its session no longer signs the user in (signed out, deactivated, a new password, the
+# session expired), 4431 the user may no longer see a portal the page shows. The page stops
+# there and says so (static/js/live.js) rather than reconnecting.
 NOT_SIGNED_IN = 4401
 NOT_ALLOWED = 4403
 PORTAL_GONE = 4410
+ACCESS_ENDED = 4430
+PORTAL_ACCESS_ENDED = 4431
+ACCESS_ENDED_REASON = "Your access to this page has ended. Sign in again."
+PORTAL_ACCESS_ENDED_REASON = "Your access to a portal on this page has ended."
 
 # Channel layers forget a group membership after a day (group_expiry, 86,400 s) while daphne
 # keeps the socket open: a wallboard would stay "connected" and hear nothing. Joining again
-# renews the membership.
-REJOIN_EVERY = 3600.0  # seconds
+# renews the membership, after checking access again (what no signal tells: a session that
+# expired or was flushed, a change made with raw SQL).
+REJOIN_EVERY = 300.0  # seconds
 
 
 def _query(scope) -> dict[str, list[str]]:
@@ -70,6 +79,21 @@ def _visible(user, wanted: list[str]):
 
 
 @database_sync_to_async
+def _still_signed_in(user_id, session_key):
+    return revocation.still_signed_in(user_id, session_key)
+
+
+@database_sync_to_async
+def _visible_ids(user) -> set[str]:
+    return {str(pk) for pk in access.visible_portals(user).values_list("pk", flat=True)}
+
+
+def _session_key(scope) -> str:
+    session = scope.get("session")
+    return (getattr(session, "session_key", None) or "") if session is not None else ""
+
+
+@database_sync_to_async
 def _snapshot(portals) -> str:
     context = selectors.live_context(portals)
     return render_to_string("live/parts.html#snapshot", {**context, "oob": True})
@@ -90,13 +114,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=NOT_SIGNED_IN)
             return
+        self.user_id = user.pk
+        self.session_key = _session_key(self.scope)
+        self.session_mark = revocation.session_mark(self.session_key) if self.session_key else ""
+        self.ended = False
+        # The user's own group hears their actions' outcomes and that their access changed:
+        # joined before access is read, so a change committed after the read is heard.
+        self.portal_groups = [user_group(user.pk)]
+        await self.channel_layer.group_add(self.portal_groups[0], self.channel_name)
+        user = await _still_signed_in(self.user_id, self.session_key)
+        if user is None:
+            await self._leave()
+            await self.close(code=NOT_SIGNED_IN)
+            return
         portals = await _visible(user, _requested_portals(self.scope))
         if portals is None:
+            await self._leave()
             await self.close(code=NOT_ALLOWED)
             return
+        self.user = user
         self.portal_ids = [str(portal.pk) for portal in portals]
-        self.portal_groups = [group_name(portal.pk) for portal in portals] + [user_group(user.pk)]
-        for group in self.portal_groups:
+        self.portal_groups += [group_name(portal.pk) for portal in portals]
+        for group in self.portal_groups[1:]:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.rejoining = asyncio.create_task(self._rejoin_now_and_then())
@@ -117,17 +156,52 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _rejoin_now_and_then(self) -> None:
         while True:
             await asyncio.sleep(REJOIN_EVERY)
+            try:
+                if not await self._still_allowed():
+                    return
+            except Exception:
+                # The database is away for a moment: keep the page and check next time
+                # (a task that died here would never renew the memberships again).
+                logger.warning("Checking the access of a live page failed", exc_info=True)
             for group in self.portal_groups:
                 await self.channel_layer.group_add(group, self.channel_name)
 
-    async def disconnect(self, code: int) -> None:
+    async def _still_allowed(self) -> bool:
+        """Check access again; if it ended, close (and say why) and answer False."""
+        if self.ended:
+            return False
+        user = await _still_signed_in(self.user_id, self.session_key)
+        if user is None:
+            await self._end(ACCESS_ENDED, ACCESS_ENDED_REASON)
+            return False
+        if not set(self.portal_ids) <= await _visible_ids(user):
+            await self._end(PORTAL_ACCESS_ENDED, PORTAL_ACCESS_ENDED_REASON)
+            return False
+        self.user = user
+        return True
+
+    async def _end(self, code: int, reason: str) -> None:
+        """Stop at once: nothing more reaches the page (it leaves every group first, so no
+        live HTML is written to its socket either), then close with ``code``."""
+        if self.ended:
+            return
+        self.ended = True
+        await self._leave()
+        logger.info("Closed a live page of user %s: %s", self.user_id, reason)
+        await self.close(code=code, reason=reason)
+
+    async def _leave(self) -> None:
         if hasattr(self.channel_layer, "detach_socket"):
             self.channel_layer.detach_socket(self.channel_name)
         rejoining = getattr(self, "rejoining", None)
-        if rejoining is not None:
+        if rejoining is not None and rejoining is not asyncio.current_task():
             rejoining.cancel()
-        for group in getattr(self, "portal_groups", []):
+        groups, self.portal_groups = getattr(self, "portal_groups", []), []
+        for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
 
     async def dispatch(self, message) -> None:
         # Channels closes stale database connections before every handler: a hop to a
@@ -135,7 +209,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # database, and at 200 pages and 50 events a second the hops cost more than the
         # forwarding (docs/benchmarks.md).
         if message.get("type") == "live.html":
-            await self.live_html(message)
+            if not getattr(self, "ended", False):
+                await self.live_html(message)
         else:
             await super().dispatch(message)
 
@@ -143,10 +218,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # The page only listens; actions go through ordinary HTTP requests.
         return
 
+    async def access_changed(self, event: revocation.AccessChanged) -> None:
+        """Something deciding this user's access changed (dashboard/revocation.py): a page of
+        the session that signed out closes; any other checks again."""
+        if self.ended:
+            return
+        ended_session = event.get("ended_session")
+        if ended_session and constant_time_compare(ended_session, self.session_mark):
+            await self._end(ACCESS_ENDED, ACCESS_ENDED_REASON)
+            return
+        await self._still_allowed()
+
     async def live_portal_changed(self, event) -> None:
         """A portal of this page was connected or disconnected: what is live changed, so
         the page starts again from the truth (access is checked again on the way)."""
-        portals = await _visible(self.scope.get("user"), self.portal_ids)
+        if not await self._still_allowed():
+            return
+        portals = await _visible(self.user, self.portal_ids)
         if portals is None:
             await self.close(code=NOT_ALLOWED)
             return
@@ -154,6 +242,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def live_portal_gone(self, event) -> None:
         """A portal of this page was deleted: the page loads again without it."""
+        if self.ended:
+            return
         await self.close(code=PORTAL_GONE)
 
     async def live_html(self, event: LiveHtml) -> None:

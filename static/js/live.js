@@ -617,7 +617,7 @@
     var el = document.getElementById("connection");
     if (!el) return;
     el.dataset.state = state;
-    var words = state === "open" ? "Live" : state === "closed" ? "Reconnecting…" : "Connecting…";
+    var words = state === "open" ? "Live" : state === "closed" ? "Reconnecting…" : state === "ended" ? "Access ended" : "Connecting…";
     var holder = el.querySelector(".connection-state");
     if (holder.textContent !== words) holder.textContent = words;
     tickConnection(Date.now());
@@ -629,12 +629,15 @@
     if (el.textContent !== text) el.textContent = text;
     el.title = lastMessageAt ? "Last message from the server " + ago((t - lastMessageAt) / 1000) : "";
   }
-  document.addEventListener("htmx:wsConnecting", function () { if (connection !== "closed") setConnection("connecting"); });
+  document.addEventListener("htmx:wsConnecting", function () { if (connection !== "closed" && connection !== "ended") setConnection("connecting"); });
   document.addEventListener("htmx:wsOpen", function () { retry = 0; setConnection("open"); });
   document.addEventListener("htmx:wsClose", function (event) {
-    setConnection("closed");
+    if (connection === "ended") return;
     lastWrapper = event.detail.socketWrapper;
     var code = event.detail.event && event.detail.event.code;
+    // Access ended while the page was open (dashboard/consumers.py): stop here and say so.
+    if (ACCESS_ENDED[code]) { endAccess(ACCESS_ENDED[code]); return; }
+    setConnection("closed");
     if (code === 4401 || code === 4403 || code === 4410) { reloadOnce(); return; } // signed out, access changed, a portal deleted
     if (RECONNECT_CODES.indexOf(code) >= 0) return;
     // Any other close (a server restart sends 1001, a proxy 1000): try again with backoff.
@@ -645,6 +648,24 @@
   window.addEventListener("online", function () {
     if (connection === "closed" && lastWrapper) { clearTimeout(retryTimer); lastWrapper.reconnect(); }
   });
+  var ACCESS_ENDED = {
+    4430: { text: "Your access to this page has ended — sign in again.", link: "Sign in again", login: true },
+    4431: { text: "Your access to a portal on this page has ended.", link: "Load the page again", login: false },
+  };
+  function endAccess(why) {
+    clearTimeout(retryTimer);
+    setConnection("ended");
+    var live = document.getElementById("live");
+    if (live) live.dataset.access = "ended";
+    var note = document.getElementById("access-ended");
+    if (!note) return;
+    var here = window.location.pathname + window.location.search;
+    var link = note.querySelector("[data-access-ended-link]");
+    note.querySelector("[data-access-ended-text]").textContent = why.text;
+    link.textContent = why.link;
+    link.href = why.login ? note.dataset.loginUrl + "?next=" + encodeURIComponent(here) : here;
+    note.hidden = false;
+  }
   function reloadOnce() {
     var key = "siq-live-reloaded", last = 0;
     try { last = Number(sessionStorage.getItem(key)) || 0; sessionStorage.setItem(key, String(Date.now())); } catch (e) {}
