@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -203,10 +204,34 @@ else:
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "dashboard.passwords.SeasonOrMonthWithYearValidator"},
 ]
+
+# Sign-in throttling (django-axes), on /login/ and /admin/login/ alike: 5 failures for one
+# username, or from one address, refuse sign-in there for 15 minutes (a 429 page in words;
+# an admin unlocks an account on the Users page). dashboard/signin.py finds the address.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own
+AXES_RESET_ON_SUCCESS = False  # a sign-in to one's own account must not clear an address
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # 15 minutes from the lockout
+AXES_CLIENT_IP_CALLABLE = "dashboard.signin.client_ip"
+AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out"
+AXES_VERBOSE = False
+# How many reverse proxies in front append to X-Forwarded-For (0: trust REMOTE_ADDR only).
+SIQ_TRUSTED_PROXY_COUNT = int(_env_number("SIQ_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -374,5 +399,7 @@ LOGGING = {
         "requests_oauthlib": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # django-axes says INFO for every sign-in; its lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -7,9 +7,11 @@ from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from ..access import admin_required
 from ..forms.users import UserAddForm, UserEditForm
+from ..signin import unlock
 from ..users import user_access_list, user_create, user_update
 
 
@@ -67,3 +69,13 @@ def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
             messages.success(request, f"Saved the changes to {user.username}.")
             return redirect("users")
     return render(request, "users/form.html", {"form": form, "adding": False, "edited": user})
+
+
+@admin_required
+@require_POST
+def user_unlock(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Clear the failed sign-ins that lock this account out (the Users page's Unlock)."""
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    unlock(user.get_username(), by=request.user.get_username())
+    messages.success(request, f"Unlocked {user.username}: they can sign in again now.")
+    return redirect("users")
