@@ -535,3 +535,12 @@ class Escalation(models.Model):
         return (
             f"{self.get_channel_display()} to {self.destination}: {'sent' if self.ok else 'failed'}"
         )
+
+
+class Heartbeat(models.Model):
+    """One row /healthz rewrites to prove the database still takes writes."""
+
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Heartbeat at {self.beat_at:%Y-%m-%d %H:%M:%S}"
