@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from siq_integration.datacenters import DataCenterConfigError, build_table
 
@@ -255,6 +256,51 @@ SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 if _env_bool("SECURE_PROXY_SSL", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Content-Security-Policy and the production profile ------------------------------------
+
+# Django's own CSP: scripts only from here or inline with this response's nonce (templates
+# write nonce="{{ csp_nonce }}"), styles likewise; style="" attributes stay allowed (the
+# load bars' widths), nothing framed, no plugins, no <base>.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("django.template.context_processors.csp")
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "style-src-attr": [CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],  # fetches and the live page's websocket, same origin
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+}
+# Browser tests only (pyproject's pytest env): Playwright's wait_for_function evaluates text.
+if _env_bool("SIQ_CSP_ALLOW_EVAL_FOR_TESTS", default=False):
+    SECURE_CSP["script-src"].append(CSP.UNSAFE_EVAL)
+
+# SIQ_PROFILE=production: behind a reverse proxy that ends TLS and sets X-Forwarded-Proto.
+# Every request is redirected to https (but /healthz, which a load balancer may probe over
+# plain http), HSTS for a year, cookies only over https. `manage.py check --deploy` passes
+# without a warning (tests/test_production.py).
+SIQ_PROFILE = _env("SIQ_PROFILE", "default").lower()
+if SIQ_PROFILE not in {"default", "production"}:
+    raise ImproperlyConfigured(f"SIQ_PROFILE={SIQ_PROFILE!r} must be default or production")
+if SIQ_PROFILE == "production":
+    if DEBUG:
+        raise ImproperlyConfigured("SIQ_PROFILE=production cannot run with DJANGO_DEBUG on")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = _env_bool("SIQ_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = int(
+        _env_number("SIQ_HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
+    )
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SIQ_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = _env_bool("SIQ_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # --- Secrets at rest --------------------------------------------------------------
 
