@@ -231,6 +231,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # 15 minutes from the loc
 AXES_CLIENT_IP_CALLABLE = "dashboard.signin.client_ip"
 AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out"
 AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in: only failures are kept, 15 min
 # How many reverse proxies in front append to X-Forwarded-For (0: trust REMOTE_ADDR only).
 SIQ_TRUSTED_PROXY_COUNT = int(_env_number("SIQ_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10))
 LOGIN_URL = "login"
