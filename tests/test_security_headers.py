@@ -312,3 +312,24 @@ def test_the_pages_work_in_chromium_under_the_real_policy(strict_server, page):
         page.goto(f"{strict_server}{path}")
         page.wait_for_load_state("load")
     assert errors == [], f"{len(errors)} console error(s), first: {errors[:5]}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("SIQ_PROFILE", "staging", "SIQ_PROFILE='staging' must be default or production"),
+        ("SIQ_HSTS_SECONDS", "soon", "SIQ_HSTS_SECONDS='soon' is not a number"),
+        ("SIQ_TRUSTED_PROXY_COUNT", "-1", "SIQ_TRUSTED_PROXY_COUNT='-1' must be between"),
+    ],
+)
+def test_a_bad_profile_setting_is_named(variable, value, words):
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=production_env(**{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    assert words in out.stderr
