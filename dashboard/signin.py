@@ -18,7 +18,7 @@ from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from axes.utils import reset
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -80,6 +80,30 @@ def locked_out_usernames() -> set[str]:
         .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
     )
     return {row["username"] for row in rows if row["username"]}
+
+
+def locked_out_addresses() -> list[dict]:
+    """Addresses refused at sign-in now: ``address``, ``failures``, ``last`` (newest first)."""
+    since = timezone.now() - (get_cool_off() or timedelta(0))
+    rows = (
+        AccessAttempt.objects.filter(attempt_time__gte=since)
+        .exclude(ip_address=None)
+        .values("ip_address")
+        .annotate(failures=Sum("failures_since_start"), last=Max("attempt_time"))
+        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+        .order_by("-last")
+    )
+    return [
+        {"address": row["ip_address"], "failures": row["failures"], "last": row["last"]}
+        for row in rows
+    ]
+
+
+def unlock_address(address: str, *, by: str) -> int:
+    """Forget the failed sign-ins from ``address`` (whatever username they named)."""
+    removed = reset(ip=address)
+    logger.info("sign-in: %s unlocked the address %s (%d failure records)", by, address, removed)
+    return removed
 
 
 def unlock(username: str, *, by: str) -> int:

@@ -248,3 +248,28 @@ def test_the_add_user_form_refuses_summer2024_in_words():
         {"username": "sam", "role": "viewer", "password1": "k9#Tq!x2", "password2": "k9#Tq!x2"},
     )
     assert any("at least 12 characters" in e for e in answer.context["form"].errors["password1"])
+
+
+def test_an_admin_unlocks_an_address_that_guessed_many_usernames():
+    admin = Client()
+    admin.force_login(make_user("olivia", Role.ADMIN))
+    make_user("alice")
+    office = "203.0.113.50"
+    for number in range(5):
+        sign_in(Client(), f"user{number}", "guess", address=office)
+    assert sign_in(Client(), "alice", PASSWORD, address=office).status_code == 429
+
+    page = admin.get("/users/").content.decode()
+    assert "Addresses refused at sign-in" in page and f"Unlock {office}" in page
+    answer = admin.post("/users/unlock-address/", {"address": office}, follow=True)
+    assert f"Unlocked {office}: sign-in from there works again now." in answer.content.decode()
+    assert "Addresses refused at sign-in" not in answer.content.decode()
+    client = Client()
+    assert sign_in(client, "alice", PASSWORD, address=office).status_code == 302
+    assert signed_in(client)
+
+    answer = admin.post("/users/unlock-address/", {"address": "not an address"}, follow=True)
+    assert "That is not an address: nothing was unlocked." in answer.content.decode()
+    supervisor = Client()
+    supervisor.force_login(make_user("sam", Role.SUPERVISOR))
+    assert supervisor.post("/users/unlock-address/", {"address": office}).status_code == 403
