@@ -216,7 +216,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Sign-in throttling (django-axes), on /login/ and /admin/login/ alike: 5 failures for one
 # username, or from one address, refuse sign-in there for 15 minutes (a 429 page in words;
-# an admin unlocks an account on the Users page). dashboard/signin.py finds the address.
+# an admin unlocks an account or address on the Users page). dashboard/signin.py reads
+# the address.
 INSTALLED_APPS += ["axes"]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = [
@@ -286,7 +287,7 @@ if _env_bool("SIQ_CSP_ALLOW_EVAL_FOR_TESTS", default=False):
 # SIQ_PROFILE=production: behind a reverse proxy that ends TLS and sets X-Forwarded-Proto.
 # Every request is redirected to https (but /healthz, which a load balancer may probe over
 # plain http), HSTS for a year, cookies only over https. `manage.py check --deploy` passes
-# without a warning (tests/test_production.py).
+# without a warning (tests/test_security_headers.py).
 SIQ_PROFILE = _env("SIQ_PROFILE", "default").lower()
 if SIQ_PROFILE not in {"default", "production"}:
     raise ImproperlyConfigured(f"SIQ_PROFILE={SIQ_PROFILE!r} must be default or production")
