@@ -624,3 +624,12 @@ class Escalation(models.Model):
 
             return masked(self.destination)
         return self.destination
+
+
+class Heartbeat(models.Model):
+    """One row /healthz rewrites to prove the database still takes writes."""
+
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Heartbeat at {self.beat_at:%Y-%m-%d %H:%M:%S}"

@@ -12,11 +12,13 @@ import json
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from siq_integration.datacenters import DataCenterConfigError, build_table
 
@@ -203,10 +205,36 @@ else:
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "dashboard.passwords.SeasonOrMonthWithYearValidator"},
 ]
+
+# Sign-in throttling (django-axes), on /login/ and /admin/login/ alike: 5 failures for one
+# username, or from one address, refuse sign-in there for 15 minutes (a 429 page in words;
+# an admin unlocks an account or address on the Users page). dashboard/signin.py reads
+# the address.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own
+AXES_RESET_ON_SUCCESS = False  # a sign-in to one's own account must not clear an address
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # 15 minutes from the lockout
+AXES_CLIENT_IP_CALLABLE = "dashboard.signin.client_ip"
+AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out"
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in: only failures are kept, 15 min
+# How many reverse proxies in front append to X-Forwarded-For (0: trust REMOTE_ADDR only).
+SIQ_TRUSTED_PROXY_COUNT = int(_env_number("SIQ_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -230,6 +258,51 @@ SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 if _env_bool("SECURE_PROXY_SSL", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Content-Security-Policy and the production profile ------------------------------------
+
+# Django's own CSP: scripts only from here or inline with this response's nonce (templates
+# write nonce="{{ csp_nonce }}"), styles likewise; style="" attributes stay allowed (the
+# load bars' widths), nothing framed, no plugins, no <base>.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("django.template.context_processors.csp")
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "style-src-attr": [CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],  # fetches and the live page's websocket, same origin
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+}
+# Browser tests only (pyproject's pytest env): Playwright's wait_for_function evaluates text.
+if _env_bool("SIQ_CSP_ALLOW_EVAL_FOR_TESTS", default=False):
+    SECURE_CSP["script-src"].append(CSP.UNSAFE_EVAL)
+
+# SIQ_PROFILE=production: behind a reverse proxy that ends TLS and sets X-Forwarded-Proto.
+# Every request is redirected to https (but /healthz, which a load balancer may probe over
+# plain http), HSTS for a year, cookies only over https. `manage.py check --deploy` passes
+# without a warning (tests/test_security_headers.py).
+SIQ_PROFILE = _env("SIQ_PROFILE", "default").lower()
+if SIQ_PROFILE not in {"default", "production"}:
+    raise ImproperlyConfigured(f"SIQ_PROFILE={SIQ_PROFILE!r} must be default or production")
+if SIQ_PROFILE == "production":
+    if DEBUG:
+        raise ImproperlyConfigured("SIQ_PROFILE=production cannot run with DJANGO_DEBUG on")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = _env_bool("SIQ_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = int(
+        _env_number("SIQ_HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
+    )
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SIQ_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = _env_bool("SIQ_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # --- Secrets at rest --------------------------------------------------------------
 
@@ -395,5 +468,7 @@ LOGGING = {
         "requests_oauthlib": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # django-axes says INFO for every sign-in; its lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }

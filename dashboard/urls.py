@@ -67,6 +67,8 @@ urlpatterns = [
     path("users/", users.user_list, name="users"),
     path("users/add/", users.user_add, name="user_add"),
     path("users/<int:user_id>/edit/", users.user_edit, name="user_edit"),
+    path("users/<int:user_id>/unlock/", users.user_unlock, name="user_unlock"),
+    path("users/unlock-address/", users.address_unlock, name="address_unlock"),
     # Machines
     path("healthz", health.healthz, name="healthz"),
     path("webhooks/salesiq/<uuid:portal_id>/", webhooks.receive, name="webhook"),

@@ -17,6 +17,7 @@ from django.db import transaction
 from siq_integration.models import Portal
 
 from .models import Profile, Role
+from .signin import locked_out_usernames
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -75,6 +76,7 @@ class UserAccess:
     user: User
     role: Role
     portals: list[Portal]
+    locked_out: bool = False  # too many failed sign-ins lately (dashboard.signin)
 
     @property
     def sees_all_portals(self) -> bool:
@@ -82,13 +84,17 @@ class UserAccess:
 
 
 def user_access_list() -> list[UserAccess]:
-    """Every user with their role and portals, sorted by username, in three queries."""
+    """Every user with their role, portals and lockout, sorted by username, in four queries."""
     users = (
         User.objects.order_by("username")
         .select_related("profile")
         .prefetch_related("profile__portals")
     )
-    return [UserAccess(user, assigned_role(user), assigned_portals(user)) for user in users]
+    locked = locked_out_usernames()
+    return [
+        UserAccess(user, assigned_role(user), assigned_portals(user), user.username in locked)
+        for user in users
+    ]
 
 
 # --- operations -------------------------------------------------------------------------

@@ -167,11 +167,24 @@ def read_zone(request: HttpRequest, filters: RangeFilters) -> None:
     )
 
 
+# Typed dates outside these years are refused: nothing here is older than 2000, and dates
+# near year 1 or 9999 cannot be moved between zones or to the end of their day (that was a 500).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+OUT_OF_RANGE = f"Out of range: pick a date from the year {FIRST_YEAR} to {LAST_YEAR}."
+
+
+class OutOfRange(ValueError):
+    pass
+
+
 def _moment(text: str, zone: tzinfo, *, end: bool) -> datetime:
     """A typed date or date-time; naive ones are in the viewer's zone (its offset on that
     day, summer or winter). ``end`` makes it the exclusive end of the day, minute or second
-    it names ("to 10:00" includes 10:00:59); a day ends at the next local midnight."""
+    it names ("to 10:00" includes 10:00:59); a day ends at the next local midnight.
+    Raises OutOfRange for a year outside FIRST_YEAR..LAST_YEAR, ValueError for no date."""
     value = datetime.fromisoformat(text)
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise OutOfRange(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
     if end:
@@ -221,6 +234,9 @@ def read_range(request: HttpRequest, filters: RangeFilters) -> None:
             continue
         try:
             setattr(filters, attribute, _moment(text, zone, end=end))
+        except OutOfRange:
+            filters.errors[name] = OUT_OF_RANGE
+            continue
         except ValueError:
             filters.errors[name] = "Not a date and time (like 2025-03-14 09:30)."
             continue

@@ -10,6 +10,11 @@
 // when the user picks another sort. Clocks tick only in rows on screen.
 (function () {
   "use strict";
+  // This script's CSP nonce: the one <style> it writes carries it (dashboard/settings.py).
+  var NONCE = (document.currentScript && document.currentScript.nonce) || "";
+  // The filter form filters as one types; Enter must not submit it (no inline handler: CSP).
+  var controls = document.getElementById("controls");
+  if (controls) controls.addEventListener("submit", function (event) { event.preventDefault(); });
   var root = document.getElementById("live");
   if (!root || !window.htmx || !window.SupervisorTime) return;
   if (performance.mark) performance.mark("live-start");
@@ -547,6 +552,7 @@
 
   // --- freshness: how old each panel's data is, and stale when it is too old ------------------
   var staleStyle = document.createElement("style");
+  staleStyle.nonce = NONCE;
   document.head.appendChild(staleStyle);
   function freshness(t) {
     var list = liveMetas(), staleRules = [], quiet = {};
