@@ -259,15 +259,16 @@ def test_a_failed_check_keeps_the_page_and_its_memberships(portal, sam, monkeypa
 def test_the_sign_out_signal_alone_closes_that_sessions_page(portal, sam):
     # Django sends user_logged_out before it flushes the session: the message names the
     # session, so its pages close even if they check before the flush (here: no flush).
-    from types import SimpleNamespace
-
     from django.contrib.auth import user_logged_out
     from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
 
     desk = signed_in(sam)
 
     def signal_only():
-        request = SimpleNamespace(session=SessionStore(desk.cookies["sessionid"].value))
+        # A real request: django-axes also listens to user_logged_out and reads its META.
+        request = RequestFactory().get("/logout/")
+        request.session = SessionStore(desk.cookies["sessionid"].value)
         user_logged_out.send(sender=type(sam), request=request, user=sam)
 
     closed, heard = watch(desk, page_of(portal), signal_only)

@@ -49,6 +49,9 @@ def test_the_portal_page_says_what_was_refused_and_rejected(live_server, page):
     page.fill("#id_password", "a-long-test-password")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
+    # Leave the live page first: its websocket (which this plain HTTP server does not speak)
+    # may still be failing to connect while the next page loads.
+    page.goto(f"{live_server.url}/portals/{portal.pk}/")
     errors = console_errors(page)
     ARTIFACTS.mkdir(exist_ok=True)
     for theme in ("light", "dark"):
