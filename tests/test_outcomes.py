@@ -168,7 +168,8 @@ def test_it_says_a_drain_again_when_salesiq_confirms_each_transfer(
         operator=me,
         moves=[(move.chat.pk, move.to.pk) for move in plan.movable],
     )
-    waiting = " and ".join(dict.fromkeys([to[ana], to[bo]]))
+    # Named in the order of the plan (the drain moves chats in that order).
+    waiting = " and ".join(dict.fromkeys(move.to.shown_name for move in plan.movable))
     assert drain.state == "pending"
     assert drain.message == (
         f"0 of 2 chats moved so far; waiting for {waiting} to accept. {me.shown_name} is now Busy."
