@@ -13,9 +13,9 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from dashboard.worker import TICK_SECONDS, Worker
+from dashboard.polling.runner import TICK_SECONDS, Worker
 
-logger = logging.getLogger("dashboard.worker")
+logger = logging.getLogger("dashboard.polling")
 
 
 def in_memory_channel_layer() -> bool:
