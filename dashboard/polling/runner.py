@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 STOP_GRACE = 5.0  # seconds a stopping worker waits for polls under way
+# A starting worker says it is alive and looks around this long before taking leases, so
+# workers started together each take their share at once instead of the first taking
+# every portal and handing most of them back a tick later.
+WARM_UP = 2.0
 
 
 class Worker:
@@ -102,7 +106,21 @@ class Worker:
         finally:
             connections.close_all()
 
-    def run(self, *, tick_seconds: float = TICK_SECONDS, grace: float = STOP_GRACE) -> None:
+    def _announce_in_thread(self) -> None:
+        try:
+            self.leases.live_workers(timezone.now())
+        except Exception:
+            logger.exception("Worker %s could not announce itself", self.holder)
+        finally:
+            connections.close_all()
+
+    def run(
+        self,
+        *,
+        tick_seconds: float = TICK_SECONDS,
+        grace: float = STOP_GRACE,
+        warm_up: float = WARM_UP,
+    ) -> None:
         """Tick until ``stopping`` is set; then release every lease.
 
         Polls run in daemon threads: heartbeats never wait for them, and a stop can
@@ -110,6 +128,8 @@ class Worker:
         reads again)."""
         threads: set[threading.Thread] = set()
         try:
+            self._announce_in_thread()
+            self.stopping.wait(warm_up)
             while not self.stopping.is_set():
                 started = time.monotonic()
                 try:
@@ -143,6 +163,7 @@ class Worker:
         *,
         tick_seconds: float = TICK_SECONDS,
         grace: float = STOP_GRACE,
+        warm_up: float = WARM_UP,
     ) -> None:
         """Tick on a running event loop (daphne's) until ``stop`` is set.
 
@@ -156,6 +177,9 @@ class Worker:
         poll = sync_to_async(self._poll_in_thread, thread_sensitive=False)
         polls: set[asyncio.Task] = set()
         try:
+            await sync_to_async(self._announce_in_thread, thread_sensitive=False)()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=warm_up)
             while not stop.is_set() and not self.stopping.is_set():
                 try:
                     jobs = await tick()
