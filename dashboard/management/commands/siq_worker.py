@@ -1,6 +1,7 @@
 """`python manage.py siq_worker`: poll every connected portal until SIGTERM or SIGINT.
 
-Run as many as you like: a lease per portal makes exactly one of them poll it, and
+Run as many as you like: a lease per portal makes exactly one of them poll it, the
+portals are shared out evenly among the live workers, and
 another takes over within about ten seconds when that one dies. A clean stop gives
 the leases back at once.
 """
