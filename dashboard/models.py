@@ -266,6 +266,17 @@ class PortalSync(models.Model):
         return f"sync of {self.portal}"
 
 
+class WorkerHeartbeat(models.Model):
+    """A polling worker says it is alive, every tick: the leases are shared out among the
+    workers seen within a lease's length (a stopped worker deletes its row)."""
+
+    holder = models.CharField(max_length=100, unique=True)  # as in PortalSync.lease_holder
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"worker {self.holder}"
+
+
 # --- supervisor actions and their audit trail ---------------------------------------------------
 
 

@@ -7,7 +7,7 @@ out (daphne's default closes them after 24 hours).
 
 With the in-memory channel layer, whatever publishes must live in the process that
 holds the websockets and send on daphne's event loop: ``serve`` runs the worker as a
-task on that loop (see dashboard.worker.Worker.run_on_loop).
+task on that loop (see dashboard.polling.runner.Worker.run_on_loop).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def serve(
     """The embedded default: daphne and (unless ``worker`` is False) the poller, one process."""
     background: list[Background] = []
     if worker:
-        from dashboard.worker import Worker
+        from dashboard.polling.runner import Worker
 
         poller = Worker()
         logger.info("Worker %s runs inside the server", poller.holder)

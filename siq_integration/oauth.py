@@ -94,7 +94,7 @@ def _version() -> str:
 
 def user_agent() -> str:
     """Who calls, traceable to one process in SalesIQ's, a proxy's or the simulator's logs:
-    the host:pid that also begins a worker's lease holder (dashboard.worker.new_holder)."""
+    the host:pid that also begins a worker's lease holder (dashboard.polling.leases.new_holder)."""
     return f"salesiq-supervisor/{_version()} ({socket.gethostname()[:60]}:{os.getpid()})"
 
 

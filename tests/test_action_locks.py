@@ -268,7 +268,7 @@ def test_salesiqs_confirming_webhook_settles_an_action_left_in_flight(
 @pytest.mark.parametrize("kind", ["transfer", "end", "operator_status"])
 def test_a_later_poll_settles_an_action_left_in_flight(simulator, connected_portal, kind):
     from dashboard.models import Chat, Operator
-    from dashboard.worker import Worker
+    from dashboard.polling.runner import Worker
     from tests.test_worker import make_due
 
     world = scene(simulator, connected_portal, "v2")
@@ -298,7 +298,7 @@ def test_a_later_poll_settles_an_action_left_in_flight(simulator, connected_port
 
 def test_the_sweep_says_no_clear_answer_after_the_bound(simulator, connected_portal):
     from dashboard import actions
-    from dashboard.worker import Worker
+    from dashboard.polling.runner import Worker
 
     world = scene(simulator, connected_portal, "v2")
     (sam,) = supervisors(1)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from dashboard import actions
 from dashboard.models import Chat, ChatStatus, Operator, Source
-from dashboard.worker import Worker
+from dashboard.polling.runner import Worker
 from siq_integration import oauth
 from siq_integration.models import Portal
 from tests.conftest import last_seq, oauth_connect

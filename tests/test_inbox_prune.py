@@ -9,9 +9,9 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from dashboard import ingest, worker
+from dashboard import ingest, jobs
 from dashboard.models import InboxEvent
-from dashboard.worker import Worker
+from dashboard.polling.runner import Worker
 from tests.conftest import live_portal
 
 pytestmark = pytest.mark.django_db
@@ -64,8 +64,9 @@ KEPT = {
 def quiet_worker(monkeypatch):
     """A worker whose tick does only the pruning here (its sweep would try the pending
     rows, its alerts escalate in a thread of their own)."""
-    monkeypatch.setattr(Worker, "_sweep", lambda self: None)
-    monkeypatch.setattr(Worker, "_alerts", lambda self, portals, now: None)
+    monkeypatch.setattr(jobs, "sweep", lambda portals, now: None)
+    monkeypatch.setattr(jobs, "evaluate_alerts", lambda portals, now: None)
+    monkeypatch.setattr(jobs.Escalation, "__call__", lambda self, portals, now: None)
 
 
 def test_the_worker_prunes_what_is_done_with_after_seven_days(inbox, quiet_worker):
@@ -96,7 +97,7 @@ def test_it_prunes_now_and_then_not_every_tick(inbox, quiet_worker, monkeypatch)
     w.tick()
     assert len(calls) == 1
     with mock.patch.object(
-        worker.time, "monotonic", return_value=worker.time.monotonic() + worker.PRUNE_EVERY
+        jobs.time, "monotonic", return_value=jobs.time.monotonic() + jobs.PRUNE_EVERY
     ):
         w.tick()
     assert len(calls) == 2

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from dashboard import live
 from dashboard.models import Chat, Department, PortalSync
-from dashboard.worker import Worker
+from dashboard.polling.runner import Worker
 from siq_integration import client as client_module
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal

@@ -15,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.models import Chat, PortalSync
-from dashboard.worker import UNREACHABLE_PROBE_EVERY
+from dashboard.polling.poller import UNREACHABLE_PROBE_EVERY
 from siq_integration import health
 from siq_integration.models import Portal
 from tests.conftest import last_seq

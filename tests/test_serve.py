@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from dashboard.layers import InMemoryChannelLayer
 from dashboard.models import Chat, PortalSync
-from dashboard.worker import Worker
+from dashboard.polling.runner import Worker
 from tests.test_worker_processes import child_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dashboard import live
 from dashboard.models import Chat, ChatStatus, Operator, PortalSync, Source
-from dashboard.worker import Worker
+from dashboard.polling.runner import Worker
 from siq_integration import budget, oauth
 from siq_integration.models import Portal
 from tests.conftest import last_seq, oauth_connect
@@ -189,7 +189,7 @@ def test_it_only_probes_while_salesiq_is_down_and_catches_up_when_it_answers(
     simulator, connected_portal, monkeypatch
 ):
     from dashboard import broadcast
-    from dashboard.worker import UNREACHABLE_PROBE_EVERY
+    from dashboard.polling.poller import UNREACHABLE_PROBE_EVERY
     from siq_integration import health
 
     portal = connected_portal(open_chats=1)
@@ -203,7 +203,7 @@ def test_it_only_probes_while_salesiq_is_down_and_catches_up_when_it_answers(
         before = timezone.now()
         worker.run_once()  # the poll fails (with its own retries)
         assert told == [portal.pk]  # the pages hear at once
-        state = worker._states[portal.pk]
+        state = worker.poller.states[portal.pk]
         assert state.retry_at - before <= timedelta(seconds=UNREACHABLE_PROBE_EVERY + 1)
 
         # Each later round while it is down: one call, a one-item page, never a listing.
@@ -373,11 +373,11 @@ def test_it_tells_the_pages_when_a_portals_health_changes(simulator, connected_p
     monkeypatch.setattr(broadcast, "publish_meta", lambda p: told.append(p.pk))
     worker = Worker()
     worker.run_once()  # first look: remembered, then the first polls make the data fresh
-    worker._last_meta = 0.0
+    worker.jobs["health"].last = float("-inf")
     worker.run_once()
     assert told == [portal.pk]  # no longer stale: the pages hear of it
     told.clear()
-    worker._last_meta = 0.0
+    worker.jobs["health"].last = float("-inf")
     worker.run_once()
     assert told == []  # nothing changed: nothing said
     simulator.set_faults(portal=portal.screen_name, outage_seconds=60, outage_mode="drop")
@@ -390,7 +390,7 @@ def test_it_tells_the_pages_when_a_portals_health_changes(simulator, connected_p
 
         with pytest.raises(Unavailable):
             SalesIQClient(portal).list_departments()
-        worker._last_meta = 0.0
+        worker.jobs["health"].last = float("-inf")
         worker.run_once()
     finally:
         simulator.clear_faults()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.conf import settings
 
-from dashboard.schedule import (
+from dashboard.polling.planner import (
     HEADROOM,
     Load,
     WebhookState,

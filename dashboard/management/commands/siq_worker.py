@@ -1,6 +1,7 @@
 """`python manage.py siq_worker`: poll every connected portal until SIGTERM or SIGINT.
 
-Run as many as you like: a lease per portal makes exactly one of them poll it, and
+Run as many as you like: a lease per portal makes exactly one of them poll it, the
+portals are shared out evenly among the live workers, and
 another takes over within about ten seconds when that one dies. A clean stop gives
 the leases back at once.
 """
@@ -13,9 +14,9 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from dashboard.worker import TICK_SECONDS, Worker
+from dashboard.polling.runner import TICK_SECONDS, Worker
 
-logger = logging.getLogger("dashboard.worker")
+logger = logging.getLogger("dashboard.polling")
 
 
 def in_memory_channel_layer() -> bool:

@@ -1,42 +1,23 @@
-"""The poller: keeps every connected portal's live state true to SalesIQ.
+"""The poller: runs the listings that keep one portal's live state true to SalesIQ.
 
 v2 has no presence webhook, so operators are polled often (incrementally, with
 ``last_sync_time``); open chats are listed to reconcile what webhooks said (add what
-is missing, close ghosts, fix what disagrees); departments now and then. How often
-is dashboard.schedule's business; what is polled goes through dashboard.live.
-
-Exactly one worker polls a portal at a time, however many run: each holds a lease on
-the portal's PortalSync row, taken and renewed with one conditional UPDATE (so two
-workers can never both win) and renewed every tick. A worker that dies stops
-renewing; the lease expires after ``LEASE_TTL`` and the next tick of another worker
-takes it. Polls run off the ticking thread, so a 21-page listing never delays a
-heartbeat.
-
-Two ways to run it: ``run()`` (``manage.py siq_worker``: polls in daemon threads) and
-``run_on_loop()`` (``manage.py serve``: on daphne's event loop, ticks and polls
-offloaded with ``sync_to_async(thread_sensitive=False)``, so what they publish with
-``async_to_sync`` reaches this process's in-memory channel layer).
+is missing, close ghosts, fix what disagrees); departments now and then. How often is
+the planner's business; what is polled is applied through dashboard.live. Which portals
+are polled is the leases' business: the poller only sees those its worker holds.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import IntegrityError, connections, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from siq_integration import budget
@@ -44,21 +25,14 @@ from siq_integration import exceptions as exc
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 
-from . import actions, alerts, broadcast, ingest, live, schedule, selectors
-from .models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
+from .. import actions, live
+from ..models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
+from . import planner
 
 logger = logging.getLogger(__name__)
 
-LEASE_TTL = timedelta(seconds=10)
-TICK_SECONDS = 1.0
-ALERTS_EVERY = 3.0  # seconds between evaluations of the time-based alert rules
-META_EVERY = 5.0  # seconds between checks whether a portal's health changed
-SWEEP_EVERY = 5.0  # seconds between sweeps of webhook events a crash left pending
-SWEEP_LIMIT = 50
-PRUNE_EVERY = 600.0  # seconds between prunings of the webhook inbox (SIQ_INBOX_KEEP_DAYS)
 PLAN_EVERY = 5.0  # seconds a plan is reused before counting chats and budget again
 MAX_PARALLEL_POLLS = 4  # portals polled at once by one worker
-STOP_GRACE = 5.0  # seconds a stopping worker waits for polls under way
 # A listing too long for one minute's budget waits for the next minute, never longer
 # (a spent day budget is not worth holding a thread for).
 LONGEST_BUDGET_WAIT = 65.0
@@ -82,17 +56,6 @@ _NEEDS_RECONNECT = (exc.TokenInvalid, exc.ScopeMissing, exc.TokenDecryptionError
 _NOT_NOW = (exc.BudgetExhausted, exc.RateLimited, exc.TokenRefreshLimited)
 
 
-def new_holder() -> str:
-    """Who holds a lease, in words an admin can trace to a process: host:pid:random."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def connected_portals() -> list[Portal]:
-    return list(
-        Portal.objects.exclude(refresh_token_encrypted="").filter(connected_at__isnull=False)
-    )
-
-
 def token_fingerprint(portal: Portal) -> str:
     """Changes whenever an admin reconnects the portal (new ciphertext, new connected_at)."""
     seed = f"{portal.refresh_token_encrypted}|{portal.connected_at}|{portal.granted_scopes}"
@@ -104,7 +67,7 @@ class PollJob:
     portal_id: Any
     kinds: tuple[str, ...]  # departments, operators, chats: in that order
     full_operators: bool
-    plan: schedule.Plan
+    plan: planner.Plan
     # PortalSync.last_poll_error was set (maybe by a worker that died): clear it on success.
     error_shown: bool = False
 
@@ -118,7 +81,7 @@ class _PortalState:
     failures: int = 0
     stopped_for: str = ""  # token fingerprint SalesIQ refused; "" while polling
     error_shown: bool = False  # last_poll_error holds words of this worker
-    plan: schedule.Plan | None = None
+    plan: planner.Plan | None = None
     planned_at: float = 0.0  # time.monotonic()
     not_before: dict[str, datetime] = field(default_factory=dict)
     # A listing that spanned minutes is not a snapshot: PortalSync.chats_polled_at
@@ -127,8 +90,6 @@ class _PortalState:
     # Just took the lease: whatever happened while nobody (or a dying worker) held it,
     # webhooks included, is unknown here, so reconcile at once.
     reconcile_now: bool = False
-    # The health last told to the pages (state, webhooks, stale, banner).
-    announced: tuple | None = None
     # SalesIQ did not answer the last call: only probes until it does.
     unreachable: bool = False
 
@@ -175,181 +136,39 @@ def _latest(*times: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
-class Worker:
+class Poller:
+    """Plans and runs the polls of the portals one worker holds; remembers each portal
+    between ticks (never shared between workers)."""
+
     def __init__(
         self,
         *,
-        holder: str | None = None,
-        lease_ttl: timedelta = LEASE_TTL,
+        stopping: threading.Event,
         max_parallel: int = MAX_PARALLEL_POLLS,
+        on_health_change: Callable[[Portal], None] = lambda portal: None,
     ) -> None:
-        self.holder = holder or new_holder()
-        self.lease_ttl = lease_ttl
+        self.stopping = stopping
         self.max_parallel = max_parallel
-        # Set to stop: the loops end, waits for budget give up, leases are released.
-        self.stopping = threading.Event()
-        self._states: dict[Any, _PortalState] = {}
-        self._held: set[Any] = set()
-        self._has_sync_row: set[Any] = set()
-        self._last_sweep = 0.0
-        self._last_prune = float("-inf")  # at the first tick, then every PRUNE_EVERY
-        self._last_meta = 0.0
-        self._last_alerts = 0.0
-        self._escalator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escalate")
-        self._escalating: Future | None = None
-        # Releasing and renewing never interleave: once released, a late tick takes nothing.
-        self._lease_lock = threading.Lock()
-        self._released = False
+        # A poll saw SalesIQ stop or start answering: tell the pages now.
+        self.on_health_change = on_health_change
+        self.states: dict[Any, _PortalState] = {}
 
-    # --- one round ----------------------------------------------------------------------
+    def busy(self) -> set[Any]:
+        """Portals with a poll under way."""
+        return {pk for pk, state in list(self.states.items()) if state.in_flight}
 
-    def tick(self) -> list[PollJob]:
-        """Take or renew leases, sweep the inbox now and then, and say which polls are due.
-
-        Returns the jobs to run (each marked in flight until ``poll`` finishes it); the
-        caller runs them off this thread. ``run_once`` runs them here instead.
-        """
-        if self.stopping.is_set():
-            return []
-        # Which portals have a poll under way, before their sync rows are read: a poll
-        # finishing after this point is still skipped, so no stale row makes it look due.
-        busy = {pk for pk, state in list(self._states.items()) if state.in_flight}
-        now = timezone.now()
-        portals = {portal.pk: portal for portal in connected_portals()}
-        held = self._hold_leases(portals, now)
-        if time.monotonic() - self._last_sweep >= SWEEP_EVERY:
-            self._last_sweep = time.monotonic()
-            self._sweep()
-        if time.monotonic() - self._last_prune >= PRUNE_EVERY:
-            self._last_prune = time.monotonic()
-            self._prune()
-        if time.monotonic() - self._last_meta >= META_EVERY:
-            self._last_meta = time.monotonic()
-            self._announce_health([portals[pk] for pk in held], now)
-        if time.monotonic() - self._last_alerts >= ALERTS_EVERY:
-            self._last_alerts = time.monotonic()
-            self._alerts([portals[pk] for pk in held], now)
-        return self._due_jobs([portals[pk] for pk in held if pk not in busy], busy, now)
-
-    def _alerts(self, portals: list[Portal], now: datetime) -> None:
-        """Time-based alert rules of the portals this worker holds (one evaluator each),
-        and escalations, which may wait on SMTP or a slow webhook: off this thread."""
-        for portal in portals:
-            try:
-                alerts.evaluate(portal, now)
-            except Exception:
-                logger.exception("Evaluating the alerts of portal %s failed", portal)
-        if portals and (self._escalating is None or self._escalating.done()):
-            self._escalating = self._escalator.submit(self._escalate, [p.pk for p in portals])
-
-    def _escalate(self, portal_ids: list[Any]) -> None:
-        try:
-            for portal in Portal.objects.filter(pk__in=portal_ids):
-                alerts.escalate_due(portal)
-        except Exception:
-            logger.exception("Escalating alerts failed")
-        finally:
-            connections.close_all()
-
-    def _announce_health(
-        self, portals: list[Portal], now: datetime, *, changed: bool = False
-    ) -> None:
-        """Tell the pages when a portal's health or webhook state changes: a failing poll
-        applies nothing, so nothing else would carry "SalesIQ unreachable" to them.
-        ``changed``: a poll just saw it change, so tell them even before a first look."""
-        for portal in portals:
-            try:
-                fresh = selectors.freshness(portal, now)
-                signature = (fresh.health.state, fresh.webhooks, fresh.stale, fresh.banner)
-                state = self._state(portal.pk)
-                if signature != state.announced:
-                    if state.announced is not None or changed:
-                        broadcast.publish_meta(portal)
-                    state.announced = signature
-            except Exception:
-                logger.exception("Announcing the health of portal %s failed", portal)
-
-    def run_once(self) -> list[PollJob]:
-        """One round with its polls run here, one after the other (tests, scripts)."""
-        jobs = self.tick()
-        for job in jobs:
-            self.poll(job)
-        return jobs
-
-    # --- leases ---------------------------------------------------------------------------
-
-    def _ensure_sync_row(self, portal_id: Any) -> None:
-        if portal_id in self._has_sync_row:
-            return
-        if not PortalSync.objects.filter(portal_id=portal_id).exists():
-            try:
-                with transaction.atomic():
-                    PortalSync.objects.create(portal_id=portal_id)
-            except IntegrityError:
-                pass  # another worker created it first: fine
-        self._has_sync_row.add(portal_id)
-
-    def _take_or_renew(self, portal_id: Any, now: datetime) -> bool:
-        """One conditional UPDATE: only one worker can match, however many try at once."""
-        return bool(
-            PortalSync.objects.filter(portal_id=portal_id)
-            .filter(
-                Q(lease_holder=self.holder)
-                | Q(lease_holder="")
-                | Q(lease_expires_at__isnull=True)
-                | Q(lease_expires_at__lt=now)
-            )
-            .update(
-                lease_holder=self.holder, lease_expires_at=now + self.lease_ttl, heartbeat_at=now
-            )
-        )
-
-    def _hold_leases(self, portals: dict[Any, Portal], now: datetime) -> set[Any]:
-        with self._lease_lock:
-            if self._released:
-                return set()
-            held: set[Any] = set()
-            for portal_id, portal in portals.items():
-                self._ensure_sync_row(portal_id)
-                if self._take_or_renew(portal_id, now):
-                    held.add(portal_id)
-                    if portal_id not in self._held:
-                        logger.info("Worker %s now polls portal %s", self.holder, portal)
-                        self._state(portal_id).reconcile_now = True
-                elif portal_id in self._held:
-                    logger.warning(
-                        "Worker %s lost the lease of portal %s; another worker polls it",
-                        self.holder,
-                        portal,
-                    )
-            gone = self._held - set(portals)
-            if gone:
-                # Disconnected (or deleted) since the last tick: nobody should poll them.
-                PortalSync.objects.filter(portal_id__in=gone, lease_holder=self.holder).update(
-                    lease_holder="", lease_expires_at=None
-                )
-            self._held = held
-            return held
-
-    def release_leases(self) -> None:
-        """Give every lease back at once, so another worker takes over on its next tick."""
-        with self._lease_lock:
-            self._released = True
-            PortalSync.objects.filter(lease_holder=self.holder).update(
-                lease_holder="", lease_expires_at=None
-            )
-            if self._held:
-                logger.info("Worker %s released %d portal(s)", self.holder, len(self._held))
-            self._held = set()
-
-    # --- what is due ------------------------------------------------------------------------
+    def taken(self, portal_ids: set[Any]) -> None:
+        """Just took these leases: whatever happened while nobody held them is unknown
+        here, so reconcile at once."""
+        for portal_id in portal_ids:
+            self._state(portal_id).reconcile_now = True
 
     def _state(self, portal_id: Any) -> _PortalState:
-        return self._states.setdefault(portal_id, _PortalState())
+        return self.states.setdefault(portal_id, _PortalState())
 
-    def _load(self, portal: Portal, sync: PortalSync, now: datetime) -> schedule.Load:
+    def _load(self, portal: Portal, sync: PortalSync, now: datetime) -> planner.Load:
         usage = budget.usage(portal, now=now)
-        return schedule.Load(
+        return planner.Load(
             dialect=portal.dialect,
             calls_per_minute=portal.calls_per_minute,
             calls_per_day=portal.calls_per_day,
@@ -358,7 +177,7 @@ class Worker:
             open_chats=Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES).count(),
             operators=Operator.objects.filter(portal=portal).count(),
             departments=Department.objects.filter(portal=portal).count(),
-            webhooks=schedule.webhook_state(
+            webhooks=planner.webhook_state(
                 registered=bool(portal.webhook_id),
                 last_delivery_at=portal.last_webhook_at,
                 last_delivery_ok=portal.last_webhook_ok,
@@ -373,11 +192,11 @@ class Worker:
 
     def _plan(self, portal: Portal, sync: PortalSync, state: _PortalState, now: datetime):
         if state.plan is None or time.monotonic() - state.planned_at >= PLAN_EVERY:
-            state.plan = schedule.plan(self._load(portal, sync, now))
+            state.plan = planner.plan(self._load(portal, sync, now))
             state.planned_at = time.monotonic()
         return state.plan
 
-    def _due_jobs(self, portals: list[Portal], busy: set[Any], now: datetime) -> list[PollJob]:
+    def due_jobs(self, portals: list[Portal], busy: set[Any], now: datetime) -> list[PollJob]:
         room = self.max_parallel - len(busy)
         if room <= 0 or not portals:
             return []
@@ -446,8 +265,6 @@ class Worker:
             self._state(job.portal_id).reconcile_now = False
         return chosen
 
-    # --- polling ------------------------------------------------------------------------------
-
     def poll(self, job: PollJob) -> None:
         """Run the polls of one job; never raises (the loop must go on)."""
         state = self._state(job.portal_id)
@@ -475,7 +292,7 @@ class Worker:
                 state.unreachable = False
                 state.reconcile_now = True
                 logger.info("Portal %s: SalesIQ answers again", portal)
-                self._announce_health([portal], timezone.now(), changed=True)
+                self.on_health_change(portal)
         except _NOT_NOW as pause:
             state.retry_at = pause.retry_at or timezone.now() + timedelta(seconds=30)
             logger.info("Portal %s: %s", portal, pause.user_message)
@@ -494,7 +311,7 @@ class Worker:
             if not was_down:
                 logger.warning("Portal %s: SalesIQ unreachable: %s", portal, failure.technical())
                 if portal is not None:
-                    self._announce_health([portal], timezone.now(), changed=True)
+                    self.on_health_change(portal)
             else:
                 logger.debug("Portal %s: still unreachable: %s", portal, failure.technical())
         except exc.SalesIQError as failure:
@@ -582,119 +399,3 @@ class Worker:
     def _show_error(self, portal_id: Any, state: _PortalState, words: str) -> None:
         PortalSync.objects.filter(portal_id=portal_id).update(last_poll_error=words[:500])
         state.error_shown = True
-
-    def _sweep(self) -> None:
-        try:
-            # A few at a time: the next heartbeat waits for this.
-            applied = ingest.sweep(limit=SWEEP_LIMIT)
-        except Exception:
-            logger.exception("Sweeping the webhook inbox failed")
-            return
-        if applied:
-            logger.info("Applied %d webhook event(s) left pending", applied)
-        try:
-            # Actions whose process died, or that SalesIQ never answered: "No clear answer".
-            actions.sweep_stuck()
-        except Exception:
-            logger.exception("Settling actions left pending failed")
-
-    def _prune(self) -> None:
-        try:
-            removed = ingest.prune()
-        except Exception:
-            logger.exception("Pruning the webhook inbox failed; the next pruning tries again")
-            return
-        if removed:
-            logger.info("Pruned %d webhook deliveries older than the inbox keeps", removed)
-
-    # --- running ----------------------------------------------------------------------------
-
-    def _tick_in_thread(self) -> list[PollJob]:
-        try:
-            return self.tick()
-        finally:
-            connections.close_all()  # this thread's connections only
-
-    def _poll_in_thread(self, job: PollJob) -> None:
-        try:
-            self.poll(job)
-        finally:
-            connections.close_all()
-
-    def run(self, *, tick_seconds: float = TICK_SECONDS, grace: float = STOP_GRACE) -> None:
-        """Tick until ``stopping`` is set; then release every lease.
-
-        Polls run in daemon threads: heartbeats never wait for them, and a stop can
-        abandon a call under way (whatever it would have applied, the next holder
-        reads again)."""
-        threads: set[threading.Thread] = set()
-        try:
-            while not self.stopping.is_set():
-                started = time.monotonic()
-                try:
-                    jobs = self.tick()
-                except Exception:
-                    logger.exception("Worker tick failed")
-                    connections.close_all()  # a broken connection is reopened next tick
-                    jobs = []
-                for job in jobs:
-                    thread = threading.Thread(
-                        target=self._poll_in_thread,
-                        args=(job,),
-                        name=f"poll-{job.portal_id}",
-                        daemon=True,
-                    )
-                    thread.start()
-                    threads.add(thread)
-                threads = {thread for thread in threads if thread.is_alive()}
-                self.stopping.wait(max(0.0, tick_seconds - (time.monotonic() - started)))
-        finally:
-            self.stopping.set()
-            deadline = time.monotonic() + grace
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
-            self.release_leases()
-            connections.close_all()
-
-    async def run_on_loop(
-        self,
-        stop: asyncio.Event,
-        *,
-        tick_seconds: float = TICK_SECONDS,
-        grace: float = STOP_GRACE,
-    ) -> None:
-        """Tick on a running event loop (daphne's) until ``stop`` is set.
-
-        Ticks and polls go to the loop's thread pool, never to the thread of
-        thread-sensitive calls (it serves Django's sync views: a poll there would keep
-        SalesIQ's webhook deliveries waiting). In those threads ``async_to_sync`` runs
-        coroutines on this loop, which is what lets a poll publish to the in-memory
-        channel layer.
-        """
-        tick = sync_to_async(self._tick_in_thread, thread_sensitive=False)
-        poll = sync_to_async(self._poll_in_thread, thread_sensitive=False)
-        polls: set[asyncio.Task] = set()
-        try:
-            while not stop.is_set() and not self.stopping.is_set():
-                try:
-                    jobs = await tick()
-                except Exception:
-                    logger.exception("Worker tick failed")
-                    jobs = []
-                for job in jobs:
-                    task = asyncio.ensure_future(poll(job))
-                    polls.add(task)
-                    task.add_done_callback(polls.discard)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
-        finally:
-            self.stopping.set()
-            if polls:
-                await asyncio.wait(set(polls), timeout=grace)
-            await sync_to_async(self._release_in_thread, thread_sensitive=False)()
-
-    def _release_in_thread(self) -> None:
-        try:
-            self.release_leases()
-        finally:
-            connections.close_all()

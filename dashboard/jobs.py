@@ -1,0 +1,143 @@
+"""The worker's periodic jobs besides polling, each on its own period.
+
+A job runs on the runner's tick once its period has passed, with the portals the worker
+holds (so each portal's alerts and health have exactly one evaluator however many
+workers run). A job never raises: a failure is logged and the next period tries again.
+
+- ``sweep``: webhook events a crash left pending, a few at a time.
+- ``settle``: actions whose process died, or that SalesIQ never answered.
+- ``prune``: the webhook inbox beyond ``SIQ_INBOX_KEEP_DAYS``.
+- ``health``: tell the pages when a portal's health or webhook state changes.
+- ``alerts``: the time-based alert rules.
+- ``escalate``: escalations, which may wait on SMTP or a slow webhook: off the tick's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+
+from siq_integration.models import Portal
+
+from . import actions, alerts, broadcast, ingest, selectors
+
+logger = logging.getLogger(__name__)
+
+SWEEP_EVERY = 5.0  # seconds between sweeps of webhook events a crash left pending
+SWEEP_LIMIT = 50
+SETTLE_EVERY = 5.0  # seconds between settlings of actions left pending
+PRUNE_EVERY = 600.0  # seconds between prunings of the webhook inbox (SIQ_INBOX_KEEP_DAYS)
+HEALTH_EVERY = 5.0  # seconds between checks whether a portal's health changed
+ALERTS_EVERY = 3.0  # seconds between evaluations of the time-based alert rules
+ESCALATE_EVERY = 3.0  # seconds between looks for alerts due to escalate
+
+Run = Callable[[Sequence[Portal], datetime], None]
+
+
+@dataclass
+class Job:
+    name: str
+    every: float  # seconds
+    run: Run
+    last: float = float("-inf")  # time.monotonic() of the last run: the first tick runs it
+
+    def due(self, at: float) -> bool:
+        return at - self.last >= self.every
+
+    def run_if_due(self, portals: Sequence[Portal], now: datetime) -> None:
+        if not self.due(time.monotonic()):
+            return
+        self.last = time.monotonic()
+        try:
+            self.run(portals, now)
+        except Exception:
+            logger.exception("The %s job failed; its next period tries again", self.name)
+
+
+def sweep(portals: Sequence[Portal], now: datetime) -> None:
+    # A few at a time: the next heartbeat waits for this.
+    applied = ingest.sweep(limit=SWEEP_LIMIT)
+    if applied:
+        logger.info("Applied %d webhook event(s) left pending", applied)
+
+
+def settle(portals: Sequence[Portal], now: datetime) -> None:
+    # Actions whose process died, or that SalesIQ never answered: "No clear answer".
+    actions.sweep_stuck()
+
+
+def prune(portals: Sequence[Portal], now: datetime) -> None:
+    removed = ingest.prune()
+    if removed:
+        logger.info("Pruned %d webhook deliveries older than the inbox keeps", removed)
+
+
+def evaluate_alerts(portals: Sequence[Portal], now: datetime) -> None:
+    for portal in portals:
+        try:
+            alerts.evaluate(portal, now)
+        except Exception:
+            logger.exception("Evaluating the alerts of portal %s failed", portal)
+
+
+class Health:
+    """Tells the pages when a portal's health or webhook state changes: a failing poll
+    applies nothing, so nothing else would carry "SalesIQ unreachable" to them."""
+
+    def __init__(self) -> None:
+        # The health last told to the pages (state, webhooks, stale, banner), per portal.
+        self.announced: dict[Any, tuple] = {}
+
+    def __call__(self, portals: Sequence[Portal], now: datetime, *, changed: bool = False) -> None:
+        """``changed``: a poll just saw it change, so tell them even before a first look."""
+        for portal in portals:
+            try:
+                fresh = selectors.freshness(portal, now)
+                signature = (fresh.health.state, fresh.webhooks, fresh.stale, fresh.banner)
+                if signature != self.announced.get(portal.pk):
+                    if portal.pk in self.announced or changed:
+                        broadcast.publish_meta(portal)
+                    self.announced[portal.pk] = signature
+            except Exception:
+                logger.exception("Announcing the health of portal %s failed", portal)
+
+
+class Escalation:
+    """Escalates due alerts in a thread of its own, one round at a time."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escalate")
+        self._running: Future | None = None
+
+    def __call__(self, portals: Sequence[Portal], now: datetime) -> None:
+        if portals and (self._running is None or self._running.done()):
+            self._running = self._executor.submit(self._escalate, [p.pk for p in portals])
+
+    @staticmethod
+    def _escalate(portal_ids: list[Any]) -> None:
+        try:
+            for portal in Portal.objects.filter(pk__in=portal_ids):
+                alerts.escalate_due(portal)
+        except Exception:
+            logger.exception("Escalating alerts failed")
+        finally:
+            connections.close_all()
+
+
+def default_jobs(health: Health) -> list[Job]:
+    """Every job a worker runs, in the order a tick runs those due."""
+    return [
+        Job("sweep", SWEEP_EVERY, sweep),
+        Job("settle", SETTLE_EVERY, settle),
+        Job("prune", PRUNE_EVERY, prune),
+        Job("health", HEALTH_EVERY, health),
+        Job("alerts", ALERTS_EVERY, evaluate_alerts),
+        Job("escalate", ESCALATE_EVERY, Escalation()),
+    ]
