@@ -25,8 +25,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
+from siq_integration import dialects, oauth
 from siq_integration import exceptions as exc
-from siq_integration import oauth
 from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
@@ -843,7 +843,7 @@ def connected_operator(portal: Portal) -> Operator | None:
 def status_rule(operator: Operator, *, open_chats: int = 0) -> StatusRule:
     """What the panel offers for ``operator``'s status, said before anyone clicks."""
     portal = operator.portal
-    if portal.dialect != "v2":
+    if dialects.get(portal.dialect).can_set_others_status:
         return StatusRule(offered=True)
     me = connected_operator(portal)
     if me is not None and me.pk == operator.pk:
