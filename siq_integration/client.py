@@ -178,7 +178,7 @@ class SalesIQClient:
             )
             try:
                 payload = self.dialect.unwrap(
-                    response.status_code, response.headers, response.content
+                    response.status_code, response.headers, response.content, call=call
                 )
             except exc.TokenInvalid as failure:
                 if not token_refreshed:
@@ -198,7 +198,7 @@ class SalesIQClient:
                 self._record_failure(failure)
                 raise
             except exc.Misconfigured as failure:
-                if failure.code in (1002, 1054):
+                if isinstance(failure, exc.RequestHeadersRefused):
                     logger.error("SalesIQ refused our request headers: %s", failure.technical())
                 self._record_failure(failure)
                 raise

@@ -54,10 +54,6 @@ REFERENCE_WEBHOOK_EVENTS = [
 PENDING_SESSION_KEY = "siq_pending_connection"
 
 
-class WrongScreenName(exc.Misconfigured):
-    default_message = "The Zoho account you approved with cannot reach that SalesIQ portal."
-
-
 class SamePortalTwice(exc.SalesIQError):
     """The SalesIQ portal this grant reaches is in the dashboard already, as ``existing``:
     connecting it again would show every chat, operator and alert twice."""
@@ -182,7 +178,7 @@ def complete_connection(
                 elif reachable:
                     return NeedsScreenName(choices=reachable)
                 else:
-                    raise WrongScreenName(
+                    raise exc.WrongScreenName(
                         "The Zoho account you approved with has no SalesIQ portal in this data "
                         "centre. Connect again and sign in to Zoho with an account of the portal."
                     )

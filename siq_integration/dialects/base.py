@@ -9,6 +9,7 @@ See ../shared/SALESIQ_API.md; the simulator's docs/simulator.md shows both shape
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import random
@@ -80,6 +81,16 @@ def as_dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+class Purpose(enum.StrEnum):
+    """What a call does, where a refusal means something particular to it (v2's 1016 on
+    the status call is about whose status, not about the connected user's role)."""
+
+    OTHER = "other"
+    TRANSFER = "transfer"
+    CLOSE = "close"
+    OPERATOR_STATUS = "operator_status"
+
+
 @dataclass(frozen=True)
 class Call:
     """One HTTP request to SalesIQ, relative to the dialect's base URL."""
@@ -90,6 +101,7 @@ class Call:
     json: dict[str, Any] | None = None
     # Safe to send again after a timeout or a 5xx: SalesIQ doing it twice changes nothing.
     idempotent: bool = True
+    purpose: Purpose = Purpose.OTHER
 
 
 @dataclass(frozen=True)
@@ -142,10 +154,17 @@ class Dialect(Protocol):
     def portals_url(self, api_url: str) -> str: ...
 
     # --- answers
-    def unwrap(self, status: int, headers: Mapping[str, str], body: bytes) -> Payload: ...
+    def unwrap(
+        self, status: int, headers: Mapping[str, str], body: bytes, *, call: Call | None = None
+    ) -> Payload: ...
 
     def error(
-        self, document: dict, status: int, headers: Mapping[str, str] | None = None
+        self,
+        document: dict,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        *,
+        call: Call | None = None,
     ) -> exc.SalesIQError: ...
 
     def paused_until(self, headers: Mapping[str, str]) -> datetime | None: ...

@@ -31,6 +31,7 @@ from .base import (
     SENDER_TYPES,
     Call,
     Payload,
+    Purpose,
     as_dict,
     as_int,
     as_str,
@@ -98,14 +99,18 @@ class Reference:
     def portals_url(self, api_url: str) -> str:
         raise exc.BadRequest("Only SalesIQ v2 lists the portals a sign-in reaches.")
 
-    def unwrap(self, status: int, headers: Mapping[str, str], body: bytes) -> Payload:
+    def unwrap(
+        self, status: int, headers: Mapping[str, str], body: bytes, *, call: Call | None = None
+    ) -> Payload:
         document = json_or_none(body)
         is_error = status >= 400 or (
             isinstance(document, dict)
             and (document.get("status") == "error" or "error" in document)
         )
         if is_error:
-            raise self.error(document if isinstance(document, dict) else {}, status, headers)
+            raise self.error(
+                document if isinstance(document, dict) else {}, status, headers, call=call
+            )
         if status == 204 or not body.strip():
             return Payload(data=None, meta={}, headers=headers)
         if not isinstance(document, dict):
@@ -118,7 +123,12 @@ class Reference:
         return Payload(data=document.get("data"), meta=meta, headers=headers)
 
     def error(
-        self, document: dict, status: int, headers: Mapping[str, str] | None = None
+        self,
+        document: dict,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        *,
+        call: Call | None = None,
     ) -> exc.SalesIQError:
         code = str(document.get("code") or "").upper()
         if not code and isinstance(document.get("error"), str):
@@ -134,6 +144,10 @@ class Reference:
                 return exc.ScopeMissing(scope=as_str(details.get("scope")), **kw)
             case "PERMISSION_DENIED":
                 return exc.PermissionDenied(**kw)
+            case "RESOURCE_NOT_FOUND" if call is not None and call.purpose is Purpose.CLOSE:
+                # Ending a chat names nothing else: the chat is what is gone. (A transfer's
+                # 404 may be the operator as much as the chat.)
+                return exc.ChatGone(exc.NotFound.default_message, **kw)
             case "RESOURCE_NOT_FOUND":
                 return exc.NotFound(**kw)
             case "CHAT_NOT_ACTIVE":
@@ -141,7 +155,7 @@ class Reference:
             case "OPERATOR_OFFLINE":
                 return exc.OperatorOffline(**kw)
             case "INVALID_DEPARTMENT":
-                return exc.NotFound("That department does not exist in SalesIQ (any more).", **kw)
+                return exc.DepartmentGone(**kw)
             case "DUPLICATE_RESOURCE":
                 return exc.AlreadyExists(**kw)
             case "RATE_LIMIT_EXCEEDED":
@@ -209,11 +223,23 @@ class Reference:
         body = {"operator_id": operator_id}
         if note:
             body["message"] = note
-        return Call("POST", f"/chats/{conversation_id}/transfer", json=body, idempotent=False)
+        return Call(
+            "POST",
+            f"/chats/{conversation_id}/transfer",
+            json=body,
+            idempotent=False,
+            purpose=Purpose.TRANSFER,
+        )
 
     def close_call(self, conversation_id: str, *, message: str) -> Call:
         body = {"message": message} if message else {}
-        return Call("POST", f"/chats/{conversation_id}/end", json=body, idempotent=False)
+        return Call(
+            "POST",
+            f"/chats/{conversation_id}/end",
+            json=body,
+            idempotent=False,
+            purpose=Purpose.CLOSE,
+        )
 
     def operator_status_call(self, operator_id: str, status: OperatorStatus) -> Call:
         return Call(
@@ -221,6 +247,7 @@ class Reference:
             f"/operators/{operator_id}",
             json={"status": _REFERENCE_STATUS_VALUES[status]},
             idempotent=True,
+            purpose=Purpose.OPERATOR_STATUS,
         )
 
     def operators_params(self, since: str | None) -> dict[str, Any]:

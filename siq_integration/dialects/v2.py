@@ -36,6 +36,7 @@ from .base import (
     SENDER_TYPES,
     Call,
     Payload,
+    Purpose,
     as_dict,
     as_int,
     as_str,
@@ -127,11 +128,13 @@ class V2:
 
     # --- envelope ---------------------------------------------------------------------
 
-    def unwrap(self, status: int, headers: Mapping[str, str], body: bytes) -> Payload:
+    def unwrap(
+        self, status: int, headers: Mapping[str, str], body: bytes, *, call: Call | None = None
+    ) -> Payload:
         document = json_or_none(body)
         # An error key means failure whatever the HTTP status says (v2 answers errors with 200).
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
-            raise self.error(document["error"], status)
+            raise self.error(document["error"], status, call=call)
         if status >= 500 or status in (408, 425):
             raise exc.Unavailable(http_status=status, detail=snippet(body))
         if status == 429:
@@ -149,7 +152,12 @@ class V2:
         return Payload(data=document["data"], meta=meta, headers=headers)
 
     def error(
-        self, document: dict, status: int, headers: Mapping[str, str] | None = None
+        self,
+        document: dict,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        *,
+        call: Call | None = None,
     ) -> exc.SalesIQError:
         """The exception for v2's ``error`` object (``document``): its numeric code."""
         # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
@@ -168,7 +176,7 @@ class V2:
             case 1001:
                 return exc.Unavailable("SalesIQ had an internal error.", **kw)
             case 1002 | 1054:
-                return exc.Misconfigured(
+                return exc.RequestHeadersRefused(
                     "SalesIQ refused the dashboard's request headers. This is a bug in the "
                     "dashboard; the log has the details.",
                     **kw,
@@ -197,12 +205,19 @@ class V2:
                 return exc.ScopeMissing(**kw)
             case 1014:
                 return exc.AlreadyExists(**kw)
+            case 1016 if call is not None and call.purpose is Purpose.OPERATOR_STATUS:
+                # The status call sets the connected user's own status only.
+                return exc.NotOwnStatus(**kw)
             case 1016:
                 return exc.PermissionDenied(**kw)
             case 1017 | 1021:
                 return exc.PlanLimit(**kw)
-            case 1019 | 1020 | 1024 | 1025:
-                return exc.NotFound(_V2_NOT_FOUND[code], **kw)
+            case 1019:
+                return exc.ChatGone(_V2_NOT_FOUND[code], **kw)
+            case 1020 | 1024:
+                return exc.OperatorGone(_V2_NOT_FOUND[code], **kw)
+            case 1025:
+                return exc.DepartmentGone(_V2_NOT_FOUND[code], **kw)
             case 1023:
                 return exc.RateLimited(
                     "SalesIQ says too many requests came from this dashboard and paused it.",
@@ -276,12 +291,22 @@ class V2:
             body["note"] = note
         # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
         return Call(
-            "PUT", f"/conversations/{conversation_id}/transfer", json=body, idempotent=False
+            "PUT",
+            f"/conversations/{conversation_id}/transfer",
+            json=body,
+            idempotent=False,
+            purpose=Purpose.TRANSFER,
         )
 
     def close_call(self, conversation_id: str, *, message: str) -> Call:
         method = settings.SIQ_HTTP_METHODS["v2.conversation_close"]
-        return Call(method, f"/conversations/{conversation_id}/close", json={}, idempotent=False)
+        return Call(
+            method,
+            f"/conversations/{conversation_id}/close",
+            json={},
+            idempotent=False,
+            purpose=Purpose.CLOSE,
+        )
 
     def operator_status_call(self, operator_id: str, status: OperatorStatus) -> Call:
         values = {OperatorStatus.AVAILABLE: "Available", OperatorStatus.BUSY: "Busy"}
@@ -295,6 +320,7 @@ class V2:
             f"/operators/{operator_id}/status",
             json={"status": values[status]},
             idempotent=True,
+            purpose=Purpose.OPERATOR_STATUS,
         )
 
     def operators_params(self, since: str | None) -> dict[str, Any]:
