@@ -93,12 +93,15 @@ class Reference:
     can_set_others_status = True  # PATCH /operators/{id} takes any operator
     names_retry_time = True  # X-RateLimit-Reset or Retry-After on a 429
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "REST API v2" / "API Structure"
     def base_url(self, api_url: str, screen_name: str) -> str:
         return f"{api_url}/api/v2"
 
     def portals_url(self, api_url: str) -> str:
         raise exc.BadRequest("Only SalesIQ v2 lists the portals a sign-in reaches.")
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Response Format" and
+    # "Error Response Structure"
     def unwrap(
         self, status: int, headers: Mapping[str, str], body: bytes, *, call: Call | None = None
     ) -> Payload:
@@ -122,6 +125,8 @@ class Reference:
         meta = {key: value for key, value in document.items() if key != "data"}
         return Payload(data=document.get("data"), meta=meta, headers=headers)
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Common Error Codes" and
+    # "HTTP Status Codes"
     def error(
         self,
         document: dict,
@@ -178,6 +183,7 @@ class Reference:
             return exc.BadRequest(param=field_name, **kw)
         return exc.SalesIQError(**kw)
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Rate Limit Headers"
     def paused_until(self, headers: Mapping[str, str]) -> datetime | None:
         """When a call says none are left (X-RateLimit-Remaining: 0), until when to stop:
         stop before the 429 rather than after it."""
@@ -185,9 +191,11 @@ class Reference:
             return None
         return reset_time(headers)
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Chats" (page, per_page)
     def page_params(self, page: int, size: int, *, listing: str = "") -> dict[str, Any]:
         return {"page": page, "per_page": size}
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Chats" (pagination.total)
     def has_more(self, payload: Payload, size: int, got: int) -> bool:
         pagination = as_dict(payload.meta.get("pagination"))
         total, page, per_page = (
@@ -199,19 +207,24 @@ class Reference:
             return page * per_page < total
         return got >= size
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Chats" (status)
     def open_conversation_queries(self) -> list[dict[str, Any]]:
         # "active" is connected chats only; waiting ones are asked for separately.
         return [{"status": "waiting"}, {"status": "active"}]
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Chats"
     def conversations_path(self) -> str:
         return "/chats"
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Get Chat by ID"
     def conversation_path(self, conversation_id: str) -> str:
         return f"/chats/{conversation_id}"
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Get Chat Transcript"
     def messages_path(self, conversation_id: str) -> str:
         return f"/chats/{conversation_id}/transcript"
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Transfer Chat"
     def transfer_call(
         self, conversation_id: str, *, department_id: str, operator_id: str, note: str
     ) -> Call:
@@ -231,6 +244,7 @@ class Reference:
             purpose=Purpose.TRANSFER,
         )
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "End Chat"
     def close_call(self, conversation_id: str, *, message: str) -> Call:
         body = {"message": message} if message else {}
         return Call(
@@ -241,6 +255,7 @@ class Reference:
             purpose=Purpose.CLOSE,
         )
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Update Operator"
     def operator_status_call(self, operator_id: str, status: OperatorStatus) -> Call:
         return Call(
             "PATCH",
@@ -250,9 +265,11 @@ class Reference:
             purpose=Purpose.OPERATOR_STATUS,
         )
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Operators"
     def operators_params(self, since: str | None) -> dict[str, Any]:
         return {}  # no incremental sync in this dialect: always the full list
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Create Webhook"
     def register_webhook_call(self, *, url: str, events: list[str], secret: str) -> Call:
         body = {
             "name": "SalesIQ Supervisor",
@@ -265,6 +282,7 @@ class Reference:
 
     # --- parsing --------------------------------------------------------------------
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Chat Object Structure"
     def parse_conversation(self, raw: dict) -> Conversation:
         raw = as_dict(raw)
         info = as_dict(raw.get("visitor_info"))
@@ -301,6 +319,7 @@ class Reference:
             feedback=as_str(raw.get("feedback")),
         )
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Get Chat Transcript"
     def parse_message(self, conversation_id: str, raw: dict) -> Message:
         raw = as_dict(raw)
         kind = str(raw.get("sender_type") or "").lower()
@@ -315,6 +334,7 @@ class Reference:
             sent_at=iso8601(raw.get("timestamp") or raw.get("sent_at")),
         )
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Operator Object Structure"
     def parse_operator(self, raw: dict) -> Operator:
         raw = as_dict(raw)
         status = REFERENCE_OPERATOR_STATUS.get(
@@ -335,6 +355,7 @@ class Reference:
             modified_at=iso8601(raw.get("last_active")),
         )
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Departments"
     def parse_department(self, raw: dict) -> Department:
         raw = as_dict(raw)
         enabled = raw.get("enabled", raw.get("is_enabled"))
@@ -347,6 +368,7 @@ class Reference:
     def parse_portal(self, raw: dict) -> Portal:
         raise exc.BadRequest("Only SalesIQ v2 lists the portals a sign-in reaches.")
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Webhooks"
     def parse_webhook(self, raw: dict) -> Webhook:
         raw = as_dict(raw)
         return Webhook(
@@ -356,6 +378,7 @@ class Reference:
             enabled=raw.get("enabled", True) not in (False, "false"),
         )
 
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Webhook Payload Examples"
     def parse_event(self, document: dict) -> WebhookEvent:
         name = str(document.get("event") or "")
         kind = REFERENCE_EVENTS.get(name, EventKind.UNKNOWN)

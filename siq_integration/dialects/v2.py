@@ -115,6 +115,8 @@ class V2:
     # 1023 names no time: the client backs off, doubling with each strike in a row.
     names_retry_time = False
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "URL shape and envelopes": the screen name in every path)
     def base_url(self, api_url: str, screen_name: str) -> str:
         if not screen_name:
             raise exc.Misconfigured(
@@ -123,11 +125,15 @@ class V2:
             )
         return f"{api_url}/api/v2/{screen_name}"
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "URL shape and envelopes": GET /api/v2/portals)
     def portals_url(self, api_url: str) -> str:
         return f"{api_url}/api/v2/portals"
 
     # --- envelope ---------------------------------------------------------------------
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "URL shape and envelopes": an error key fails any status)
     def unwrap(
         self, status: int, headers: Mapping[str, str], body: bytes, *, call: Call | None = None
     ) -> Payload:
@@ -265,15 +271,21 @@ class V2:
 
     # --- calls ----------------------------------------------------------------------
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
     def open_conversation_queries(self) -> list[dict[str, Any]]:
         return [{"status": "open"}]
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
     def conversations_path(self) -> str:
         return "/conversations"
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": One chat)
     def conversation_path(self, conversation_id: str) -> str:
         return f"/conversations/{conversation_id}"
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": Messages, seen in practice)
     def messages_path(self, conversation_id: str) -> str:
         return f"/conversations/{conversation_id}/messages"
 
@@ -298,6 +310,8 @@ class V2:
             purpose=Purpose.TRANSFER,
         )
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": End; the method is a setting)
     def close_call(self, conversation_id: str, *, message: str) -> Call:
         method = settings.SIQ_HTTP_METHODS["v2.conversation_close"]
         return Call(
@@ -308,6 +322,8 @@ class V2:
             purpose=Purpose.CLOSE,
         )
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": Operator status; own status only)
     def operator_status_call(self, operator_id: str, status: OperatorStatus) -> Call:
         values = {OperatorStatus.AVAILABLE: "Available", OperatorStatus.BUSY: "Busy"}
         if status not in values:
@@ -323,15 +339,20 @@ class V2:
             purpose=Purpose.OPERATOR_STATUS,
         )
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-operator-list.html
+    # (last_sync_time: the operators changed since)
     def operators_params(self, since: str | None) -> dict[str, Any]:
         return {"last_sync_time": since} if since else {}
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/webhooks.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": Webhooks)
     def register_webhook_call(self, *, url: str, events: list[str], secret: str) -> Call:
         body = {"type": "data", "url": url, "events": events, "version": "1"}
         return Call("POST", "/webhooks", json=body, idempotent=False)
 
     # --- parsing --------------------------------------------------------------------
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
     def parse_conversation(self, raw: dict) -> Conversation:
         raw = as_dict(raw)
         state = as_dict(raw.get("chat_status"))
@@ -395,6 +416,8 @@ class V2:
             return None
         return self.parse_message(conversation_id, raw)
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": Messages)
     def parse_message(self, conversation_id: str, raw: dict) -> Message:
         raw = as_dict(raw)
         sender = as_dict(raw.get("sender"))
@@ -457,6 +480,8 @@ class V2:
             modified_at=epoch_ms(raw.get("modified_time")),
         )
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": Departments)
     def parse_department(self, raw: dict) -> Department:
         raw = as_dict(raw)
         enabled = raw.get("is_enabled")
@@ -466,6 +491,8 @@ class V2:
             enabled=enabled not in (False, "false", "0", 0),
         )
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "URL shape and envelopes": portals carry screenname)
     def parse_portal(self, raw: dict) -> Portal:
         raw = as_dict(raw)
         screen = as_str(raw.get("screenname") or raw.get("screen_name"))
@@ -498,6 +525,8 @@ class V2:
             public_keys=keys,
         )
 
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/webhooks.html
+    # (../shared/SALESIQ_API.md, "Webhooks": body and event names)
     def parse_event(self, document: dict) -> WebhookEvent:
         name = str(document.get("event") or "")
         kind = V2_EVENTS.get(name, EventKind.UNKNOWN)
