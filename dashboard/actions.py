@@ -608,7 +608,7 @@ def sentence(action: Action, failure: exc.SalesIQError) -> str:
             f"whether it managed to {verb}. The live view shows it within seconds; try again "
             "only if nothing changed."
         )
-    if isinstance(failure, exc.RateLimited) and failure.code is not None and failure.retry_at:
+    if isinstance(failure, exc.TooManyRequests) and failure.retry_at:
         # SalesIQ itself said no (1023 / 429). v2 names no time: the client picked the pause
         # after the exception's message was made, so the time is taken from retry_at.
         return (
@@ -625,7 +625,7 @@ def _refused_or_failed(failure: exc.SalesIQError) -> str:
     # known to have reached SalesIQ, or no answer at all: failed.
     if isinstance(failure, exc.Unavailable | exc.BudgetExhausted):
         return ActionOutcome.FAILED
-    if isinstance(failure, exc.RateLimited) and failure.code is None:
+    if isinstance(failure, exc.RateLimited) and not isinstance(failure, exc.TooManyRequests):
         return ActionOutcome.FAILED  # our own back-off: nothing was sent
     return ActionOutcome.REFUSED
 

@@ -219,6 +219,12 @@ class RateLimited(TryLater):
     default_message = "SalesIQ is limiting requests from this dashboard."
 
 
+class TooManyRequests(RateLimited):
+    """SalesIQ itself said too many requests, naming its code (v2 1023, reference
+    RATE_LIMIT_EXCEEDED): the call reached SalesIQ and was refused. A bare RateLimited is
+    a plain 429 or the dashboard's own back-off (budget), counted as not sent."""
+
+
 class BudgetExhausted(TryLater):
     """Our own per-portal call budget is spent; nothing was sent to SalesIQ."""
 

@@ -159,7 +159,7 @@ CASES = [
     ),
     ("v2", "transfer", {"code": 1020}, "refused", "1020", NO_OPERATOR, "OperatorGone code=1020"),
     ("v2", "transfer", {"code": 1024}, "refused", "1024", NO_OPERATOR, "OperatorGone code=1024"),
-    ("v2", "transfer", {"code": 1023}, "refused", "1023", SLOW_DOWN, "RateLimited code=1023"),
+    ("v2", "transfer", {"code": 1023}, "refused", "1023", SLOW_DOWN, "TooManyRequests code=1023"),
     ("v2", "end", {"code": 1001}, "failed", "1001", NO_ANSWER, "Unavailable code=1001"),
     (
         "v2",
@@ -241,7 +241,7 @@ CASES = [
         "refused",
         "RATE_LIMIT_EXCEEDED",
         SLOW_DOWN,
-        "RateLimited code=RATE_LIMIT_EXCEEDED http=429",
+        "TooManyRequests code=RATE_LIMIT_EXCEEDED http=429",
     ),
     (
         "reference",

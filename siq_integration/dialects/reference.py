@@ -164,7 +164,7 @@ class Reference:
             case "DUPLICATE_RESOURCE":
                 return exc.AlreadyExists(**kw)
             case "RATE_LIMIT_EXCEEDED":
-                return exc.RateLimited(retry_at=reset_time(headers), **kw)
+                return exc.TooManyRequests(retry_at=reset_time(headers), **kw)
             case "INTERNAL_ERROR":
                 return exc.Unavailable("SalesIQ had an internal error.", **kw)
             case "INVALID_REQUEST" | "REQUIRED_FIELD_MISSING" | "INVALID_VISITOR_ID":
@@ -176,7 +176,9 @@ class Reference:
         if status in (404, 410):
             return exc.NotFound(**kw)
         if status == 429:
-            return exc.RateLimited(retry_at=reset_time(headers), **kw)
+            # With a code of its own, SalesIQ said so; a bare 429 counts as not sent.
+            refused = exc.TooManyRequests if code else exc.RateLimited
+            return refused(retry_at=reset_time(headers), **kw)
         if status >= 500:
             return exc.Unavailable(**kw)
         if status == 400:

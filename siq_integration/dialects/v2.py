@@ -225,7 +225,7 @@ class V2:
             case 1025:
                 return exc.DepartmentGone(_V2_NOT_FOUND[code], **kw)
             case 1023:
-                return exc.RateLimited(
+                return exc.TooManyRequests(
                     "SalesIQ says too many requests came from this dashboard and paused it.",
                     retry_at=backoff_until(0),
                     **kw,
