@@ -166,7 +166,7 @@ def complete_connection(
             access_token=tokens.access_token,
             budgeted=oauth.is_saved(portal),
         )
-        if probe.dialect == "v2":
+        if client.dialect.lists_portals:
             try:
                 reachable = client.list_portals()
             except exc.ScopeMissing:
@@ -317,7 +317,7 @@ def register_webhooks(portal: Portal, *, url: str) -> bool:
         for hook in client.list_webhooks():
             if hook.id == portal.webhook_id or hook.url == url:
                 client.delete_webhook(hook.id)
-        if portal.dialect == "v2":
+        if client.dialect.has_webhook_keys:
             hook = client.register_webhook(url=url, events=V2_WEBHOOK_EVENTS)
             # Every key SalesIQ lists is trusted: it signs with the oldest.
             keyed = client.add_webhook_key(hook.id)
