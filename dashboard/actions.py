@@ -25,8 +25,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
+from siq_integration import dialects, oauth
 from siq_integration import exceptions as exc
-from siq_integration import oauth
 from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
@@ -563,7 +563,7 @@ _VERBS = {
 
 
 def status_not_own(operator_name: str, *, offer_drain: bool = True) -> str:
-    """SalesIQ v2's refusal (1016) of another operator's status, in words. A drain's own
+    """SalesIQ v2's refusal (NotOwnStatus) of another operator's status, in words. A drain's own
     status step does not advise draining: that is what the supervisor is doing."""
     said = (
         f"SalesIQ lets this portal's connected user change only their own status, so "
@@ -578,29 +578,26 @@ def status_not_own(operator_name: str, *, offer_drain: bool = True) -> str:
 def sentence(action: Action, failure: exc.SalesIQError) -> str:
     """SalesIQ's refusal as a supervisor would put it."""
     verb = _VERBS[action.kind]
-    if isinstance(failure, exc.PermissionDenied):
+    if isinstance(failure, exc.NotOwnStatus):
         # v2 documents that the status call sets the caller's own status only; the
         # reference dialect's PATCH has no such rule, so its refusal is about the role.
-        if action.kind == ActionKind.OPERATOR_STATUS and failure.code == 1016:
-            return status_not_own(
-                action.operator_label or "this operator", offer_drain=action.parent_id is None
-            )
+        return status_not_own(
+            action.operator_label or "this operator", offer_drain=action.parent_id is None
+        )
+    if isinstance(failure, exc.PermissionDenied):
         return (
             f"SalesIQ does not allow this portal's connected user to {verb}. An admin can "
             "reconnect the portal as a SalesIQ Supervisor or Administrator."
         )
-    # A bare 404 on a transfer may be the operator as much as the chat: not "ended" then.
+    # A bare 404 on a transfer may be the operator as much as the chat: the dialect says
+    # ChatGone only when the chat is what is gone.
     if isinstance(failure, exc.ChatNotActive) or (
-        isinstance(failure, exc.NotFound)
-        and (
-            (failure.code == 1019 and action.kind in (ActionKind.END, ActionKind.TRANSFER))
-            or (failure.code == "RESOURCE_NOT_FOUND" and action.kind == ActionKind.END)
-        )
+        isinstance(failure, exc.ChatGone) and action.kind in (ActionKind.END, ActionKind.TRANSFER)
     ):
         return "That chat has already ended."
-    if isinstance(failure, exc.NotFound) and failure.code in (1025, "INVALID_DEPARTMENT"):
+    if isinstance(failure, exc.DepartmentGone):
         return "That department does not exist in SalesIQ any more. Pick another one."
-    if isinstance(failure, exc.NotFound) and failure.code in (1020, 1024):
+    if isinstance(failure, exc.OperatorGone):
         return "That operator is no longer part of this portal in SalesIQ. Pick another one."
     if isinstance(failure, exc.OperatorOffline):
         target = action.params.get("operator_name") or "That operator"
@@ -611,7 +608,7 @@ def sentence(action: Action, failure: exc.SalesIQError) -> str:
             f"whether it managed to {verb}. The live view shows it within seconds; try again "
             "only if nothing changed."
         )
-    if isinstance(failure, exc.RateLimited) and failure.code is not None and failure.retry_at:
+    if isinstance(failure, exc.TooManyRequests) and failure.retry_at:
         # SalesIQ itself said no (1023 / 429). v2 names no time: the client picked the pause
         # after the exception's message was made, so the time is taken from retry_at.
         return (
@@ -628,7 +625,7 @@ def _refused_or_failed(failure: exc.SalesIQError) -> str:
     # known to have reached SalesIQ, or no answer at all: failed.
     if isinstance(failure, exc.Unavailable | exc.BudgetExhausted):
         return ActionOutcome.FAILED
-    if isinstance(failure, exc.RateLimited) and failure.code is None:
+    if isinstance(failure, exc.RateLimited) and not isinstance(failure, exc.TooManyRequests):
         return ActionOutcome.FAILED  # our own back-off: nothing was sent
     return ActionOutcome.REFUSED
 
@@ -843,7 +840,7 @@ def connected_operator(portal: Portal) -> Operator | None:
 def status_rule(operator: Operator, *, open_chats: int = 0) -> StatusRule:
     """What the panel offers for ``operator``'s status, said before anyone clicks."""
     portal = operator.portal
-    if portal.dialect != "v2":
+    if dialects.get(portal.dialect).can_set_others_status:
         return StatusRule(offered=True)
     me = connected_operator(portal)
     if me is not None and me.pk == operator.pk:

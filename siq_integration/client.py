@@ -178,7 +178,7 @@ class SalesIQClient:
             )
             try:
                 payload = self.dialect.unwrap(
-                    response.status_code, response.headers, response.content
+                    response.status_code, response.headers, response.content, call=call
                 )
             except exc.TokenInvalid as failure:
                 if not token_refreshed:
@@ -198,7 +198,7 @@ class SalesIQClient:
                 self._record_failure(failure)
                 raise
             except exc.Misconfigured as failure:
-                if failure.code in (1002, 1054):
+                if isinstance(failure, exc.RequestHeadersRefused):
                     logger.error("SalesIQ refused our request headers: %s", failure.technical())
                 self._record_failure(failure)
                 raise
@@ -224,10 +224,8 @@ class SalesIQClient:
             raise
 
     def _respect_rate_headers(self, headers: Any) -> None:
-        """Reference dialect: stop before the 429 when SalesIQ says nothing is left."""
-        if headers.get("X-RateLimit-Remaining") != "0":
-            return
-        reset = dialects._reset_time(headers)
+        """Stop before the 429 when SalesIQ says no call is left (the reference dialect)."""
+        reset = self.dialect.paused_until(headers)
         if reset and reset > timezone.now():
             Portal.objects.filter(pk=self.portal.pk).update(rate_limited_until=reset)
 
@@ -265,9 +263,9 @@ class SalesIQClient:
 
     def _note_rate_limit(self, failure: exc.RateLimited) -> None:
         strikes = self.portal.rate_limit_strikes + 1
-        if failure.retry_at is None or isinstance(self.dialect, dialects.V2):
-            # v2 gives no reset time: the pause doubles with every strike in a row.
-            failure.retry_at = dialects._backoff_until(strikes - 1)
+        if failure.retry_at is None or not self.dialect.names_retry_time:
+            # No reset time given: the pause doubles with every strike in a row.
+            failure.retry_at = dialects.backoff_until(strikes - 1)
         Portal.objects.filter(pk=self.portal.pk).update(
             rate_limited_until=failure.retry_at, rate_limit_strikes=strikes
         )
@@ -292,7 +290,7 @@ class SalesIQClient:
             items = payload.data if isinstance(payload.data, list) else []
             fresh = []
             for item in items:
-                key = dialects._str(item.get("id")) if isinstance(item, dict) else ""
+                key = dialects.as_str(item.get("id")) if isinstance(item, dict) else ""
                 if key and key in seen:
                     continue  # moved from an earlier page while we read: counted there
                 seen.add(key)
@@ -343,7 +341,7 @@ class SalesIQClient:
 
     def list_portals(self) -> list[RemotePortal]:
         """The portals the connected Zoho user can reach (v2 only)."""
-        if not isinstance(self.dialect, dialects.V2):
+        if not self.dialect.lists_portals:
             return []
         url = self.dialect.portals_url(self.portal.data_center_entry.api_url)
         payload = self._request(Call("GET", "/portals"), url=url)
@@ -360,7 +358,7 @@ class SalesIQClient:
             ),
             "operators": ("/operators", {}),
             "departments": (
-                "/departments" if isinstance(self.dialect, dialects.V2) else "/brands",
+                "/brands" if self.dialect.departments_by_brand else "/departments",
                 {},
             ),
             "webhooks": ("/webhooks", {}),
@@ -417,14 +415,14 @@ class SalesIQClient:
         return OperatorSync(operators=operators, sync_time=sync_time, complete=complete)
 
     def list_departments(self) -> list[Department]:
-        if isinstance(self.dialect, dialects.V2):
+        if not self.dialect.departments_by_brand:
             raws = self._all(
                 "/departments", {}, self.dialect.small_page_size, listing="departments"
             )
             return [self.dialect.parse_department(raw) for raw in raws]
         departments: dict[str, Department] = {}
         for brand in self._all("/brands", {}, self.dialect.page_size):
-            brand_id = dialects._str(brand.get("id"))
+            brand_id = dialects.as_str(brand.get("id"))
             for raw in self._all(f"/brands/{brand_id}/departments", {}, self.dialect.page_size):
                 department = self.dialect.parse_department(raw)
                 departments[department.id] = department
@@ -507,7 +505,7 @@ class SalesIQClient:
     def add_webhook_key(self, webhook_id: str) -> Webhook:
         """Ask SalesIQ (v2) for a new signing key; returns the webhook with every key it
         now lists (the new one and any older one, which SalesIQ keeps signing with)."""
-        if not isinstance(self.dialect, dialects.V2):
+        if not self.dialect.has_webhook_keys:
             raise exc.BadRequest("Only SalesIQ v2 signs webhooks with public keys.")
         # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
         payload = self._request(

@@ -54,10 +54,6 @@ REFERENCE_WEBHOOK_EVENTS = [
 PENDING_SESSION_KEY = "siq_pending_connection"
 
 
-class WrongScreenName(exc.Misconfigured):
-    default_message = "The Zoho account you approved with cannot reach that SalesIQ portal."
-
-
 class SamePortalTwice(exc.SalesIQError):
     """The SalesIQ portal this grant reaches is in the dashboard already, as ``existing``:
     connecting it again would show every chat, operator and alert twice."""
@@ -170,7 +166,7 @@ def complete_connection(
             access_token=tokens.access_token,
             budgeted=oauth.is_saved(portal),
         )
-        if probe.dialect == "v2":
+        if client.dialect.lists_portals:
             try:
                 reachable = client.list_portals()
             except exc.ScopeMissing:
@@ -182,7 +178,7 @@ def complete_connection(
                 elif reachable:
                     return NeedsScreenName(choices=reachable)
                 else:
-                    raise WrongScreenName(
+                    raise exc.WrongScreenName(
                         "The Zoho account you approved with has no SalesIQ portal in this data "
                         "centre. Connect again and sign in to Zoho with an account of the portal."
                     )
@@ -321,7 +317,7 @@ def register_webhooks(portal: Portal, *, url: str) -> bool:
         for hook in client.list_webhooks():
             if hook.id == portal.webhook_id or hook.url == url:
                 client.delete_webhook(hook.id)
-        if portal.dialect == "v2":
+        if client.dialect.has_webhook_keys:
             hook = client.register_webhook(url=url, events=V2_WEBHOOK_EVENTS)
             # Every key SalesIQ lists is trusted: it signs with the oldest.
             keyed = client.add_webhook_key(hook.id)

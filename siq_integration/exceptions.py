@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
+# Every class of the family by its name: Portal.last_error_kind stores the name of the
+# last failure, and ``by_name`` turns it back into the class so readers test classes.
+_BY_NAME: dict[str, type[SalesIQError]] = {}
+
+
+def by_name(name: str) -> type[SalesIQError] | None:
+    """The exception class a stored name stands for (None: unknown, or no failure)."""
+    return _BY_NAME.get(name)
+
 
 class SalesIQError(Exception):
     """Base of everything that can go wrong talking to SalesIQ or Zoho Accounts."""
 
     default_message = "SalesIQ could not complete the request."
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _BY_NAME.setdefault(cls.__name__, cls)
 
     def __init__(
         self,
@@ -95,6 +108,12 @@ class PermissionDenied(SalesIQError):
     default_message = "SalesIQ says this portal's connected user is not allowed to do that."
 
 
+class NotOwnStatus(PermissionDenied):
+    """v2 refused to set another operator's status (1016 on the status call): the grant
+    may set only the connected user's own status. The user-facing sentence is the
+    caller's (it knows the operator's name); the message stays PermissionDenied's."""
+
+
 # --- The thing asked for ----------------------------------------------------------------
 
 
@@ -102,6 +121,25 @@ class NotFound(SalesIQError):
     """The chat, operator or department does not exist (any more) (1019/1020/1024/1025/404)."""
 
     default_message = "SalesIQ no longer has that chat, operator or department."
+
+
+class ChatGone(NotFound):
+    """SalesIQ no longer has the chat asked about (v2 1019; reference RESOURCE_NOT_FOUND
+    on ending a chat)."""
+
+    default_message = "SalesIQ no longer has that chat."
+
+
+class OperatorGone(NotFound):
+    """The operator is not (any more) part of the portal (v2 1020 / 1024)."""
+
+    default_message = "SalesIQ does not know that operator."
+
+
+class DepartmentGone(NotFound):
+    """The department does not exist (any more) (v2 1025 / reference INVALID_DEPARTMENT)."""
+
+    default_message = "That department does not exist in SalesIQ (any more)."
 
 
 class ChatNotActive(NotFound):
@@ -163,6 +201,15 @@ class Misconfigured(SalesIQError):
     )
 
 
+class RequestHeadersRefused(Misconfigured):
+    """SalesIQ refused the dashboard's own request headers (v2 1002 / 1054): a bug in the
+    dashboard, logged as an error, not something an admin can fix in the settings."""
+
+
+class WrongScreenName(Misconfigured):
+    default_message = "The Zoho account you approved with cannot reach that SalesIQ portal."
+
+
 # --- Temporary conditions -------------------------------------------------------------
 
 
@@ -170,6 +217,12 @@ class RateLimited(TryLater):
     """SalesIQ says too many requests (1023 / 429)."""
 
     default_message = "SalesIQ is limiting requests from this dashboard."
+
+
+class TooManyRequests(RateLimited):
+    """SalesIQ itself said too many requests, naming its code (v2 1023, reference
+    RATE_LIMIT_EXCEEDED): the call reached SalesIQ and was refused. A bare RateLimited is
+    a plain 429 or the dashboard's own back-off (budget), counted as not sent."""
 
 
 class BudgetExhausted(TryLater):

@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from . import budget
+from . import exceptions as exc
 from .models import Portal
 
-_RECONNECT = {"TokenInvalid", "ReconnectNeeded", "TokenDecryptionError", "ScopeMissing"}
-_MISCONFIGURED = {"Misconfigured", "WrongScreenName"}
-_UNREACHABLE = {"Unavailable"}
-_SLOWED = {"RateLimited", "TokenRefreshLimited"}
+# What the last failure (stored by its class name) means for the portal's badge.
+_RECONNECT = (exc.TokenInvalid, exc.TokenDecryptionError, exc.ScopeMissing)
+_MISCONFIGURED = (exc.Misconfigured,)
+_UNREACHABLE = (exc.Unavailable,)
+_SLOWED = (exc.RateLimited, exc.TokenRefreshLimited)
 
 
 class State(enum.StrEnum):
@@ -76,13 +78,13 @@ def portal_health(portal: Portal, *, now: datetime | None = None) -> Health:
             since=portal.rate_limited_until,
         )
     if _current_problem(portal):
-        kind = portal.last_error_kind
+        kind = exc.by_name(portal.last_error_kind) or exc.SalesIQError
         since = portal.problem_since or portal.last_error_at
-        if kind in _RECONNECT:
+        if issubclass(kind, _RECONNECT):
             return Health(State.RECONNECT, "Reconnect needed", portal.last_error, "bad", since)
-        if kind in _MISCONFIGURED:
+        if issubclass(kind, _MISCONFIGURED):
             return Health(State.MISCONFIGURED, "Misconfigured", portal.last_error, "bad", since)
-        if kind in _UNREACHABLE:
+        if issubclass(kind, _UNREACHABLE):
             return Health(
                 State.UNREACHABLE,
                 "SalesIQ unreachable",
@@ -90,7 +92,7 @@ def portal_health(portal: Portal, *, now: datetime | None = None) -> Health:
                 "bad",
                 since,
             )
-        if kind in _SLOWED:
+        if issubclass(kind, _SLOWED):
             return Health(State.SLOWED, "Slowed down", portal.last_error, "warn", since)
         return Health(State.DEGRADED, "Connected, with errors", portal.last_error, "warn", since)
     return Health(State.CONNECTED, "Connected", "SalesIQ answers normally.", "ok")

@@ -21,9 +21,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import dialects
 from . import exceptions as exc
 from .budget import Priority
-from .models import Dialect, Portal, WebhookPublicKey
+from .models import Portal, WebhookPublicKey
 from .normalised import WebhookKey
 from .webhooks import normalise_public_key
 
@@ -81,7 +82,11 @@ def reread(portal: Portal) -> list[WebhookPublicKey] | None:
     portal with a webhook, read less than a minute ago, no call left in the budget, or
     SalesIQ did not answer with a usable list (the stored keys are kept then).
     """
-    if portal.dialect != Dialect.V2 or not portal.webhook_id or not portal.is_connected:
+    if (
+        not dialects.get(portal.dialect).has_webhook_keys
+        or not portal.webhook_id
+        or not portal.is_connected
+    ):
         return None
     if not _claim(portal):
         return None

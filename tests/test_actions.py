@@ -99,7 +99,7 @@ def test_it_says_salesiq_refuses_another_operators_status(simulator, connected_p
     assert mine.outcome == "done" and Operator.objects.get(pk=me.pk).status == "busy"
     assert theirs.outcome == "refused" and theirs.error_code == "1016"
     assert "only their own status" in theirs.message and "drain" in theirs.message
-    assert "PermissionDenied" in theirs.error_detail
+    assert "NotOwnStatus" in theirs.error_detail  # v2 1016 on the status call
 
 
 def test_it_drains_an_operator_to_colleagues_with_room(simulator, connected_portal, admin):

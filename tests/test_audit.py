@@ -92,7 +92,7 @@ def world(db):
             chat_label="Jonas Berg",
             chat_remote_id="9002",
             params={"message": ""},
-            failure=exc.NotFound(
+            failure=exc.ChatGone(  # what v2 raises for 1019
                 "SalesIQ no longer has that chat.", code=1019, http_status=200, detail="Invalid"
             ),
         ),
@@ -152,7 +152,7 @@ def world(db):
         operator_label="Asha Rao",
         operator_remote_id="21",
         params={"status": "busy"},
-        failure=exc.PermissionDenied(code=1016, http_status=200, detail="Operation not allowed"),
+        failure=exc.NotOwnStatus(code=1016, http_status=200, detail="Operation not allowed"),
     )
     return {"here": here, "elsewhere": elsewhere, "users": users, "rows": rows}
 
@@ -419,7 +419,7 @@ def test_it_tucks_the_technical_detail_away(client, world):
     row = text[text.index(f'data-action="{refused.pk}"') :]
     row = row[: row.index("</tr>")]
     details = row[row.index("<details") : row.index("</details>")]
-    assert "<code>1019</code>" in details and "NotFound code=1019 http=200 Invalid" in details
+    assert "<code>1019</code>" in details and "ChatGone code=1019 http=200 Invalid" in details
     assert refused.key in details
     done = world["rows"]["transfer_done"]
     row = text[text.index(f'data-action="{done.pk}"') :]
@@ -507,7 +507,7 @@ def test_it_exports_every_action_with_its_steps(client, world):
     assert done["confirmed_at"].endswith("Z") and done["parent"] == ""
     refused = by_id[world["rows"]["end_refused"].pk]
     assert refused["error_code"] == "1019" and refused["message"] == "That chat has already ended."
-    assert refused["error_detail"] == "NotFound code=1019 http=200 Invalid"
+    assert refused["error_detail"] == "ChatGone code=1019 http=200 Invalid"
     step = by_id[world["rows"]["drain_status"].pk]
     assert step["parent"] == str(world["rows"]["drain"].pk) and step["error_code"] == "1016"
 

@@ -456,3 +456,50 @@ def test_it_gives_a_retried_v2_delivery_the_same_dedupe_key():
         v2.parse_event(without_time).dedupe_key
         == v2.parse_event({**without_time, "attempt": 2}).dedupe_key
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "purpose", "cls"),
+    [
+        (1002, dialects.Purpose.OTHER, exc.RequestHeadersRefused),
+        (1016, dialects.Purpose.OPERATOR_STATUS, exc.NotOwnStatus),
+        (1016, dialects.Purpose.TRANSFER, exc.PermissionDenied),
+        (1019, dialects.Purpose.CLOSE, exc.ChatGone),
+        (1020, dialects.Purpose.TRANSFER, exc.OperatorGone),
+        (1024, dialects.Purpose.TRANSFER, exc.OperatorGone),
+        (1025, dialects.Purpose.TRANSFER, exc.DepartmentGone),
+        (1023, dialects.Purpose.OTHER, exc.TooManyRequests),
+    ],
+)
+def test_it_says_what_a_v2_code_means_as_a_class(code, purpose, cls):
+    body = json.dumps({"error": {"code": code, "message": "x"}}).encode()
+    call = dialects.Call("PUT", "/x", purpose=purpose)
+    with pytest.raises(exc.SalesIQError) as caught:
+        dialects.get("v2").unwrap(200, {}, body, call=call)
+    assert type(caught.value) is cls
+    assert caught.value.code == code  # still in the log line and the audit entry
+
+
+@pytest.mark.parametrize(
+    ("code", "purpose", "cls"),
+    [
+        ("RESOURCE_NOT_FOUND", dialects.Purpose.CLOSE, exc.ChatGone),
+        ("RESOURCE_NOT_FOUND", dialects.Purpose.TRANSFER, exc.NotFound),
+        ("INVALID_DEPARTMENT", dialects.Purpose.TRANSFER, exc.DepartmentGone),
+        ("PERMISSION_DENIED", dialects.Purpose.OPERATOR_STATUS, exc.PermissionDenied),
+        ("RATE_LIMIT_EXCEEDED", dialects.Purpose.OTHER, exc.TooManyRequests),
+    ],
+)
+def test_it_says_what_a_reference_code_means_as_a_class(code, purpose, cls):
+    body = json.dumps({"status": "error", "code": code, "message": "m"}).encode()
+    call = dialects.Call("POST", "/x", purpose=purpose)
+    with pytest.raises(exc.SalesIQError) as caught:
+        dialects.get("reference").unwrap(404, {}, body, call=call)
+    assert type(caught.value) is cls
+
+
+def test_it_counts_a_bare_429_as_a_plain_rate_limit_in_both_dialects():
+    for name in ("v2", "reference"):
+        with pytest.raises(exc.RateLimited) as caught:
+            dialects.get(name).unwrap(429, {}, b"")
+        assert type(caught.value) is exc.RateLimited

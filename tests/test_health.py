@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import PortalSync
+from siq_integration import exceptions as exc
 from siq_integration import webhooks
 from siq_integration.client import record_failure
 from siq_integration.exceptions import Misconfigured, ReconnectNeeded, ScopeMissing, Unavailable
@@ -61,6 +62,11 @@ def test_it_says_since_when_salesiq_is_unreachable_and_forgets_after_a_success(p
         (ReconnectNeeded(), State.RECONNECT, "reconnect"),
         (ScopeMissing(scope="SalesIQ.webhooks.CREATE"), State.RECONNECT, "SalesIQ.webhooks.CREATE"),
         (Misconfigured(code=1005), State.MISCONFIGURED, "screen name"),
+        # Subclasses mean what their family means: the stored name maps back to its class.
+        (exc.RequestHeadersRefused(code=1002), State.MISCONFIGURED, "set up wrongly"),
+        (exc.WrongScreenName(), State.MISCONFIGURED, "cannot reach"),
+        (exc.TokenRefreshLimited(), State.SLOWED, "paused new sign-ins"),
+        (exc.NotOwnStatus(code=1016), State.DEGRADED, "not allowed"),
     ],
 )
 def test_it_names_what_needs_doing(portal, failure, state, words, monkeypatch):
@@ -69,6 +75,13 @@ def test_it_names_what_needs_doing(portal, failure, state, words, monkeypatch):
     health = portal_health(portal, now=NOON + timedelta(minutes=2))
     assert health.state is state
     assert words in health.sentence
+
+
+def test_it_maps_a_stored_failure_name_back_to_its_class():
+    assert exc.by_name("WrongScreenName") is exc.WrongScreenName
+    assert exc.by_name("ReconnectNeeded") is exc.ReconnectNeeded
+    assert exc.by_name("") is None
+    assert exc.by_name("NoSuchFailure") is None
 
 
 def test_it_tells_disconnected_from_never_connected():

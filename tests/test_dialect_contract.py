@@ -1,0 +1,69 @@
+"""Both dialects fulfil the whole contract in ``siq_integration.dialects.base.Dialect``.
+
+A member added to one dialect only, or to the contract but not to a dialect, fails here:
+callers ask a dialect, never which one it is, so each must answer everything.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from siq_integration import dialects
+from siq_integration.dialects.base import CAPABILITIES, Dialect
+
+DIALECT_CLASSES = [dialects.V2, dialects.Reference]
+
+
+def _contract() -> set[str]:
+    members = set(Dialect.__annotations__)
+    members |= {
+        name
+        for name, value in vars(Dialect).items()
+        if not name.startswith("_") and inspect.isfunction(value)
+    }
+    return members
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in vars(cls) if not name.startswith("_")}
+
+
+def test_it_declares_every_capability_in_the_contract():
+    assert set(CAPABILITIES) <= set(Dialect.__annotations__)
+
+
+@pytest.mark.parametrize("cls", DIALECT_CLASSES, ids=lambda cls: cls.__name__)
+def test_it_implements_every_member_of_the_contract(cls):
+    missing = _contract() - _public(cls)
+    assert not missing, f"{cls.__name__} lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("cls", DIALECT_CLASSES, ids=lambda cls: cls.__name__)
+def test_it_has_no_public_member_outside_the_contract(cls):
+    extra = _public(cls) - _contract()
+    assert not extra, f"{cls.__name__} has {sorted(extra)}, which the contract does not declare"
+
+
+@pytest.mark.parametrize("cls", DIALECT_CLASSES, ids=lambda cls: cls.__name__)
+def test_it_declares_every_capability_flag_as_a_bool(cls):
+    for flag in CAPABILITIES:
+        assert isinstance(vars(cls).get(flag), bool), f"{cls.__name__}.{flag}"
+
+
+@pytest.mark.parametrize("cls", DIALECT_CLASSES, ids=lambda cls: cls.__name__)
+def test_it_matches_the_contract_signatures(cls):
+    for name, value in vars(Dialect).items():
+        if name.startswith("_") or not inspect.isfunction(value):
+            continue
+        declared = list(inspect.signature(value).parameters)
+        implemented = list(inspect.signature(getattr(cls, name)).parameters)
+        assert implemented == declared, f"{cls.__name__}.{name}{implemented} != {declared}"
+
+
+def test_it_hands_out_dialects_that_satisfy_the_protocol():
+    for name in ("v2", "reference"):
+        dialect = dialects.get(name)
+        assert isinstance(dialect, Dialect)
+        assert dialect.name == name
