@@ -255,7 +255,7 @@ def test_salesiqs_confirming_webhook_settles_an_action_left_in_flight(
 
     for headers, body in webhook_receiver.wait_for_events([event]):
         with django_capture_on_commit_callbacks(execute=True):
-            assert ingest.receive(portal, body, headers).status == 200
+            assert ingest.receive_one(ingest.Delivery(portal.pk, body, headers)).status == 200
 
     action.refresh_from_db()
     assert action.outcome == "done" and action.finished_at is not None

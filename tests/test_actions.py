@@ -151,7 +151,7 @@ def test_it_completes_the_record_when_salesiq_confirms(
     deliveries = webhook_receiver.wait_for_events(["conversation.transfer.accepted"])
     for headers, body in deliveries:
         with django_capture_on_commit_callbacks(execute=True):
-            receipt = ingest.receive(portal, body, headers)
+            receipt = ingest.receive_one(ingest.Delivery(portal.pk, body, headers))
         assert receipt.status == 200
     action.refresh_from_db()
     assert action.confirmation == "conversation.transfer.accepted" and action.confirmed_at

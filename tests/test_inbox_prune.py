@@ -42,7 +42,6 @@ def inbox(db):
         ("old-rejected", "rejected", old),
         ("old-unknown", "unknown", old),
         ("old-pending", "pending", old),
-        ("old-applying", "applying", old),
         ("old-failed", "failed", old),
         ("recent-applied", "applied", recent),
         ("recent-rejected", "rejected", recent),
@@ -53,7 +52,6 @@ def inbox(db):
 
 KEPT = {
     "old-pending",
-    "old-applying",
     "old-failed",
     "recent-applied",
     "recent-rejected",
@@ -76,7 +74,7 @@ def test_the_worker_prunes_what_is_done_with_after_seven_days(inbox, quiet_worke
 def test_it_keeps_as_many_days_as_the_setting_says(inbox, settings):
     settings.SIQ_INBOX_KEEP_DAYS = 5
     assert ingest.prune() == 5
-    assert names() == {"old-pending", "old-applying", "old-failed"}
+    assert names() == {"old-pending", "old-failed"}
 
 
 def test_it_deletes_in_batches_and_leaves_the_rest_for_later(inbox):

@@ -96,7 +96,7 @@ def scenes_reference(simulator, portal):
 async def settled(portal, timeout: float = 10.0) -> None:
     """Until every stored event of ``portal`` is applied (or the time is up)."""
     waiting = sync_to_async(
-        lambda: InboxEvent.objects.filter(portal=portal, state__in=["pending", "applying"]).exists()
+        lambda: InboxEvent.objects.filter(portal=portal, state="pending").exists()
     )
     for _ in range(int(timeout / 0.05)):
         if not await waiting():
@@ -118,11 +118,7 @@ def replay(admin, portal, deliveries):
         snapshot = await ws.receive_from(timeout=10)
         assert 'id="chats-body"' in snapshot
         settled = sync_to_async(
-            lambda: (
-                not InboxEvent.objects.filter(
-                    portal=portal, state__in=["pending", "applying"]
-                ).exists()
-            )
+            lambda: not InboxEvent.objects.filter(portal=portal, state="pending").exists()
         )
         for headers, body in deliveries:
             response = await post(portal, headers, body)
@@ -359,7 +355,7 @@ def stored_unapplied(portal, deliveries, monkeypatch) -> list[int]:
     """Store ``deliveries`` without applying them; their inbox ids, in arrival order."""
     monkeypatch.setattr(ingest, "schedule", lambda event_id: None)
     for headers, body in deliveries:
-        assert ingest.receive(portal, body, headers).status == 200
+        assert ingest.receive_one(ingest.Delivery(portal.pk, body, headers)).status == 200
     return list(
         InboxEvent.objects.filter(portal=portal).order_by("pk").values_list("pk", flat=True)
     )

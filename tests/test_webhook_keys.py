@@ -148,10 +148,12 @@ def test_a_burst_of_badly_signed_deliveries_reads_the_keys_at_most_once_a_minute
     assert len(key_reads(simulator, calls, portal)) == 1
 
     # Another process (this one, on the same database) within the minute: no read either.
-    refused = ingest.receive(
-        Portal.objects.get(pk=portal.pk),
-        b'{"event": "conversation.created"}',
-        {"x-siqsignature": bad_signature(7)},
+    refused = ingest.receive_one(
+        ingest.Delivery(
+            portal.pk,
+            b'{"event": "conversation.created"}',
+            {"x-siqsignature": bad_signature(7)},
+        )
     )
     assert refused.status == 401
     assert len(key_reads(simulator, calls, portal)) == 1
