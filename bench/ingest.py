@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from siq_integration.simulator import SimulatorError
+from salesiq_simulator import SimulatorError
 
 from .cpu import CpuMeter
 from .environment import wait_until

@@ -61,7 +61,7 @@ def forget_refused_webhooks():
 @pytest.fixture(scope="session")
 def simulator() -> Iterator:
     """One simulator for the session, life off: tests make scenes happen explicitly."""
-    from siq_integration.simulator import Simulator
+    from salesiq_simulator import Simulator
 
     sim = Simulator(seed=1, life=False)
     sim.start()

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from siq_integration.simulator import Simulator
+from salesiq_simulator import Simulator
 
 CLIENT_ID = "1000.SIMULATOR"
 CLIENT_SECRET = "sim-secret"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from siq_integration.simulator import Simulator
+from salesiq_simulator import Simulator
 from tests.test_simulator import REFERENCE_SCOPES, auth, connect, refresh
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from siq_integration.simulator import Simulator, demo_world
+from salesiq_simulator import Simulator, demo_world
 from tests.test_simulator import connect, v2
 
 START = 1_750_000_000.0  # a fixed world clock for the deterministic runs
