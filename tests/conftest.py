@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.servers import Server
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -176,26 +178,6 @@ def sim_portal(simulator, sim_settings, db):
     return make
 
 
-def live_portal(**fields):
-    """A portal the pages treat as connected (live), without a real grant: for tests of
-    what pages show. Nothing may reach Zoho or SalesIQ for it: its token refresh is
-    blocked for a day, so a call (a drawer loading a transcript) fails at once, offline."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from siq_integration.models import Portal
-
-    now = timezone.now()
-    fields.setdefault("data_center", "us")
-    return Portal.objects.create(
-        refresh_token_encrypted=Portal._write("not-a-real-grant"),
-        connected_at=now,
-        token_refresh_blocked_until=now + timedelta(days=1),
-        **fields,
-    )
-
-
 def consent(simulator, portal, *, session=None, approve_as=None, drop_prompt=False):
     """Start the OAuth flow and let the simulator approve it: (session, callback params)."""
     from urllib.parse import parse_qs, urlsplit
@@ -251,8 +233,6 @@ def connected_portal(simulator, sim_portal):
 def server(simulator, tmp_path):
     """`manage.py serve` (daphne and the worker) in a child process, on the test database and
     the simulator; its log is serve.log in the test's tmp_path."""
-    from tests.test_live_e2e import Server
-
     server = Server(simulator, tmp_path / "serve.log")
     server.start()
     try:

@@ -19,7 +19,7 @@ from dashboard import actions
 from dashboard.models import Action, Chat, Operator, Profile, RefusalTally, Role
 from siq_integration.models import Portal
 from tests.conftest import last_seq, run_async
-from tests.test_actions import synced
+from tests.support.simulator import synced
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,8 @@ from dashboard import alerts
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, Profile, Role
 from dashboard.templatetags.supervisor import iso
 from siq_integration import connection
-from tests.test_actions_browser import shown, watched
-from tests.test_worker_processes import wait_for
+from tests.support.browser import shown, watched
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -15,7 +15,7 @@ from dashboard.asgi import application
 from dashboard.broadcast import group_name
 from siq_integration.models import Portal
 from tests.conftest import run_async
-from tests.test_ingest_asgi import browser_headers
+from tests.support.asgi import browser_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from dashboard import ingest, worker
 from dashboard.models import InboxEvent
 from dashboard.worker import Worker
-from tests.conftest import live_portal
+from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
 

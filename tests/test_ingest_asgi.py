@@ -12,7 +12,6 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth import get_user_model
-from django.test import Client
 
 from dashboard import alerts, broadcast, ingest, live
 from dashboard.asgi import application
@@ -20,22 +19,9 @@ from dashboard.models import Chat, ChatMessage, InboxEvent, Operator, PortalSync
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
 from tests.conftest import run_async
+from tests.support.asgi import browser_headers, delivery_headers, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def browser_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    cookie = f"sessionid={client.cookies['sessionid'].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")]
-
-
-def delivery_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    keep = {"content-type", "x-siqsignature", "x-salesiq-signature"}
-    out = [(b"host", b"localhost")]
-    out += [(k.encode(), v.encode()) for k, v in headers.items() if k in keep]
-    return out
 
 
 async def post(portal, headers, body):
@@ -91,17 +77,6 @@ def scenes_reference(simulator, portal):
     missed = simulator.create_conversation(portal.screen_name)["id"]
     simulator.miss(missed)  # chat.missed
     return chat, missed, op
-
-
-async def settled(portal, timeout: float = 10.0) -> None:
-    """Until every stored event of ``portal`` is applied (or the time is up)."""
-    waiting = sync_to_async(
-        lambda: InboxEvent.objects.filter(portal=portal, state="pending").exists()
-    )
-    for _ in range(int(timeout / 0.05)):
-        if not await waiting():
-            return
-        await asyncio.sleep(0.05)
 
 
 def replay(admin, portal, deliveries):

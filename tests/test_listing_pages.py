@@ -71,7 +71,7 @@ def test_the_simulator_pages_conversations_by_page_as_zohos_page_says(sim_v2):
 
 @pytest.fixture
 def sim_v2(simulator):
-    from tests.test_simulator import connect, v2
+    from tests.support.simulator import connect, v2
 
     screen = "pagesco"
     simulator.add_portal(screen, dialect="v2", dc="sim", operators=6, open_chats=120)

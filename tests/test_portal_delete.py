@@ -34,7 +34,7 @@ from siq_integration import connection
 from siq_integration.client import SalesIQClient
 from siq_integration.models import CallWindow, Portal, WebhookPublicKey
 from tests.conftest import last_seq, run_async
-from tests.test_ingest_asgi import browser_headers
+from tests.support.asgi import browser_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,8 +19,8 @@ from dashboard.worker import UNREACHABLE_PROBE_EVERY
 from siq_integration import health
 from siq_integration.models import Portal
 from tests.conftest import last_seq
-from tests.test_serve import WebSocket
-from tests.test_worker_processes import wait_for
+from tests.support.servers import WebSocket
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -278,8 +278,8 @@ def poll(page, expression: str, timeout: float = 15.0) -> None:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_pages_work_in_chromium_under_the_real_policy(strict_server, page):
-    from tests.test_live_browser import world
-    from tests.test_live_page import make_portal
+    from tests.factories import make_portal
+    from tests.support.live import world
 
     errors: list[str] = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from salesiq_simulator import Simulator
-from tests.test_simulator import REFERENCE_SCOPES, auth, connect, refresh
+from tests.support.simulator import REFERENCE_SCOPES, auth, connect, refresh
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from salesiq_simulator import Simulator, demo_world
-from tests.test_simulator import connect, v2
+from tests.support.simulator import connect, v2
 
 START = 1_750_000_000.0  # a fixed world clock for the deterministic runs
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from salesiq_simulator import Simulator
-from tests.test_simulator import REFERENCE_SCOPES, connect, v2
+from tests.support.simulator import REFERENCE_SCOPES, connect, v2
 
 
 class Receiver:

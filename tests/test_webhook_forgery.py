@@ -24,7 +24,7 @@ from dashboard.asgi import application
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, ChatStatus, PortalSync
 from siq_integration import connection
 from tests.conftest import run_async
-from tests.test_ingest_asgi import delivery_headers
+from tests.support.asgi import delivery_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

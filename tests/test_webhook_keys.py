@@ -23,7 +23,7 @@ from dashboard.models import InboxEvent, Profile, Role
 from siq_integration import connection, webhook_keys
 from siq_integration.models import Portal, WebhookPublicKey
 from tests.conftest import last_seq
-from tests.test_worker_processes import wait_for
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
