@@ -12,9 +12,8 @@ import re
 
 import pytest
 
-from tests.conftest import ARTIFACTS
 from tests.factories import make_portal, owner
-from tests.support.browser import console_errors, no_push, open_live
+from tests.support.browser import ARTIFACTS, console_errors, no_push, open_live
 from tests.support.live import world
 from tests.support.servers import ws_server
 

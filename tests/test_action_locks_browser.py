@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.models import RefusalTally
-from tests.conftest import ARTIFACTS
+from tests.support.browser import ARTIFACTS
 from tests.support.history import world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -8,8 +8,7 @@ from django.contrib.auth import get_user_model
 from dashboard import actions, ingest
 from dashboard.models import Action, Chat, Operator
 from siq_integration import connection
-from tests.conftest import last_seq
-from tests.support.simulator import a_connected_chat, synced
+from tests.support.simulator import a_connected_chat, last_seq, synced
 
 pytestmark = pytest.mark.django_db
 

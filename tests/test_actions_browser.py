@@ -8,9 +8,13 @@ import pytest
 
 from dashboard import actions
 from dashboard.models import Action, Chat, Operator, Role
-from tests.conftest import last_seq, oauth_connect
 from tests.support.browser import poll, shown, sign_in, watched
-from tests.support.simulator import a_connected_chat, a_department_with_room
+from tests.support.simulator import (
+    a_connected_chat,
+    a_department_with_room,
+    last_seq,
+    oauth_connect,
+)
 from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -22,8 +22,8 @@ from django.utils import timezone
 from dashboard import actions
 from dashboard.models import Action, Chat, Operator
 from siq_integration.models import CallWindow
-from tests.conftest import last_seq
 from tests.support.actions import KEY, calls_to, post, scene
+from tests.support.simulator import last_seq
 
 pytestmark = pytest.mark.django_db
 

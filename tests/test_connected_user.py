@@ -13,7 +13,6 @@ from dashboard.models import Chat, ChatStatus, Operator, Source
 from dashboard.worker import Worker
 from siq_integration import oauth
 from siq_integration.models import Portal
-from tests.conftest import last_seq, oauth_connect
 from tests.factories import make_portal
 from tests.support.live import chat, fill
 from tests.support.portals import (
@@ -23,7 +22,7 @@ from tests.support.portals import (
     consent,
     new_sim_portal,
 )
-from tests.support.simulator import synced
+from tests.support.simulator import last_seq, oauth_connect, synced
 
 pytestmark = pytest.mark.django_db
 

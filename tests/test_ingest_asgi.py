@@ -18,8 +18,7 @@ from dashboard.asgi import application
 from dashboard.models import Chat, ChatMessage, InboxEvent, Operator, PortalSync
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
-from tests.conftest import run_async
-from tests.support.asgi import browser_headers, delivery_headers, settled
+from tests.support.asgi import browser_headers, delivery_headers, run_async, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

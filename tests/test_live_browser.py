@@ -36,7 +36,7 @@ from tests.factories import (
     owner,
 )
 from tests.support.browser import console_errors, no_push, open_live, order, row_id, send
-from tests.support.live import NASTY, chat, disconnected, fill, world
+from tests.support.live import NASTY, chat, disconnected, fill, staff, world
 from tests.support.servers import (
     ws_server,
 )
@@ -451,8 +451,6 @@ PICKS = """[...document.querySelectorAll('#drawer .pick[data-departments]')].map
 def test_it_reranks_the_transfer_picker_for_the_department_picked(
     ws_server, page, owner, screenshot
 ):
-    from tests.support.live import staff
-
     portal = make_portal()
     fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
     staff(

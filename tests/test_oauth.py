@@ -17,8 +17,7 @@ from siq_integration import exceptions as exc
 from siq_integration import oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
-from tests.conftest import SIM_REDIRECT, consent, last_seq, oauth_connect
-from tests.support.simulator import token_calls
+from tests.support.simulator import SIM_REDIRECT, consent, last_seq, oauth_connect, token_calls
 
 
 def test_it_asks_zoho_for_offline_access_with_consent_and_comma_scopes(sim_portal):

@@ -13,7 +13,6 @@ from django.urls import reverse
 
 from siq_integration import oauth
 from siq_integration.models import Portal, WebhookPublicKey
-from tests.conftest import last_seq
 from tests.support.portals import (
     add_portal,
     admin_client,
@@ -21,6 +20,7 @@ from tests.support.portals import (
     consent,
     new_sim_portal,
 )
+from tests.support.simulator import last_seq
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,8 @@ from django.utils import timezone
 
 from dashboard import ingest
 from dashboard.models import InboxEvent, PortalSync
-from tests.conftest import ARTIFACTS
 from tests.factories import live_portal
-from tests.support.browser import console_errors_from_now
+from tests.support.browser import ARTIFACTS, console_errors_from_now
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

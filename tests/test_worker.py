@@ -15,8 +15,8 @@ from dashboard.models import Chat, ChatStatus, Operator, PortalSync, Source
 from dashboard.worker import Worker
 from siq_integration import budget, oauth
 from siq_integration.models import Portal
-from tests.conftest import last_seq, oauth_connect
 from tests.support.live import make_due
+from tests.support.simulator import last_seq, oauth_connect
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import connections
 from django.test import Client
 
 from dashboard.models import InboxEvent
@@ -33,3 +35,20 @@ async def settled(portal, timeout: float = 10.0) -> None:
         if not await waiting():
             return
         await asyncio.sleep(0.05)
+
+
+def run_async(async_fn):
+    """Run ``async_fn()`` to completion in a thread of its own and return its result.
+
+    Browser tests leave Playwright's event loop running in the main thread, where
+    async_to_sync refuses to start another; a fresh thread has none.
+    """
+
+    def in_thread():
+        try:
+            return async_to_sync(async_fn)()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(in_thread).result(timeout=120)

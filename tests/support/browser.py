@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.conf import global_settings
 from django.contrib.auth import get_user_model
@@ -12,6 +14,8 @@ from siq_integration import connection
 from tests.support.servers import Server
 from tests.support.simulator import synced
 
+# Screenshots and traces of the browser tests (CI keeps them).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results"
 PASSWORD = "a-long-test-password"
 
 

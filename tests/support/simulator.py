@@ -11,6 +11,7 @@ from django.utils import timezone
 from dashboard import live
 from dashboard.models import Chat, Operator
 from salesiq_simulator import Simulator
+from siq_integration import oauth
 from siq_integration.client import SalesIQClient
 
 CLIENT_ID = "1000.SIMULATOR"
@@ -164,3 +165,41 @@ def token_calls(simulator, since: int, grant: str | None = None) -> list[dict]:
         if call["path"].endswith("/oauth/v2/token")
         and (grant is None or (call["json"] or {}).get("grant_type") == grant)
     ]
+
+
+SIM_REDIRECT = "http://127.0.0.1/oauth-callback"
+
+
+def consent(simulator, portal, *, session=None, approve_as=None, drop_prompt=False):
+    """Start the OAuth flow and let the simulator approve it: (session, callback params)."""
+    session = {} if session is None else session
+    url = oauth.start_authorization(session=session, portal=portal, redirect_uri=SIM_REDIRECT)
+    if drop_prompt:
+        url = url.replace("&prompt=consent", "")
+    simulator.configure_accounts(
+        auto_approve=True, approve_as=approve_as or f"admin@{portal.screen_name}.example"
+    )
+    try:
+        answer = requests.get(url, allow_redirects=False, timeout=10)
+    finally:
+        simulator.configure_accounts(auto_approve=False, approve_as="")
+    assert answer.status_code == 302, answer.text
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    return session, {key: values[0] for key, values in query.items()}
+
+
+def oauth_connect(simulator, portal, *, approve_as: str | None = None):
+    """The real OAuth round trip against the simulator, approved automatically."""
+    session, params = consent(simulator, portal, approve_as=approve_as)
+    authorization = oauth.complete_authorization(
+        session=session, params=params, redirect_uri=SIM_REDIRECT
+    )
+    oauth.store_authorization(portal, authorization)
+    portal.refresh_from_db()
+    return portal
+
+
+def last_seq(simulator) -> int:
+    """The sequence number of the simulator's latest logged call (0 when none)."""
+    calls = simulator.calls()
+    return calls[-1]["seq"] if calls else 0
