@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from siq_integration.simulator import SimulatorError
+from salesiq_simulator import SimulatorError
 
 from .cpu import CpuMeter
 from .environment import wait_until
@@ -197,9 +197,7 @@ def measure(
     last_answer = max(answer.done for answer in answers)
 
     def settled() -> bool:
-        return not InboxEvent.objects.filter(
-            portal=portal, state__in=[InboxEvent.State.PENDING, InboxEvent.State.APPLYING]
-        ).exists()
+        return not InboxEvent.objects.filter(portal=portal, state=InboxEvent.State.PENDING).exists()
 
     wait_until(settled, timeout=600, what="every stored event applied", every=0.1)
     cpu_used = cpu.stop()

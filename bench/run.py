@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"work directory {work} (throw-away database and secrets)")
     failed = False
     with ExitStack() as stack:
-        from siq_integration.simulator import Simulator
+        from salesiq_simulator import Simulator
 
         sim = Simulator(seed=7, life=False)
         sim.start()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from siq_integration.simulator import SimulatorError
+from salesiq_simulator import SimulatorError
 
 from .cpu import CpuMeter
 from .environment import Child

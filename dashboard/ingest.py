@@ -57,9 +57,6 @@ from .models import InboxEvent, PortalSync
 
 logger = logging.getLogger(__name__)
 
-# An event stuck in "applying" this long was left by a process that died.
-STALE_CLAIM = timedelta(seconds=60)
-
 
 @dataclass(frozen=True)
 class Receipt:
@@ -101,10 +98,6 @@ def _as_uuid(value) -> uuid.UUID | None:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     except ValueError:
         return None
-
-
-def receive(portal: Portal, body: bytes, headers, *, size: int | None = None) -> Receipt:
-    return receive_one(Delivery(portal.pk, body, headers, size))
 
 
 def receive_one(delivery: Delivery) -> Receipt:
@@ -493,9 +486,6 @@ def apply_stored(item: int | Stored) -> bool:
 def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> int:
     """Apply events a crash or a restart left behind; returns how many were applied."""
     now = timezone.now()
-    InboxEvent.objects.filter(
-        state=InboxEvent.State.APPLYING, claimed_at__lt=now - STALE_CLAIM
-    ).update(state=InboxEvent.State.PENDING)
     waiting = (
         InboxEvent.objects.filter(state=InboxEvent.State.PENDING, received_at__lt=now - older_than)
         .order_by("received_at")
@@ -507,7 +497,7 @@ def sweep(*, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> 
 # --- pruning -------------------------------------------------------------------------------
 
 # Done with: applied, rejected (kept to be seen on the portal page), of a kind not used.
-# Pending, applying and failed ones stay whatever their age: they still need a look.
+# Pending and failed ones stay whatever their age: they still need a look.
 PRUNABLE = (InboxEvent.State.APPLIED, InboxEvent.State.REJECTED, InboxEvent.State.UNKNOWN)
 PRUNE_BATCH = 500  # rows a DELETE removes at once: SQLite's write lock held briefly
 PRUNE_BATCHES = 20  # at most this many batches a call: the rest waits for the next

@@ -252,11 +252,6 @@ def _believable_event(event: WebhookEvent, *, now: datetime, instead: datetime) 
     return replace(event, **changed) if changed else event
 
 
-def sync_state(portal: Portal) -> PortalSync:
-    sync, _ = PortalSync.objects.get_or_create(portal=portal)
-    return sync
-
-
 # --- chats --------------------------------------------------------------------------------
 
 
@@ -925,7 +920,3 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
             transaction.on_commit(lambda: _last_event_marked.update({portal.pk: received_at}))
         _publish_after_commit(changes)
     return changes
-
-
-def now() -> datetime:
-    return timezone.now()

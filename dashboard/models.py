@@ -209,7 +209,6 @@ class InboxEvent(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending"
-        APPLYING = "applying"
         APPLIED = "applied"
         UNKNOWN = "unknown"  # an event type the dashboard does not use: kept, not applied
         FAILED = "failed"

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import ARTIFACTS
+from tests.support.servers import Server
+from tests.support.simulator import oauth_connect
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -19,28 +23,6 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-results"
-
-
-def run_async(async_fn):
-    """Run ``async_fn()`` to completion in a thread of its own and return its result.
-
-    Browser tests leave Playwright's event loop running in the main thread, where
-    async_to_sync refuses to start another; a fresh thread has none.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from asgiref.sync import async_to_sync
-    from django.db import connections
-
-    def in_thread():
-        try:
-            return async_to_sync(async_fn)()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(in_thread).result(timeout=120)
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +43,7 @@ def forget_refused_webhooks():
 @pytest.fixture(scope="session")
 def simulator() -> Iterator:
     """One simulator for the session, life off: tests make scenes happen explicitly."""
-    from siq_integration.simulator import Simulator
+    from salesiq_simulator import Simulator
 
     sim = Simulator(seed=1, life=False)
     sim.start()
@@ -132,8 +114,6 @@ def screenshot(page, request):
 
 # --- portals on the simulator ------------------------------------------------------------
 
-SIM_REDIRECT = "http://127.0.0.1/oauth-callback"
-
 
 @pytest.fixture
 def sim_portal(simulator, sim_settings, db):
@@ -176,69 +156,6 @@ def sim_portal(simulator, sim_settings, db):
     return make
 
 
-def live_portal(**fields):
-    """A portal the pages treat as connected (live), without a real grant: for tests of
-    what pages show. Nothing may reach Zoho or SalesIQ for it: its token refresh is
-    blocked for a day, so a call (a drawer loading a transcript) fails at once, offline."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from siq_integration.models import Portal
-
-    now = timezone.now()
-    fields.setdefault("data_center", "us")
-    return Portal.objects.create(
-        refresh_token_encrypted=Portal._write("not-a-real-grant"),
-        connected_at=now,
-        token_refresh_blocked_until=now + timedelta(days=1),
-        **fields,
-    )
-
-
-def consent(simulator, portal, *, session=None, approve_as=None, drop_prompt=False):
-    """Start the OAuth flow and let the simulator approve it: (session, callback params)."""
-    from urllib.parse import parse_qs, urlsplit
-
-    import requests
-
-    from siq_integration import oauth
-
-    session = {} if session is None else session
-    url = oauth.start_authorization(session=session, portal=portal, redirect_uri=SIM_REDIRECT)
-    if drop_prompt:
-        url = url.replace("&prompt=consent", "")
-    simulator.configure_accounts(
-        auto_approve=True, approve_as=approve_as or f"admin@{portal.screen_name}.example"
-    )
-    try:
-        answer = requests.get(url, allow_redirects=False, timeout=10)
-    finally:
-        simulator.configure_accounts(auto_approve=False, approve_as="")
-    assert answer.status_code == 302, answer.text
-    query = parse_qs(urlsplit(answer.headers["Location"]).query)
-    return session, {key: values[0] for key, values in query.items()}
-
-
-def oauth_connect(simulator, portal, *, approve_as: str | None = None):
-    """The real OAuth round trip against the simulator, approved automatically."""
-    from siq_integration import oauth
-
-    session, params = consent(simulator, portal, approve_as=approve_as)
-    authorization = oauth.complete_authorization(
-        session=session, params=params, redirect_uri=SIM_REDIRECT
-    )
-    oauth.store_authorization(portal, authorization)
-    portal.refresh_from_db()
-    return portal
-
-
-def last_seq(simulator) -> int:
-    """The sequence number of the simulator's latest logged call (0 when none)."""
-    calls = simulator.calls()
-    return calls[-1]["seq"] if calls else 0
-
-
 @pytest.fixture
 def connected_portal(simulator, sim_portal):
     def make(**options):
@@ -251,8 +168,6 @@ def connected_portal(simulator, sim_portal):
 def server(simulator, tmp_path):
     """`manage.py serve` (daphne and the worker) in a child process, on the test database and
     the simulator; its log is serve.log in the test's tmp_path."""
-    from tests.test_live_e2e import Server
-
     server = Server(simulator, tmp_path / "serve.log")
     server.start()
     try:

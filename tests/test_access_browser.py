@@ -11,22 +11,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from tests.conftest import ARTIFACTS
-from tests.test_live_browser import console_errors, no_push, open_live, world, ws_server
-from tests.test_live_page import make_portal
+from tests.factories import make_portal, owner
+from tests.support.browser import ARTIFACTS, console_errors, no_push, open_live
+from tests.support.live import world
+from tests.support.servers import ws_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-__all__ = ["console_errors", "no_push", "ws_server"]  # fixtures used from there
+__all__ = ["console_errors", "no_push", "owner", "ws_server"]  # fixtures used from there
 
 THEMES = ("light", "dark")
-
-
-@pytest.fixture
-def owner(db):
-    return get_user_model().objects.create_superuser("owner", "owner@example.org", "pw-long-x")
 
 
 def test_signing_out_in_another_tab_ends_the_page_in_words(ws_server, page, owner):

@@ -25,8 +25,9 @@ from dashboard.asgi import application
 from dashboard.broadcast import group_name
 from dashboard.models import Profile, Role
 from siq_integration.models import Portal
-from tests.conftest import run_async
-from tests.test_users import NEW_PASSWORD, edit_form, make_user
+from tests.factories import make_user
+from tests.support.asgi import run_async
+from tests.support.users import NEW_PASSWORD, edit_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from dashboard import times
 from dashboard.models import Alert, AlertKind, Profile, Role
 from siq_integration.models import Portal
-from tests.test_alert_history import raise_alert
+from tests.support.history import raise_alert
 
 pytestmark = pytest.mark.django_db
 

@@ -22,8 +22,9 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.models import Action
-from tests.conftest import last_seq
-from tests.test_actions_errors import calls_to, post, scene
+from tests.support.actions import calls_to, post, scene
+from tests.support.live import make_due
+from tests.support.simulator import last_seq
 
 pytestmark = pytest.mark.django_db
 
@@ -255,7 +256,7 @@ def test_salesiqs_confirming_webhook_settles_an_action_left_in_flight(
 
     for headers, body in webhook_receiver.wait_for_events([event]):
         with django_capture_on_commit_callbacks(execute=True):
-            assert ingest.receive(portal, body, headers).status == 200
+            assert ingest.receive_one(ingest.Delivery(portal.pk, body, headers)).status == 200
 
     action.refresh_from_db()
     assert action.outcome == "done" and action.finished_at is not None
@@ -269,7 +270,6 @@ def test_salesiqs_confirming_webhook_settles_an_action_left_in_flight(
 def test_a_later_poll_settles_an_action_left_in_flight(simulator, connected_portal, kind):
     from dashboard.models import Chat, Operator
     from dashboard.polling.runner import Worker
-    from tests.test_worker import make_due
 
     world = scene(simulator, connected_portal, "v2")
     portal = world["portal"]

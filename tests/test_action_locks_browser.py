@@ -9,15 +9,17 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.models import RefusalTally
-from tests.conftest import ARTIFACTS
-from tests.test_audit import world  # noqa: F401 (the fixture: portals, users, an audit trail)
+from tests.support.browser import ARTIFACTS
+from tests.support.history import world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+__all__ = ["world"]  # fixtures from tests/support
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize(("width", "height"), [(1440, 900), (390, 844)])
-def test_the_refusal_lines_fit_and_follow_the_theme(world, live_server, page, theme, width, height):  # noqa: F811
+def test_the_refusal_lines_fit_and_follow_the_theme(world, live_server, page, theme, width, height):
     now = timezone.now()
     viewer = world["users"]["viewer"]
     viewer.first_name, viewer.last_name = "Ann", "Wiśniewska-Lindqvist"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
-from dashboard import actions, ingest, live
+from dashboard import actions, ingest
 from dashboard.models import Action, Chat, Operator
 from siq_integration import connection
-from siq_integration.client import SalesIQClient
-from tests.conftest import last_seq
+from tests.support.simulator import a_connected_chat, last_seq, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -20,24 +18,8 @@ def admin(db):
     return get_user_model().objects.create_superuser("ada", "ada@example.org", "pw-for-tests-1")
 
 
-def synced(portal):
-    """The portal's live state as a poll would bring it."""
-    client = SalesIQClient(portal)
-    now = timezone.now()
-    live.apply_departments(portal, client.list_departments(), taken_at=now)
-    live.apply_operators(portal, client.list_operators(), taken_at=now)
-    live.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
-    return portal
-
-
 def calls_to(simulator, since, suffix):
     return [c for c in simulator.calls(since) if c["path"].endswith(suffix)]
-
-
-def a_connected_chat(simulator, portal):
-    state = simulator.state(portal.screen_name)["portals"][0]
-    conversation = next(c for c in state["conversations"] if c["status"] == "connected")
-    return Chat.objects.get(portal=portal, remote_id=conversation["id"]), state
 
 
 def test_it_transfers_with_department_operator_and_note(simulator, connected_portal, admin):
@@ -151,7 +133,7 @@ def test_it_completes_the_record_when_salesiq_confirms(
     deliveries = webhook_receiver.wait_for_events(["conversation.transfer.accepted"])
     for headers, body in deliveries:
         with django_capture_on_commit_callbacks(execute=True):
-            receipt = ingest.receive(portal, body, headers)
+            receipt = ingest.receive_one(ingest.Delivery(portal.pk, body, headers))
         assert receipt.status == 200
     action.refresh_from_db()
     assert action.confirmation == "conversation.transfer.accepted" and action.confirmed_at

@@ -5,22 +5,19 @@ the dashboard then shows, over its real websocket."""
 from __future__ import annotations
 
 import pytest
-from django.conf import global_settings
-from django.contrib.auth import get_user_model
-from django.test import override_settings
 
 from dashboard import actions
-from dashboard.models import Action, Chat, Operator, Profile, Role
-from siq_integration import connection
-from tests.conftest import last_seq, oauth_connect
-from tests.test_actions import a_connected_chat, synced
-from tests.test_live_e2e import Server
-from tests.test_outcomes import a_department_with_room
-from tests.test_worker_processes import wait_for
+from dashboard.models import Action, Chat, Operator, Role
+from tests.support.browser import poll, shown, sign_in, watched
+from tests.support.simulator import (
+    a_connected_chat,
+    a_department_with_room,
+    last_seq,
+    oauth_connect,
+)
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "a-long-test-password"
 
 
 @pytest.fixture
@@ -31,49 +28,6 @@ def console_errors(page):
         "console", lambda message: errors.append(message.text) if message.type == "error" else None
     )
     return errors
-
-
-def poll(portal):
-    """Store the portal's live state as the worker's poll would. In a thread of its own: the
-    publishing that follows needs no event loop running (Playwright keeps one in this thread),
-    and nobody listens to this process's channel layer anyway."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connections
-
-    def in_thread():
-        try:
-            return synced(portal)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(in_thread).result(timeout=60)
-
-
-def watched(server: Server, portal):
-    """The portal's live state stored and its webhooks pointed at the server, as in production."""
-    poll(portal)
-    assert connection.register_webhooks(portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/")
-    return portal
-
-
-def sign_in(page, server: Server, *, role: Role | None = None, portals=()) -> None:
-    """An Admin (no role given) or a user of ``role`` on ``portals``, signed in on the live page."""
-    username = "ada" if role is None else f"{role}-user"
-    # The server process hashes with Django's own hashers, not the tests' fast one.
-    with override_settings(PASSWORD_HASHERS=global_settings.PASSWORD_HASHERS):
-        users = get_user_model().objects
-        if role is None:
-            users.create_superuser(username, "ada@example.org", PASSWORD)
-        else:
-            user = users.create_user(username, password=PASSWORD)
-            Profile.objects.create(user=user, role=role).portals.set(portals)
-    page.goto(f"{server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#connection[data-state=open]", timeout=15_000)
 
 
 def laptop(page) -> None:
@@ -98,11 +52,6 @@ def open_operator(page, operator: Operator):
     panel = page.locator(f"#drawer[data-operator='{operator.pk}']")
     panel.wait_for(timeout=10_000)
     return panel
-
-
-def shown(locator):
-    locator.first.wait_for(timeout=15_000)
-    return locator.first
 
 
 POST_FROM_PAGE = """async ([path, fields]) => {

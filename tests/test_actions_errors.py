@@ -22,12 +22,11 @@ from django.utils import timezone
 from dashboard import actions
 from dashboard.models import Action, Chat, Operator
 from siq_integration.models import CallWindow
-from tests.conftest import last_seq
-from tests.test_actions import synced
+from tests.support.actions import KEY, calls_to, post, scene
+from tests.support.simulator import last_seq
 
 pytestmark = pytest.mark.django_db
 
-KEY = "errors-key-0123456789"
 TIME = r"\d\d:\d\d:\d\d UTC"
 
 
@@ -48,55 +47,8 @@ def browser(client, admin):
     return client
 
 
-def scene(simulator, connected_portal, dialect: str) -> dict:
-    portal = synced(connected_portal(dialect=dialect, open_chats=3, operators=5))
-    state = simulator.state(portal.screen_name)["portals"][0]
-    chat = Chat.objects.filter(portal=portal, status="connected").order_by("pk").first()
-    target = next(
-        o for o in state["operators"] if o["presence"] == "online" and o["id"] != chat.operator_id
-    )
-    if dialect == "v2":
-        me = Operator.objects.get(portal=portal, email=f"admin@{portal.screen_name}.example")
-    else:
-        me = Operator.objects.filter(portal=portal).order_by("pk").first()
-    return {
-        "portal": portal,
-        "chat": chat,
-        "target": Operator.objects.get(portal=portal, remote_id=target["id"]),
-        "department": state["departments"][0]["id"] if dialect == "v2" else "",
-        "me": me,
-    }
-
-
-def post(browser, world, kind: str, key: str = KEY):
-    chat, me = world["chat"], world["me"]
-    if kind == "transfer":
-        return browser.post(
-            f"/live/chats/{chat.pk}/transfer/",
-            {
-                "idempotency_key": key,
-                "department_id": world["department"],
-                "operator_id": world["target"].remote_id,
-                "note": "Please take over",
-            },
-        )
-    if kind == "end":
-        return browser.post(f"/live/chats/{chat.pk}/end/", {"idempotency_key": key})
-    return browser.post(
-        f"/live/operators/{me.pk}/status/", {"idempotency_key": key, "status": "busy"}
-    )
-
-
 def text_of(response) -> str:
     return html.unescape(response.content.decode())
-
-
-def calls_to(simulator, portal, since, suffix=""):
-    return [
-        c
-        for c in simulator.calls(since)
-        if c["portal"] == portal.screen_name and c["path"].endswith(suffix)
-    ]
 
 
 # Where each call goes, per dialect: (method, path regex).

@@ -18,8 +18,8 @@ from django.test import Client
 from dashboard import actions
 from dashboard.models import Action, Chat, Operator, Profile, RefusalTally, Role
 from siq_integration.models import Portal
-from tests.conftest import last_seq, run_async
-from tests.test_actions import synced
+from tests.support.asgi import run_async
+from tests.support.simulator import last_seq, synced
 
 pytestmark = pytest.mark.django_db
 

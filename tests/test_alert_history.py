@@ -20,57 +20,11 @@ from dashboard import alerts, times
 from dashboard.models import Alert, AlertKind, Chat, Escalation, Operator, Profile, Role
 from dashboard.views.alert_history import duration_in_words
 from siq_integration.models import Portal
+from tests.support.history import raise_alert
 
 pytestmark = pytest.mark.django_db
 
 NASTY = '<img src=x onerror="alert(1)">Zoë'
-
-
-def raise_alert(
-    portal,
-    kind,
-    *,
-    ago,
-    title,
-    target="portal",
-    acknowledged_after=None,
-    by=None,
-    resolved_after=None,
-    reason="",
-    escalations=(),
-    **fields,
-):
-    """An alert as dashboard.alerts would have left it, raised ``ago`` before now;
-    ``escalations`` are (channel, destination, error) with "" for an attempt that worked."""
-    rule = alerts.ensure_rules(portal)[kind]
-    raised = timezone.now() - ago
-    alert = Alert.objects.create(
-        portal=portal,
-        rule=rule,
-        kind=kind,
-        severity=rule.severity,
-        target=target,
-        title=title,
-        raised_at=raised,
-        changed_at=raised,
-        acknowledged_at=raised + acknowledged_after if acknowledged_after is not None else None,
-        acknowledged_by=by,
-        acknowledged_by_name=by.get_username() if by else "",
-        resolved_at=raised + resolved_after if resolved_after is not None else None,
-        resolved_reason=reason,
-        escalated_at=raised + timedelta(minutes=10) if escalations else None,
-        **fields,
-    )
-    for channel, destination, error in escalations:
-        Escalation.objects.create(
-            alert=alert,
-            channel=channel,
-            destination=destination,
-            sent_at=raised + timedelta(minutes=10),
-            ok=not error,
-            error=error,
-        )
-    return alert
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ from dashboard import alerts
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, Profile, Role
 from dashboard.templatetags.supervisor import iso
 from siq_integration import connection
-from tests.test_actions_browser import shown, watched
-from tests.test_worker_processes import wait_for
+from tests.support.browser import ARTIFACTS, shown, watched
+from tests.support.simulator import oauth_connect
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -185,7 +186,6 @@ def test_it_raises_notifies_and_shows_who_acknowledged_to_everyone(
 
 def screenshot_of(page, name: str) -> None:
     """Under test-results/, for a person to look at (these tests have pages of their own)."""
-    from tests.conftest import ARTIFACTS
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -249,7 +249,6 @@ def test_it_logs_no_error_at_250_chats_a_first_poll_a_burst_and_every_click(
     """The page of a big portal while its first poll lands (rows, drawer heads and lines for
     drawers nobody opened, alerts by the dozen), a burst of webhooks, then acknowledge and
     snooze from the panel and from a drawer: the console stays clean (the autouse fixture)."""
-    from tests.conftest import oauth_connect
 
     portal = sim_portal(open_chats=260, operators=14)
     rules = alerts.ensure_rules(portal)

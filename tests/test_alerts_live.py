@@ -16,7 +16,7 @@ from django.utils import timezone
 from dashboard import alerts, broadcast, selectors
 from dashboard.models import Alert, AlertKind, Chat, Operator, Profile, Role
 from siq_integration.models import Portal
-from tests.conftest import live_portal
+from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
 

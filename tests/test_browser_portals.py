@@ -9,25 +9,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from siq_integration.models import Portal
+from tests.support.browser import console_errors_from_now
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-# A failed connection answers 400 on purpose (its page says why); Chromium logs the status.
-REFUSAL_STATUS = "Failed to load resource: the server responded with a status of 400"
-
-
-def console_errors(page) -> list[str]:
-    """Console errors from now on (sign in first: the live page it lands on wants a
-    websocket, which the test's plain HTTP server does not speak)."""
-    errors: list[str] = []
-
-    def heard(message) -> None:
-        if message.type == "error" and not message.text.startswith(REFUSAL_STATUS):
-            errors.append(message.text)
-
-    page.on("console", heard)
-    return errors
 
 
 def sign_in(page, base: str) -> None:
@@ -109,7 +93,7 @@ def test_it_saves_nothing_when_the_consent_is_refused(
     get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
 
     sign_in(page, live_server.url)
-    errors = console_errors(page)
+    errors = console_errors_from_now(page)
     page.click("text=Add portal")
     page.fill("#id_name", "Refused")
     page.select_option("#id_data_center", "sim")
@@ -143,7 +127,7 @@ def test_it_refuses_the_same_salesiq_portal_twice(
     get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
 
     sign_in(page, live_server.url)
-    errors = console_errors(page)
+    errors = console_errors_from_now(page)
     page.click("text=Add portal")
     page.fill("#id_name", "Zylker again")
     page.select_option("#id_data_center", "sim")
@@ -184,7 +168,7 @@ def test_it_deletes_a_portal_after_saying_what_goes(
     get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")
 
     sign_in(page, live_server.url)
-    errors = console_errors(page)
+    errors = console_errors_from_now(page)
     page.click("text=Acme")
     page.click("a:has-text('Delete')")
     page.wait_for_selector("h1:has-text('Delete Acme?')")

@@ -13,7 +13,7 @@ from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 from siq_integration.normalised import ChatStatus, EventKind, OperatorStatus
-from tests.conftest import last_seq
+from tests.support.simulator import last_seq
 
 DIALECTS = ["v2", "reference"]
 

@@ -13,10 +13,16 @@ from dashboard.models import Chat, ChatStatus, Operator, Source
 from dashboard.polling.runner import Worker
 from siq_integration import oauth
 from siq_integration.models import Portal
-from tests.conftest import last_seq, oauth_connect
-from tests.test_actions import synced
-from tests.test_live_page import chat, fill, make_portal
-from tests.test_portals import add_portal, admin_client, callback, consent, new_sim_portal
+from tests.factories import make_portal
+from tests.support.live import chat, fill
+from tests.support.portals import (
+    add_portal,
+    admin_client,
+    callback,
+    consent,
+    new_sim_portal,
+)
+from tests.support.simulator import last_seq, oauth_connect, synced
 
 pytestmark = pytest.mark.django_db
 

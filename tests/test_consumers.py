@@ -14,8 +14,7 @@ from dashboard import consumers
 from dashboard.asgi import application
 from dashboard.broadcast import group_name
 from siq_integration.models import Portal
-from tests.conftest import run_async
-from tests.test_ingest_asgi import browser_headers
+from tests.support.asgi import browser_headers, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ import pytest
 from urllib3.util import parse_url
 
 from siq_integration.datacenters import DataCenterConfigError, build_table
-from tests.test_settings import loaded, refused
+from tests.support.env import loaded, refused
 
 
 def table(url: str, *, api_url: str = "http://127.0.0.1:9"):

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from tests.test_scale_out import (
+from tests.support.cluster import (
     POSTGRES_URL,
     REDIS_URL,
-    _postgres_or_skip,
-    _redis_or_skip,
-    _with_database,
+    postgres_or_skip,
+    redis_or_skip,
+    with_database,
 )
 
 pytestmark = pytest.mark.scale_out
@@ -133,8 +133,8 @@ print(Portal.objects.create(name="Out of order", data_center="sim", screen_name=
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A fresh, migrated PostgreSQL database and a Redis prefix; the environment to use them."""
-    _postgres_or_skip()
-    _redis_or_skip()
+    postgres_or_skip()
+    redis_or_skip()
     import os
 
     import psycopg
@@ -151,7 +151,7 @@ def shared(tmp_path_factory) -> Iterator[dict[str, str]]:
             for key, value in os.environ.items()
             if key not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "SIQ_TEST_DB_NAME"}
         },
-        "DATABASE_URL": _with_database(POSTGRES_URL, database),
+        "DATABASE_URL": with_database(POSTGRES_URL, database),
         "REDIS_URL": REDIS_URL,
         "REDIS_PREFIX": prefix,
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",

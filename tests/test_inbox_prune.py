@@ -12,7 +12,7 @@ from django.utils import timezone
 from dashboard import ingest, jobs
 from dashboard.models import InboxEvent
 from dashboard.polling.runner import Worker
-from tests.conftest import live_portal
+from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,6 @@ def inbox(db):
         ("old-rejected", "rejected", old),
         ("old-unknown", "unknown", old),
         ("old-pending", "pending", old),
-        ("old-applying", "applying", old),
         ("old-failed", "failed", old),
         ("recent-applied", "applied", recent),
         ("recent-rejected", "rejected", recent),
@@ -53,7 +52,6 @@ def inbox(db):
 
 KEPT = {
     "old-pending",
-    "old-applying",
     "old-failed",
     "recent-applied",
     "recent-rejected",
@@ -77,7 +75,7 @@ def test_the_worker_prunes_what_is_done_with_after_seven_days(inbox, quiet_worke
 def test_it_keeps_as_many_days_as_the_setting_says(inbox, settings):
     settings.SIQ_INBOX_KEEP_DAYS = 5
     assert ingest.prune() == 5
-    assert names() == {"old-pending", "old-applying", "old-failed"}
+    assert names() == {"old-pending", "old-failed"}
 
 
 def test_it_deletes_in_batches_and_leaves_the_rest_for_later(inbox):

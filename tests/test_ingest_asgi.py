@@ -12,30 +12,15 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth import get_user_model
-from django.test import Client
 
 from dashboard import alerts, broadcast, ingest, live
 from dashboard.asgi import application
 from dashboard.models import Chat, ChatMessage, InboxEvent, Operator, PortalSync
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
-from tests.conftest import run_async
+from tests.support.asgi import browser_headers, delivery_headers, run_async, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def browser_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    cookie = f"sessionid={client.cookies['sessionid'].value}"
-    return [(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")]
-
-
-def delivery_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    keep = {"content-type", "x-siqsignature", "x-salesiq-signature"}
-    out = [(b"host", b"localhost")]
-    out += [(k.encode(), v.encode()) for k, v in headers.items() if k in keep]
-    return out
 
 
 async def post(portal, headers, body):
@@ -93,17 +78,6 @@ def scenes_reference(simulator, portal):
     return chat, missed, op
 
 
-async def settled(portal, timeout: float = 10.0) -> None:
-    """Until every stored event of ``portal`` is applied (or the time is up)."""
-    waiting = sync_to_async(
-        lambda: InboxEvent.objects.filter(portal=portal, state__in=["pending", "applying"]).exists()
-    )
-    for _ in range(int(timeout / 0.05)):
-        if not await waiting():
-            return
-        await asyncio.sleep(0.05)
-
-
 def replay(admin, portal, deliveries):
     """Post each captured delivery to the ASGI app while a browser socket listens."""
     outcomes = []
@@ -118,11 +92,7 @@ def replay(admin, portal, deliveries):
         snapshot = await ws.receive_from(timeout=10)
         assert 'id="chats-body"' in snapshot
         settled = sync_to_async(
-            lambda: (
-                not InboxEvent.objects.filter(
-                    portal=portal, state__in=["pending", "applying"]
-                ).exists()
-            )
+            lambda: not InboxEvent.objects.filter(portal=portal, state="pending").exists()
         )
         for headers, body in deliveries:
             response = await post(portal, headers, body)
@@ -359,7 +329,7 @@ def stored_unapplied(portal, deliveries, monkeypatch) -> list[int]:
     """Store ``deliveries`` without applying them; their inbox ids, in arrival order."""
     monkeypatch.setattr(ingest, "schedule", lambda event_id: None)
     for headers, body in deliveries:
-        assert ingest.receive(portal, body, headers).status == 200
+        assert ingest.receive_one(ingest.Delivery(portal.pk, body, headers)).status == 200
     return list(
         InboxEvent.objects.filter(portal=portal).order_by("pk").values_list("pk", flat=True)
     )

@@ -19,7 +19,7 @@ from dashboard.polling.leases import (
     fair_share,
     preference,
 )
-from tests.conftest import live_portal
+from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
 

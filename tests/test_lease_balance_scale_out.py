@@ -17,17 +17,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.test_scale_out import (
+from tests.support.cluster import (
     POSTGRES_URL,
     REDIS_URL,
     Cluster,
-    _postgres_or_skip,
-    _redis_or_skip,
-    _with_database,
     identity,
+    postgres_or_skip,
     process_identity,
+    redis_or_skip,
+    with_database,
 )
-from tests.test_worker_processes import TAKEOVER_LIMIT, wait_for
+from tests.support.waits import TAKEOVER_LIMIT, wait_for
 
 pytestmark = pytest.mark.scale_out
 
@@ -54,8 +54,8 @@ for n in range({PORTALS}):
 
 @pytest.fixture
 def cluster(tmp_path) -> Iterator[Cluster]:
-    _postgres_or_skip()
-    _redis_or_skip()
+    postgres_or_skip()
+    redis_or_skip()
     import psycopg
     import redis
 
@@ -64,7 +64,7 @@ def cluster(tmp_path) -> Iterator[Cluster]:
     prefix = f"siq-balance-{run}:"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{database}"')
-    database_url = _with_database(POSTGRES_URL, database)
+    database_url = with_database(POSTGRES_URL, database)
     env = {
         key: value
         for key, value in os.environ.items()

@@ -22,7 +22,7 @@ from siq_integration import client as client_module
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 from siq_integration.normalised import ChatStatus, Conversation, Visitor
-from tests.conftest import last_seq
+from tests.support.simulator import connect, last_seq, v2
 
 API = "https://salesiq.zoho.eu/api/v2/zylker"
 
@@ -71,8 +71,6 @@ def test_the_simulator_pages_conversations_by_page_as_zohos_page_says(sim_v2):
 
 @pytest.fixture
 def sim_v2(simulator):
-    from tests.test_simulator import connect, v2
-
     screen = "pagesco"
     simulator.add_portal(screen, dialect="v2", dc="sim", operators=6, open_chats=120)
     token = connect(simulator, as_user=f"admin@{screen}.example")["access_token"]

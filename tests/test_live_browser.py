@@ -10,20 +10,12 @@ socket (the code path a real message takes), rendered by dashboard.broadcast.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-import requests
-from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
-from django.test import Client
 from django.utils import timezone
 
 from dashboard import broadcast, live, selectors
@@ -39,109 +31,19 @@ from siq_integration.normalised import (
     OperatorSync,
     SenderType,
 )
-from tests.test_live_page import NASTY, chat, disconnected, fill, make_portal
+from tests.factories import (
+    make_portal,
+    owner,
+)
+from tests.support.browser import console_errors, no_push, open_live, order, row_id, send
+from tests.support.live import NASTY, chat, disconnected, fill, staff, world
+from tests.support.servers import (
+    ws_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ws_server(django_db_setup, simulator, tmp_path_factory):
-    """`manage.py serve --no-worker` on the test database: daphne with websockets."""
-    from django.db import connection as db
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db.settings_dict['NAME']}",
-        "SIQ_EXTRA_DATA_CENTERS": simulator.extra_data_centers_json(),
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-    }
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve stopped at start-up: {log_path.read_text()[-2000:]}")
-            try:
-                requests.get(f"{base}/login/", timeout=1)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"serve did not answer within 30 s: {log_path.read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@pytest.fixture(autouse=True)
-def no_push(monkeypatch):
-    """Changes made in this process are handed to the page explicitly (or come from the
-    server's own process): nothing here publishes."""
-    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
-
-
-@pytest.fixture(autouse=True)
-def console_errors(page):
-    """Every test here fails on anything the page logs as an error (htmx logs each piece it
-    finds no target for) and on any uncaught exception."""
-    errors: list[str] = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    yield errors
-    assert errors == [], f"{len(errors)} console error(s), first: {errors[:5]}"
-
-
-@pytest.fixture
-def owner(db):
-    return get_user_model().objects.create_superuser("owner", "owner@example.org", "pw-long-x")
-
-
-def open_live(page, base: str, user, query: str = "") -> None:
-    client = Client()
-    client.force_login(user)
-    page.context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}]
-    )
-    page.goto(f"{base}/{query}")
-    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
-    page.wait_for_selector("#connection[data-state='open']")
-
-
-def send(page, html: str) -> None:
-    """Hand ``html`` to the ws extension's socket as if the server had sent it."""
-    page.evaluate(
-        """(html) => {
-            const socket = document.getElementById("live")["htmx-internal-data"].webSocket.socket;
-            socket.dispatchEvent(new MessageEvent("message", { data: html }));
-        }""",
-        html,
-    )
-
-
-def order(page) -> list[str]:
-    return page.evaluate("[...document.querySelectorAll('#chats-body > tr')].map(r => r.id)")
+__all__ = ["console_errors", "no_push", "owner", "ws_server"]  # fixtures from tests/support
 
 
 def shown(page, table: str = "chats") -> list[str]:
@@ -152,26 +54,6 @@ def shown(page, table: str = "chats") -> list[str]:
 
 def kpi(page, name: str) -> str:
     return page.inner_text(f"[data-kpi='{name}']")
-
-
-def row_id(remote_id: str) -> str:
-    return f"chat-{Chat.objects.get(remote_id=remote_id).pk}"
-
-
-def world(portal):
-    """Three waiting chats (5, 15 and 10 minutes), two connected ones (30 and 20)."""
-    fill(
-        portal,
-        [
-            chat("w5", visitor="Ada", minutes=5, department=("d1", "Sales")),
-            chat("w15", visitor="Cy", minutes=15, department=("d1", "Sales")),
-            chat("w10", visitor="Bo", minutes=10, department=("d2", "Support")),
-            chat("c30", status=ChatStatus.CONNECTED, visitor="Eve", minutes=30,
-                 operator=("o1", "Asha Rao"), department=("d1", "Sales"), last="Thanks"),
-            chat("c20", status=ChatStatus.CONNECTED, visitor="Dan", minutes=20,
-                 operator=("o2", "Ben Okafor"), department=("d2", "Support"), last="Hello?"),
-        ],
-    )  # fmt: skip
 
 
 def test_it_puts_the_longest_wait_first_and_sorts_by_a_column(ws_server, page, owner, screenshot):
@@ -569,8 +451,6 @@ PICKS = """[...document.querySelectorAll('#drawer .pick[data-departments]')].map
 def test_it_reranks_the_transfer_picker_for_the_department_picked(
     ws_server, page, owner, screenshot
 ):
-    from tests.test_transfer_picker import staff
-
     portal = make_portal()
     fill(portal, [chat("c1", status=ChatStatus.CONNECTED, operator=("o1", "Asha Rao"))])
     staff(

@@ -3,79 +3,19 @@ websocket → a real Chromium page, without reloading; and back after a server r
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
-import requests
-from django.conf import global_settings, settings
+from django.conf import global_settings
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from dashboard.models import Chat, Operator
 from siq_integration import connection
-from tests.test_worker_processes import child_env, wait_for
+from tests.support.servers import Server
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """`manage.py serve` in a child process, on the test database and the simulator."""
-
-    def __init__(self, simulator, log: Path) -> None:
-        self.port = free_port()
-        self.env = child_env(simulator)
-        self.log = log
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                cwd=settings.BASE_DIR,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-        def healthy() -> bool:
-            try:
-                return requests.get(f"{self.url}/healthz", timeout=2).ok
-            except requests.RequestException:
-                return False
-
-        wait_for(healthy, timeout=30, what="serve answering /healthz")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def sign_in(page, server: Server) -> None:

@@ -17,20 +17,13 @@ from dashboard.models import Chat, Profile, Role
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
-    Conversation,
-    Department,
     Message,
-    Operator,
-    OperatorStatus,
-    OperatorSync,
     SenderType,
-    Visitor,
 )
-from tests.conftest import live_portal
+from tests.factories import make_portal
+from tests.support.live import NASTY, chat, disconnected, fill
 
 pytestmark = pytest.mark.django_db
-
-NASTY = "<b>x</b><script>alert(1)</script>"
 
 
 @pytest.fixture(autouse=True)
@@ -44,72 +37,6 @@ def owner(client):
     user = get_user_model().objects.create_superuser("owner", "owner@example.org", "pw-long-x")
     client.force_login(user)
     return user
-
-
-def make_portal(name: str = "Zylker") -> Portal:
-    """A connected (live) portal: only those show on the live page."""
-    return live_portal(name=name, screen_name=name.lower())
-
-
-def chat(
-    chat_id: str,
-    *,
-    status: ChatStatus = ChatStatus.WAITING,
-    visitor: str = "Ada",
-    minutes: float = 5,
-    department: tuple[str, str] = ("d1", "Sales"),
-    operator: tuple[str, str] = ("", ""),
-    last: str = "",
-) -> Conversation:
-    now = timezone.now()
-    started = now - timedelta(minutes=minutes)
-    return Conversation(
-        id=chat_id,
-        status=status,
-        visitor=Visitor(id=f"v{chat_id}", name=visitor, details={"city": "Ghent"}),
-        started_at=started,
-        operator_id=operator[0],
-        operator_name=operator[1],
-        department_id=department[0],
-        department_name=department[1],
-        attended_at=started + timedelta(seconds=20) if status == ChatStatus.CONNECTED else None,
-        last_message=Message(
-            id=f"m{chat_id}",
-            chat_id=chat_id,
-            sender_type=SenderType.VISITOR,
-            text=last,
-            sent_at=now,
-            sender_name=visitor,
-        )
-        if last
-        else None,
-    )
-
-
-def fill(portal: Portal, conversations: list[Conversation]) -> None:
-    now = timezone.now()
-    live.apply_departments(
-        portal,
-        [Department(id="d1", name="Sales"), Department(id="d2", name="Support")],
-        taken_at=now,
-    )
-    live.apply_operators(
-        portal,
-        OperatorSync(
-            operators=[
-                Operator("o1", "Asha Rao", "asha@example.org", OperatorStatus.AVAILABLE,
-                         department_ids=("d1",), max_chats=4),
-                Operator("o2", "Ben Okafor", "ben@example.org", OperatorStatus.AWAY,
-                         department_ids=("d1", "d2"), max_chats=3),
-                Operator("o3", "Chloé Karimi", "chloe@example.org", OperatorStatus.OFFLINE,
-                         department_ids=("d2",), max_chats=5),
-            ],
-            sync_time=None,
-            complete=True,
-        ),
-        taken_at=now,
-    )  # fmt: skip
-    live.apply_chats(portal, conversations, taken_at=now, complete=True)
 
 
 def operator_row(html: str, remote_id: str) -> str:
@@ -212,15 +139,6 @@ def test_it_renders_visitor_text_as_text(client, owner):
     assert f'id="transcript-{item.pk}"' in drawer
     assert "second line" in drawer and "<br>" in drawer  # line breaks kept, nothing else
     assert "Ghent" in drawer  # visitor details
-
-
-def disconnected(portal: Portal) -> Portal:
-    """As an admin's Disconnect leaves it: no grant, its history kept."""
-    Portal.objects.filter(pk=portal.pk).update(
-        refresh_token_encrypted="", connected_at=None, disconnected_at=timezone.now()
-    )
-    portal.refresh_from_db()
-    return portal
 
 
 def admin_notes(html: str) -> str:

@@ -34,7 +34,7 @@ from siq_integration.normalised import (
     WebhookEvent,
 )
 from siq_integration.normalised import Operator as RemoteOperator
-from tests.conftest import live_portal
+from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
 

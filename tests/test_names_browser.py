@@ -10,7 +10,7 @@ import pytest
 from dashboard import alerts
 from dashboard.models import AlertKind, AlertRule, Chat, Department
 from dashboard.templatetags.supervisor import iso
-from tests.test_actions_browser import poll, shown, sign_in, watched
+from tests.support.browser import poll, shown, sign_in, watched
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

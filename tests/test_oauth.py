@@ -17,16 +17,7 @@ from siq_integration import exceptions as exc
 from siq_integration import oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
-from tests.conftest import SIM_REDIRECT, consent, last_seq, oauth_connect
-
-
-def token_calls(simulator, since: int, grant: str | None = None) -> list[dict]:
-    return [
-        call
-        for call in simulator.calls(since)
-        if call["path"].endswith("/oauth/v2/token")
-        and (grant is None or (call["json"] or {}).get("grant_type") == grant)
-    ]
+from tests.support.simulator import SIM_REDIRECT, consent, last_seq, oauth_connect, token_calls
 
 
 def test_it_asks_zoho_for_offline_access_with_consent_and_comma_scopes(sim_portal):

@@ -16,10 +16,9 @@ from django.urls import reverse
 from siq_integration import exceptions as exc
 from siq_integration import oauth
 from siq_integration.models import OAuthState
-from tests.conftest import SIM_REDIRECT, consent, last_seq
-from tests.test_oauth import token_calls
-from tests.test_portals import add_portal, new_sim_portal
-from tests.test_portals import consent as consent_page
+from tests.support.portals import add_portal, new_sim_portal
+from tests.support.portals import consent as consent_page
+from tests.support.simulator import SIM_REDIRECT, consent, last_seq, token_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,9 +13,10 @@ from django.contrib.auth import get_user_model
 from dashboard import actions, broadcast, ingest
 from dashboard.models import Action, Chat, ChatStatus, Operator
 from siq_integration import connection
-from tests.test_actions import a_connected_chat, synced
-from tests.test_audit import csv_rows
-from tests.test_live_page import chat, fill, make_portal
+from tests.factories import make_portal
+from tests.support.history import csv_rows
+from tests.support.live import chat, fill
+from tests.support.simulator import a_connected_chat, a_department_with_room, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ def deliver(portal, webhook_receiver, events, capture) -> None:
     """SalesIQ's webhooks for ``events``, received and applied as the webhook view would."""
     for headers, body in webhook_receiver.wait_for_events(events):
         with capture(execute=True):
-            assert ingest.receive(portal, body, headers).status == 200
+            assert ingest.receive_one(ingest.Delivery(portal.pk, body, headers)).status == 200
 
 
 def outcome_of(client, action) -> tuple[str, str]:
@@ -108,27 +109,6 @@ def test_it_says_a_v2_transfer_is_pending_until_salesiq_says_declined_everywhere
     assert row["outcome"] == "declined" and row["id"] == str(action.pk)
     text = client.get("/audit/", {"outcome": "declined"}).content.decode()
     assert "1 action · declined" in text
-
-
-def a_department_with_room(simulator, portal, me, *, need: int, sync=synced) -> str:
-    """One of ``me``'s departments where at least ``need`` colleagues are available (the
-    simulator's world is random: some are made available when too few are). ``sync`` stores
-    the portal's state (browser tests poll in a thread of their own)."""
-    sync(portal)
-    others = list(Operator.objects.filter(portal=portal).exclude(pk=me.pk))
-
-    def available_in(department: str) -> list[Operator]:
-        return [o for o in others if o.status == "available" and department in o.department_ids]
-
-    department = max(me.department_ids, key=lambda d: len(available_in(d)))
-    if len(available_in(department)) < need:
-        department = max(
-            me.department_ids, key=lambda d: len([o for o in others if d in o.department_ids])
-        )
-        for colleague in [o for o in others if department in o.department_ids][:need]:
-            simulator.set_operator_status(colleague.remote_id, "online")
-        sync(portal)
-    return department
 
 
 def own_operator_with_chats(simulator, portal, visitors):

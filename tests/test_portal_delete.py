@@ -33,8 +33,8 @@ from dashboard.models import (
 from siq_integration import connection
 from siq_integration.client import SalesIQClient
 from siq_integration.models import CallWindow, Portal, WebhookPublicKey
-from tests.conftest import last_seq, run_async
-from tests.test_ingest_asgi import browser_headers
+from tests.support.asgi import browser_headers, run_async
+from tests.support.simulator import last_seq
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

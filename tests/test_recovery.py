@@ -18,9 +18,9 @@ from dashboard.models import Chat, PortalSync
 from dashboard.polling.poller import UNREACHABLE_PROBE_EVERY
 from siq_integration import health
 from siq_integration.models import Portal
-from tests.conftest import last_seq
-from tests.test_serve import WebSocket
-from tests.test_worker_processes import wait_for
+from tests.support.servers import WebSocket
+from tests.support.simulator import last_seq
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -29,176 +29,35 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 from django.conf import settings
 
-from tests.test_live_e2e import free_port
-from tests.test_worker_processes import TAKEOVER_LIMIT, wait_for
+from tests.support.cluster import (
+    POSTGRES_URL,
+    REDIS_URL,
+    Cluster,
+    healthy,
+    identity,
+    post_form,
+    postgres_or_skip,
+    process_identity,
+    redis_or_skip,
+    with_database,
+)
+from tests.support.servers import free_port
+from tests.support.waits import TAKEOVER_LIMIT, wait_for
 
 pytestmark = pytest.mark.scale_out
 
-POSTGRES_URL = os.environ.get(
-    "SIQ_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("SIQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "scale-out-password-1"  # a throw-away test login
 TIGHT_BUDGET = 20  # calls a minute on the tight portal
-UA = re.compile(r"^salesiq-supervisor/\S+ \((?P<who>[^)]+)\)$")
-
-
 # --- what the machine has ------------------------------------------------------------------
 
 
-def _postgres_or_skip():
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3, autocommit=True) as probe:
-            probe.execute("SELECT 1")
-    except Exception as error:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL} ({type(error).__name__})")
-
-
-def _redis_or_skip():
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except Exception as error:
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} ({type(error).__name__})")
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 # --- the processes -------------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-    url: str = ""
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-@dataclass
-class Cluster:
-    env: dict[str, str]
-    database_url: str
-    logs: Path
-    processes: list[Process] = field(default_factory=list)
-    portals: dict[str, dict] = field(default_factory=dict)  # "roomy"/"tight" → id, screen
-    workers_started_seq: int = 0  # the simulator's last call before the workers began
-
-    # --- running manage.py -----------------------------------------------------------------
-
-    def manage(self, *args: str, env: dict[str, str] | None = None) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=settings.BASE_DIR,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
-        return result.stdout
-
-    def start(self, name: str, *args: str) -> Process:
-        log = self.logs / f"{name}.log"
-        with log.open("ab") as out:
-            popen = subprocess.Popen(
-                [sys.executable, "manage.py", *args],
-                cwd=settings.BASE_DIR,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        process = Process(name, popen, log)
-        self.processes.append(process)
-        return process
-
-    def serve(self, name: str, port: int) -> Process:
-        process = self.start(
-            name, "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)
-        )
-        process.url = f"http://127.0.0.1:{port}"
-        return process
-
-    def web(self, name: str) -> Process:
-        return next(p for p in self.processes if p.name == name)
-
-    @property
-    def workers(self) -> list[Process]:
-        return [p for p in self.processes if p.name.startswith("worker")]
-
-    def tails(self) -> str:
-        return "".join(
-            f"\n--- {process.name} ({process.log}) ---\n{process.tail()}\n"
-            for process in self.processes
-        )
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.popen.poll() is None:
-                process.popen.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.popen.kill()
-                process.popen.wait(10)
-
-    # --- the shared database, read-only from here ----------------------------------------
-
-    def sql(self, query: str, *params) -> list[tuple]:
-        import psycopg
-
-        with psycopg.connect(self.database_url, autocommit=True) as db:
-            return db.execute(query, params).fetchall()
-
-    def one(self, query: str, *params):
-        rows = self.sql(query, *params)
-        return rows[0][0] if rows else None
-
-    def lease_holder(self, portal: str) -> str:
-        return (
-            self.one(
-                "SELECT lease_holder FROM dashboard_portalsync WHERE portal_id = %s",
-                self.portals[portal]["id"],
-            )
-            or ""
-        )
-
-
-def identity(holder_or_agent: str) -> str:
-    """host:pid, from a lease holder (host:pid:random) or our User-Agent."""
-    match = UA.match(holder_or_agent)
-    if match:
-        return match["who"]
-    return holder_or_agent.rsplit(":", 1)[0]
-
-
-def process_identity(process: Process) -> str:
-    import socket
-
-    return f"{socket.gethostname()[:60]}:{process.pid}"
 
 
 # --- HTTP as a person would ----------------------------------------------------------------
@@ -218,12 +77,6 @@ def signed_in(base_url: str) -> requests.Session:
     )
     assert answer.ok and "/login/" not in answer.url, "signing in failed"
     return desk
-
-
-def post_form(desk: requests.Session, url: str, data: dict) -> requests.Response:
-    return desk.post(
-        url, data={**data, "csrfmiddlewaretoken": desk.cookies["csrftoken"]}, timeout=60
-    )
 
 
 def connect_portal(cluster: Cluster, simulator, desk, base_url: str, **budget) -> dict:
@@ -291,8 +144,8 @@ def last_seq(simulator) -> int:
 
 @pytest.fixture(scope="module")
 def cluster(simulator, tmp_path_factory) -> Iterator[Cluster]:
-    _postgres_or_skip()
-    _redis_or_skip()
+    postgres_or_skip()
+    redis_or_skip()
     import psycopg
     import redis
 
@@ -301,7 +154,7 @@ def cluster(simulator, tmp_path_factory) -> Iterator[Cluster]:
     prefix = f"siq-scale-out-{run}:"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{database}"')
-    database_url = _with_database(POSTGRES_URL, database)
+    database_url = with_database(POSTGRES_URL, database)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -341,7 +194,7 @@ def cluster(simulator, tmp_path_factory) -> Iterator[Cluster]:
             b = cluster.serve("daphne-b", free_port())
             for web in (a, b):
                 wait_for(
-                    lambda web=web: _healthy(web.url),
+                    lambda web=web: healthy(web.url),
                     timeout=40,
                     what=f"{web.name} answering /healthz",
                 )
@@ -376,14 +229,6 @@ def cluster(simulator, tmp_path_factory) -> Iterator[Cluster]:
         keys = list(store.scan_iter(match=f"{prefix}*", count=500))
         if keys:
             store.delete(*keys)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        answer = requests.get(f"{url}/healthz", timeout=3)
-    except requests.RequestException:
-        return False
-    return answer.ok and answer.json().get("channel_layer") == "ok"
 
 
 def polled_by(simulator, cluster: Cluster, portal: str, since: int) -> Counter:

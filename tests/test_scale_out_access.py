@@ -21,19 +21,18 @@ import pytest
 import requests
 
 from dashboard.consumers import ACCESS_ENDED
-from tests.test_live_e2e import free_port
-from tests.test_scale_out import (
+from tests.support.cluster import (
     POSTGRES_URL,
     REDIS_URL,
     Cluster,
-    _healthy,
-    _postgres_or_skip,
-    _redis_or_skip,
-    _with_database,
+    healthy,
     post_form,
+    postgres_or_skip,
+    redis_or_skip,
+    with_database,
 )
-from tests.test_serve import WebSocket
-from tests.test_worker_processes import wait_for
+from tests.support.servers import WebSocket, free_port
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.scale_out
 
@@ -76,8 +75,8 @@ def sign_in(base_url: str, username: str, password: str) -> requests.Session:
 
 @pytest.fixture(scope="module")
 def two_daphnes(tmp_path_factory) -> Iterator[Cluster]:
-    _postgres_or_skip()
-    _redis_or_skip()
+    postgres_or_skip()
+    redis_or_skip()
     import psycopg
     import redis
 
@@ -86,7 +85,7 @@ def two_daphnes(tmp_path_factory) -> Iterator[Cluster]:
     prefix = f"siq-scale-out-access-{run}:"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{database}"')
-    database_url = _with_database(POSTGRES_URL, database)
+    database_url = with_database(POSTGRES_URL, database)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -118,7 +117,7 @@ def two_daphnes(tmp_path_factory) -> Iterator[Cluster]:
             )
             for name in ("daphne-a", "daphne-b"):
                 web = cluster.serve(name, free_port())
-                wait_for(lambda web=web: _healthy(web.url), timeout=40, what=f"{name} healthy")
+                wait_for(lambda web=web: healthy(web.url), timeout=40, what=f"{name} healthy")
         except AssertionError as error:
             raise AssertionError(f"{error}\n{cluster.tails()}") from None
         yield cluster

@@ -53,11 +53,12 @@ from siq_integration.normalised import (
 )
 from siq_integration.normalised import Operator as RemoteOperator
 from siq_integration.normalised import Portal as RemotePortal
-from tests.test_alert_history import raise_alert
-from tests.test_audit import record
-from tests.test_live_browser import ws_server  # noqa: F401 (the fixture: serve with websockets)
+from tests.support.history import raise_alert, record
+from tests.support.servers import ws_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+__all__ = ["ws_server"]  # fixtures from tests/support
 
 # Width → height of the window: two phones, a tablet held upright, a laptop.
 WINDOWS = {360: 740, 390: 844, 768: 1024, 1440: 900}
@@ -333,7 +334,7 @@ new MutationObserver((changes, observer) => {
 
 
 def test_it_switches_the_theme_from_any_page_for_every_page(
-    ws_server,  # noqa: F811
+    ws_server,
     browser,
     connected_portal,
 ):
@@ -688,7 +689,7 @@ def visit_every_page(visit: Visit, theme: str) -> None:
 
 @pytest.mark.parametrize("width", list(WINDOWS))
 def test_it_fits_every_page_to_the_window_in_both_themes(
-    ws_server,  # noqa: F811
+    ws_server,
     browser,
     connected_portal,
     width,
@@ -737,7 +738,7 @@ FOLD = """() => {
 
 
 def test_it_keeps_the_chats_and_operators_above_the_fold_with_alerts_open(
-    ws_server,  # noqa: F811
+    ws_server,
     browser,
     connected_portal,
 ):

@@ -22,6 +22,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from dashboard.models import Profile, Role
+from tests.factories import make_portal
+from tests.support.live import world
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -278,9 +280,6 @@ def poll(page, expression: str, timeout: float = 15.0) -> None:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_pages_work_in_chromium_under_the_real_policy(strict_server, page):
-    from tests.test_live_browser import world
-    from tests.test_live_page import make_portal
-
     errors: list[str] = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))

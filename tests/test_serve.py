@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import re
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -27,75 +23,10 @@ from django.utils import timezone
 from dashboard.layers import InMemoryChannelLayer
 from dashboard.models import Chat, PortalSync
 from dashboard.polling.runner import Worker
-from tests.test_worker_processes import child_env, wait_for
+from tests.support.servers import WebSocket, child_env, free_port
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class WebSocket:
-    """Just enough of a websocket client to read what the server pushes."""
-
-    def __init__(self, port: int, path: str, cookie: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n"
-                f"Cookie: sessionid={cookie}\r\n\r\n"
-            ).encode()
-        )
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += self._exactly(1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-
-    def _exactly(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = self.sock.recv(size - len(data))
-            if not chunk:
-                raise ConnectionError("the server closed the websocket")
-            data += chunk
-        return data
-
-    def receive(self) -> str:
-        """The next text message (server frames are never masked)."""
-        parts: list[bytes] = []
-        while True:
-            first, second = self._exactly(2)
-            size = second & 0x7F
-            if size == 126:
-                (size,) = struct.unpack("!H", self._exactly(2))
-            elif size == 127:
-                (size,) = struct.unpack("!Q", self._exactly(8))
-            payload = self._exactly(size)
-            opcode = first & 0x0F
-            if opcode == 8:
-                raise ConnectionError("the server closed the websocket")
-            if opcode in (0, 1):
-                parts.append(payload)
-                if first & 0x80:
-                    return b"".join(parts).decode()
-
-    def wait_for(self, text: str, *, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
-            message = self.receive()
-            if text in message:
-                return message
-        raise AssertionError(f"no websocket message with {text!r} within {timeout} s")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_it_serves_and_polls_in_one_process_and_stops_cleanly(

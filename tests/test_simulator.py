@@ -16,108 +16,23 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from siq_integration.simulator import Simulator
-
-CLIENT_ID = "1000.SIMULATOR"
-CLIENT_SECRET = "sim-secret"
-REDIRECT = "http://127.0.0.1:9/callback"
-V2_SCOPES = (
-    "SalesIQ.portals.READ,SalesIQ.conversations.READ,SalesIQ.conversations.UPDATE,"
-    "SalesIQ.operators.READ,SalesIQ.operators.UPDATE,SalesIQ.departments.READ,"
-    "SalesIQ.webhooks.READ,SalesIQ.webhooks.CREATE,SalesIQ.webhooks.DELETE"
+from salesiq_simulator import Simulator
+from tests.support.simulator import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REDIRECT,
+    REFERENCE_SCOPES,
+    V2_SCOPES,
+    auth,
+    authorize,
+    connect,
+    exchange,
+    refresh,
+    v2,
+    v2_error,
 )
-REFERENCE_SCOPES = "SalesIQ.chats.ALL,SalesIQ.operators.ALL,SalesIQ.settings.READ"
-
 
 # ----- helpers shared by the simulator test files ---------------------------------------------
-
-
-def authorize(
-    sim: Simulator,
-    *,
-    dc: str = "sim",
-    scopes: str = V2_SCOPES,
-    prompt: bool = True,
-    state: str = "st-1",
-) -> dict[str, str]:
-    """Hit the consent page of ``dc`` (auto-approve must be on); the callback's parameters."""
-    params = {
-        "scope": scopes,
-        "client_id": CLIENT_ID,
-        "response_type": "code",
-        "access_type": "offline",
-        "redirect_uri": REDIRECT,
-        "state": state,
-    }
-    if prompt:
-        params["prompt"] = "consent"
-    answer = requests.get(
-        sim.data_center(dc)["accounts_url"] + "/oauth/v2/auth",
-        params=params,
-        allow_redirects=False,
-        timeout=5,
-    )
-    assert answer.status_code == 302, answer.text
-    location = answer.headers["Location"]
-    assert location.startswith(REDIRECT)
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-def exchange(accounts_url: str, code: str, **overrides: str) -> requests.Response:
-    form = {
-        "grant_type": "authorization_code",
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "redirect_uri": REDIRECT,
-        "code": code,
-        **overrides,
-    }
-    return requests.post(accounts_url + "/oauth/v2/token", data=form, timeout=5)
-
-
-def refresh(accounts_url: str, refresh_token: str) -> requests.Response:
-    form = {
-        "grant_type": "refresh_token",
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "refresh_token": refresh_token,
-    }
-    return requests.post(accounts_url + "/oauth/v2/token", data=form, timeout=5)
-
-
-def connect(
-    sim: Simulator, *, as_user: str | None = None, dc: str = "sim", scopes: str = V2_SCOPES
-) -> dict[str, Any]:
-    """The whole OAuth round trip over HTTP; the token answer."""
-    sim.configure_accounts(auto_approve=True, approve_as=as_user or "")
-    callback = authorize(sim, dc=dc, scopes=scopes)
-    answer = exchange(callback["accounts-server"], callback["code"])
-    body = answer.json()
-    assert "access_token" in body, body
-    return body
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Zoho-oauthtoken {token}"}
-
-
-def v2(sim: Simulator, token: str, method: str, path: str, *, dc: str = "sim", **kw: Any) -> Any:
-    """Call the v2 API; assert the documented HTTP 200 and return the JSON body."""
-    headers = {**auth(token), **kw.pop("headers", {})}
-    answer = requests.request(
-        method,
-        f"{sim.data_center(dc)['api_url']}/api/v2{path}",
-        headers=headers,
-        timeout=10,
-        **kw,
-    )
-    assert answer.status_code == 200, (answer.status_code, answer.text[:300])
-    return answer.json()
-
-
-def v2_error(body: dict[str, Any]) -> int:
-    assert "error" in body, body
-    return body["error"]["code"]
 
 
 # ----- fixtures --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``manage.py siq_simulator`` as the demo runs it: a child process, stopped with SIGTERM."""
+"""``python -m salesiq_simulator`` as the demo runs it: a child process, stopped with SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_it_serves_the_demo_world_and_stops_on_sigterm() -> None:
     env = {**os.environ, "DJANGO_DEBUG": "1", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "siq_simulator", "--port", "0", "--seed", "3"],
+        [sys.executable, "-m", "salesiq_simulator", "--port", "0", "--seed", "3"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

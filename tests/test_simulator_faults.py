@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from siq_integration.simulator import Simulator
-from tests.test_simulator import REFERENCE_SCOPES, auth, connect, refresh
+from salesiq_simulator import Simulator
+from tests.support.simulator import REFERENCE_SCOPES, auth, connect, refresh
 
 
 @pytest.fixture

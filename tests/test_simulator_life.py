@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from siq_integration.simulator import Simulator, demo_world
-from tests.test_simulator import connect, v2
+from salesiq_simulator import Simulator, demo_world
+from tests.support.simulator import connect, v2
 
 START = 1_750_000_000.0  # a fixed world clock for the deterministic runs
 

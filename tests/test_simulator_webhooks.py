@@ -18,8 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from siq_integration.simulator import Simulator
-from tests.test_simulator import REFERENCE_SCOPES, connect, v2
+from salesiq_simulator import Simulator
+from tests.support.simulator import REFERENCE_SCOPES, connect, v2
 
 
 class Receiver:

@@ -19,7 +19,7 @@ from siq_integration.normalised import (
     OperatorSync,
     Visitor,
 )
-from tests.conftest import live_portal
+from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
 

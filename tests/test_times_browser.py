@@ -2,8 +2,8 @@
 meaning, each sorted by exactly what it shows) and one way of writing a time of day for each
 viewer (their clock and zone), in the drawer, its transcript and the alerts.
 
-The page is served as in tests/test_live_browser.py (its ws_server, in this module's own
-child process)."""
+The page is served by tests/support/servers.py's ws_server (in this module's own child
+process)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from django.utils import timezone
 from dashboard import alerts, broadcast, live, times
 from dashboard.models import Alert, AlertKind, Chat, ChatMessage, Profile
 from siq_integration.normalised import ChatStatus, Conversation, Message, SenderType, Visitor
-from tests.test_live_browser import open_live, order, owner, row_id, send, ws_server
-from tests.test_live_page import fill, make_portal
+from tests.factories import make_portal, owner
+from tests.support.browser import open_live, order, row_id, send
+from tests.support.live import fill
+from tests.support.servers import ws_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -6,33 +6,16 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.utils import timezone
 
-from dashboard import actions, live, selectors
+from dashboard import actions, selectors
 from dashboard.models import Action, Chat
-from siq_integration.normalised import ChatStatus, OperatorStatus, OperatorSync
-from siq_integration.normalised import Operator as RemoteOperator
-from tests.test_live_page import chat, fill, make_portal
+from siq_integration.normalised import ChatStatus, OperatorStatus
+from tests.factories import make_portal
+from tests.support.live import chat, fill, staff
 
 pytestmark = pytest.mark.django_db
 
 STATUS = OperatorStatus
-
-
-def staff(portal, *people: tuple[str, str, OperatorStatus, tuple[str, ...], int]) -> None:
-    """Replace the portal's operators: (id, name, status, departments, seats)."""
-    live.apply_operators(
-        portal,
-        OperatorSync(
-            operators=[
-                RemoteOperator(remote, name, "", status, department_ids=deps, max_chats=seats)
-                for remote, name, status, deps, seats in people
-            ],
-            sync_time=None,
-            complete=True,
-        ),
-        taken_at=timezone.now(),
-    )
 
 
 @pytest.fixture

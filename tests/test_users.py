@@ -12,19 +12,10 @@ from django.test import Client
 from dashboard import access
 from dashboard.models import Profile, Role
 from siq_integration.models import Portal
+from tests.factories import PASSWORD, make_user
+from tests.support.users import NEW_PASSWORD, edit_form
 
-PASSWORD = "a-long-test-password"
-NEW_PASSWORD = "another-long-passphrase"
 _portal_numbers = itertools.count(1)
-
-
-def make_user(username: str, role: Role | None = None, *portals: Portal, **fields) -> User:
-    """A user with a password; a Profile only when a role is given (none means Viewer)."""
-    user = get_user_model().objects.create_user(username, password=PASSWORD, **fields)
-    if role is not None:
-        profile = Profile.objects.create(user=user, role=role)
-        profile.portals.set(portals)
-    return user
 
 
 def make_portal(name: str | None = None) -> Portal:
@@ -51,24 +42,6 @@ def add_form(**overrides) -> dict:
     }
     data.update(overrides)
     return data
-
-
-def edit_form(user: User, **overrides) -> dict:
-    """The edit form as the page would post it for ``user``, with changes."""
-    profile = Profile.objects.filter(user=user).first()
-    data = {
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "email": user.email,
-        "role": profile.role if profile else "viewer",
-        "portals": [str(p.pk) for p in profile.portals.all()] if profile else [],
-        "new_password1": "",
-        "new_password2": "",
-    }
-    if user.is_active:
-        data["is_active"] = "on"
-    data.update(overrides)
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def messages_of(response) -> list[str]:

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from dashboard import ingest
 from dashboard.models import InboxEvent, PortalSync
-from tests.conftest import ARTIFACTS, live_portal
-from tests.test_browser_portals import console_errors
+from tests.factories import live_portal
+from tests.support.browser import ARTIFACTS, console_errors_from_now
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +52,7 @@ def test_the_portal_page_says_what_was_refused_and_rejected(live_server, page):
     # Leave the live page first: its websocket (which this plain HTTP server does not speak)
     # may still be failing to connect while the next page loads.
     page.goto(f"{live_server.url}/portals/{portal.pk}/")
-    errors = console_errors(page)
+    errors = console_errors_from_now(page)
     ARTIFACTS.mkdir(exist_ok=True)
     for theme in ("light", "dark"):
         for width, height in WINDOWS.items():

@@ -23,8 +23,7 @@ from dashboard import alerts, ingest, selectors
 from dashboard.asgi import application
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, ChatStatus, PortalSync
 from siq_integration import connection
-from tests.conftest import run_async
-from tests.test_ingest_asgi import delivery_headers
+from tests.support.asgi import delivery_headers, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -22,8 +22,8 @@ from dashboard import ingest
 from dashboard.models import InboxEvent, Profile, Role
 from siq_integration import connection, webhook_keys
 from siq_integration.models import Portal, WebhookPublicKey
-from tests.conftest import last_seq
-from tests.test_worker_processes import wait_for
+from tests.support.simulator import last_seq, oauth_connect
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,10 +148,12 @@ def test_a_burst_of_badly_signed_deliveries_reads_the_keys_at_most_once_a_minute
     assert len(key_reads(simulator, calls, portal)) == 1
 
     # Another process (this one, on the same database) within the minute: no read either.
-    refused = ingest.receive(
-        Portal.objects.get(pk=portal.pk),
-        b'{"event": "conversation.created"}',
-        {"x-siqsignature": bad_signature(7)},
+    refused = ingest.receive_one(
+        ingest.Delivery(
+            portal.pk,
+            b'{"event": "conversation.created"}',
+            {"x-siqsignature": bad_signature(7)},
+        )
     )
     assert refused.status == 401
     assert len(key_reads(simulator, calls, portal)) == 1
@@ -167,8 +169,6 @@ def test_a_burst_of_badly_signed_deliveries_reads_the_keys_at_most_once_a_minute
 
 
 def test_a_reread_stays_within_the_call_budget(simulator, sim_portal):
-    from tests.conftest import oauth_connect
-
     portal = oauth_connect(simulator, sim_portal(open_chats=0, calls_per_minute=1000))
     assert connection.register_webhooks(portal, url="http://127.0.0.1:9/hook")
     Portal.objects.filter(pk=portal.pk).update(calls_per_minute=2)  # 1 reserved for actions

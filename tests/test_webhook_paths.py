@@ -18,7 +18,7 @@ from dashboard.layers import InMemoryChannelLayer
 from dashboard.models import Chat, InboxEvent, PortalSync
 from siq_integration import connection, webhooks
 from siq_integration.webhooks import MAX_BODY_BYTES
-from tests.conftest import run_async
+from tests.support.asgi import run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,8 +18,7 @@ from dashboard import ingest
 from dashboard.asgi import application
 from dashboard.models import Chat, ChatMessage, InboxEvent
 from siq_integration import connection
-from tests.conftest import run_async
-from tests.test_ingest_asgi import delivery_headers, settled
+from tests.support.asgi import delivery_headers, run_async, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,7 +18,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from tests.test_scale_out import POSTGRES_URL, _postgres_or_skip, _with_database
+from tests.support.cluster import POSTGRES_URL, postgres_or_skip, with_database
 
 pytestmark = pytest.mark.scale_out
 
@@ -67,7 +67,7 @@ print("RESULT " + json.dumps({
 
 @pytest.fixture
 def postgres_env(tmp_path):
-    _postgres_or_skip()
+    postgres_or_skip()
     import psycopg
 
     database = f"siq_poison_{uuid.uuid4().hex[:8]}"
@@ -75,7 +75,7 @@ def postgres_env(tmp_path):
         admin.execute(f'CREATE DATABASE "{database}"')
     env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-        "DATABASE_URL": _with_database(POSTGRES_URL, database),
+        "DATABASE_URL": with_database(POSTGRES_URL, database),
         "SIQ_VAR_DIR": str(tmp_path),
     }
     try:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dashboard import alerts, selectors
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, ChatStatus
-from tests.conftest import live_portal
+from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.test import Client
 
 from dashboard.asgi import application
 from dashboard.origin import parse_origin
-from tests.conftest import run_async
+from tests.support.asgi import run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

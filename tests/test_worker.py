@@ -15,7 +15,8 @@ from dashboard.models import Chat, ChatStatus, Operator, PortalSync, Source
 from dashboard.polling.runner import Worker
 from siq_integration import budget, oauth
 from siq_integration.models import Portal
-from tests.conftest import last_seq, oauth_connect
+from tests.support.live import make_due
+from tests.support.simulator import last_seq, oauth_connect
 
 pytestmark = pytest.mark.django_db
 
@@ -30,14 +31,6 @@ def api_calls(simulator, portal, since: int = 0) -> list[dict]:
         for call in simulator.calls(since)
         if call["portal"] == portal.screen_name and "/api/v2/" in call["path"]
     ]
-
-
-def make_due(portal, *kinds: str) -> None:
-    """Pretend the last polls were long ago, so the next round polls again."""
-    long_ago = timezone.now() - timedelta(hours=1)
-    PortalSync.objects.filter(portal=portal).update(
-        **{f"{kind}_polled_at": long_ago for kind in kinds}
-    )
 
 
 def open_remote_ids(portal) -> set[str]:

@@ -8,7 +8,6 @@ leases. No second database to migrate, no second OAuth round trip.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,36 +18,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from dashboard.models import Chat, PortalSync
+from tests.support.servers import child_env
+from tests.support.waits import TAKEOVER_LIMIT, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TAKEOVER_LIMIT = 15.0  # seconds, as issue 7 will check
-
-
-def child_env(simulator) -> dict[str, str]:
-    if connection.vendor != "sqlite":
-        pytest.skip("the worker process test shares the SQLite test database file")
-    return {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-        "SIQ_EXTRA_DATA_CENTERS": simulator.extra_data_centers_json(),
-        "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def wait_for(condition: Callable[[], object], *, timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def pid_of(holder: str) -> int:

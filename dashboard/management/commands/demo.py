@@ -122,12 +122,13 @@ class Command(BaseCommand):
             )
         log_path = Path(settings.VAR_DIR) / "simulator.log"
         log = log_path.open("ab")
-        manage = Path(settings.BASE_DIR) / "manage.py"
-        process = subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+        # The simulator is no part of the installed app: a top-level package of the source
+        # tree, run from there.
+        process = subprocess.Popen(  # noqa: S603 (our own interpreter and package)
             [
                 sys.executable,
-                str(manage),
-                "siq_simulator",
+                "-m",
+                "salesiq_simulator",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -135,6 +136,7 @@ class Command(BaseCommand):
                 "--seed",
                 str(options["seed"]),
             ],
+            cwd=settings.BASE_DIR,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -1024,7 +1024,7 @@ def demo_world(
     chats: int | None = None,
     rate_limit_per_minute: int | None = None,
 ) -> None:
-    """The world ``manage.py siq_simulator`` serves: a v2 portal and a reference one in ``sim``."""
+    """The demo world (``python -m salesiq_simulator``): a v2 and a reference portal in ``sim``."""
     dc = sim.data_center_codes[0]
     sim.add_portal(
         "zylker",

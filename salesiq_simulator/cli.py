@@ -1,13 +1,14 @@
-"""Run the simulator as a long-lived process (``manage.py siq_simulator`` or ``python -m``).
+"""Run the simulator as a long-lived process: ``python -m salesiq_simulator --port 8765``.
 
-Kept free of Django so both entry points share it; the management command only
-parses its options and calls ``serve``.
+Free of Django (and of the dashboard): ``make demo``, the tests and the bench start it as
+a child process of their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -95,9 +96,17 @@ def serve(sim: Simulator, out: TextIO, *, stop: threading.Event | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m siq_integration.simulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m salesiq_simulator",
+        description="Run the SalesIQ + Zoho Accounts simulator (demo world: zylker and acme-ref).",
+    )
     add_arguments(parser)
     options = vars(parser.parse_args(argv))
-    serve(build(**options), sys.stdout)
+    try:
+        sim = build(**options)
+    except ValueError as exc:
+        parser.exit(1, f"{exc}\n")
+    try:
+        serve(sim, sys.stdout)
+    except OSError as exc:
+        parser.exit(1, f"Cannot listen on {options['host']}:{options['port']} ({exc.strerror}).\n")
