@@ -80,9 +80,13 @@ def measure(
         page = context.new_page()
         try:
             page.goto(serve_url + path, wait_until="commit", timeout=60_000)
-            page.wait_for_function(
-                "performance.getEntriesByName('live-ready').length > 0", timeout=60_000
-            )
+            # Polled with evaluate, not wait_for_function: that one evaluates its text with
+            # eval inside the page, which the page's Content-Security-Policy forbids.
+            deadline = time.monotonic() + 60
+            while not page.evaluate("performance.getEntriesByName('live-ready').length > 0"):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the live page never marked live-ready")
+                page.wait_for_timeout(10)
             timing = page.evaluate(
                 """() => {
                   const nav = performance.getEntriesByType('navigation')[0];
