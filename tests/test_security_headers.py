@@ -24,6 +24,7 @@ from django.test import Client
 from dashboard.models import Profile, Role
 from tests.factories import make_portal
 from tests.support.live import world
+from tests.support.servers import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -221,50 +222,9 @@ def test_production_refuses_debug():
 @pytest.fixture(scope="module")
 def strict_server(django_db_setup, simulator, tmp_path_factory):
     """`manage.py serve --no-worker` on the test database under the real policy (no eval)."""
-    import socket
-
-    import requests
-    from django.db import connection as db
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db.settings_dict['NAME']}",
-        "SIQ_EXTRA_DATA_CENTERS": simulator.extra_data_centers_json(),
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "SIQ_CSP_ALLOW_EVAL_FOR_TESTS": "0",
-    }
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve stopped at start-up: {log_path.read_text()[-2000:]}")
-            try:
-                requests.get(f"{base}/login/", timeout=1)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"serve did not answer within 30 s: {log_path.read_text()[-2000:]}")
-                time.sleep(0.2)
+    log_dir = tmp_path_factory.mktemp("serve")
+    with serving(simulator, log_dir, SIQ_CSP_ALLOW_EVAL_FOR_TESTS="0") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def poll(page, expression: str, timeout: float = 15.0) -> None:

@@ -10,6 +10,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -147,17 +149,18 @@ class WebSocket:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def ws_server(django_db_setup, simulator, tmp_path_factory):
-    """`manage.py serve --no-worker` on the test database: daphne with websockets."""
+@contextmanager
+def serving(simulator, log_dir: Path, **extra_env: str) -> Iterator[str]:
+    """`manage.py serve --no-worker` on the test database; yields its base URL."""
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "SIQ_EXTRA_DATA_CENTERS": simulator.extra_data_centers_json(),
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        **extra_env,
     }
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    log_path = log_dir / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)],
@@ -186,3 +189,10 @@ def ws_server(django_db_setup, simulator, tmp_path_factory):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def ws_server(django_db_setup, simulator, tmp_path_factory):
+    """`manage.py serve --no-worker` on the test database: daphne with websockets."""
+    with serving(simulator, tmp_path_factory.mktemp("serve")) as base:
+        yield base
