@@ -8,24 +8,18 @@ Needs PostgreSQL and Redis (see tests/test_scale_out.py) and skips without them.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.cluster import (
-    POSTGRES_URL,
-    REDIS_URL,
     Cluster,
+    fresh_cluster,
     identity,
-    postgres_or_skip,
     process_identity,
-    redis_or_skip,
-    with_database,
 )
 from tests.support.waits import TAKEOVER_LIMIT, wait_for
 
@@ -54,51 +48,10 @@ for n in range({PORTALS}):
 
 @pytest.fixture
 def cluster(tmp_path) -> Iterator[Cluster]:
-    postgres_or_skip()
-    redis_or_skip()
-    import psycopg
-    import redis
-
-    run = uuid.uuid4().hex[:10]
-    database = f"siq_balance_{run}"
-    prefix = f"siq-balance-{run}:"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-    database_url = with_database(POSTGRES_URL, database)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "SIQ_TEST_DB_NAME"}
-    }
-    cluster = Cluster(
-        env={
-            **env,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_PREFIX": prefix,
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        },
-        database_url=database_url,
-        logs=tmp_path,
-    )
-    try:
+    with fresh_cluster("balance", tmp_path) as cluster:
         cluster.manage("migrate", "--no-input", "-v", "0")
         cluster.manage("shell", "-c", MAKE_PORTALS)
         yield cluster
-    finally:
-        cluster.stop_all()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                [database],
-            )
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
-        store = redis.Redis.from_url(REDIS_URL)
-        keys = list(store.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            store.delete(*keys)
 
 
 def leases(cluster: Cluster) -> Counter:

@@ -11,10 +11,8 @@ move them) and skips, naming what is missing, without them.
 
 from __future__ import annotations
 
-import os
 import struct
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -22,14 +20,10 @@ import requests
 
 from dashboard.consumers import ACCESS_ENDED
 from tests.support.cluster import (
-    POSTGRES_URL,
-    REDIS_URL,
     Cluster,
+    fresh_cluster,
     healthy,
     post_form,
-    postgres_or_skip,
-    redis_or_skip,
-    with_database,
 )
 from tests.support.servers import WebSocket, free_port
 from tests.support.waits import wait_for
@@ -75,35 +69,8 @@ def sign_in(base_url: str, username: str, password: str) -> requests.Session:
 
 @pytest.fixture(scope="module")
 def two_daphnes(tmp_path_factory) -> Iterator[Cluster]:
-    postgres_or_skip()
-    redis_or_skip()
-    import psycopg
-    import redis
-
-    run = uuid.uuid4().hex[:10]
-    database = f"siq_scale_out_access_{run}"
-    prefix = f"siq-scale-out-access-{run}:"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-    database_url = with_database(POSTGRES_URL, database)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "SIQ_TEST_DB_NAME"}
-    }
-    cluster = Cluster(
-        env={
-            **env,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_PREFIX": prefix,
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        },
-        database_url=database_url,
-        logs=tmp_path_factory.mktemp("scale-out-access"),
-    )
-    try:
+    logs = tmp_path_factory.mktemp("scale-out-access")
+    with fresh_cluster("scale-out-access", logs) as cluster:
         try:
             cluster.manage("migrate", "--no-input", "-v", "0")
             cluster.manage(
@@ -121,19 +88,6 @@ def two_daphnes(tmp_path_factory) -> Iterator[Cluster]:
         except AssertionError as error:
             raise AssertionError(f"{error}\n{cluster.tails()}") from None
         yield cluster
-    finally:
-        cluster.stop_all()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                [database],
-            )
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
-        store = redis.Redis.from_url(REDIS_URL)
-        keys = list(store.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            store.delete(*keys)
 
 
 def test_a_user_deactivated_on_daphne_a_loses_their_page_on_daphne_b(two_daphnes):

@@ -7,6 +7,9 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -181,3 +184,52 @@ def process_identity(process: Process) -> str:
     import socket
 
     return f"{socket.gethostname()[:60]}:{process.pid}"
+
+
+@contextmanager
+def fresh_cluster(name: str, logs: Path) -> Iterator[Cluster]:
+    """A Cluster on a PostgreSQL database and a Redis prefix of its own (``name`` plus a
+    random run id), both removed afterwards; skips without PostgreSQL or Redis."""
+    postgres_or_skip()
+    redis_or_skip()
+    import psycopg
+    import redis
+
+    run = uuid.uuid4().hex[:10]
+    database = f"siq_{name.replace('-', '_')}_{run}"
+    prefix = f"siq-{name}-{run}:"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    database_url = with_database(POSTGRES_URL, database)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "SIQ_TEST_DB_NAME"}
+    }
+    cluster = Cluster(
+        env={
+            **env,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": REDIS_URL,
+            "REDIS_PREFIX": prefix,
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        },
+        database_url=database_url,
+        logs=logs,
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.stop_all()
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [database],
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        store = redis.Redis.from_url(REDIS_URL)
+        keys = list(store.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            store.delete(*keys)
