@@ -246,7 +246,7 @@ def connect_portal(
     """The Connect button's OAuth flow against the simulator (which approves it), then the
     webhook registration (v2: a signing key) pointing at ``webhook_url`` (``{portal}`` in it
     becomes the portal's id)."""
-    from siq_integration import connection, oauth
+    from siq_integration import connecting, oauth
     from siq_integration.models import Portal
 
     portal = Portal.objects.create(
@@ -272,10 +272,10 @@ def connect_portal(
     authorization = oauth.complete_authorization(
         session=session, params=params, redirect_uri=REDIRECT_URI
     )
-    outcome = connection.complete_connection(portal, authorization)
+    outcome = connecting.complete_connection(portal, authorization)
     if not isinstance(outcome, Portal):
         raise RuntimeError(f"connecting {screen} needs a screen name: {outcome}")
-    if webhook_url and not connection.register_webhooks(
+    if webhook_url and not connecting.register_webhooks(
         portal, url=webhook_url.format(portal=portal.pk)
     ):
         raise RuntimeError(f"registering the webhook of {screen} failed: {portal.webhook_error}")

@@ -33,7 +33,7 @@ from siq_integration.models import Portal
 from siq_integration.normalised import EventKind, WebhookEvent
 from siq_integration.normalised import OperatorStatus as RemoteStatus
 
-from . import access, live, selectors
+from . import access, selectors
 from .models import (
     SETTLED_WELL,
     Action,
@@ -47,6 +47,7 @@ from .models import (
     RefusalTally,
     Source,
 )
+from .state import apply
 from .users import shown_name
 
 logger = logging.getLogger(__name__)
@@ -485,9 +486,9 @@ def _finish(
 
 
 def _publish(action: Action) -> None:
-    from . import broadcast  # renders templates; keep this module light to import
+    from .realtime import publish  # renders templates; keep this module light to import
 
-    transaction.on_commit(lambda: broadcast.publish_action(action.pk))
+    transaction.on_commit(lambda: publish.publish_action(action.pk))
 
 
 # Refusals by role are counted, not stored (``RefusalTally``): a run of attempts is one row
@@ -721,7 +722,7 @@ def chat_transfer(
     if failure is not None:
         return action
     if answer is not None:
-        live.apply_conversation(portal, answer, fact_at=timezone.now(), source=Source.ACTION)
+        apply.apply_conversation(portal, answer, fact_at=timezone.now(), source=Source.ACTION)
     if portal.dialect == "v2":
         # SalesIQ took it; the new operator still has to accept (its webhook says so). Until
         # then the transfer is pending (ActionState), on every screen.
@@ -762,9 +763,9 @@ def chat_end(*, key: str, user: Any, chat: Chat, message: str = "") -> Action:
         return action
     now = timezone.now()
     if answer is not None:
-        live.apply_conversation(portal, answer, fact_at=now, source=Source.ACTION)
+        apply.apply_conversation(portal, answer, fact_at=now, source=Source.ACTION)
     else:
-        live.mark_chat_ended(chat, at=now, source=Source.ACTION)
+        apply.mark_chat_ended(chat, at=now, source=Source.ACTION)
     return _finish(action, ActionOutcome.DONE, f"Chat with {action.chat_label} ended.")
 
 
@@ -802,7 +803,7 @@ def operator_set_status(
     )
     if failure is not None:
         return action
-    live.apply_operator_status(
+    apply.apply_operator_status(
         portal, operator.remote_id, status, fact_at=timezone.now(), source=Source.ACTION
     )
     label = OperatorStatus(status).label

@@ -565,9 +565,9 @@ def snooze(alert: Alert, user: Any, minutes: int, now: datetime | None = None) -
 
 
 def _publish(portal: Portal, alerts: list[Alert]) -> None:
-    from . import broadcast  # renders templates
+    from .realtime import publish  # renders templates
 
-    transaction.on_commit(lambda: broadcast.publish_alerts(portal.pk, [a.pk for a in alerts]))
+    transaction.on_commit(lambda: publish.publish_alerts(portal.pk, [a.pk for a in alerts]))
 
 
 # --- escalation ----------------------------------------------------------------------------------

@@ -52,8 +52,9 @@ from siq_integration.exceptions import (
 from siq_integration.models import Portal, WebhookPublicKey
 from siq_integration.normalised import EventKind, WebhookEvent
 
-from . import actions, live
+from . import actions
 from .models import InboxEvent, PortalSync
+from .state import apply
 
 logger = logging.getLogger(__name__)
 
@@ -472,7 +473,7 @@ def apply_stored(item: int | Stored) -> bool:
                 stored = InboxEvent.objects.select_related("portal").get(pk=event_id)
                 portal, received_at = stored.portal, stored.received_at
                 event = webhooks.parse(portal.dialect, stored.body.encode("utf-8"))
-            live.apply_event(portal, event, received_at=received_at)
+            apply.apply_event(portal, event, received_at=received_at)
             actions.confirm(portal, event)
     except Exception as error:
         logger.exception("Applying webhook event %s failed", event_id)
@@ -541,7 +542,7 @@ def apply_stored_together(event_ids: Sequence[int | Stored]) -> int:
     one event's failure is that event's alone."""
     if len(event_ids) <= 1:
         return sum(1 for event_id in event_ids if apply_stored(event_id))
-    with live.publishing_together():
+    with apply.publishing_together():
         return sum(1 for event_id in event_ids if apply_stored(event_id))
 
 
@@ -580,7 +581,7 @@ class _Lane:
     def __init__(self) -> None:
         self.deliveries: deque[tuple[Delivery, asyncio.Future]] = deque()
         self.events: deque[int | Stored] = deque()
-        self.unpublished: dict[object, live.Changes] = {}
+        self.unpublished: dict[object, apply.Changes] = {}
         self.held_since = 0.0  # when the oldest unpublished change was collected
         self.held_events = 0
         self.task: asyncio.Task | None = None  # held: the loop keeps only weak references
@@ -637,15 +638,15 @@ class _Lane:
         return held >= PUBLISH_WITHIN or self.held_events >= BATCH_LIMIT
 
     def _apply_one(self) -> None:
-        def collect(changes: live.Changes) -> None:
+        def collect(changes: apply.Changes) -> None:
             if not self.unpublished:
                 self.held_since = time.monotonic()
-            self.unpublished.setdefault(changes.portal_id, live.Changes(changes.portal_id)).add(
+            self.unpublished.setdefault(changes.portal_id, apply.Changes(changes.portal_id)).add(
                 changes
             )
 
         try:
-            with live.publishing_together(collect):
+            with apply.publishing_together(collect):
                 apply_stored(self.events.popleft())
         except Exception:
             logger.exception("Applying a webhook event failed; the sweep tries again")
@@ -655,7 +656,7 @@ class _Lane:
     def _publish(self) -> None:
         held, self.unpublished, self.held_events = self.unpublished, {}, 0
         for changes in held.values():
-            live.publish_now(changes)
+            apply.publish_now(changes)
 
     def _close_if_idle(self, loop) -> None:
         if self.task is None and loop.time() - self.idle_since >= IDLE_CLOSE_SECONDS - 0.01:

@@ -26,7 +26,8 @@ from django.db import connections
 
 from siq_integration.models import Portal
 
-from . import actions, alerts, broadcast, ingest, selectors
+from . import actions, alerts, ingest, selectors
+from .realtime import publish
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Health:
                 signature = (fresh.health.state, fresh.webhooks, fresh.stale, fresh.banner)
                 if signature != self.announced.get(portal.pk):
                     if portal.pk in self.announced or changed:
-                        broadcast.publish_meta(portal)
+                        publish.publish_meta(portal)
                     self.announced[portal.pk] = signature
             except Exception:
                 logger.exception("Announcing the health of portal %s failed", portal)

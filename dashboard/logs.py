@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-# Set by dashboard.serving while daphne writes its access log in this process.
+# Set by dashboard.server.run while daphne writes its access log in this process.
 access_log: dict[str, bool] = {"on": False}
 
 

@@ -51,7 +51,7 @@ class Profile(models.Model):
 
 
 # --- live state -----------------------------------------------------------------------------
-# Everything below is written only by dashboard.live (and the inbox by dashboard.ingest).
+# Everything below is written only by dashboard.state.apply (and the inbox by dashboard.ingest).
 
 
 class ChatStatus(models.TextChoices):
@@ -100,7 +100,7 @@ class Operator(models.Model):
     # The full name SalesIQ gives (first and last name; else the nickname, else the e-mail).
     name = models.CharField(max_length=200)
     # The name every screen shows: ``name``, with the e-mail's local part added when another
-    # operator of the portal has the same name (set by dashboard.live).
+    # operator of the portal has the same name (set by dashboard.state.apply).
     display_name = models.CharField(max_length=260, blank=True)
     # SalesIQ's own fields, as it sent them (v2; the reference dialect has one name).
     first_name = models.CharField(max_length=100, blank=True)

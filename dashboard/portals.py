@@ -1,6 +1,6 @@
 """Portals as a whole: what deleting one takes with it, and deleting it.
 
-Connecting and disconnecting live at the SalesIQ boundary (siq_integration.connection);
+Connecting and disconnecting live at the SalesIQ boundary (siq_integration.connecting);
 what a portal's deletion means for the dashboard's own records lives here, so the
 confirmation page and the deletion count the same things.
 """
@@ -15,7 +15,6 @@ from django.db import transaction
 
 from siq_integration.models import Portal
 
-from . import broadcast
 from .models import (
     Action,
     Alert,
@@ -28,6 +27,7 @@ from .models import (
     Operator,
     Profile,
 )
+from .realtime import publish
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def portal_history(portal: Portal) -> History:
 
 def portal_delete(*, portal: Portal, by_user: Any) -> History:
     """Delete ``portal`` and everything of it here, for good (the caller has let go of
-    SalesIQ first: siq_integration.connection.release). Pages watching it are told
+    SalesIQ first: siq_integration.connecting.release). Pages watching it are told
     after commit and stop showing it; a worker polling it finds it gone and lets go
     (its lease row goes with it). Returns what was deleted."""
     history = portal_history(portal)
@@ -74,7 +74,7 @@ def portal_delete(*, portal: Portal, by_user: Any) -> History:
         # Every foreign key to a portal cascades: live state, transcripts, alerts and their
         # escalations, rules, audit entries, the inbox, the lease, the call budget, keys.
         portal.delete()
-        transaction.on_commit(lambda: broadcast.publish_portal_gone(portal_id))
+        transaction.on_commit(lambda: publish.publish_portal_gone(portal_id))
     logger.info(
         "%s deleted portal %s (%s): %s",
         getattr(by_user, "username", "?"),

@@ -6,7 +6,7 @@ something that decides a user's access changes — their portals, their role, th
 (``broadcast.user_group``) through the channel layer, which reaches every process (Redis) or
 this one (in memory). Each of the user's sockets then checks again (``still_signed_in`` and
 the portals it shows) and closes, or leaves what it may no longer see
-(dashboard/consumers.py). The same check runs on every periodic re-join, for what no signal
+(dashboard/realtime/consumers.py). The same check runs on every periodic re-join, for what no signal
 tells (a session that expired or was flushed, an update made with raw SQL).
 
 Messages go after the transaction commits: a socket checking before then, in another
@@ -35,8 +35,8 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from .broadcast import user_group
 from .models import Profile
+from .realtime.publish import user_group
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import consumers
+from .realtime import consumers
 
 websocket_urlpatterns = [
     path("ws/live/", consumers.LiveConsumer.as_asgi()),

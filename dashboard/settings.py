@@ -195,8 +195,9 @@ else:
     # The default capacity (100) drops messages silently under load.
     CHANNEL_LAYERS = {
         "default": {
-            # Channels' own, minus a scan of every channel per message (dashboard/layers.py).
-            "BACKEND": "dashboard.layers.InMemoryChannelLayer",
+            # Channels' own, minus a scan of every channel per message
+            # (dashboard/realtime/layers.py).
+            "BACKEND": "dashboard.realtime.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 1500, "expiry": 30},
         }
     }
@@ -431,7 +432,7 @@ PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL").rstrip("/")
 ACCESS_LOG_WEBHOOKS = _env_bool("ACCESS_LOG_WEBHOOKS", default=False)
 
 # The largest request body `serve` reads (bytes): a larger declared Content-Length is
-# answered 413 unread, a chunked body is cut off there (dashboard/bodycap.py). SalesIQ's
+# answered 413 unread, a chunked body is cut off there (dashboard/server/bodycap.py). SalesIQ's
 # deliveries are capped at 256 KB; no page posts more. A reverse proxy's
 # client_max_body_size is a second line of defence, not the only one.
 MAX_REQUEST_BODY_BYTES = int(

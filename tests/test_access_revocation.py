@@ -20,10 +20,10 @@ from django.contrib.sessions.models import Session
 from django.db import OperationalError
 from django.test import Client
 
-from dashboard import consumers
 from dashboard.asgi import application
-from dashboard.broadcast import group_name
 from dashboard.models import Profile, Role
+from dashboard.realtime import consumers
+from dashboard.realtime.publish import group_name
 from siq_integration.models import Portal
 from tests.factories import make_user
 from tests.support.asgi import run_async
@@ -235,7 +235,7 @@ def test_a_failed_check_keeps_the_page_and_its_memberships(portal, sam, monkeypa
     # (the layer forgets memberships after a second here; only the re-join renews them).
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "dashboard.layers.InMemoryChannelLayer",
+            "BACKEND": "dashboard.realtime.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 100, "expiry": 30, "group_expiry": 1},
         }
     }

@@ -244,11 +244,11 @@ def test_salesiqs_confirming_webhook_settles_an_action_left_in_flight(
     simulator, connected_portal, webhook_receiver, django_capture_on_commit_callbacks, kind, event
 ):
     from dashboard import ingest
-    from siq_integration import connection
+    from siq_integration import connecting
 
     world = scene(simulator, connected_portal, "v2")
     portal = world["portal"]
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     (sam,) = supervisors(1)
     action = left_in_flight(world, sam, kind)
     if kind == "transfer":
@@ -448,7 +448,7 @@ def test_a_drain_waits_for_a_status_change_of_its_operator_in_flight(simulator, 
 
 
 def test_an_unexpected_error_lets_go_of_the_chat_at_once(simulator, connected_portal, monkeypatch):
-    from dashboard import live
+    from dashboard.state import apply
 
     world = scene(simulator, connected_portal, "v2")
     (sam,) = supervisors(1)
@@ -459,8 +459,8 @@ def test_an_unexpected_error_lets_go_of_the_chat_at_once(simulator, connected_po
         raise RuntimeError("the disk is full")
 
     # SalesIQ ends the chat; storing its answer fails.
-    monkeypatch.setattr(live, "apply_conversation", broken)
-    monkeypatch.setattr(live, "mark_chat_ended", broken)
+    monkeypatch.setattr(apply, "apply_conversation", broken)
+    monkeypatch.setattr(apply, "mark_chat_ended", broken)
     answer = post(browser, world, "end", key="crash-end-key-0123456789")
 
     assert answer.status_code == 500

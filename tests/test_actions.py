@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from dashboard import actions, ingest
 from dashboard.models import Action, Chat, Operator
-from siq_integration import connection
+from siq_integration import connecting
 from tests.support.simulator import a_connected_chat, last_seq, synced
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +117,7 @@ def test_it_completes_the_record_when_salesiq_confirms(
     simulator, connected_portal, webhook_receiver, admin, django_capture_on_commit_callbacks
 ):
     portal = synced(connected_portal(open_chats=2, operators=5))
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     chat, state = a_connected_chat(simulator, portal)
     target = next(
         o for o in state["operators"] if o["presence"] == "online" and o["id"] != chat.operator_id

@@ -13,8 +13,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from dashboard import alerts, live
+from dashboard import alerts
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, Escalation, Operator
+from dashboard.state import apply
 from siq_integration.client import SalesIQClient, record_failure
 from siq_integration.exceptions import ReconnectNeeded, Unavailable
 
@@ -24,16 +25,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def synced(portal):
     client = SalesIQClient(portal)
     now = timezone.now()
-    live.apply_departments(portal, client.list_departments(), taken_at=now)
-    live.apply_operators(portal, client.list_operators(), taken_at=now)
-    live.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
+    apply.apply_departments(portal, client.list_departments(), taken_at=now)
+    apply.apply_operators(portal, client.list_operators(), taken_at=now)
+    apply.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
     return portal
 
 
 def refreshed(portal, remote_id):
     """SalesIQ's word on one chat (what its webhook would have brought)."""
     conversation = SalesIQClient(portal).get_conversation(remote_id)
-    live.apply_conversation(portal, conversation, fact_at=timezone.now(), source="poll")
+    apply.apply_conversation(portal, conversation, fact_at=timezone.now(), source="poll")
 
 
 def rule(portal, kind, **changes):
@@ -143,7 +144,7 @@ def test_it_raises_missed_chats_and_low_ratings_as_they_happen(simulator, portal
     simulator.end(rated)
     simulator.rate(rated, 1, "Nobody understood me")
     client = SalesIQClient(portal)
-    live.apply_conversation(
+    apply.apply_conversation(
         portal, client.get_conversation(rated), fact_at=timezone.now(), source="poll"
     )
     (low,) = open_alerts(portal, AlertKind.LOW_RATING)
@@ -154,7 +155,7 @@ def test_it_raises_missed_chats_and_low_ratings_as_they_happen(simulator, portal
     alert.refresh_from_db()
     assert alert.resolved_at and "Acknowledged by ada" in alert.resolved_reason
     synced(portal)
-    live.apply_conversation(
+    apply.apply_conversation(
         portal, client.get_conversation(missed), fact_at=timezone.now(), source="poll"
     )
     assert open_alerts(portal, AlertKind.MISSED_CHAT) == []

@@ -13,7 +13,7 @@ from django.test import override_settings
 from dashboard import alerts
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, Profile, Role
 from dashboard.templatetags.supervisor import iso
-from siq_integration import connection
+from siq_integration import connecting
 from tests.support.browser import ARTIFACTS, shown, watched
 from tests.support.simulator import oauth_connect
 from tests.support.waits import wait_for
@@ -257,7 +257,7 @@ def test_it_logs_no_error_at_250_chats_a_first_poll_a_burst_and_every_click(
     sam = signed_in(browser, server, "sam")
     try:
         oauth_connect(simulator, portal)  # the worker of `serve` takes it from here
-        assert connection.register_webhooks(
+        assert connecting.register_webhooks(
             portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/"
         )
         sam.wait_for_function(

@@ -3,7 +3,7 @@
 Against a real `manage.py serve` process: a POST declaring 100 MB is answered 413 without
 its body being sent, a chunked 100 MB POST is cut off at the cap, and five of each at once
 leave the server's resident memory where it was. Plus the contract of the one seam that
-leans on daphne's and Twisted's request handling (dashboard/bodycap.py).
+leans on daphne's and Twisted's request handling (dashboard/server/bodycap.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from importlib.metadata import version
 import pytest
 import requests
 
-from dashboard import bodycap
+from dashboard.server import bodycap
 
 HUNDRED_MB = 100 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -157,7 +157,8 @@ def _channel():
 
 
 def test_the_daphne_and_twisted_contract():
-    """What dashboard/bodycap.py relies on; fails when a daphne or Twisted upgrade changes it."""
+    """What dashboard/server/bodycap.py relies on; fails when a daphne or Twisted upgrade
+    changes it."""
     import daphne.http_protocol
     import daphne.server
     from twisted.web import http

@@ -149,20 +149,20 @@ def test_it_refuses_the_same_salesiq_portal_twice(
 def test_it_deletes_a_portal_after_saying_what_goes(
     live_server, page, screenshot, simulator, sim_settings, connected_portal, monkeypatch
 ):
-    from dashboard import live
-    from siq_integration import connection
+    from dashboard.state import apply
+    from siq_integration import connecting
     from siq_integration.client import SalesIQClient
 
-    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)  # no pages
+    monkeypatch.setattr("dashboard.realtime.publish.send", lambda portal_id, html: None)  # no pages
     portal = connected_portal(open_chats=4)
     Portal.objects.filter(pk=portal.pk).update(name="Acme")
-    live.apply_chats(
+    apply.apply_chats(
         portal,
         SalesIQClient(portal).list_open_conversations(),
         taken_at=timezone.now(),
         complete=True,
     )
-    assert connection.register_webhooks(
+    assert connecting.register_webhooks(
         portal, url=f"{live_server.url}/webhooks/salesiq/{portal.pk}/"
     )
     get_user_model().objects.create_superuser("ada", "ada@example.org", "a-long-test-password")

@@ -10,9 +10,9 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from dashboard import consumers
 from dashboard.asgi import application
-from dashboard.broadcast import group_name
+from dashboard.realtime import consumers
+from dashboard.realtime.publish import group_name
 from siq_integration.models import Portal
 from tests.support.asgi import browser_headers, run_async
 
@@ -24,7 +24,7 @@ def short_memory(settings):
     """The embedded default's layer, forgetting group memberships after a second."""
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "dashboard.layers.InMemoryChannelLayer",
+            "BACKEND": "dashboard.realtime.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 100, "expiry": 30, "group_expiry": 1},
         }
     }

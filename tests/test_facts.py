@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dashboard import live
 from dashboard.models import Chat, ChatMessage, Operator
+from dashboard.state import apply
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
@@ -63,12 +63,12 @@ def line(id, sent_at, text="Are you still there?"):
 
 
 def test_a_visitor_line_applied_after_the_chat_ended_is_stored_and_the_chat_stays_ended(portal):
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_CREATED, conversation(ChatStatus.WAITING), at(1), "created"),
         received_at=at(1),
     )
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_ENDED, conversation(ChatStatus.ENDED), at(100), "ended"),
         received_at=at(100),
@@ -76,7 +76,7 @@ def test_a_visitor_line_applied_after_the_chat_ended_is_stored_and_the_chat_stay
     # The visitor's line was sent before the end but its event is applied after it (another
     # process applying at its own pace, or SalesIQ retrying it).
     late = line("m1", at(90))
-    changes = live.apply_event(
+    changes = apply.apply_event(
         portal,
         event(EventKind.VISITOR_MESSAGE, conversation(message=late), at(90), "message"),
         received_at=at(101),
@@ -90,7 +90,7 @@ def test_a_visitor_line_applied_after_the_chat_ended_is_stored_and_the_chat_stay
     assert chat.last_message_text == "Are you still there?"
 
     # Its event again (a retry) stores it once.
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.VISITOR_MESSAGE, conversation(message=late), at(90), "message"),
         received_at=at(102),
@@ -99,13 +99,13 @@ def test_a_visitor_line_applied_after_the_chat_ended_is_stored_and_the_chat_stay
 
 
 def test_a_line_newer_than_the_end_is_stored_without_reopening_the_chat(portal):
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_ENDED, conversation(ChatStatus.ENDED), at(100), "ended"),
         received_at=at(100),
     )
     after = line("m2", at(130), "hello?")
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.VISITOR_MESSAGE, conversation(message=after), at(130), "message"),
         received_at=at(131),
@@ -148,7 +148,7 @@ def test_the_bench_calls_an_ingest_that_lost_visitor_lines_not_clean():
 # --- 2. facts from the future --------------------------------------------------------------
 
 YEAR_2100 = datetime(2100, 1, 1, tzinfo=UTC)
-GHOST_AFTER = live.GHOST_GRACE.total_seconds() + 1  # a poll late enough to close ghosts
+GHOST_AFTER = apply.GHOST_GRACE.total_seconds() + 1  # a poll late enough to close ghosts
 
 
 def _recent(status, now, **extra):
@@ -167,14 +167,14 @@ def _recent(status, now, **extra):
 
 def test_an_event_dated_in_2100_does_not_freeze_its_chat_the_real_end_ends_it(portal):
     now = datetime.now(UTC)
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_CREATED, _recent(ChatStatus.WAITING, now), now, "created"),
         received_at=now,
     )
     arrived = now + timedelta(seconds=1)
     future = _recent(ChatStatus.CONNECTED, now, modified_at=YEAR_2100)
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_ATTENDER_CHANGED, future, YEAR_2100, "from-2100"),
         received_at=arrived,
@@ -185,7 +185,7 @@ def test_an_event_dated_in_2100_does_not_freeze_its_chat_the_real_end_ends_it(po
     assert chat.fact_at == arrived
 
     ended_at = datetime.now(UTC) + timedelta(seconds=2)
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_ENDED, _recent(ChatStatus.ENDED, ended_at), ended_at, "ended"),
         received_at=ended_at,
@@ -199,13 +199,13 @@ def test_an_end_from_2100_applied_after_a_later_arrival_still_ends_the_chat(port
     applied second (by a slower process, or the sweep). The end still wins."""
     now = datetime.now(UTC)
     future = _recent(ChatStatus.CONNECTED, now, modified_at=YEAR_2100)
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_ATTENDER_CHANGED, future, YEAR_2100, "picked-2100"),
         received_at=now,
     )
     ended = _recent(ChatStatus.ENDED, now, modified_at=YEAR_2100)
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_ENDED, ended, YEAR_2100, "ended-2100"),
         received_at=now - timedelta(seconds=1),
@@ -216,17 +216,17 @@ def test_an_end_from_2100_applied_after_a_later_arrival_still_ends_the_chat(port
 
 def test_an_older_end_ends_an_open_chat_but_an_older_open_fact_changes_nothing(portal):
     now = datetime.now(UTC)
-    live.apply_conversation(
+    apply.apply_conversation(
         portal, _recent(ChatStatus.CONNECTED, now), fact_at=now, source="webhook"
     )
-    live.apply_conversation(
+    apply.apply_conversation(
         portal,
         _recent(ChatStatus.WAITING, now),
         fact_at=now - timedelta(seconds=5),
         source="poll",
     )
     assert Chat.objects.get().status == "connected"
-    live.apply_conversation(
+    apply.apply_conversation(
         portal, _recent(ChatStatus.ENDED, now), fact_at=now - timedelta(seconds=5), source="poll"
     )
     chat = Chat.objects.get()
@@ -236,7 +236,7 @@ def test_an_older_end_ends_an_open_chat_but_an_older_open_fact_changes_nothing(p
 def test_a_little_clock_skew_is_believed(portal):
     now = datetime.now(UTC)
     ahead = now + timedelta(minutes=2)  # SalesIQ's clock a little ahead of ours: as dated
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_CREATED, _recent(ChatStatus.WAITING, now), ahead, "created"),
         received_at=now,
@@ -246,18 +246,18 @@ def test_a_little_clock_skew_is_believed(portal):
 
 def test_a_poll_that_no_longer_lists_a_chat_closes_it_despite_a_fact_from_2100(portal):
     now = datetime.now(UTC)
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_CREATED, _recent(ChatStatus.WAITING, now), YEAR_2100, "from-2100"),
         received_at=now,
     )
     # One stored from the future already (before this was fixed, or by an older version).
     other = _recent(ChatStatus.CONNECTED, now)
-    live.apply_conversation(portal, replace(other, id="c2"), fact_at=now, source="poll")
+    apply.apply_conversation(portal, replace(other, id="c2"), fact_at=now, source="poll")
     Chat.objects.filter(remote_id="c2").update(fact_at=YEAR_2100)
 
     later = datetime.now(UTC) + timedelta(seconds=GHOST_AFTER)
-    live.apply_chats(portal, [], taken_at=later, complete=True)
+    apply.apply_chats(portal, [], taken_at=later, complete=True)
     states = dict(Chat.objects.values_list("remote_id", "status"))
     assert states == {"c1": "missed", "c2": "ended"}
     assert all(chat.inferred_end for chat in Chat.objects.all())
@@ -265,12 +265,12 @@ def test_a_poll_that_no_longer_lists_a_chat_closes_it_despite_a_fact_from_2100(p
 
 def test_salesiq_saying_a_chat_is_closed_wins_over_a_stored_fact_from_2100(portal):
     now = datetime.now(UTC)
-    live.apply_conversation(
+    apply.apply_conversation(
         portal, _recent(ChatStatus.CONNECTED, now), fact_at=now, source="webhook"
     )
     Chat.objects.update(fact_at=YEAR_2100)
     # A read of the chat (an action's answer, a poll's look-up) says it ended.
-    live.apply_conversation(portal, _recent(ChatStatus.ENDED, now), fact_at=now, source="poll")
+    apply.apply_conversation(portal, _recent(ChatStatus.ENDED, now), fact_at=now, source="poll")
     chat = Chat.objects.get()
     assert chat.status == "ended" and chat.fact_at == now
 
@@ -291,7 +291,7 @@ def test_an_operator_status_dated_in_2100_does_not_freeze_their_presence(portal)
             operator_status=value,
         )
 
-    live.apply_event(portal, status(OperatorStatus.BUSY, YEAR_2100, "2100"), received_at=now)
+    apply.apply_event(portal, status(OperatorStatus.BUSY, YEAR_2100, "2100"), received_at=now)
     later = datetime.now(UTC) + timedelta(seconds=1)
-    live.apply_event(portal, status(OperatorStatus.AWAY, later, "real"), received_at=later)
+    apply.apply_event(portal, status(OperatorStatus.AWAY, later, "real"), received_at=later)
     assert Operator.objects.get().status == "away"

@@ -43,7 +43,7 @@ import django
 django.setup()
 from django.db import connections
 
-from dashboard import live
+from dashboard.state import apply
 from dashboard.models import Chat
 from siq_integration.models import Portal
 from siq_integration.normalised import (
@@ -115,7 +115,7 @@ for item in events:
         after_end += Chat.objects.filter(
             portal=portal, remote_id=item.chat_id, status="ended"
         ).exists()
-    live.apply_event(portal, item, received_at=datetime.now(UTC))
+    apply.apply_event(portal, item, received_at=datetime.now(UTC))
 connections.close_all()
 print(json.dumps({"role": role, "applied": len(events), "after_end": after_end}))
 """

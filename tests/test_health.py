@@ -215,7 +215,7 @@ def test_it_answers_404_for_an_unknown_webhook_address(client):
 def test_it_keeps_query_strings_out_of_the_access_log():
     import io
 
-    from dashboard.serving import AccessLogWithoutQueries
+    from dashboard.server.run import AccessLogWithoutQueries
 
     stream = io.StringIO()
     log = AccessLogWithoutQueries(stream)

@@ -13,10 +13,12 @@ from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from dashboard import alerts, broadcast, ingest, live
+from dashboard import alerts, ingest
 from dashboard.asgi import application
 from dashboard.models import Chat, ChatMessage, InboxEvent, Operator, PortalSync
-from siq_integration import connection
+from dashboard.realtime import publish
+from dashboard.state import apply
+from siq_integration import connecting
 from siq_integration.client import SalesIQClient
 from tests.support.asgi import browser_headers, delivery_headers, run_async, settled
 
@@ -115,9 +117,9 @@ def test_it_applies_every_v2_event_and_pushes_it_live(
     simulator, connected_portal, webhook_receiver, admin
 ):
     portal = connected_portal(open_chats=0, operators=4)
-    assert connection.register_webhooks(portal, url=webhook_receiver.url)
+    assert connecting.register_webhooks(portal, url=webhook_receiver.url)
     chat, refused, missed, operator = scenes_v2(simulator, portal)
-    deliveries = webhook_receiver.wait_for_events(connection.V2_WEBHOOK_EVENTS)
+    deliveries = webhook_receiver.wait_for_events(connecting.V2_WEBHOOK_EVENTS)
 
     outcomes = replay(admin, portal, deliveries)
 
@@ -139,12 +141,12 @@ def test_it_applies_every_reference_event_and_pushes_it_live(
     simulator, connected_portal, webhook_receiver, admin
 ):
     portal = connected_portal(dialect="reference", open_chats=0, operators=3)
-    assert connection.register_webhooks(portal, url=webhook_receiver.url)
+    assert connecting.register_webhooks(portal, url=webhook_receiver.url)
     # Operators come from polling; presence changes then arrive by webhook.
     polled = SalesIQClient(portal).list_operators()
-    live.apply_operators(portal, polled, taken_at=datetime(2020, 1, 1, tzinfo=UTC))
+    apply.apply_operators(portal, polled, taken_at=datetime(2020, 1, 1, tzinfo=UTC))
     chat, missed, operator = scenes_reference(simulator, portal)
-    deliveries = webhook_receiver.wait_for_events(connection.REFERENCE_WEBHOOK_EVENTS)
+    deliveries = webhook_receiver.wait_for_events(connecting.REFERENCE_WEBHOOK_EVENTS)
 
     outcomes = replay(admin, portal, deliveries)
 
@@ -165,7 +167,7 @@ def test_it_changes_nothing_for_a_duplicate_or_a_replay(
     simulator, connected_portal, webhook_receiver, admin
 ):
     portal = connected_portal(open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     simulator.create_conversation(portal.screen_name)
     ((headers, body),) = webhook_receiver.wait_for(1)
 
@@ -185,7 +187,7 @@ def test_it_keeps_the_newer_state_when_deliveries_arrive_out_of_order(
     simulator, connected_portal, webhook_receiver, admin
 ):
     portal = connected_portal(open_chats=0, operators=3)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     chat = simulator.create_conversation(portal.screen_name)["id"]
     simulator.pickup(chat)
     simulator.end(chat)
@@ -205,7 +207,7 @@ def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events
     simulator, connected_portal, webhook_receiver, admin
 ):
     portal = connected_portal(open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     simulator.create_conversation(portal.screen_name)
     ((headers, body),) = webhook_receiver.wait_for(1)
 
@@ -226,7 +228,7 @@ def test_it_refuses_bad_signatures_and_malformed_bodies_and_keeps_unknown_events
     from siq_integration import webhooks
 
     ref = connected_portal(dialect="reference", open_chats=0)
-    connection.register_webhooks(ref, url=webhook_receiver.url)
+    connecting.register_webhooks(ref, url=webhook_receiver.url)
     ref.refresh_from_db()
     secret = ref.get_webhook_secret()
 
@@ -293,7 +295,7 @@ def test_it_skips_the_snapshot_for_a_page_that_is_still_current(connected_portal
     from django.utils import timezone
 
     portal = connected_portal(open_chats=2)
-    live.apply_chats(
+    apply.apply_chats(
         portal,
         SalesIQClient(portal).list_open_conversations(),
         taken_at=timezone.now(),
@@ -339,7 +341,7 @@ def test_it_applies_a_burst_together_once_each_in_order_and_publishes_it_once(
     simulator, connected_portal, webhook_receiver, monkeypatch
 ):
     portal = connected_portal(open_chats=0, operators=3)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     chat = simulator.create_conversation(portal.screen_name, visitor_name="Burst")["id"]
     simulator.pickup(chat)
     simulator.visitor_message(chat, "First line")
@@ -350,13 +352,13 @@ def test_it_applies_a_burst_together_once_each_in_order_and_publishes_it_once(
     ingest.apply_stored(stored[0])  # one applied alone already: not applied again
 
     with (
-        mock.patch.object(broadcast, "publish") as publish,
+        mock.patch.object(publish, "publish") as published,
         mock.patch.object(alerts, "on_changes") as on_changes,
     ):
         assert ingest.apply_stored_together(stored) == len(stored) - 1
 
-    assert publish.call_count == 1 and on_changes.call_count == 1
-    (changes,) = publish.call_args.args
+    assert published.call_count == 1 and on_changes.call_count == 1
+    (changes,) = published.call_args.args
     assert changes.chats == set(Chat.objects.filter(portal=portal).values_list("pk", flat=True))
     assert set(InboxEvent.objects.filter(portal=portal).values_list("state", flat=True)) == {
         "applied"
@@ -370,22 +372,22 @@ def test_it_keeps_one_failing_event_of_a_burst_to_itself(
     simulator, connected_portal, webhook_receiver, monkeypatch
 ):
     portal = connected_portal(open_chats=0, operators=3)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     chat = simulator.create_conversation(portal.screen_name, visitor_name="Burst")["id"]
     simulator.pickup(chat)
     simulator.visitor_message(chat, "A line")
     stored = stored_unapplied(portal, webhook_receiver.wait_for(3), monkeypatch)
-    real_apply = live.apply_event
+    real_apply = apply.apply_event
 
     def picky(portal, event, **kwargs):
         if event.name == "conversation.attender.updated":
             raise RuntimeError("this one cannot be applied")
         return real_apply(portal, event, **kwargs)
 
-    monkeypatch.setattr(live, "apply_event", picky)
-    with mock.patch.object(broadcast, "publish") as publish:
+    monkeypatch.setattr(apply, "apply_event", picky)
+    with mock.patch.object(publish, "publish") as published:
         assert ingest.apply_stored_together(stored) == len(stored) - 1
-    assert publish.call_count == 1
+    assert published.call_count == 1
     states = dict(InboxEvent.objects.filter(portal=portal).values_list("event_name", "state"))
     assert states["conversation.attender.updated"] == "failed"
     assert states["conversation.created"] == states["conversation.visitor.replied"] == "applied"

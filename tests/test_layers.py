@@ -7,8 +7,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
-from dashboard import layers
-from dashboard.layers import InMemoryChannelLayer
+from dashboard.realtime import layers
+from dashboard.realtime.layers import InMemoryChannelLayer
 
 
 def run(coroutine):

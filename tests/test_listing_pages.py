@@ -15,9 +15,9 @@ import pytest
 import responses
 from django.utils import timezone
 
-from dashboard import live
 from dashboard.models import Chat, Department, PortalSync
 from dashboard.polling.runner import Worker
+from dashboard.state import apply
 from siq_integration import client as client_module
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
@@ -179,7 +179,7 @@ def test_the_worker_keeps_what_it_read_and_tells_the_portal_page(portal, monkeyp
         visitor=Visitor(id="$far", name="Far down the list"),
         started_at=now - timedelta(minutes=5),
     )
-    live.apply_conversation(portal, far, fact_at=now - timedelta(minutes=5), source="poll")
+    apply.apply_conversation(portal, far, fact_at=now - timedelta(minutes=5), source="poll")
 
     responses.get(f"{API}/departments", json=repeating([{"id": "d1", "name": "Support"}]))
     responses.get(f"{API}/operators", json=repeating([], more=False))

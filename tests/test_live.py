@@ -1,4 +1,4 @@
-"""dashboard.live: idempotent, safe out of order, an older fact never wins."""
+"""dashboard.state.apply: idempotent, safe out of order, an older fact never wins."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dashboard import live
 from dashboard.models import Chat, ChatMessage, Operator, PortalSync
+from dashboard.state import apply
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
@@ -91,14 +91,14 @@ def operator(id="op1", status=OperatorStatus.AVAILABLE, modified=None, max_chats
 
 
 def test_it_creates_then_updates_a_chat_from_events(portal):
-    live.apply_event(
+    apply.apply_event(
         portal, event(EventKind.CHAT_CREATED, conversation(), at(1)), received_at=at(1)
     )
     chat = Chat.objects.get()
     assert chat.status == "waiting" and chat.waiting_since == at(0) and chat.source == "webhook"
 
     picked = conversation(ChatStatus.CONNECTED, operator="op1")
-    live.apply_event(
+    apply.apply_event(
         portal, event(EventKind.CHAT_ATTENDER_CHANGED, picked, at(12)), received_at=at(12)
     )
     chat.refresh_from_db()
@@ -108,9 +108,9 @@ def test_it_creates_then_updates_a_chat_from_events(portal):
 
 def test_it_ignores_an_older_fact_that_arrives_late(portal):
     ended = conversation(ChatStatus.ENDED, operator="op1")
-    live.apply_event(portal, event(EventKind.CHAT_ENDED, ended, at(100)), received_at=at(100))
+    apply.apply_event(portal, event(EventKind.CHAT_ENDED, ended, at(100)), received_at=at(100))
     late = conversation(ChatStatus.CONNECTED, operator="op2")
-    live.apply_event(
+    apply.apply_event(
         portal, event(EventKind.CHAT_ATTENDER_CHANGED, late, at(50)), received_at=at(101)
     )
     chat = Chat.objects.get()
@@ -121,26 +121,26 @@ def test_it_never_steps_back_on_a_fact_of_the_same_millisecond(portal):
     # SalesIQ's times have millisecond resolution: a chat created and picked up within one
     # millisecond gives both events the same time, and they may arrive in either order.
     picked = conversation(ChatStatus.CONNECTED, operator="op1")
-    live.apply_event(
+    apply.apply_event(
         portal, event(EventKind.CHAT_ATTENDER_CHANGED, picked, at(5), "b"), received_at=at(5)
     )
-    live.apply_event(
+    apply.apply_event(
         portal, event(EventKind.CHAT_CREATED, conversation(), at(5)), received_at=at(5)
     )
     chat = Chat.objects.get()
     assert (chat.status, chat.operator_id) == ("connected", "op1")
     # Later news still lands, and a later fact may of course say "waiting" again.
     again = conversation(ChatStatus.WAITING)
-    live.apply_event(portal, event(EventKind.CHAT_CREATED, again, at(6), "c"), received_at=at(6))
+    apply.apply_event(portal, event(EventKind.CHAT_CREATED, again, at(6), "c"), received_at=at(6))
     chat.refresh_from_db()
     assert (chat.status, chat.operator_id) == ("waiting", "")
 
 
 def test_it_is_idempotent(portal):
-    first = live.apply_event(
+    first = apply.apply_event(
         portal, event(EventKind.CHAT_CREATED, conversation(), at(1)), received_at=at(1)
     )
-    again = live.apply_event(
+    again = apply.apply_event(
         portal, event(EventKind.CHAT_CREATED, conversation(), at(1)), received_at=at(2)
     )
     assert Chat.objects.count() == 1
@@ -150,13 +150,13 @@ def test_it_is_idempotent(portal):
 
 
 def test_it_never_reopens_a_chat_salesiq_ended(portal):
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_ENDED, conversation(ChatStatus.ENDED), at(100)),
         received_at=at(100),
     )
     # A poll that started earlier but finished later lists it open: SalesIQ said it ended.
-    live.apply_chats(
+    apply.apply_chats(
         portal,
         [conversation(ChatStatus.CONNECTED, operator="op1")],
         taken_at=at(200),
@@ -166,17 +166,17 @@ def test_it_never_reopens_a_chat_salesiq_ended(portal):
 
 
 def test_it_closes_ghosts_only_when_nothing_newer_vouches_for_them(portal):
-    live.apply_chats(
+    apply.apply_chats(
         portal,
         [conversation(id="1"), conversation(ChatStatus.CONNECTED, id="2", operator="op1")],
         taken_at=at(0),
         complete=True,
     )
     # A chat a webhook announced just before the next poll's list was made.
-    live.apply_event(
+    apply.apply_event(
         portal, event(EventKind.CHAT_CREATED, conversation(id="3"), at(55)), received_at=at(55)
     )
-    live.apply_chats(portal, [], taken_at=at(60), complete=True)
+    apply.apply_chats(portal, [], taken_at=at(60), complete=True)
     states = dict(Chat.objects.values_list("remote_id", "status"))
     assert states == {"1": "missed", "2": "ended", "3": "waiting"}
     assert Chat.objects.get(remote_id="2").inferred_end
@@ -184,15 +184,15 @@ def test_it_closes_ghosts_only_when_nothing_newer_vouches_for_them(portal):
 
 
 def test_it_reopens_a_chat_it_only_guessed_had_ended(portal):
-    live.apply_chats(portal, [conversation(id="1")], taken_at=at(0), complete=True)
-    live.apply_chats(portal, [], taken_at=at(60), complete=True)  # missing once: a lagging list
-    live.apply_chats(portal, [conversation(id="1")], taken_at=at(90), complete=True)
+    apply.apply_chats(portal, [conversation(id="1")], taken_at=at(0), complete=True)
+    apply.apply_chats(portal, [], taken_at=at(60), complete=True)  # missing once: a lagging list
+    apply.apply_chats(portal, [conversation(id="1")], taken_at=at(90), complete=True)
     chat = Chat.objects.get()
     assert chat.status == "waiting" and not chat.inferred_end and chat.ended_at is None
 
 
 def test_it_uses_salesiqs_modified_time_for_polled_chats(portal):
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(
             EventKind.CHAT_ATTENDER_CHANGED,
@@ -202,7 +202,7 @@ def test_it_uses_salesiqs_modified_time_for_polled_chats(portal):
         received_at=at(30),
     )
     stale_item = conversation(ChatStatus.CONNECTED, operator="op1", modified=at(20))
-    live.apply_chats(portal, [stale_item], taken_at=at(40), complete=False)
+    apply.apply_chats(portal, [stale_item], taken_at=at(40), complete=False)
     assert Chat.objects.get().operator_id == "op2"
 
 
@@ -213,7 +213,7 @@ def test_it_keeps_the_newest_last_message_and_stores_the_lines(portal):
     older = Message(
         id="m1", chat_id="1", sender_type=SenderType.VISITOR, text="Hello?", sent_at=at(15)
     )
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(
             EventKind.OPERATOR_MESSAGE,
@@ -222,7 +222,7 @@ def test_it_keeps_the_newest_last_message_and_stores_the_lines(portal):
         ),
         received_at=at(20),
     )
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(
             EventKind.VISITOR_MESSAGE,
@@ -238,12 +238,12 @@ def test_it_keeps_the_newest_last_message_and_stores_the_lines(portal):
 
 
 def test_it_lands_a_rating_after_the_end(portal):
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_ENDED, conversation(ChatStatus.ENDED), at(100)),
         received_at=at(100),
     )
-    live.apply_event(
+    apply.apply_event(
         portal,
         event(EventKind.CHAT_RATED, conversation(ChatStatus.ENDED, rating=2), at(90)),
         received_at=at(110),
@@ -252,13 +252,13 @@ def test_it_lands_a_rating_after_the_end(portal):
 
 
 def test_it_tells_which_operators_load_changed(portal):
-    live.apply_operators(
+    apply.apply_operators(
         portal, OperatorSync([operator("op1"), operator("op2")], "s1", True), taken_at=at(0)
     )
-    live.apply_chats(
+    apply.apply_chats(
         portal, [conversation(ChatStatus.CONNECTED, operator="op1")], taken_at=at(1), complete=True
     )
-    moved = live.apply_event(
+    moved = apply.apply_event(
         portal,
         event(
             EventKind.TRANSFER_ACCEPTED, conversation(ChatStatus.CONNECTED, operator="op2"), at(5)
@@ -269,22 +269,22 @@ def test_it_tells_which_operators_load_changed(portal):
 
 
 def test_it_tracks_time_in_status_and_ignores_older_presence(portal):
-    live.apply_operators(
+    apply.apply_operators(
         portal, OperatorSync([operator(modified=at(0))], "s1", True), taken_at=at(0)
     )
     op = Operator.objects.get()
     assert op.status == "available" and op.status_since is None  # never seen it change
-    live.apply_operators(
+    apply.apply_operators(
         portal,
         OperatorSync([operator(status=OperatorStatus.BUSY, modified=at(30))], "s2", False),
         taken_at=at(31),
     )
-    live.apply_operators(
+    apply.apply_operators(
         portal,
         OperatorSync([operator(status=OperatorStatus.BUSY, modified=at(40))], "s3", False),
         taken_at=at(41),
     )
-    live.apply_operators(
+    apply.apply_operators(
         portal,
         OperatorSync([operator(status=OperatorStatus.AVAILABLE, modified=at(10))], "s4", False),
         taken_at=at(42),
@@ -295,12 +295,12 @@ def test_it_tracks_time_in_status_and_ignores_older_presence(portal):
 
 
 def test_it_removes_operators_only_on_a_complete_list(portal):
-    live.apply_operators(
+    apply.apply_operators(
         portal, OperatorSync([operator("op1"), operator("op2")], None, True), taken_at=at(0)
     )
-    live.apply_operators(portal, OperatorSync([operator("op1")], None, False), taken_at=at(1))
+    apply.apply_operators(portal, OperatorSync([operator("op1")], None, False), taken_at=at(1))
     assert Operator.objects.count() == 2
-    changes = live.apply_operators(
+    changes = apply.apply_operators(
         portal, OperatorSync([operator("op1")], None, True), taken_at=at(2)
     )
     assert list(Operator.objects.values_list("remote_id", flat=True)) == ["op1"]
@@ -308,7 +308,7 @@ def test_it_removes_operators_only_on_a_complete_list(portal):
 
 
 def test_it_applies_reference_presence_and_lone_messages(portal):
-    live.apply_operators(portal, OperatorSync([operator("op1")], None, True), taken_at=at(0))
+    apply.apply_operators(portal, OperatorSync([operator("op1")], None, True), taken_at=at(0))
     presence = WebhookEvent(
         kind=EventKind.OPERATOR_STATUS_CHANGED,
         name="operator.status_changed",
@@ -317,11 +317,11 @@ def test_it_applies_reference_presence_and_lone_messages(portal):
         operator_id="op1",
         operator_status=OperatorStatus.AWAY,
     )
-    live.apply_event(portal, presence, received_at=at(5))
+    apply.apply_event(portal, presence, received_at=at(5))
     op = Operator.objects.get()
     assert op.status == "away" and op.status_since == at(5) and op.source == "webhook"
 
-    live.apply_chats(
+    apply.apply_chats(
         portal,
         [conversation(ChatStatus.CONNECTED, id="c1", operator="op1")],
         taken_at=at(6),
@@ -334,7 +334,7 @@ def test_it_applies_reference_presence_and_lone_messages(portal):
         text="<b>still there?</b>",
         sent_at=at(8),
     )
-    live.apply_event(
+    apply.apply_event(
         portal,
         WebhookEvent(
             kind=EventKind.VISITOR_MESSAGE,
@@ -359,10 +359,10 @@ def test_it_makes_up_no_pickup_time_for_a_chat_first_seen_connected(portal):
         operator_id="op1",
         department_id="d1",
     )
-    live.apply_chats(portal, [connected], taken_at=at(300), complete=True)
+    apply.apply_chats(portal, [connected], taken_at=at(300), complete=True)
     assert Chat.objects.get().attended_at is None  # the reference dialect gives none
 
-    live.apply_chats(portal, [conversation(id="c2")], taken_at=at(310), complete=False)
+    apply.apply_chats(portal, [conversation(id="c2")], taken_at=at(310), complete=False)
     picked = Conversation(
         id="c2",
         status=ChatStatus.CONNECTED,
@@ -370,13 +370,13 @@ def test_it_makes_up_no_pickup_time_for_a_chat_first_seen_connected(portal):
         started_at=at(0),
         operator_id="op1",
     )
-    live.apply_chats(portal, [picked], taken_at=at(330), complete=False)
+    apply.apply_chats(portal, [picked], taken_at=at(330), complete=False)
     assert Chat.objects.get(remote_id="c2").attended_at == at(330)  # seen waiting, then picked up
 
 
 def test_it_names_operators_and_departments_the_chat_only_gives_ids_for(portal):
-    live.apply_departments(portal, [RemoteDepartment(id="d1", name="Support")], taken_at=at(0))
-    live.apply_operators(portal, OperatorSync([operator("op1")], None, True), taken_at=at(0))
+    apply.apply_departments(portal, [RemoteDepartment(id="d1", name="Support")], taken_at=at(0))
+    apply.apply_operators(portal, OperatorSync([operator("op1")], None, True), taken_at=at(0))
     bare = Conversation(
         id="c1",
         status=ChatStatus.CONNECTED,
@@ -385,14 +385,14 @@ def test_it_names_operators_and_departments_the_chat_only_gives_ids_for(portal):
         operator_id="op1",
         department_id="d1",
     )
-    live.apply_chats(portal, [bare], taken_at=at(5), complete=True)
+    apply.apply_chats(portal, [bare], taken_at=at(5), complete=True)
     chat = Chat.objects.get()
     assert (chat.operator_name, chat.department_name) == ("Asha", "Support")
 
 
 def test_a_poll_publishes_only_the_chats_it_found_changed(portal, django_assert_max_num_queries):
     ids = [f"46675600000097{n:04d}" for n in range(30)]
-    live.apply_chats(
+    apply.apply_chats(
         portal, [conversation(id=chat_id) for chat_id in ids], taken_at=at(50), complete=True
     )
     picked_up = conversation(ChatStatus.CONNECTED, id=ids[7], operator="op1")
@@ -401,7 +401,7 @@ def test_a_poll_publishes_only_the_chats_it_found_changed(portal, django_assert_
 
     # One read of the open chats, not one per listed chat.
     with django_assert_max_num_queries(len(ids) + 15):
-        changes = live.apply_chats(portal, again, taken_at=at(60), complete=True)
+        changes = apply.apply_chats(portal, again, taken_at=at(60), complete=True)
 
     assert changes.chats == {Chat.objects.get(remote_id=ids[7]).pk}  # only what changed
     assert changes.meta  # the freshness still goes out
@@ -413,14 +413,14 @@ def test_an_operators_poll_publishes_only_the_operators_it_found_changed(
     portal, django_assert_max_num_queries
 ):
     ids = [f"op{n}" for n in range(20)]
-    live.apply_operators(
+    apply.apply_operators(
         portal, OperatorSync([operator(i) for i in ids], "s1", True), taken_at=at(0)
     )
     listed = [operator(i) for i in ids]
     listed[3] = operator(ids[3], status=OperatorStatus.BUSY)
 
     with django_assert_max_num_queries(len(ids) + 12):  # one read of them all, not one each
-        changes = live.apply_operators(portal, OperatorSync(listed, "s2", True), taken_at=at(30))
+        changes = apply.apply_operators(portal, OperatorSync(listed, "s2", True), taken_at=at(30))
 
     assert changes.operators == {Operator.objects.get(remote_id=ids[3]).pk}
     assert Operator.objects.get(remote_id=ids[3]).status == "busy"

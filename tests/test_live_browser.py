@@ -5,7 +5,7 @@ The page is served by `manage.py serve --no-worker` in a child process on the te
 database (a file), so it speaks websockets. Its channel layer lives in that child: the
 end-to-end test drives changes into it the way SalesIQ does, by a signed webhook from the
 simulator. Tests of the browser's own behaviour hand messages to the htmx ws extension's
-socket (the code path a real message takes), rendered by dashboard.broadcast.
+socket (the code path a real message takes), rendered by dashboard.realtime.publish.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ import pytest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from dashboard import broadcast, live, selectors
+from dashboard import selectors
 from dashboard.models import Chat, ChatMessage
 from dashboard.models import Operator as Operator_
-from siq_integration import connection
+from dashboard.realtime import publish
+from dashboard.state import apply
+from siq_integration import connecting
 from siq_integration.client import SalesIQClient
 from siq_integration.normalised import (
     ChatStatus,
@@ -110,7 +112,7 @@ def test_it_puts_operators_who_need_attention_first(ws_server, page, owner, scre
         op("o4", "Dee Park", OperatorStatus.AVAILABLE, 4),
         op("o5", "Eli Moss", OperatorStatus.OFFLINE, 4),
     ]
-    live.apply_operators(
+    apply.apply_operators(
         portal, OperatorSync(operators=everyone, sync_time=None, complete=True), taken_at=now
     )
     for remote, minutes in (("o1", 40), ("o2", 10), ("o3", 30)):
@@ -170,13 +172,13 @@ def test_it_puts_operators_who_need_attention_first(ws_server, page, owner, scre
     page.goto(f"{ws_server}/")
     page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
     ended = chat("a0", status=ChatStatus.ENDED, operator=asha)
-    live.apply_conversation(portal, ended, fact_at=timezone.now(), source="webhook")
+    apply.apply_conversation(portal, ended, fact_at=timezone.now(), source="webhook")
     gone = Chat.objects.get(portal=portal, remote_id="a0")
     row = Operator_.objects.get(portal=portal, remote_id="o1")
     send(
         page,
-        broadcast.render_changes(
-            live.Changes(portal.pk, chats={gone.pk}, operators={row.pk}, meta=True)
+        publish.render_changes(
+            apply.Changes(portal.pk, chats={gone.pk}, operators={row.pk}, meta=True)
         ),
     )
     page.wait_for_function(
@@ -236,9 +238,9 @@ def test_it_places_rows_that_messages_add_change_and_delete(ws_server, page, own
     def push(*conversations, ended=()):
         pks = set()
         for conversation in conversations:
-            live.apply_conversation(portal, conversation, fact_at=timezone.now(), source="webhook")
+            apply.apply_conversation(portal, conversation, fact_at=timezone.now(), source="webhook")
             pks.add(Chat.objects.get(portal=portal, remote_id=conversation.id).pk)
-        send(page, broadcast.render_changes(live.Changes(portal.pk, chats=pks, meta=True)))
+        send(page, publish.render_changes(apply.Changes(portal.pk, chats=pks, meta=True)))
 
     # A chat the page has never seen, waiting 12 minutes: between 15 and 10.
     push(chat("w12", visitor="New", minutes=12, department=("d2", "Support")))
@@ -278,7 +280,7 @@ def test_it_opens_the_drawer_and_keeps_it_current(ws_server, page, owner, screen
     fill(portal, [chat("c1", status=ChatStatus.CONNECTED, visitor=NASTY, minutes=8,
                        operator=("o1", "Asha Rao"), last="Where is my order?")])  # fmt: skip
     item = Chat.objects.get(remote_id="c1")
-    live.apply_transcript(
+    apply.apply_transcript(
         item,
         [Message("m1", "c1", SenderType.VISITOR, "Where is my order?", timezone.now(),
                  sender_name="Visitor")],
@@ -298,7 +300,7 @@ def test_it_opens_the_drawer_and_keeps_it_current(ws_server, page, owner, screen
         chat=item, remote_id="m2", sender_type="operator", sender_name="Asha Rao",
         text="It ships today.", sent_at=timezone.now(),
     )  # fmt: skip
-    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={line.pk})))
+    send(page, publish.render_changes(apply.Changes(portal.pk, messages={line.pk})))
     assert page.inner_text(f"#transcript-{item.pk} > li:last-child p") == "It ships today."
 
     # A snapshot (every reconnect sends one) leaves the drawer open.
@@ -359,12 +361,12 @@ def test_it_shows_each_transcript_line_once_when_the_push_lands_after_the_drawer
     ids = [f"msg-{line.pk}" for line in first]
     assert transcript(page, item.pk) == ids
 
-    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={m.pk for m in first})))
+    send(page, publish.render_changes(apply.Changes(portal.pk, messages={m.pk for m in first})))
     (newer,) = lines(item, "Hello again", start=3)
-    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    send(page, publish.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
     page.wait_for_selector(f"#msg-{newer.pk}")
     assert transcript(page, item.pk) == [*ids, f"msg-{newer.pk}"]
-    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    send(page, publish.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
     assert transcript(page, item.pk) == [*ids, f"msg-{newer.pk}"]
 
 
@@ -388,7 +390,7 @@ def test_it_keeps_lines_pushed_while_the_drawer_loads(ws_server, page, owner):
     # them), and a line written after the drawer was rendered.
     (later,) = lines(item, "Still waiting", start=2)
     everything = {line.pk for line in [*first, later]}
-    send(page, broadcast.render_changes(live.Changes(portal.pk, messages=everything)))
+    send(page, publish.render_changes(apply.Changes(portal.pk, messages=everything)))
     route.fulfill(response=answer)
     page.wait_for_selector(f"#msg-{later.pk}", timeout=5_000)
     assert transcript(page, item.pk) == [f"msg-{line.pk}" for line in [*first, later]]
@@ -427,7 +429,7 @@ def test_it_opens_a_chat_at_its_head_and_follows_new_lines_only_from_the_end(
 
     # Not at the end: a new line does not move the reader; the way to it is offered.
     (newer,) = lines(item, "A new line", start=40)
-    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={newer.pk})))
+    send(page, publish.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
     page.wait_for_selector(f"#msg-{newer.pk}", state="attached")
     assert page.evaluate("document.querySelector('#drawer [data-drawer-scroll]').scrollTop") == 0
     latest = page.locator("#drawer [data-jump-latest]")
@@ -438,7 +440,7 @@ def test_it_opens_a_chat_at_its_head_and_follows_new_lines_only_from_the_end(
     assert latest.is_hidden()
     # At the end: the next line is followed.
     (last,) = lines(item, "And another", start=41)
-    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={last.pk})))
+    send(page, publish.render_changes(apply.Changes(portal.pk, messages={last.pk})))
     page.wait_for_function(f"({IN_VIEW})('#msg-{last.pk}')")
     assert latest.is_hidden()
 
@@ -640,12 +642,12 @@ def test_it_updates_through_a_real_websocket_end_to_end(
     ws_server, page, owner, simulator, connected_portal, screenshot
 ):
     portal = connected_portal(open_chats=3)
-    assert connection.register_webhooks(portal, url=f"{ws_server}/webhooks/salesiq/{portal.pk}/")
+    assert connecting.register_webhooks(portal, url=f"{ws_server}/webhooks/salesiq/{portal.pk}/")
     client = SalesIQClient(portal)
     now = timezone.now()
-    live.apply_departments(portal, client.list_departments(), taken_at=now)
-    live.apply_operators(portal, client.list_operators(), taken_at=now)
-    live.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
+    apply.apply_departments(portal, client.list_departments(), taken_at=now)
+    apply.apply_operators(portal, client.list_operators(), taken_at=now)
+    apply.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
     open_live(page, ws_server, owner)
     rows_before = len(order(page))
     waiting_before = int(kpi(page, "waiting"))
@@ -758,13 +760,13 @@ def test_it_orders_alerts_marks_their_rows_and_counts_them_in_the_title(
 
     # Resolved: gone from the panel, and its row's badge with it.
     alerts._resolve([waited], timezone.now(), "An operator picked the chat up.")
-    send(page, broadcast.render_alerts([waited.pk]))
+    send(page, publish.render_alerts([waited.pk]))
     page.wait_for_selector(f"#alert-{waited.pk}", state="detached")
     assert page.query_selector(f"#{row_id('w15')} .row-alert") is None
     assert page.get_attribute(f"#{row_id('w15')}", "data-alert-level") is None
     # A row the server sends again (it changed) keeps its badge.
     c20 = Chat.objects.get(remote_id="c20")
-    send(page, broadcast.render_changes(live.Changes(portal.pk, chats={c20.pk})))
+    send(page, publish.render_changes(apply.Changes(portal.pk, chats={c20.pk})))
     page.wait_for_function(
         f"document.querySelector('#{row_id('c20')} .row-alert') !== null", timeout=5_000
     )

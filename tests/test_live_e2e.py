@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from dashboard.models import Chat, Operator
-from siq_integration import connection
+from siq_integration import connecting
 from tests.support.servers import Server
 from tests.support.waits import wait_for
 
@@ -40,7 +40,7 @@ def test_it_shows_chats_come_and_go_and_operators_change_without_reloading(
     server, simulator, connected_portal, page, screenshot
 ):
     portal = connected_portal(open_chats=2, operators=4)
-    assert connection.register_webhooks(portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/")
+    assert connecting.register_webhooks(portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/")
     errors: list[str] = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     sign_in(page, server)
@@ -81,7 +81,7 @@ def test_it_reconnects_after_a_restart_and_shows_what_happened_meanwhile(
     server, simulator, connected_portal, page
 ):
     portal = connected_portal(open_chats=1, operators=3)
-    connection.register_webhooks(portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/")
+    connecting.register_webhooks(portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/")
     sign_in(page, server)
     opened_at = page.evaluate("performance.timeOrigin")
 

@@ -12,8 +12,8 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard import live
 from dashboard.models import Chat, Profile, Role
+from dashboard.state import apply
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def no_push(monkeypatch):
     """Nothing listens in these tests; keep the publisher quiet."""
-    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+    monkeypatch.setattr("dashboard.realtime.publish.send", lambda portal_id, html: None)
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_it_renders_visitor_text_as_text(client, owner):
     portal = make_portal()
     fill(portal, [chat("c1", visitor=NASTY, last=NASTY)])
     item = Chat.objects.get(remote_id="c1")
-    live.apply_transcript(
+    apply.apply_transcript(
         item,
         [Message("m9", "c1", SenderType.VISITOR, f"{NASTY}\nsecond line", timezone.now(),
                  sender_name=NASTY)],
@@ -311,13 +311,13 @@ def test_it_renders_the_page_without_a_query_per_row(client, owner):
 
 
 def test_it_pushes_rows_in_the_shape_the_page_swaps(owner):
-    from dashboard import broadcast
+    from dashboard.realtime import publish
 
     portal = make_portal()
     fill(portal, [chat("c1", visitor=NASTY)])
     item = Chat.objects.get(remote_id="c1")
 
-    html = broadcast.render_changes(live.Changes(portal.pk, chats={item.pk}))
+    html = publish.render_changes(apply.Changes(portal.pk, chats={item.pk}))
 
     pushed = row(html, f"chat-{item.pk}")
     assert 'hx-swap-oob="true"' in pushed and 'data-container="chats-body"' in pushed

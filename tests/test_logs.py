@@ -11,8 +11,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard import logs, serving
+from dashboard import logs
 from dashboard.models import Profile, Role
+from dashboard.server import run
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,7 @@ def test_it_leaves_the_refusal_to_the_access_log_when_there_is_one(monkeypatch):
 
 def test_it_counts_webhooks_instead_of_listing_them():
     stream = io.StringIO()
-    access = serving.AccessLogWithoutQueries(stream)
+    access = run.AccessLogWithoutQueries(stream)
     for _ in range(1233):
         access("http", "complete", request(200, "/webhooks/salesiq/p1/"))
     access("http", "complete", request(403, "/webhooks/salesiq/p1/?x=1"))
@@ -80,16 +81,16 @@ def test_it_counts_webhooks_instead_of_listing_them():
     assert access.webhook_summary(300) == ("webhooks: 1,235 received, 2 refused in the last 5 min")
     assert access.webhook_summary(300) == ""  # counted afresh
 
-    each = serving.AccessLogWithoutQueries(stream, each_webhook=True)
+    each = run.AccessLogWithoutQueries(stream, each_webhook=True)
     each("http", "complete", request(200, "/webhooks/salesiq/p1/"))
     assert '"POST /webhooks/salesiq/p1/" 200' in stream.getvalue()
 
 
 def test_it_repeats_the_demos_login_with_each_summary(monkeypatch, caplog):
-    monkeypatch.setattr(serving, "SUMMARY_EVERY", 0.05)
-    access = serving.AccessLogWithoutQueries(io.StringIO())
+    monkeypatch.setattr(run, "SUMMARY_EVERY", 0.05)
+    access = run.AccessLogWithoutQueries(io.StringIO())
     access("http", "complete", request(200, "/webhooks/salesiq/p1/"))
-    summarise = serving._summaries(access, "Demo: http://127.0.0.1:8000/ · sign in as admin")
+    summarise = run._summaries(access, "Demo: http://127.0.0.1:8000/ · sign in as admin")
 
     async def a_while() -> None:
         stop = asyncio.Event()
@@ -98,7 +99,7 @@ def test_it_repeats_the_demos_login_with_each_summary(monkeypatch, caplog):
         stop.set()
         await running
 
-    with caplog.at_level(logging.INFO, logger="dashboard.serving"):
+    with caplog.at_level(logging.INFO, logger="dashboard.server.run"):
         asyncio.run(a_while())
     said = [record.getMessage() for record in caplog.records]
     assert said[0].startswith("webhooks: 1 received, 0 refused in the last")

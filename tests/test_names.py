@@ -17,8 +17,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard import actions, alerts, live
+from dashboard import actions, alerts
 from dashboard.models import Action, Chat, ChatMessage, Operator, Profile, Role
+from dashboard.state import apply
 from dashboard.users import shown_name
 from siq_integration.models import Portal
 from siq_integration.normalised import (
@@ -45,7 +46,7 @@ OLAFUR_9 = "Ólafur Novák (olafur.9)"
 @pytest.fixture(autouse=True)
 def no_push(monkeypatch):
     """Nothing listens in these tests; keep the publisher quiet."""
-    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+    monkeypatch.setattr("dashboard.realtime.publish.send", lambda portal_id, html: None)
 
 
 def remote(
@@ -85,8 +86,10 @@ def make_portal(name: str = "Zylker") -> Portal:
     return live_portal(name=name, screen_name=name.lower())
 
 
-def poll(portal: Portal, operators: list[RemoteOperator], *, complete: bool = True) -> live.Changes:
-    return live.apply_operators(
+def poll(
+    portal: Portal, operators: list[RemoteOperator], *, complete: bool = True
+) -> apply.Changes:
+    return apply.apply_operators(
         portal, OperatorSync(operators, None, complete), taken_at=timezone.now()
     )
 
@@ -174,7 +177,7 @@ def test_it_tells_namesakes_apart_in_the_reference_dialect_too():
 def test_it_marks_namesakes_when_one_arrives_and_unmarks_when_they_leave():
     portal = make_portal()
     poll(portal, NAMESAKES[:1] + NAMESAKES[2:])
-    live.apply_chats(
+    apply.apply_chats(
         portal,
         [conversation("c1", ("101", "Ólafur"))],
         taken_at=timezone.now(),
@@ -199,14 +202,14 @@ def test_it_marks_namesakes_when_one_arrives_and_unmarks_when_they_leave():
 def test_it_renames_open_chats_when_salesiq_says_an_operator_was_renamed():
     portal = make_portal()
     poll(portal, NAMESAKES)
-    live.apply_chats(
+    apply.apply_chats(
         portal,
         [conversation("c1", ("102", "Ólafur")), conversation("c2", ("104", "Renée"))],
         taken_at=timezone.now(),
         complete=True,
     )
     renamed = remote("102", "Óli", "Novák", "olafur.9@zylker.example")
-    changes = live.apply_event(
+    changes = apply.apply_event(
         portal,
         WebhookEvent(
             kind=EventKind.OPERATOR_UPDATED,
@@ -258,7 +261,7 @@ def test_it_names_a_chats_operator_by_display_name_not_by_salesiqs_attender_name
     portal = make_portal()
     poll(portal, NAMESAKES)
     now = timezone.now()
-    live.apply_conversation(
+    apply.apply_conversation(
         portal, conversation("c1", ("101", "Ólafur")), fact_at=now, source="poll"
     )
     chat = Chat.objects.get(remote_id="c1")
@@ -276,13 +279,13 @@ def test_it_names_a_chats_operator_by_display_name_not_by_salesiqs_attender_name
         sender_name="Ólafur",
     )
     later = replace(conversation("c1", ("101", "Ólafur")), last_message=said)
-    live.apply_conversation(portal, later, fact_at=now + timedelta(seconds=2), source="webhook")
+    apply.apply_conversation(portal, later, fact_at=now + timedelta(seconds=2), source="webhook")
     chat.refresh_from_db()
     assert chat.operator_name == OLAFUR_8
     assert ChatMessage.objects.get(chat=chat, remote_id="m1").sender_name == OLAFUR_8
 
     # Transferred to the namesake: the other name.
-    live.apply_conversation(
+    apply.apply_conversation(
         portal,
         conversation("c1", ("102", "Ólafur")),
         fact_at=now + timedelta(seconds=5),
@@ -302,7 +305,7 @@ def test_it_names_the_operator_a_transfer_goes_to_by_display_name():
         base,
         transfer=Transfer(status="initiated", to_operator_id="102", to_operator_name="Ólafur"),
     )
-    live.apply_conversation(portal, moving, fact_at=timezone.now(), source="webhook")
+    apply.apply_conversation(portal, moving, fact_at=timezone.now(), source="webhook")
     assert Chat.objects.get(remote_id="c1").transfer_to == OLAFUR_9
 
 
@@ -321,9 +324,9 @@ def owner(client):
 @pytest.fixture
 def zylker():
     portal = make_portal()
-    live.apply_departments(portal, [Department(id="d1", name="Sales")], taken_at=timezone.now())
+    apply.apply_departments(portal, [Department(id="d1", name="Sales")], taken_at=timezone.now())
     poll(portal, NAMESAKES)
-    live.apply_chats(
+    apply.apply_chats(
         portal,
         [
             conversation("c1", ("101", "Ólafur")),
@@ -446,8 +449,8 @@ def test_it_names_users_by_their_name_else_their_username(owner):
 
 
 def test_it_shows_who_acknowledged_and_snoozed_by_name(client, owner, zylker):
-    from dashboard import broadcast
     from dashboard.models import Alert, AlertKind
+    from dashboard.realtime import publish
 
     sam = get_user_model().objects.create_user(
         "sam", password="pw-for-tests-1", first_name="Sam", last_name="Okoye"
@@ -466,9 +469,9 @@ def test_it_shows_who_acknowledged_and_snoozed_by_name(client, owner, zylker):
         raised_at=timezone.now(),
     )
     alerts.snooze(alert, sam, 5)
-    assert "Snoozed by Sam Okoye until" in broadcast.render_alerts([alert.pk])
+    assert "Snoozed by Sam Okoye until" in publish.render_alerts([alert.pk])
     alerts.acknowledge(alert, sam)
     alert.refresh_from_db()
     assert alert.acknowledged_by_name == "Sam Okoye"
-    assert "Acknowledged by Sam Okoye" in broadcast.render_alerts([alert.pk])
+    assert "Acknowledged by Sam Okoye" in publish.render_alerts([alert.pk])
     assert "Ada Lovelace" in client.get("/").content.decode()  # the page's header, too

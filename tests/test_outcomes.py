@@ -10,9 +10,10 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from dashboard import actions, broadcast, ingest
+from dashboard import actions, ingest
 from dashboard.models import Action, Chat, ChatStatus, Operator
-from siq_integration import connection
+from dashboard.realtime import publish
+from siq_integration import connecting
 from tests.factories import make_portal
 from tests.support.history import csv_rows
 from tests.support.live import chat, fill
@@ -30,7 +31,7 @@ def admin(db):
 def published(monkeypatch) -> list[int]:
     """The actions whose outcome was pushed to the acting user's pages."""
     pushed: list[int] = []
-    monkeypatch.setattr(broadcast, "publish_action", pushed.append)
+    monkeypatch.setattr(publish, "publish_action", pushed.append)
     return pushed
 
 
@@ -67,7 +68,7 @@ def test_it_says_a_v2_transfer_is_pending_until_salesiq_says_declined_everywhere
     django_capture_on_commit_callbacks,
 ):
     portal = synced(connected_portal(open_chats=2, operators=5))
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     chat_, state = a_connected_chat(simulator, portal)
     target = next(
         o for o in state["operators"] if o["presence"] == "online" and o["id"] != chat_.operator_id
@@ -136,7 +137,7 @@ def test_it_says_a_drain_again_when_salesiq_confirms_each_transfer(
     django_capture_on_commit_callbacks,
 ):
     portal = synced(connected_portal(open_chats=0, operators=6))
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     me, (ana, bo) = own_operator_with_chats(simulator, portal, ["Ana Draintest", "Bo Draintest"])
     plan = actions.operator_drain_plan(operator=me)
     assert len(plan.movable) == 2

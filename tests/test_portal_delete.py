@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import alerts, broadcast, live
+from dashboard import alerts
 from dashboard.asgi import application
 from dashboard.models import (
     Action,
@@ -30,7 +30,9 @@ from dashboard.models import (
     Profile,
     Role,
 )
-from siq_integration import connection
+from dashboard.realtime import publish
+from dashboard.state import apply
+from siq_integration import connecting
 from siq_integration.client import SalesIQClient
 from siq_integration.models import CallWindow, Portal, WebhookPublicKey
 from tests.support.asgi import browser_headers, run_async
@@ -52,11 +54,11 @@ def with_history(portal: Portal) -> Portal:
     transcript, an alert escalated, an audit entry, the webhook and its key."""
     client = SalesIQClient(portal)
     now = timezone.now()
-    live.apply_departments(portal, client.list_departments(), taken_at=now)
-    live.apply_operators(portal, client.list_operators(), taken_at=now)
-    live.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
+    apply.apply_departments(portal, client.list_departments(), taken_at=now)
+    apply.apply_operators(portal, client.list_operators(), taken_at=now)
+    apply.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
     chat = Chat.objects.filter(portal=portal).first()
-    live.apply_transcript(chat, client.list_messages(chat.remote_id), fetched_at=now)
+    apply.apply_transcript(chat, client.list_messages(chat.remote_id), fetched_at=now)
     rules = alerts.ensure_rules(portal)
     alert = alerts._raise(
         alerts.Condition(rules[AlertKind.LONG_WAIT], f"chat:{chat.remote_id}", "Long wait"), now
@@ -72,7 +74,7 @@ def with_history(portal: Portal) -> Portal:
         chat=chat,
         outcome=ActionOutcome.DONE,
     )
-    assert connection.register_webhooks(portal, url=f"http://127.0.0.1:1/webhooks/{portal.pk}/")
+    assert connecting.register_webhooks(portal, url=f"http://127.0.0.1:1/webhooks/{portal.pk}/")
     portal.refresh_from_db()
     return portal
 
@@ -261,4 +263,4 @@ def test_it_gives_the_pages_a_snapshot_without_a_portal_just_disconnected(
     assert 'id="chats-body" hx-swap-oob="true"' in then  # a whole snapshot
     assert f'id="chat-{theirs.pk}"' not in then and f'id="chat-{mine.pk}"' in then
     assert f"{acme.name}</strong> needs an admin" in then
-    broadcast.publish_portal_changed(acme.pk)  # nobody listening: no harm
+    publish.publish_portal_changed(acme.pk)  # nobody listening: no harm

@@ -564,7 +564,7 @@ django.setup()
 from django.db import connections
 from django.utils import timezone
 
-from dashboard import live
+from dashboard.state import apply
 from dashboard.models import Chat, Operator
 from siq_integration.models import Portal
 from siq_integration.normalised import (
@@ -592,8 +592,8 @@ def learn(n, round_, together):
     )
     try:
         together.wait(10)
-        live.apply_conversation(portal, chat, fact_at=fact_at, source="poll")
-        live.apply_operators(
+        apply.apply_conversation(portal, chat, fact_at=fact_at, source="poll")
+        apply.apply_operators(
             portal, OperatorSync(operators=[operator], sync_time=None, complete=False),
             taken_at=base,
         )

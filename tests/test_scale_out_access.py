@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from dashboard.consumers import ACCESS_ENDED
+from dashboard.realtime.consumers import ACCESS_ENDED
 from tests.support.cluster import (
     Cluster,
     fresh_cluster,

@@ -28,7 +28,6 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 from django.utils import timezone
 
-from dashboard import live
 from dashboard.models import (
     ActionKind,
     ActionOutcome,
@@ -39,7 +38,8 @@ from dashboard.models import (
     Profile,
     Role,
 )
-from siq_integration import connection, oauth
+from dashboard.state import apply
+from siq_integration import connecting, oauth
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
@@ -108,8 +108,8 @@ def build_world(portal: Portal) -> dict:
         Department(id="d2", name="Billing"),
     ]
     for target in (portal, other):
-        live.apply_departments(target, departments, taken_at=now)
-        live.apply_operators(
+        apply.apply_departments(target, departments, taken_at=now)
+        apply.apply_operators(
             target,
             OperatorSync(
                 operators=[
@@ -160,10 +160,10 @@ def build_world(portal: Portal) -> dict:
                     ),
                 )
             )
-        live.apply_chats(target, conversations, taken_at=now, complete=True)
+        apply.apply_chats(target, conversations, taken_at=now, complete=True)
 
     chat = Chat.objects.get(portal=portal, remote_id="c2")  # the unbroken visitor name
-    live.apply_transcript(
+    apply.apply_transcript(
         chat,
         [
             Message("t1", "c2", SenderType.VISITOR, "Hello, my order " + "9" * 80, now, UNBROKEN),
@@ -311,14 +311,14 @@ def pending_screen_name(session_key: str, portal: Portal) -> None:
         RemotePortal("1", "zylkercustomersuccesspremiumsupportemea", PORTAL_NAME),
         RemotePortal("2", "acme", OTHER_PORTAL),
     ]
-    connection.remember_pending(session, authorization, choices)
+    connecting.remember_pending(session, authorization, choices)
     session.save()
 
 
 @pytest.fixture(autouse=True)
 def no_push(monkeypatch):
     """The pages are served by the child process; nothing here publishes."""
-    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+    monkeypatch.setattr("dashboard.realtime.publish.send", lambda portal_id, html: None)
 
 
 # --- the theme ---------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.layers import InMemoryChannelLayer
 from dashboard.models import Chat, PortalSync
 from dashboard.polling.runner import Worker
+from dashboard.realtime.layers import InMemoryChannelLayer
 from tests.support.servers import WebSocket, child_env, free_port
 from tests.support.waits import wait_for
 
@@ -136,7 +136,7 @@ def test_it_logs_a_refusal_in_one_line_and_sums_up_webhooks(simulator, connected
     """A 403 is one line (no traceback); webhook deliveries are counted, not listed, and the
     count is said at shutdown; other requests keep their access-log line."""
     from dashboard.models import InboxEvent, Profile, Role
-    from siq_integration import connection
+    from siq_integration import connecting
 
     portal = connected_portal(open_chats=0)
     port = free_port()
@@ -167,7 +167,7 @@ def test_it_logs_a_refusal_in_one_line_and_sums_up_webhooks(simulator, connected
         refused = requests.get(f"{base}/audit/", cookies=session, timeout=10)
         assert refused.status_code == 403
 
-        assert connection.register_webhooks(portal, url=f"{base}/webhooks/salesiq/{portal.pk}/")
+        assert connecting.register_webhooks(portal, url=f"{base}/webhooks/salesiq/{portal.pk}/")
         for n in range(3):
             simulator.create_conversation(portal.screen_name, visitor_name=f"Hook {n}")
         wait_for(

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_it_defaults_to_sqlite_and_the_in_memory_layer(tmp_path):
     values = loaded(SIQ_VAR_DIR=str(tmp_path))
     assert values["db"] == "django.db.backends.sqlite3"
-    assert values["layer"] == "dashboard.layers.InMemoryChannelLayer"
+    assert values["layer"] == "dashboard.realtime.layers.InMemoryChannelLayer"
     assert values["dcs"]["eu"] == ["https://accounts.zoho.eu", "https://salesiq.zoho.eu"]
 
 

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from dashboard import live
 from dashboard.models import Profile, Role
+from dashboard.state import apply
 from siq_integration.normalised import (
     ChatStatus,
     Conversation,
@@ -28,8 +28,8 @@ pytestmark = pytest.mark.django_db
 def portal():
     portal = live_portal(name="Zylker", screen_name="zylker")
     now = timezone.now()
-    live.apply_departments(portal, [Department(id="d1", name="Support")], taken_at=now)
-    live.apply_operators(
+    apply.apply_departments(portal, [Department(id="d1", name="Support")], taken_at=now)
+    apply.apply_operators(
         portal,
         OperatorSync(
             [
@@ -67,7 +67,7 @@ def portal():
             operator_name="Asha",
         ),
     ]
-    live.apply_chats(portal, chats, taken_at=now, complete=True)
+    apply.apply_chats(portal, chats, taken_at=now, complete=True)
     return portal
 
 

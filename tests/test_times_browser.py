@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from dashboard import alerts, broadcast, live, times
+from dashboard import alerts, times
 from dashboard.models import Alert, AlertKind, Chat, ChatMessage, Profile
+from dashboard.realtime import publish
+from dashboard.state import apply
 from siq_integration.normalised import ChatStatus, Conversation, Message, SenderType, Visitor
 from tests.factories import make_portal, owner
 from tests.support.browser import open_live, order, row_id, send
@@ -31,7 +33,7 @@ DURATION = re.compile(r"\d+s|\d+m \d\ds|\d+h \d\dm|\d+d \d+h")
 
 @pytest.fixture(autouse=True)
 def no_push(monkeypatch):
-    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+    monkeypatch.setattr("dashboard.realtime.publish.send", lambda portal_id, html: None)
 
 
 @pytest.fixture
@@ -163,8 +165,8 @@ def test_it_shows_the_wait_for_pickup_and_the_unanswered_time_apart_and_sorts_ea
     # A reply arrives: the chat leaves the unanswered ones for its place after them.
     c30 = Chat.objects.get(remote_id="c30")
     answered = conversation("c30", minutes=30, last_by=SenderType.OPERATOR)
-    live.apply_conversation(portal, answered, fact_at=timezone.now(), source="webhook")
-    send(page, broadcast.render_changes(live.Changes(portal.pk, chats={c30.pk})))
+    apply.apply_conversation(portal, answered, fact_at=timezone.now(), source="webhook")
+    send(page, publish.render_changes(apply.Changes(portal.pk, chats={c30.pk})))
     page.wait_for_function(f"!document.querySelector('#chat-{c30.pk} .c-unanswered time')")
     assert order(page) == ids("c40", "c20", "w15", "w5", "c30", "c10")
     click_sort(page, "unanswered")
@@ -237,13 +239,13 @@ def test_it_writes_every_time_of_day_one_way_for_each_viewer(
         chat=chat, remote_id="line-live", sender_type="operator", sender_name="Asha Rao",
         text="On it.", sent_at=timezone.now(),
     )  # fmt: skip
-    send(page, broadcast.render_changes(live.Changes(portal.pk, messages={line.pk})))
+    send(page, publish.render_changes(apply.Changes(portal.pk, messages={line.pk})))
     page.wait_for_selector(f"#msg-{line.pk}")
     assert page.inner_text(f"#msg-{line.pk} time") == expected(h24, [line.sent_at])[0]
     # So is the alert panel, and a change pushed to it.
     panel = f"#alert-{acknowledged.pk} .alert-ack time"
     assert page.inner_text(panel) == expected(h24, [acknowledged.acknowledged_at])[0]
-    send(page, broadcast.render_alerts([acknowledged.pk]))
+    send(page, publish.render_alerts([acknowledged.pk]))
     page.wait_for_function(
         f"document.querySelector('{panel}').textContent === "
         f"'{expected(h24, [acknowledged.acknowledged_at])[0]}'"

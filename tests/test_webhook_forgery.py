@@ -22,7 +22,7 @@ from django.utils import timezone
 from dashboard import alerts, ingest, selectors
 from dashboard.asgi import application
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, ChatStatus, PortalSync
-from siq_integration import connection
+from siq_integration import connecting
 from tests.support.asgi import delivery_headers, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,7 +64,7 @@ def test_forged_deliveries_are_not_webhooks_and_do_not_silence_the_silence_alert
     connected_portal, webhook_receiver, monkeypatch
 ):
     portal = connected_portal(open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     portal.refresh_from_db()
     start = portal.webhook_registered_at
     an_open_chat(portal, start)
@@ -104,7 +104,7 @@ def test_a_forged_delivery_between_real_ones_changes_nothing_anyone_sees(
     simulator, connected_portal, webhook_receiver
 ):
     portal = connected_portal(open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     simulator.create_conversation(portal.screen_name)
     ((headers, body),) = webhook_receiver.wait_for(1)
     assert run_async(partial(post, portal, body, headers, "198.51.100.7"))["status"] == 200
@@ -124,7 +124,7 @@ def test_a_flood_from_one_address_is_answered_429_with_no_database_write(
 ):
     settings.SIQ_WEBHOOK_REFUSALS_PER_MINUTE = 20
     portal = connected_portal(open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     simulator.create_conversation(portal.screen_name)
     ((headers, body),) = webhook_receiver.wait_for(1)
 
@@ -154,7 +154,7 @@ def test_the_portal_page_counts_refused_deliveries_apart(connected_portal, webho
     from django.contrib.auth import get_user_model
 
     portal = connected_portal(open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     for _ in range(3):
         forge(portal)
     admin = get_user_model().objects.create_superuser("ada", "ada@example.org", "pw-tests-1")

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from dashboard import ingest
 from dashboard.models import InboxEvent, Profile, Role
-from siq_integration import connection, webhook_keys
+from siq_integration import connecting, webhook_keys
 from siq_integration.models import Portal, WebhookPublicKey
 from tests.support.simulator import last_seq, oauth_connect
 from tests.support.waits import wait_for
@@ -44,7 +44,7 @@ def deliveries_of(simulator, since: int, portal: Portal) -> list[dict]:
 def registered(simulator, server, connected_portal) -> Portal:
     portal = connected_portal(open_chats=0)
     address = f"{server.url}/webhooks/salesiq/{portal.pk}/"
-    assert connection.register_webhooks(portal, url=address)
+    assert connecting.register_webhooks(portal, url=address)
     portal.refresh_from_db()
     return portal
 
@@ -170,7 +170,7 @@ def test_a_burst_of_badly_signed_deliveries_reads_the_keys_at_most_once_a_minute
 
 def test_a_reread_stays_within_the_call_budget(simulator, sim_portal):
     portal = oauth_connect(simulator, sim_portal(open_chats=0, calls_per_minute=1000))
-    assert connection.register_webhooks(portal, url="http://127.0.0.1:9/hook")
+    assert connecting.register_webhooks(portal, url="http://127.0.0.1:9/hook")
     Portal.objects.filter(pk=portal.pk).update(calls_per_minute=2)  # 1 reserved for actions
     portal.refresh_from_db()
     from siq_integration import budget

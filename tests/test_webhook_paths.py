@@ -12,11 +12,13 @@ import pytest
 from channels.testing import HttpCommunicator
 from daphne.server import Server
 
-from dashboard import framing, ingest, live
+from dashboard import ingest
 from dashboard.asgi import application
-from dashboard.layers import InMemoryChannelLayer
 from dashboard.models import Chat, InboxEvent, PortalSync
-from siq_integration import connection, webhooks
+from dashboard.realtime.layers import InMemoryChannelLayer
+from dashboard.server import frame_once
+from dashboard.state import apply
+from siq_integration import connecting, webhooks
 from siq_integration.webhooks import MAX_BODY_BYTES
 from tests.support.asgi import run_async
 
@@ -37,7 +39,7 @@ def request(path, *, method="POST", body=b"", headers=None):
 def reference_portal(connected_portal, webhook_receiver):
     """A portal whose deliveries we can sign ourselves (reference dialect, HMAC)."""
     portal = connected_portal(dialect="reference", open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     portal.refresh_from_db()
     return portal
 
@@ -183,18 +185,18 @@ def test_it_stores_once_what_another_process_stored_a_moment_before(reference_po
 # --- the lane: events applied, their changes published together ---------------------------
 
 
-def run_lane(portal, chat_ids) -> list[live.Changes]:
+def run_lane(portal, chat_ids) -> list[apply.Changes]:
     """Store one event per chat, let a lane apply them, and return what it published."""
     items = []
     for chat_id in chat_ids:
         headers, body = signed(portal, chat_event(chat_id))
         items += ingest.receive_many([ingest.Delivery(portal.pk, body, headers)])[1]
-    published: list[live.Changes] = []
+    published: list[apply.Changes] = []
 
     async def scene():
         lane = ingest._Lane()
         lane.events.extend(items)
-        with mock.patch.object(live, "publish_now", side_effect=published.append):
+        with mock.patch.object(apply, "publish_now", side_effect=published.append):
             await lane._drain()
 
     run_async(scene)
@@ -222,7 +224,7 @@ def test_it_publishes_each_event_alone_when_told_not_to_hold_any(reference_porta
 
 
 class Transport:
-    """Twisted's TCP transport as far as framing.py looks at it, over a real socket."""
+    """Twisted's TCP transport as far as frame_once.py looks at it, over a real socket."""
 
     TLS = False
 
@@ -268,7 +270,7 @@ def test_it_frames_a_message_once_and_writes_it_straight_to_every_socket():
 
     with mock.patch.object(factory, "prepareMessage", wraps=factory.prepareMessage) as prepare:
         for page in pages:
-            assert framing.send_text(page, html)
+            assert frame_once.send_text(page, html)
     assert prepare.call_count == 1
 
     payload = html.encode()
@@ -291,21 +293,21 @@ def test_it_leaves_a_socket_with_data_waiting_to_twisted_and_the_rest_of_a_big_o
     ours.setblocking(False)  # as Twisted's sockets are
     busy = Protocol(Transport(ours), factory)
     busy.transport.dataBuffer = b"older bytes"
-    assert framing.send_text(busy, "<p>behind</p>")
+    assert frame_once.send_text(busy, "<p>behind</p>")
     assert len(busy.sent_data) == 1 and busy.sent_data[0].endswith(b"<p>behind</p>")
 
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     free = Protocol(Transport(ours), factory)
     big = "x" * 2_000_000
-    assert framing.send_text(free, big)
+    assert frame_once.send_text(free, big)
     assert free.transport.written, "what the socket did not take is left to Twisted"
     closing = Protocol(Transport(ours), factory)
     closing.state = closing.STATE_CLOSING
-    assert framing.send_text(closing, "<p>late</p>") and closing.sent_data == []
+    assert frame_once.send_text(closing, "<p>late</p>") and closing.sent_data == []
     connecting = Protocol(Transport(ours), factory)
     connecting.state = connecting.STATE_CONNECTING
-    assert framing.send_text(connecting, "<p>early</p>") is False  # the consumer's own send
+    assert frame_once.send_text(connecting, "<p>early</p>") is False  # the consumer's own send
     ours.close()
     theirs.close()
 
@@ -313,9 +315,9 @@ def test_it_leaves_a_socket_with_data_waiting_to_twisted_and_the_rest_of_a_big_o
 def test_it_finds_daphnes_socket_only_in_daphnes_send():
     server = Server.__new__(Server)
     page = Protocol(None, None)
-    assert framing.protocol_of(functools.partial(server.handle_reply, page)) is page
-    assert framing.protocol_of(functools.partial(print, page)) is None
-    assert framing.protocol_of(lambda message: None) is None
+    assert frame_once.protocol_of(functools.partial(server.handle_reply, page)) is page
+    assert frame_once.protocol_of(functools.partial(print, page)) is None
+    assert frame_once.protocol_of(lambda message: None) is None
 
 
 def test_the_layer_writes_live_html_to_attached_sockets_after_what_was_queued():
@@ -332,7 +334,7 @@ def test_the_layer_writes_live_html_to_attached_sockets_after_what_was_queued():
             await layer.group_add("live.portal.x", channel)
         await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>1</a>"})
         await layer.group_send("live.portal.x", {"type": "healthz.ping", "token": "t"})
-        with mock.patch.object(framing, "send_text", side_effect=send_text):
+        with mock.patch.object(frame_once, "send_text", side_effect=send_text):
             layer.attach_socket(page, "page-socket")  # queued live HTML goes first
             await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>2</a>"})
             assert sent == [("page-socket", "<a>1</a>"), ("page-socket", "<a>2</a>")]

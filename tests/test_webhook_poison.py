@@ -17,7 +17,7 @@ from django.test import Client
 from dashboard import ingest
 from dashboard.asgi import application
 from dashboard.models import Chat, ChatMessage, InboxEvent
-from siq_integration import connection
+from siq_integration import connecting
 from tests.support.asgi import delivery_headers, run_async, settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,7 +65,7 @@ def test_a_poison_delivery_fails_nobody_but_itself(
 ):
     monkeypatch.setattr(ingest, "STORE_LIMIT", 64)
     portal = connected_portal(open_chats=0, operators=2)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     for n in range(CHATS):
         chat = simulator.create_conversation(portal.screen_name, visitor_name=f"V{n}")["id"]
         simulator.visitor_message(chat, f"Line {n}")
@@ -108,7 +108,7 @@ def test_the_portal_page_shows_rejected_deliveries_in_words(
     simulator, connected_portal, webhook_receiver, admin_user
 ):
     portal = connected_portal(open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     simulator.send_raw_delivery(portal.screen_name, poison_bodies()["surrogate"])
     ((headers, body),) = webhook_receiver.wait_for(1)
 
@@ -138,7 +138,7 @@ def test_a_locked_database_is_still_a_503_for_the_whole_batch(
     from django.db import OperationalError
 
     portal = connected_portal(open_chats=0)
-    connection.register_webhooks(portal, url=webhook_receiver.url)
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
     for n in range(3):
         simulator.create_conversation(portal.screen_name, visitor_name=f"L{n}")
     deliveries = webhook_receiver.wait_for(3)

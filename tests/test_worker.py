@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from dashboard import live
 from dashboard.models import Chat, ChatStatus, Operator, PortalSync, Source
 from dashboard.polling.runner import Worker
+from dashboard.state import apply
 from siq_integration import budget, oauth
 from siq_integration.models import Portal
 from tests.support.live import make_due
@@ -81,7 +81,7 @@ def test_it_closes_a_ghost_chat_salesiq_no_longer_has_open(simulator, connected_
     ghost = Chat.objects.filter(portal=portal).first()
     # SalesIQ ended it and the webhook was lost; the last fact about it is old.
     simulator.end(ghost.remote_id)
-    Chat.objects.filter(pk=ghost.pk).update(fact_at=timezone.now() - live.GHOST_GRACE * 3)
+    Chat.objects.filter(pk=ghost.pk).update(fact_at=timezone.now() - apply.GHOST_GRACE * 3)
 
     make_due(portal, "chats")
     worker.run_once()
@@ -181,13 +181,13 @@ def test_it_says_why_state_is_stale_when_salesiq_is_down_and_backs_off(simulator
 def test_it_only_probes_while_salesiq_is_down_and_catches_up_when_it_answers(
     simulator, connected_portal, monkeypatch
 ):
-    from dashboard import broadcast
     from dashboard.polling.poller import UNREACHABLE_PROBE_EVERY
+    from dashboard.realtime import publish
     from siq_integration import health
 
     portal = connected_portal(open_chats=1)
     told = []
-    monkeypatch.setattr(broadcast, "publish_meta", lambda p: told.append(p.pk))
+    monkeypatch.setattr(publish, "publish_meta", lambda p: told.append(p.pk))
     worker = Worker()
     worker.run_once()
     simulator.set_faults(portal=portal.screen_name, outage_seconds=60, outage_mode="drop")
@@ -359,11 +359,11 @@ def test_it_waits_for_budget_mid_listing_and_closes_no_ghost_by_a_listing_that_s
 
 
 def test_it_tells_the_pages_when_a_portals_health_changes(simulator, connected_portal, monkeypatch):
-    from dashboard import broadcast
+    from dashboard.realtime import publish
 
     portal = connected_portal(open_chats=1)
     told = []
-    monkeypatch.setattr(broadcast, "publish_meta", lambda p: told.append(p.pk))
+    monkeypatch.setattr(publish, "publish_meta", lambda p: told.append(p.pk))
     worker = Worker()
     worker.run_once()  # first look: remembered, then the first polls make the data fresh
     worker.jobs["health"].last = float("-inf")

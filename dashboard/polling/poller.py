@@ -3,7 +3,7 @@
 v2 has no presence webhook, so operators are polled often (incrementally, with
 ``last_sync_time``); open chats are listed to reconcile what webhooks said (add what
 is missing, close ghosts, fix what disagrees); departments now and then. How often is
-the planner's business; what is polled is applied through dashboard.live. Which portals
+the planner's business; what is polled is applied through dashboard.state.apply. Which portals
 are polled is the leases' business: the poller only sees those its worker holds.
 """
 
@@ -25,8 +25,9 @@ from siq_integration import exceptions as exc
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 
-from .. import actions, live
+from .. import actions
 from ..models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
+from ..state import apply
 from . import planner
 
 logger = logging.getLogger(__name__)
@@ -360,13 +361,13 @@ class Poller:
         if kind == DEPARTMENTS:
             departments = client.list_departments()
             complete = not client.incomplete
-            live.apply_departments(portal, departments, taken_at=taken_at, complete=complete)
+            apply.apply_departments(portal, departments, taken_at=taken_at, complete=complete)
             logger.debug("Portal %s: %d departments", portal, len(departments))
         elif kind == OPERATORS:
             sync = PortalSync.objects.get(portal=portal)
             since = None if job.full_operators else (sync.operators_sync_time or None)
             result = client.list_operators(since=since)
-            live.apply_operators(portal, result, taken_at=taken_at)
+            apply.apply_operators(portal, result, taken_at=taken_at)
             actions.settle_by_operators(portal, read_at=taken_at)
             # Which operator the grant acts as (v2 lets it set only its own status): found
             # among the operators now stored, once; no SalesIQ call.
@@ -383,7 +384,7 @@ class Poller:
             # one that waited for budget may have missed chats that moved between pages.
             # Nor is one that stopped where SalesIQ repeated a page.
             snapshot = not client.waited and not client.incomplete
-            live.apply_chats(portal, conversations, taken_at=taken_at, complete=snapshot)
+            apply.apply_chats(portal, conversations, taken_at=taken_at, complete=snapshot)
             # Actions a dead process left unanswered: what SalesIQ now shows settles them.
             actions.settle_by_chats(portal, read_at=taken_at)
             if not snapshot:

@@ -33,7 +33,7 @@ def person(user: Any) -> str:
     return shown_name(user)
 
 
-# A display name's mark, as dashboard.live adds it to tell namesakes apart: " (olafur.8)".
+# A display name's mark, as dashboard.state.apply adds it to tell namesakes apart: " (olafur.8)".
 _MARK = re.compile(r"^(.+?) (\([^()]*\))$")
 
 

@@ -14,8 +14,9 @@ from django.http import (
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import access, alerts, broadcast
+from .. import access, alerts
 from ..models import Alert, Profile
+from ..realtime import publish
 
 
 def _alert(request: HttpRequest, alert_id: int) -> Alert:
@@ -33,7 +34,7 @@ def _may_act(request: HttpRequest, alert: Alert) -> None:
 def _pieces(alert: Alert) -> HttpResponse:
     """The alert's rows as everyone watching gets them, so the page that acted shows the
     change at once even before its websocket brings it."""
-    return HttpResponse(broadcast.render_alerts([alert.pk]))
+    return HttpResponse(publish.render_alerts([alert.pk]))
 
 
 @login_required

@@ -12,8 +12,9 @@ from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
 
-from .. import access, live, selectors
+from .. import access, selectors
 from ..models import Chat, Profile
+from ..state import apply
 
 
 def signals_of(user) -> dict[str, bool]:
@@ -77,7 +78,7 @@ def chat_drawer(request: HttpRequest, chat_id: int) -> HttpResponse:
             messages = SalesIQClient(chat.portal, priority=Priority.ACTION).list_messages(
                 chat.remote_id
             )
-            live.apply_transcript(chat, messages, fetched_at=timezone.now())
+            apply.apply_transcript(chat, messages, fetched_at=timezone.now())
         except SalesIQError as failure:
             problem = f"The full transcript could not be loaded: {failure.user_message}"
     return render(

@@ -15,15 +15,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from siq_integration import connection, health, oauth
+from siq_integration import connecting, health, oauth
 from siq_integration.exceptions import OAuthError, SalesIQError, StateMismatch
 from siq_integration.models import Portal
 
-from .. import broadcast, selectors
+from .. import selectors
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..forms.portals import PortalForm, ScreenNameForm
 from ..models import InboxEvent, PortalSync
 from ..portals import portal_delete, portal_history
+from ..realtime import publish
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def _failed(request: HttpRequest, failure: SalesIQError, portal: Portal | None) 
     )
     saved = portal is not None and oauth.is_saved(portal)
     existing = None
-    if isinstance(failure, connection.SamePortalTwice):
+    if isinstance(failure, connecting.SamePortalTwice):
         existing = Portal.objects.filter(pk=failure.existing_id).first()
         if portal is not None and not saved:
             # Trying again would find the same portal again: nothing of this one to keep.
@@ -218,13 +219,13 @@ def _failed(request: HttpRequest, failure: SalesIQError, portal: Portal | None) 
 def _tell_pages(portal: Portal) -> None:
     """Pages watching ``portal`` start again from the truth: what is live just changed."""
     portal_id = portal.pk
-    transaction.on_commit(lambda: broadcast.publish_portal_changed(portal_id))
+    transaction.on_commit(lambda: publish.publish_portal_changed(portal_id))
 
 
 def _finish(request: HttpRequest, portal: Portal, outcome) -> HttpResponse:
-    if isinstance(outcome, connection.NeedsScreenName):
+    if isinstance(outcome, connecting.NeedsScreenName):
         return redirect("portal_screen_name", portal_id=portal.pk)
-    connection.forget_pending(request.session, portal, revoke=False)
+    connecting.forget_pending(request.session, portal, revoke=False)
     oauth.forget_draft(request.session, portal.pk)
     _tell_pages(portal)
     if portal.webhook_error:
@@ -250,13 +251,13 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
         )
         if portal is None:  # deleted meanwhile, or not this admin's
             raise StateMismatch()
-        outcome = connection.complete_connection(
+        outcome = connecting.complete_connection(
             portal, authorization, webhook_url=webhook_url(request, portal)
         )
     except SalesIQError as failure:
         return _failed(request, failure, portal)
-    if isinstance(outcome, connection.NeedsScreenName):
-        connection.remember_pending(request.session, authorization, outcome.choices)
+    if isinstance(outcome, connecting.NeedsScreenName):
+        connecting.remember_pending(request.session, authorization, outcome.choices)
         if outcome.problem:
             messages.error(request, outcome.problem)
     return _finish(request, portal, outcome)
@@ -267,11 +268,11 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
 def portal_screen_name(request: HttpRequest, portal_id) -> HttpResponse:
     portal = _portal_or_draft(request, portal_id)
     try:
-        authorization, choices = connection.pending_for(request.session, portal)
+        authorization, choices = connecting.pending_for(request.session, portal)
     except SalesIQError as failure:
         return _failed(request, failure, portal)
     if request.method == "POST" and "cancel" in request.POST:
-        connection.forget_pending(request.session, portal, revoke=True)
+        connecting.forget_pending(request.session, portal, revoke=True)
         messages.info(request, f"Connecting {portal.name} was cancelled; nothing was saved.")
         if oauth.is_saved(portal):
             return redirect("portal_detail", portal_id=portal.pk)
@@ -281,16 +282,16 @@ def portal_screen_name(request: HttpRequest, portal_id) -> HttpResponse:
     form = ScreenNameForm(request.POST or None, choices=options)
     if request.method == "POST" and form.is_valid():
         try:
-            outcome = connection.complete_connection(
+            outcome = connecting.complete_connection(
                 portal,
                 authorization,
                 screen_name=form.cleaned_data["screen_name"],
                 webhook_url=webhook_url(request, portal),
             )
         except SalesIQError as failure:
-            connection.forget_pending(request.session, portal, revoke=False)
+            connecting.forget_pending(request.session, portal, revoke=False)
             return _failed(request, failure, portal)
-        if isinstance(outcome, connection.NeedsScreenName) and outcome.problem:
+        if isinstance(outcome, connecting.NeedsScreenName) and outcome.problem:
             form.add_error("typed", outcome.problem)
         else:
             return _finish(request, portal, outcome)
@@ -303,7 +304,7 @@ def portal_webhook(request: HttpRequest, portal_id) -> HttpResponse:
     portal = portal_for(request.user, portal_id)
     if not portal.is_connected:
         messages.error(request, f"Connect {portal.name} first; webhooks need a connection.")
-    elif connection.register_webhooks(portal, url=webhook_url(request, portal)):
+    elif connecting.register_webhooks(portal, url=webhook_url(request, portal)):
         messages.success(request, f"The webhook of {portal.name} is registered again.")
     else:
         messages.error(request, f"Registering the webhook failed: {portal.webhook_error}")
@@ -315,7 +316,7 @@ def portal_webhook(request: HttpRequest, portal_id) -> HttpResponse:
 def portal_disconnect(request: HttpRequest, portal_id) -> HttpResponse:
     portal = portal_for(request.user, portal_id)
     if request.method == "POST":
-        warnings = connection.disconnect(portal)
+        warnings = connecting.disconnect(portal)
         _tell_pages(portal)
         for warning in warnings:
             messages.warning(request, warning)
@@ -340,7 +341,7 @@ def portal_delete_view(request: HttpRequest, portal_id) -> HttpResponse:
     problems: list[str] = []
     if request.method == "POST":
         if "anyway" not in request.POST:
-            problems = connection.release(portal)
+            problems = connecting.release(portal)
         if not problems:
             name = portal.name
             gone = portal_delete(portal=portal, by_user=request.user)

@@ -641,7 +641,7 @@
     if (connection === "ended") return;
     lastWrapper = event.detail.socketWrapper;
     var code = event.detail.event && event.detail.event.code;
-    // Access ended while the page was open (dashboard/consumers.py): stop here and say so.
+    // Access ended while the page was open (dashboard/realtime/consumers.py): stop here and say so.
     if (ACCESS_ENDED[code]) { endAccess(ACCESS_ENDED[code]); return; }
     setConnection("closed");
     if (code === 4401 || code === 4403 || code === 4410) { reloadOnce(); return; } // signed out, access changed, a portal deleted

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 
 from dashboard.models import Chat, Profile, Role
-from siq_integration import connection
+from siq_integration import connecting
 from tests.support.servers import Server
 from tests.support.simulator import synced
 
@@ -26,7 +26,7 @@ REFUSAL_STATUS = "Failed to load resource: the server responded with a status of
 def no_push(monkeypatch):
     """Changes made in this process are handed to the page explicitly (or come from the
     server's own process): nothing here publishes."""
-    monkeypatch.setattr("dashboard.broadcast.send", lambda portal_id, html: None)
+    monkeypatch.setattr("dashboard.realtime.publish.send", lambda portal_id, html: None)
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,7 @@ def poll(portal):
 def watched(server: Server, portal):
     """The portal's live state stored and its webhooks pointed at the server, as in production."""
     poll(portal)
-    assert connection.register_webhooks(portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/")
+    assert connecting.register_webhooks(portal, url=f"{server.url}/webhooks/salesiq/{portal.pk}/")
     return portal
 
 

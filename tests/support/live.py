@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from dashboard import live
 from dashboard.models import PortalSync
+from dashboard.state import apply
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
@@ -79,12 +79,12 @@ def chat(
 
 def fill(portal: Portal, conversations: list[Conversation]) -> None:
     now = timezone.now()
-    live.apply_departments(
+    apply.apply_departments(
         portal,
         [Department(id="d1", name="Sales"), Department(id="d2", name="Support")],
         taken_at=now,
     )
-    live.apply_operators(
+    apply.apply_operators(
         portal,
         OperatorSync(
             operators=[
@@ -100,7 +100,7 @@ def fill(portal: Portal, conversations: list[Conversation]) -> None:
         ),
         taken_at=now,
     )  # fmt: skip
-    live.apply_chats(portal, conversations, taken_at=now, complete=True)
+    apply.apply_chats(portal, conversations, taken_at=now, complete=True)
 
 
 def disconnected(portal: Portal) -> Portal:
@@ -114,7 +114,7 @@ def disconnected(portal: Portal) -> Portal:
 
 def staff(portal, *people: tuple[str, str, OperatorStatus, tuple[str, ...], int]) -> None:
     """Replace the portal's operators: (id, name, status, departments, seats)."""
-    live.apply_operators(
+    apply.apply_operators(
         portal,
         OperatorSync(
             operators=[

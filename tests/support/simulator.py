@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from django.utils import timezone
 
-from dashboard import live
 from dashboard.models import Chat, Operator
+from dashboard.state import apply
 from salesiq_simulator import Simulator
 from siq_integration import oauth
 from siq_integration.client import SalesIQClient
@@ -125,9 +125,9 @@ def synced(portal):
     """The portal's live state as a poll would bring it."""
     client = SalesIQClient(portal)
     now = timezone.now()
-    live.apply_departments(portal, client.list_departments(), taken_at=now)
-    live.apply_operators(portal, client.list_operators(), taken_at=now)
-    live.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
+    apply.apply_departments(portal, client.list_departments(), taken_at=now)
+    apply.apply_operators(portal, client.list_operators(), taken_at=now)
+    apply.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
     return portal
 
 

@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.models import Chat, Department, InboxEvent, Operator, PortalSync
-from siq_integration import connection, oauth
+from siq_integration import connecting, oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
 from siq_integration.models import Portal
@@ -60,7 +60,7 @@ class Command(BaseCommand):
         summary = self._check_portal(portal)
         others = self._reconnect_others(sim_url, url, keep=portal)
 
-        from dashboard import serving
+        from dashboard.server import run
 
         # The password stays where `make demo` wrote it; the log repeats where to find it.
         kept = Path(settings.BASE_DIR) / "var" / "demo.env"
@@ -82,7 +82,7 @@ class Command(BaseCommand):
                     f"  Demo portal             {portal.name}: {summary}",
                     *others,
                     "  The address and login are repeated in the log every "
-                    f"{round(serving.SUMMARY_EVERY / 60)} minutes.",
+                    f"{round(run.SUMMARY_EVERY / 60)} minutes.",
                     "  Stop with Ctrl-C.",
                     line,
                     "",
@@ -91,7 +91,7 @@ class Command(BaseCommand):
         )
         sys.stdout.flush()
         # The same code path as `manage.py serve`: daphne and the worker in this process.
-        serving.serve(
+        run.serve(
             host=options["host"],
             port=options["port"],
             reminder=f"Demo: {url} · sign in as {DEMO_USER}, password kept in {where}",
@@ -222,7 +222,7 @@ class Command(BaseCommand):
                 self._connect(portal, sim_url, dashboard_url, approve_as=f"admin@{screen}.example")
                 lines.append(f"  Also reconnected        {portal.name}")
             except CommandError as error:
-                connection.disconnect(portal)
+                connecting.disconnect(portal)
                 lines.append(f"  Disconnected            {portal.name} ({error})")
         return lines
 
@@ -260,10 +260,10 @@ class Command(BaseCommand):
             authorization = oauth.complete_authorization(
                 session=session, params=params, redirect_uri=redirect_uri
             )
-            outcome = connection.complete_connection(portal, authorization, webhook_url=webhook)
+            outcome = connecting.complete_connection(portal, authorization, webhook_url=webhook)
         except SalesIQError as error:
             raise CommandError(f"Connecting the demo portal failed: {error.user_message}") from None
-        if isinstance(outcome, connection.NeedsScreenName):
+        if isinstance(outcome, connecting.NeedsScreenName):
             raise CommandError("The demo portal's screen name is not reachable in the simulator.")
 
     def _check_portal(self, portal: Portal) -> str:

@@ -11,7 +11,7 @@ import socket
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard import serving
+from dashboard.server import run
 
 
 class Command(BaseCommand):
@@ -41,4 +41,4 @@ class Command(BaseCommand):
             f"({'with' if worker else 'without'} the worker); stop with Ctrl-C."
         )
         self.stdout.flush()
-        serving.serve(host=host, port=port, worker=worker)
+        run.serve(host=host, port=port, worker=worker)

@@ -1,6 +1,6 @@
 """Render each change once and push it to the portal's group.
 
-Called after commit by dashboard.live. A change becomes htmx out-of-band partials
+Called after commit by dashboard.state.apply. A change becomes htmx out-of-band partials
 (the same templates the page renders); every websocket consumer of the portal's
 group forwards the HTML as it is.
 """
@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from siq_integration.models import Portal
 
-from . import selectors
-from .live import Changes
-from .models import Chat, ChatMessage
-from .templatetags.supervisor import render_row
+from .. import selectors
+from ..models import Chat, ChatMessage
+from ..state.changes import Changes
+from ..templatetags.supervisor import render_row
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _alerts_of(changes: Changes) -> str:
     """The open alerts of the changed chats and operators, rendered again: their titles
     name the chat's visitor, department and operator and the operator as they are now (a
     transfer, a rename). One query on the open alerts' index."""
-    from .models import Alert
+    from ..models import Alert
 
     # Most changes concern a chat with no open alert: a one-table look first (a query with
     # its joins costs a few ms to compile, on every publication).
@@ -140,7 +140,7 @@ def publish(changes: Changes) -> None:
 
 def publish_action(action_id: int) -> None:
     """An action's outcome, to the pages of the supervisor who acted."""
-    from .models import Action
+    from ..models import Action
 
     try:
         action = Action.objects.filter(pk=action_id).first()
@@ -157,7 +157,7 @@ def render_alerts(alert_pks: list[int]) -> str:
     """Raised, acknowledged, snoozed or resolved alerts as out-of-band pieces: the alert
     panel's row and, for a chat's or an operator's alert, its row in their drawer. Row
     badges follow in the browser."""
-    from .models import Alert
+    from ..models import Alert
 
     found = (
         Alert.objects.filter(pk__in=alert_pks)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ from siq_integration.normalised import (
     Operator as RemoteOperator,
 )
 
-from .models import (
+from ..models import (
     OPEN_CHAT_STATUSES,
     Chat,
     ChatMessage,
@@ -48,6 +48,7 @@ from .models import (
     PortalSync,
     Source,
 )
+from .changes import Changes
 
 logger = logging.getLogger(__name__)
 
@@ -71,37 +72,6 @@ _CHAT_STATUS = {
     RemoteChatStatus.ENDED: ChatStatus.ENDED,
     RemoteChatStatus.MISSED: ChatStatus.MISSED,
 }
-
-
-@dataclass
-class Changes:
-    """What one application changed, for the publisher (database ids)."""
-
-    portal_id: Any
-    chats: set[int] = field(default_factory=set)  # rows to re-render (or remove if closed)
-    operators: set[int] = field(default_factory=set)  # cards to re-render
-    removed_operators: set[int] = field(default_factory=set)
-    messages: set[int] = field(default_factory=set)  # new transcript lines
-    departments: bool = False
-    meta: bool = False  # freshness or health
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.chats
-            or self.operators
-            or self.removed_operators
-            or self.messages
-            or self.departments
-            or self.meta
-        )
-
-    def add(self, other: Changes) -> None:
-        self.chats |= other.chats
-        self.operators |= other.operators
-        self.removed_operators |= other.removed_operators
-        self.messages |= other.messages
-        self.departments = self.departments or other.departments
-        self.meta = self.meta or other.meta
 
 
 _together = threading.local()
@@ -142,9 +112,10 @@ def publishing_together(publish: Callable[[Changes], None] | None = None) -> Ite
 
 def publish_now(changes: Changes) -> None:
     """Send committed ``changes`` to every page and run the event alert rules on them."""
-    from . import alerts, broadcast  # both render or evaluate; keep this module import-light
+    from .. import alerts  # both render or evaluate; keep this module import-light
+    from ..realtime import publish
 
-    broadcast.publish(changes)
+    publish.publish(changes)
     if changes.chats:
         # Event rules (missed, low rating) fire as events are applied; alerts of chats
         # that ended resolve at once.

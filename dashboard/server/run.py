@@ -152,7 +152,7 @@ def run(
 
     from dashboard import logs
     from dashboard.asgi import application
-    from dashboard.bodycap import CappedServer
+    from dashboard.server.bodycap import CappedServer
 
     access = None
     if stream:
@@ -160,7 +160,7 @@ def run(
         logs.access_log["on"] = True  # Django's own line for a refused request repeats it
         background = [*background, _summaries(access, reminder)]
     server = CappedServer(
-        # Bodies over the cap are refused while Twisted reads them (dashboard/bodycap.py).
+        # Bodies over the cap are refused while Twisted reads them (dashboard/server/bodycap.py).
         max_request_body=settings.MAX_REQUEST_BODY_BYTES,
         application=application,
         endpoints=build_endpoint_description_strings(host=host, port=port),

@@ -18,7 +18,7 @@ from copy import deepcopy
 
 from channels import layers
 
-from . import framing
+from ..server import frame_once
 
 # Seconds between sweeps for expired messages and memberships (expiry itself is 30 s or more).
 CLEAN_EVERY = 1.0
@@ -33,7 +33,7 @@ class InMemoryChannelLayer(layers.InMemoryChannelLayer):
 
     def attach_socket(self, channel: str, socket) -> None:
         """From now on, ``live.html`` messages to ``channel`` are written straight to its
-        daphne socket as they are sent (dashboard/framing.py) instead of waking its
+        daphne socket as they are sent (dashboard/server/frame_once.py) instead of waking its
         consumer, which would only forward them: at 200 pages that wake-up was most of a
         message's cost. Call it from the consumer's own handler (``connect``, after the
         snapshot): what is queued for it already is written first, so nothing overtakes it.
@@ -43,7 +43,7 @@ class InMemoryChannelLayer(layers.InMemoryChannelLayer):
         while queue is not None and not queue.empty():
             expires, message = queue.get_nowait()
             if message.get("type") == LIVE_HTML:
-                framing.send_text(socket, message["html"])
+                frame_once.send_text(socket, message["html"])
             else:
                 kept.append((expires, message))
         for item in kept:
@@ -92,7 +92,7 @@ class InMemoryChannelLayer(layers.InMemoryChannelLayer):
         direct = message.get("type") == LIVE_HTML and isinstance(message.get("html"), str)
         for channel in list(self.groups.get(group, ())):
             socket = self.sockets.get(channel) if direct else None
-            if socket is not None and framing.send_text(socket, message["html"]):
+            if socket is not None and frame_once.send_text(socket, message["html"]):
                 continue
             queue = self._queue(channel)
             # As channels does: a full channel misses the message.

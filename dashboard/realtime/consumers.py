@@ -2,7 +2,7 @@
 
 Rejects anonymous users and portals the user may not see, joins one group per
 portal, and on every (re)connect sends a full snapshot; after that it forwards the
-HTML that dashboard.broadcast rendered once for everybody.
+HTML that dashboard.realtime.publish rendered once for everybody.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
 
-from . import access, framing, revocation, selectors
-from .broadcast import LiveHtml, group_name, user_group
+from .. import access, revocation, selectors
+from ..server import frame_once
+from .publish import LiveHtml, group_name, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=await _freshness(portals))
         # Where the layer can (in-memory, under daphne), live HTML now goes straight from
         # group_send to this page's socket; after the snapshot, so nothing overtakes it.
-        socket = self.scope.get(framing.SCOPE_KEY)
+        socket = self.scope.get(frame_once.SCOPE_KEY)
         if socket is not None and hasattr(self.channel_layer, "attach_socket"):
             self.channel_layer.attach_socket(self.channel_name, socket)
 
@@ -247,6 +248,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.close(code=PORTAL_GONE)
 
     async def live_html(self, event: LiveHtml) -> None:
-        socket = self.scope.get(framing.SCOPE_KEY)
-        if socket is None or not framing.send_text(socket, event["html"]):
+        socket = self.scope.get(frame_once.SCOPE_KEY)
+        if socket is None or not frame_once.send_text(socket, event["html"]):
             await self.send(text_data=event["html"])

@@ -1,0 +1,1 @@
+"""What SalesIQ told us, applied to the stored state: chats, operators, transcripts."""
