@@ -488,7 +488,7 @@ def _finish(
 def _publish(action: Action) -> None:
     from .realtime import publish  # renders templates; keep this module light to import
 
-    transaction.on_commit(lambda: publish.publish_action(action.pk))
+    publish.action_outcome(action.pk)
 
 
 # Refusals by role are counted, not stored (``RefusalTally``): a run of attempts is one row

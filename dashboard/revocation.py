@@ -3,7 +3,7 @@
 A live page checks access when its socket connects; after that it only listens. So whenever
 something that decides a user's access changes — their portals, their role, their account
 (deactivated, deleted, a new password) or a sign-out — a message goes to the user's own group
-(``broadcast.user_group``) through the channel layer, which reaches every process (Redis) or
+(``realtime.groups.user_group``) through the channel layer, which reaches every process (Redis) or
 this one (in memory). Each of the user's sockets then checks again (``still_signed_in`` and
 the portals it shows) and closes, or leaves what it may no longer see
 (dashboard/realtime/consumers.py). The same check runs on every periodic re-join, for what no signal
@@ -36,7 +36,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .models import Profile
-from .realtime.publish import user_group
+from .realtime.groups import user_group
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from django.test import Client
 from dashboard.asgi import application
 from dashboard.models import Profile, Role
 from dashboard.realtime import consumers
-from dashboard.realtime.publish import group_name
+from dashboard.realtime.groups import group_name
 from siq_integration.models import Portal
 from tests.factories import make_user
 from tests.support.asgi import run_async

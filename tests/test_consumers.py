@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 
 from dashboard.asgi import application
 from dashboard.realtime import consumers
-from dashboard.realtime.publish import group_name
+from dashboard.realtime.groups import group_name
 from siq_integration.models import Portal
 from tests.support.asgi import browser_headers, run_async
 

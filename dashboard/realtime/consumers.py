@@ -19,7 +19,7 @@ from django.utils.crypto import constant_time_compare
 
 from .. import access, revocation, selectors
 from ..server import frame_once
-from .publish import LiveHtml, group_name, user_group
+from .groups import LiveHtml, group_name, user_group
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ group forwards the HTML as it is.
 from __future__ import annotations
 
 import logging
-from typing import TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -22,27 +22,11 @@ from .. import selectors
 from ..models import Chat, ChatMessage
 from ..state.changes import Changes
 from ..templatetags.supervisor import render_row
+from .groups import LiveHtml, PortalChanged, group_name, user_group
 
 logger = logging.getLogger(__name__)
 
 PARTS = "live/parts.html"
-
-
-class LiveHtml(TypedDict):
-    """The one message type consumers receive: ready-made HTML for the browser."""
-
-    type: str  # "live.html"
-    portal: str
-    html: str
-
-
-def group_name(portal_id) -> str:
-    return f"live.portal.{str(portal_id).replace('-', '')}"
-
-
-def user_group(user_id) -> str:
-    """A user's own pages: the outcomes of their actions."""
-    return f"live.user.{user_id}"
 
 
 def _render(partial: str, **context) -> str:
@@ -187,14 +171,6 @@ def publish_meta(portal: Portal) -> None:
         logger.exception("Publishing the freshness of portal %s failed", portal.pk)
 
 
-class PortalChanged(TypedDict):
-    """A portal was connected, disconnected or deleted: each page decides what it shows now
-    (its own set of portals), so this carries no HTML."""
-
-    type: str  # "live.portal_changed" or "live.portal_gone"
-    portal: str
-
-
 def _tell(portal_id, kind: str) -> None:
     try:
         message: PortalChanged = {"type": kind, "portal": str(portal_id)}
@@ -212,3 +188,13 @@ def publish_portal_changed(portal_id) -> None:
 def publish_portal_gone(portal_id) -> None:
     """Deleted: pages watching it close their socket and load again without it."""
     _tell(portal_id, "live.portal_gone")
+
+
+# What the rest of the house calls (dashboard/realtime/publish.py is the one publisher): each
+# sends after the current transaction commits, or at once outside one.
+
+
+def action_outcome(action_id: int, *, except_page: str | None = None) -> None:
+    """An action's outcome changed: its supervisor's pages show it (all but ``except_page``,
+    the page whose own request carries it)."""
+    transaction.on_commit(lambda: publish_action(action_id))
