@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -22,6 +21,7 @@ from .. import selectors
 from ..models import Chat, ChatMessage
 from ..state.changes import Changes
 from ..templatetags.supervisor import render_row
+from . import fanout
 from .groups import LiveHtml, PortalChanged, group_name, user_group
 
 logger = logging.getLogger(__name__)
@@ -107,10 +107,9 @@ def send(portal_id, html: str) -> None:
     if not html:
         return
     message: LiveHtml = {"type": "live.html", "portal": str(portal_id), "html": html}
-    layer = get_channel_layer()
     # From a thread run by sync_to_async (views, the worker under `serve`) asgiref runs
     # this on the server's own event loop, which the in-memory layer requires.
-    async_to_sync(layer.group_send)(group_name(portal_id), message)
+    async_to_sync(fanout.group_send)(group_name(portal_id), message)
 
 
 def publish(changes: Changes) -> None:
@@ -132,7 +131,7 @@ def publish_action(action_id: int) -> None:
             return
         html = render_to_string("actions/parts.html#outcome", {"action": action, "oob": True})
         message: LiveHtml = {"type": "live.html", "portal": str(action.portal_id), "html": html}
-        async_to_sync(get_channel_layer().group_send)(user_group(action.user_id), message)
+        async_to_sync(fanout.group_send)(user_group(action.user_id), message)
     except Exception:
         logger.exception("Publishing the outcome of action %s failed", action_id)
 
@@ -174,7 +173,7 @@ def publish_meta(portal: Portal) -> None:
 def _tell(portal_id, kind: str) -> None:
     try:
         message: PortalChanged = {"type": kind, "portal": str(portal_id)}
-        async_to_sync(get_channel_layer().group_send)(group_name(portal_id), message)
+        async_to_sync(fanout.group_send)(group_name(portal_id), message)
     except Exception:
         logger.exception("Telling the pages of portal %s (%s) failed", portal_id, kind)
 
