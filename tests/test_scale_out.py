@@ -18,7 +18,6 @@ move them) and skips, naming what is missing, without them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -36,16 +35,12 @@ import requests
 from django.conf import settings
 
 from tests.support.cluster import (
-    POSTGRES_URL,
-    REDIS_URL,
     Cluster,
+    fresh_cluster,
     healthy,
     identity,
     post_form,
-    postgres_or_skip,
     process_identity,
-    redis_or_skip,
-    with_database,
 )
 from tests.support.servers import free_port
 from tests.support.waits import TAKEOVER_LIMIT, wait_for
@@ -54,12 +49,6 @@ pytestmark = pytest.mark.scale_out
 
 PASSWORD = "scale-out-password-1"  # a throw-away test login
 TIGHT_BUDGET = 20  # calls a minute on the tight portal
-# --- what the machine has ------------------------------------------------------------------
-
-
-# --- the processes -------------------------------------------------------------------------
-
-
 # --- HTTP as a person would ----------------------------------------------------------------
 
 
@@ -144,42 +133,16 @@ def last_seq(simulator) -> int:
 
 @pytest.fixture(scope="module")
 def cluster(simulator, tmp_path_factory) -> Iterator[Cluster]:
-    postgres_or_skip()
-    redis_or_skip()
-    import psycopg
-    import redis
-
-    run = uuid.uuid4().hex[:10]
-    database = f"siq_scale_out_{run}"
-    prefix = f"siq-scale-out-{run}:"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-    database_url = with_database(POSTGRES_URL, database)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        # The browser fixture allows async-unsafe calls in this process only.
-        if key not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "SIQ_TEST_DB_NAME"}
-    }
-    cluster = Cluster(
-        env={},
-        database_url=database_url,
-        logs=tmp_path_factory.mktemp("scale-out"),
-    )
-    try:
+    with fresh_cluster("scale-out", tmp_path_factory.mktemp("scale-out")) as cluster:
         try:
             # Ports first: PUBLIC_BASE_URL names daphne A, as a proxy's address would.
             port_a = free_port()
-            cluster.env = {
-                **env,
-                "DATABASE_URL": database_url,
-                "REDIS_URL": REDIS_URL,
-                "REDIS_PREFIX": prefix,
-                "SIQ_EXTRA_DATA_CENTERS": simulator.extra_data_centers_json(),
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port_a}",
-                "LOG_LEVEL": "INFO",
-                "PYTHONUNBUFFERED": "1",
-            }
+            cluster.env.update(
+                {
+                    "SIQ_EXTRA_DATA_CENTERS": simulator.extra_data_centers_json(),
+                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{port_a}",
+                }
+            )
             cluster.manage("migrate", "--no-input", "-v", "0")
             cluster.manage(
                 "createsuperuser",
@@ -216,19 +179,6 @@ def cluster(simulator, tmp_path_factory) -> Iterator[Cluster]:
         except AssertionError as error:
             raise AssertionError(f"{error}\n{cluster.tails()}") from None
         yield cluster
-    finally:
-        cluster.stop_all()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                [database],
-            )
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
-        store = redis.Redis.from_url(REDIS_URL)
-        keys = list(store.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            store.delete(*keys)
 
 
 def polled_by(simulator, cluster: Cluster, portal: str, since: int) -> Counter:
