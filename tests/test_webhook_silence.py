@@ -13,6 +13,7 @@ from dashboard import selectors
 from dashboard.alerts import lifecycle
 from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, ChatStatus
+from siq_integration import health
 from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +94,18 @@ def test_it_is_never_silent_without_open_chats():
     assert selectors.freshness(portal, now).webhooks == "quiet"
     lifecycle.evaluate(portal, now + timedelta(hours=1))
     assert silence_alerts(portal) == []
+
+
+def test_it_never_alerts_while_webhooks_still_count_as_flowing():
+    portal = registered(registered_ago=timedelta(minutes=2))  # within WEBHOOKS_FLOWING_WITHIN
+    an_open_chat(portal)
+    rule = ensure_rules(portal)[AlertKind.WEBHOOK_SILENCE]
+    AlertRule.objects.filter(pk=rule.pk).update(threshold=1)  # minutes
+    now = timezone.now()
+
+    assert timedelta(minutes=2) < health.WEBHOOKS_FLOWING_WITHIN
+    lifecycle.evaluate(portal, now)  # past the rule's minute, not past "flowing"
+    assert silence_alerts(portal) == []
+
+    lifecycle.evaluate(portal, now + health.WEBHOOKS_FLOWING_WITHIN)
+    assert len(silence_alerts(portal)) == 1

@@ -123,7 +123,10 @@ def portal_conditions(
         # The page's definition of silence (selectors.webhook_silence), the rule's threshold.
         silent_for = selectors.webhook_silence(portal, now, has_open=has_open)
         quiet = silent_for.total_seconds() if silent_for is not None else 0.0
-        if quiet > silence.threshold * 60:
+        # Never while webhooks still count as flowing (one definition, siq_integration/
+        # health.py), however low the rule's threshold is set.
+        limit = max(silence.threshold * 60, health.WEBHOOKS_FLOWING_WITHIN.total_seconds())
+        if quiet > limit:
             words = portal_words(silence.kind, portal)
             if words:
                 found.append(make_condition(silence, "portal", words, now))
