@@ -164,12 +164,16 @@ def owner():
 
 @pytest.fixture
 def group_sends(monkeypatch) -> list[tuple[str, dict]]:
+    """What went to fanout.group_send. Taken where the publisher calls it, not awaited: a
+    browser test earlier in the session leaves Playwright's loop running in this thread,
+    where async_to_sync refuses to run."""
     sent: list[tuple[str, dict]] = []
 
-    async def group_send(group: str, message: dict) -> None:
-        sent.append((group, message))
+    def async_to_sync(function):
+        assert function is fanout.group_send
+        return lambda group, message: sent.append((group, message))
 
-    monkeypatch.setattr(fanout, "group_send", group_send)
+    monkeypatch.setattr(publish, "async_to_sync", async_to_sync)
     return sent
 
 
