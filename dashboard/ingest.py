@@ -580,7 +580,7 @@ class _Lane:
     def __init__(self) -> None:
         self.deliveries: deque[tuple[Delivery, asyncio.Future]] = deque()
         self.events: deque[int | Stored] = deque()
-        self.unpublished = publish.Hold()
+        self.held = publish.Hold()  # applied, not yet published
         self.task: asyncio.Task | None = None  # held: the loop keeps only weak references
         self.idle_since = 0.0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
@@ -592,7 +592,7 @@ class _Lane:
             self.task = asyncio.get_running_loop().create_task(self._drain())
 
     def _pending(self) -> bool:
-        return bool(self.deliveries or self.events or self.unpublished)
+        return bool(self.deliveries or self.events or self.held)
 
     async def _drain(self) -> None:
         # On the loop, where items are added: nothing added is ever left without a drain.
@@ -615,22 +615,22 @@ class _Lane:
                     batch = [self.deliveries.popleft() for _ in range(count)]
                     self.events.extend(_store_batch(loop, batch))  # applied next, here
                     stored_last = True
-                elif self.events and not self.unpublished.due():
+                elif self.events and not self.held.due():
                     # At least one event after every batch stored: under a flood of
                     # deliveries the page still moves, one event per batch answered.
                     self._apply_one()
                     stored_last = False
                 else:
-                    self.unpublished.release()
+                    self.held.release()
                     stored_last = False
         except Exception:
             logger.exception("The webhook lane failed; the sweep applies what is left")
-            self.unpublished.clear()
+            self.held.clear()
             connections.close_all()
 
     def _apply_one(self) -> None:
         try:
-            with self.unpublished.collecting():
+            with self.held.collecting():
                 apply_stored(self.events.popleft())
         except Exception:
             logger.exception("Applying a webhook event failed; the sweep tries again")

@@ -84,14 +84,17 @@ def send_outcome(action_id: int, except_page: str | None = None) -> None:
 
 def publish(changes: Changes) -> None:
     """Render committed ``changes`` once and send them to everyone they concern."""
-    try:
-        if changes.portal_id is not None:
+    # A failed push must not undo what was applied: the next snapshot repairs the page.
+    if changes.portal_id is not None:
+        try:
             send(changes.portal_id, render_changes(changes))
-        for action_id, except_page in changes.outcomes.items():
+        except Exception:
+            logger.exception("Publishing changes of portal %s failed", changes.portal_id)
+    for action_id, except_page in changes.outcomes.items():
+        try:
             send_outcome(action_id, except_page)
-    except Exception:
-        # A failed push must not undo what was applied: the next snapshot repairs the page.
-        logger.exception("Publishing changes of portal %s failed", changes.portal_id)
+        except Exception:
+            logger.exception("Publishing the outcome of action %s failed", action_id)
 
 
 def _publish_and_follow(changes: Changes) -> None:
