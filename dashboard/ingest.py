@@ -14,9 +14,9 @@ answers them, then applies and publishes what it stored.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
-import time
 import uuid
 import weakref
 from collections import defaultdict, deque
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import batched
 
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import (
     DatabaseError,
@@ -54,6 +54,7 @@ from siq_integration.normalised import EventKind, WebhookEvent
 
 from . import actions
 from .models import InboxEvent, PortalSync
+from .realtime import publish
 from .state import apply
 
 logger = logging.getLogger(__name__)
@@ -463,7 +464,8 @@ def apply_stored(item: int | Stored) -> bool:
     event_id = item.pk if isinstance(item, Stored) else item
     pending = InboxEvent.objects.filter(pk=event_id, state=InboxEvent.State.PENDING)
     try:
-        with transaction.atomic():
+        # The event's changes and its action's confirmation: one publication.
+        with publish.together(), transaction.atomic():
             now = timezone.now()
             if not pending.update(state=InboxEvent.State.APPLIED, claimed_at=now, applied_at=now):
                 return False
@@ -527,11 +529,8 @@ def prune(
     return removed
 
 
-# The most events published together: the first of a batch waits for the last to be shown.
+# The most events the sweep applies in one go, their changes published together.
 BATCH_LIMIT = 8
-# The longest the webhook lane holds a change back from publishing while deliveries or
-# events wait (seconds).
-PUBLISH_WITHIN = 0.015
 
 
 def apply_stored_together(event_ids: Sequence[int | Stored]) -> int:
@@ -542,7 +541,7 @@ def apply_stored_together(event_ids: Sequence[int | Stored]) -> int:
     one event's failure is that event's alone."""
     if len(event_ids) <= 1:
         return sum(1 for event_id in event_ids if apply_stored(event_id))
-    with apply.publishing_together():
+    with publish.together():
         return sum(1 for event_id in event_ids if apply_stored(event_id))
 
 
@@ -566,12 +565,12 @@ class _Lane:
 
     What waits goes in this order: deliveries (stored together, one transaction, then
     answered; but at least one stored event is applied after each such batch), stored
-    events (one at a time, their changes collected), and publishing the changes collected
-    (rendered and pushed once per portal, the event alert rules run). Publishing waits
-    while deliveries or events are waiting, up to PUBLISH_WITHIN after the first change
-    it holds or BATCH_LIMIT events: a delivery arriving while its predecessor's change is
-    published would otherwise wait for the rendering and the push, and under a flood the
-    changes of several events go out as one message.
+    events (one at a time, their changes held by the publisher's ``Hold``), and
+    publishing what is held (rendered and pushed once per portal, the event alert rules
+    run). Publishing waits while deliveries or events are waiting, as long as the
+    publisher's rule allows (dashboard/realtime/publish.py, ``Hold``): a delivery arriving
+    while its predecessor's change is published would otherwise wait for the rendering
+    and the push, and under a flood the changes of several events go out as one message.
 
     The thread keeps its database connection while there is work (a web request opens and
     closes one) and closes it after a while idle, or when something failed (the connection
@@ -581,9 +580,7 @@ class _Lane:
     def __init__(self) -> None:
         self.deliveries: deque[tuple[Delivery, asyncio.Future]] = deque()
         self.events: deque[int | Stored] = deque()
-        self.unpublished: dict[object, apply.Changes] = {}
-        self.held_since = 0.0  # when the oldest unpublished change was collected
-        self.held_events = 0
+        self.held = publish.Hold()  # applied, not yet published
         self.task: asyncio.Task | None = None  # held: the loop keeps only weak references
         self.idle_since = 0.0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
@@ -595,7 +592,7 @@ class _Lane:
             self.task = asyncio.get_running_loop().create_task(self._drain())
 
     def _pending(self) -> bool:
-        return bool(self.deliveries or self.events or self.unpublished)
+        return bool(self.deliveries or self.events or self.held)
 
     async def _drain(self) -> None:
         # On the loop, where items are added: nothing added is ever left without a drain.
@@ -618,45 +615,26 @@ class _Lane:
                     batch = [self.deliveries.popleft() for _ in range(count)]
                     self.events.extend(_store_batch(loop, batch))  # applied next, here
                     stored_last = True
-                elif self.events and not self._publish_due():
+                elif self.events and not self.held.due():
                     # At least one event after every batch stored: under a flood of
                     # deliveries the page still moves, one event per batch answered.
                     self._apply_one()
                     stored_last = False
                 else:
-                    self._publish()
+                    self.held.release()
                     stored_last = False
         except Exception:
             logger.exception("The webhook lane failed; the sweep applies what is left")
-            self.unpublished.clear()
+            self.held.clear()
             connections.close_all()
 
-    def _publish_due(self) -> bool:
-        if not self.unpublished:
-            return False
-        held = time.monotonic() - self.held_since
-        return held >= PUBLISH_WITHIN or self.held_events >= BATCH_LIMIT
-
     def _apply_one(self) -> None:
-        def collect(changes: apply.Changes) -> None:
-            if not self.unpublished:
-                self.held_since = time.monotonic()
-            self.unpublished.setdefault(changes.portal_id, apply.Changes(changes.portal_id)).add(
-                changes
-            )
-
         try:
-            with apply.publishing_together(collect):
+            with self.held.collecting():
                 apply_stored(self.events.popleft())
         except Exception:
             logger.exception("Applying a webhook event failed; the sweep tries again")
             connections.close_all()
-        self.held_events += 1
-
-    def _publish(self) -> None:
-        held, self.unpublished, self.held_events = self.unpublished, {}, 0
-        for changes in held.values():
-            apply.publish_now(changes)
 
     def _close_if_idle(self, loop) -> None:
         if self.task is None and loop.time() - self.idle_since >= IDLE_CLOSE_SECONDS - 0.01:
@@ -707,15 +685,22 @@ def _enqueue(item: int | Stored) -> None:
     lane.add(lane.events, item)
 
 
+# The event loop serving the current request, for the code it runs in a thread: the ASGI
+# receiver (dashboard/views/webhooks.py) sets it, and asgiref carries context variables
+# into the threads of sync_to_async.
+serving_loop: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "serving_loop", default=None
+)
+
+
 def schedule(event_id: int | Stored) -> None:
     """Apply ``event_id`` now, off the request's path when an event loop serves us.
 
     Under daphne the view runs in a thread of the server's event loop: the event is
-    applied by the loop's applying lane (so publishing reaches the in-memory channel
-    layer of this process) and SalesIQ gets its answer at once. Elsewhere it is applied
-    here.
+    applied by the loop's applying lane (so publishing reaches the in-memory fan-out of
+    this process) and SalesIQ gets its answer at once. Elsewhere it is applied here.
     """
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    loop = serving_loop.get()
     if loop is not None and loop.is_running():
         loop.call_soon_threadsafe(_enqueue, event_id)
     else:

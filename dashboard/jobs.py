@@ -26,7 +26,8 @@ from django.db import connections
 
 from siq_integration.models import Portal
 
-from . import actions, alerts, ingest, selectors
+from . import actions, ingest, selectors
+from .alerts import escalation, lifecycle
 from .realtime import publish
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def prune(portals: Sequence[Portal], now: datetime) -> None:
 def evaluate_alerts(portals: Sequence[Portal], now: datetime) -> None:
     for portal in portals:
         try:
-            alerts.evaluate(portal, now)
+            lifecycle.evaluate(portal, now)
         except Exception:
             logger.exception("Evaluating the alerts of portal %s failed", portal)
 
@@ -104,7 +105,7 @@ class Health:
                 signature = (fresh.health.state, fresh.webhooks, fresh.stale, fresh.banner)
                 if signature != self.announced.get(portal.pk):
                     if portal.pk in self.announced or changed:
-                        publish.publish_meta(portal)
+                        publish.meta(portal.pk)
                     self.announced[portal.pk] = signature
             except Exception:
                 logger.exception("Announcing the health of portal %s failed", portal)
@@ -125,7 +126,7 @@ class Escalation:
     def _escalate(portal_ids: list[Any]) -> None:
         try:
             for portal in Portal.objects.filter(pk__in=portal_ids):
-                alerts.escalate_due(portal)
+                escalation.escalate_due(portal)
         except Exception:
             logger.exception("Escalating alerts failed")
         finally:

@@ -516,7 +516,7 @@ class Severity(models.TextChoices):
 
 
 class AlertRule(models.Model):
-    """One rule of one portal. ``threshold`` is in the unit the kind uses (see alerts.RULES)."""
+    """One rule of one portal. ``threshold`` is in the unit its kind uses (alerts/rules.py)."""
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="alert_rules")
     kind = models.CharField(max_length=32, choices=AlertKind.choices)

@@ -74,7 +74,7 @@ def portal_delete(*, portal: Portal, by_user: Any) -> History:
         # Every foreign key to a portal cascades: live state, transcripts, alerts and their
         # escalations, rules, audit entries, the inbox, the lease, the call budget, keys.
         portal.delete()
-        transaction.on_commit(lambda: publish.publish_portal_gone(portal_id))
+        publish.portal_gone(portal_id)
     logger.info(
         "%s deleted portal %s (%s): %s",
         getattr(by_user, "username", "?"),

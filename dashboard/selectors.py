@@ -17,6 +17,7 @@ from django.utils import timezone
 from siq_integration import health
 from siq_integration.models import Portal
 
+from .alerts.words import words_now
 from .models import (
     OPEN_CHAT_STATUSES,
     Alert,
@@ -430,11 +431,9 @@ def open_alerts(portals: list[Portal]) -> QuerySet[Alert]:
 def alert_rows(alerts: Iterable[Alert]) -> list[Alert]:
     """``alerts`` (with portal, chat and operator selected) as their rows show them: each
     with ``words``, its title and detail from its chat's, operator's or portal's state now
-    (dashboard.alerts.words_now; None for a resolved one or where the stored title serves).
+    (dashboard/alerts/words.py; None for a resolved one or where the stored title serves).
     Operators' open chats are counted in one query, and only when an operator's alert is
     among them."""
-    from .alerts import words_now  # alerts reads this module's selectors
-
     alerts = list(alerts)
     by_operator = [a for a in alerts if a.operator_id and a.operator and a.is_open]
     loads = operator_loads(list({a.portal for a in by_operator})) if by_operator else Counter()

@@ -12,6 +12,10 @@ from . import budget
 from . import exceptions as exc
 from .models import Portal
 
+# The one definition of "webhooks are flowing": SalesIQ delivered within this long. The
+# page, the poll planner and the webhook-silence alert rule all read it from here.
+WEBHOOKS_FLOWING_WITHIN = timedelta(minutes=3)
+
 # What the last failure (stored by its class name) means for the portal's badge.
 _RECONNECT = (exc.TokenInvalid, exc.TokenDecryptionError, exc.ScopeMissing)
 _MISCONFIGURED = (exc.Misconfigured,)

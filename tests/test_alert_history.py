@@ -16,7 +16,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from dashboard import alerts, times
+from dashboard import times
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, Chat, Escalation, Operator, Profile, Role
 from dashboard.views.alert_history import duration_in_words
 from siq_integration.models import Portal
@@ -365,7 +366,7 @@ def test_it_describes_the_filters_in_words(client, world):
 
 def test_it_pages_a_hundred_at_a_time(client, world):
     here = world["here"]
-    rule = alerts.ensure_rules(here)[AlertKind.LONG_CHAT]
+    rule = ensure_rules(here)[AlertKind.LONG_CHAT]
     now = timezone.now()
     Alert.objects.bulk_create(
         Alert(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from dashboard import alerts
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import AlertKind, AlertRule, Department, Profile, Role
 from siq_integration.models import Portal
 
@@ -32,7 +32,7 @@ def admin_client(client):
 
 def form_data(portal, **changes):
     data = {}
-    for kind, rule in alerts.ensure_rules(portal).items():
+    for kind, rule in ensure_rules(portal).items():
         if rule.enabled:
             data[f"{kind}-enabled"] = "on"
         data[f"{kind}-threshold"] = rule.threshold
@@ -42,7 +42,7 @@ def form_data(portal, **changes):
 
 
 def test_it_starts_from_the_issues_defaults(portal):
-    rules = alerts.ensure_rules(portal)
+    rules = ensure_rules(portal)
     assert rules[AlertKind.LONG_CHAT].threshold == 30  # minutes
     assert rules[AlertKind.LONG_WAIT].threshold == 60  # seconds
     assert rules[AlertKind.UNANSWERED].threshold == 3  # minutes

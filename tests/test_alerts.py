@@ -13,7 +13,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from dashboard import alerts
+from dashboard.alerts import escalation, lifecycle
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, Escalation, Operator
 from dashboard.state import apply
 from siq_integration.client import SalesIQClient, record_failure
@@ -38,7 +39,7 @@ def refreshed(portal, remote_id):
 
 
 def rule(portal, kind, **changes):
-    rules = alerts.ensure_rules(portal)
+    rules = ensure_rules(portal)
     AlertRule.objects.filter(pk=rules[kind].pk).update(**changes)
     return AlertRule.objects.get(pk=rules[kind].pk)
 
@@ -65,14 +66,14 @@ def test_it_raises_a_long_wait_once_and_resolves_it_at_pickup(simulator, portal)
     chat = simulator.create_conversation(portal.screen_name, waiting_seconds=90)["id"]
     synced(portal)
     for _ in range(3):  # evaluated again and again: still one alert
-        alerts.evaluate(portal, later())
+        lifecycle.evaluate(portal, later())
     (alert,) = open_alerts(portal, AlertKind.LONG_WAIT)
     assert "waited 1m " in alert.title and alert.chat.remote_id == chat
     assert alert.severity == "critical"
 
     simulator.pickup(chat)
     synced(portal)
-    alerts.evaluate(portal, later())
+    lifecycle.evaluate(portal, later())
     alert.refresh_from_db()
     assert alert.resolved_at and alert.resolved_reason == "An operator picked the chat up."
 
@@ -82,7 +83,7 @@ def test_it_raises_a_long_chat_and_resolves_it_when_the_chat_ends(simulator, por
     chat = simulator.create_conversation(portal.screen_name, waiting_seconds=120)["id"]
     simulator.pickup(chat)
     synced(portal)
-    alerts.evaluate(portal, later())
+    lifecycle.evaluate(portal, later())
     (alert,) = open_alerts(portal, AlertKind.LONG_CHAT)
     simulator.end(chat)
     refreshed(portal, chat)  # the chat closes here; its alerts resolve at once, no wait
@@ -96,12 +97,12 @@ def test_it_raises_an_unanswered_message_until_the_operator_answers(simulator, p
     simulator.pickup(chat)
     simulator.visitor_message(chat, "Hello? Anyone <b>there</b>?")
     synced(portal)
-    alerts.evaluate(portal, later(5))
+    lifecycle.evaluate(portal, later(5))
     (alert,) = open_alerts(portal, AlertKind.UNANSWERED)
     assert "Anyone <b>there</b>?" in alert.detail  # kept as text; templates escape it
     simulator.operator_message(chat, "Yes, sorry!")
     synced(portal)
-    alerts.evaluate(portal, later(5))
+    lifecycle.evaluate(portal, later(5))
     assert open_alerts(portal, AlertKind.UNANSWERED) == []
 
 
@@ -115,7 +116,7 @@ def test_it_raises_for_an_operator_away_with_chats_and_over_capacity(simulator, 
     simulator.update_operator(operator["id"], max_chats=1)
     simulator.set_operator_status(operator["id"], "busy")
     synced(portal)
-    alerts.evaluate(portal, later())
+    lifecycle.evaluate(portal, later())
     (away,) = open_alerts(portal, AlertKind.OPERATOR_AWAY_WITH_CHATS)
     (over,) = open_alerts(portal, AlertKind.OPERATOR_OVER_CAPACITY)
     assert "busy with 2 open chats" in away.title
@@ -125,7 +126,7 @@ def test_it_raises_for_an_operator_away_with_chats_and_over_capacity(simulator, 
     simulator.end(second)
     refreshed(portal, second)
     synced(portal)
-    alerts.evaluate(portal, later())
+    lifecycle.evaluate(portal, later())
     assert open_alerts(portal, AlertKind.OPERATOR_AWAY_WITH_CHATS) == []
     assert open_alerts(portal, AlertKind.OPERATOR_OVER_CAPACITY) == []
 
@@ -151,7 +152,7 @@ def test_it_raises_missed_chats_and_low_ratings_as_they_happen(simulator, portal
     assert "rated the chat 1/5" in low.title and "Nobody understood me" in low.detail
 
     # Acknowledging an event alert resolves it; nothing brings it back.
-    alerts.acknowledge(alert, ada)
+    lifecycle.acknowledge(alert, ada)
     alert.refresh_from_db()
     assert alert.resolved_at and "Acknowledged by ada" in alert.resolved_reason
     synced(portal)
@@ -169,7 +170,7 @@ def test_it_raises_integration_trouble(simulator, portal):
     portal.save()
     record_failure(portal, Unavailable())
     portal.refresh_from_db()
-    alerts.evaluate(portal, later(180))
+    lifecycle.evaluate(portal, later(180))
     (silence,) = open_alerts(portal, AlertKind.WEBHOOK_SILENCE)
     (unreachable,) = open_alerts(portal, AlertKind.SALESIQ_UNREACHABLE)
     assert "no webhook from SalesIQ for 3" in silence.title
@@ -177,14 +178,14 @@ def test_it_raises_integration_trouble(simulator, portal):
 
     record_failure(portal, ReconnectNeeded())
     portal.refresh_from_db()
-    alerts.evaluate(portal, later(180))
+    lifecycle.evaluate(portal, later(180))
     assert open_alerts(portal, AlertKind.RECONNECT_NEEDED)
 
     SalesIQClient(portal).list_departments()  # works again
     portal.refresh_from_db()
     portal.last_webhook_at = timezone.now()
     portal.save()
-    alerts.evaluate(portal, later(181))
+    lifecycle.evaluate(portal, later(181))
     for kind in (
         AlertKind.WEBHOOK_SILENCE,
         AlertKind.SALESIQ_UNREACHABLE,
@@ -205,7 +206,7 @@ def test_it_keeps_one_alert_per_condition_across_evaluators_and_restarts(simulat
 
         try:
             barrier.wait()
-            results.append(len(alerts.evaluate(portal, now).raised))
+            results.append(len(lifecycle.evaluate(portal, now).raised))
         finally:
             connection.close()
 
@@ -216,7 +217,7 @@ def test_it_keeps_one_alert_per_condition_across_evaluators_and_restarts(simulat
         thread.join()
     assert sum(results) == 1
     # "A restart": nothing in memory, the database decides.
-    assert alerts.evaluate(portal, later(2)).raised == []
+    assert lifecycle.evaluate(portal, later(2)).raised == []
     assert len(open_alerts(portal, AlertKind.LONG_WAIT)) == 1
 
 
@@ -226,24 +227,24 @@ def test_it_leaves_departments_out_of_a_scoped_rule(simulator, portal):
     rule(portal, AlertKind.LONG_WAIT, department_ids=[sales])
     simulator.create_conversation(portal.screen_name, department_id=support, waiting_seconds=300)
     synced(portal)
-    alerts.evaluate(portal, later())
+    lifecycle.evaluate(portal, later())
     assert open_alerts(portal, AlertKind.LONG_WAIT) == []
     simulator.create_conversation(portal.screen_name, department_id=sales, waiting_seconds=300)
     synced(portal)
-    alerts.evaluate(portal, later())
+    lifecycle.evaluate(portal, later())
     assert len(open_alerts(portal, AlertKind.LONG_WAIT)) == 1
 
 
 def test_it_snoozes_and_acknowledges(simulator, portal, ada):
     simulator.create_conversation(portal.screen_name, waiting_seconds=300)
     synced(portal)
-    alerts.evaluate(portal, later())
+    lifecycle.evaluate(portal, later())
     (alert,) = open_alerts(portal, AlertKind.LONG_WAIT)
-    alerts.snooze(alert, ada, 15)
+    lifecycle.snooze(alert, ada, 15)
     assert alert.snoozed_until > timezone.now() + timedelta(minutes=14)
     with pytest.raises(ValueError):
-        alerts.snooze(alert, ada, 7)
-    alerts.acknowledge(alert, ada)
+        lifecycle.snooze(alert, ada, 7)
+    lifecycle.acknowledge(alert, ada)
     alert.refresh_from_db()
     assert alert.acknowledged_by_name == "ada" and alert.is_open  # a condition alert stays open
 
@@ -352,9 +353,9 @@ def test_it_escalates_by_email_and_webhook_and_records_failures(
     )
     simulator.create_conversation(portal.screen_name, visitor_name="Zoë", waiting_seconds=300)
     synced(portal)
-    alerts.evaluate(portal, later())
-    assert alerts.escalate_due(portal, later(60)) == []  # not yet five minutes
-    sent = alerts.escalate_due(portal, later(6 * 60))
+    lifecycle.evaluate(portal, later())
+    assert escalation.escalate_due(portal, later(60)) == []  # not yet five minutes
+    sent = escalation.escalate_due(portal, later(6 * 60))
     assert sorted(e.channel for e in sent) == ["email", "webhook"]
     assert all(e.ok for e in sent), [e.error for e in sent]
     assert "Zo" in smtp_sink.messages[0] and "lead@example.org" in smtp_sink.messages[0]
@@ -362,7 +363,7 @@ def test_it_escalates_by_email_and_webhook_and_records_failures(
     # What is sent (and kept for the history) reads as of the escalation, not of the raise.
     assert "Zoë has waited 11m " in posted[0]["text"]
     assert "has waited 11m " in Alert.objects.get(kind=AlertKind.LONG_WAIT).title
-    assert alerts.escalate_due(portal, later(20 * 60)) == []  # once per alert
+    assert escalation.escalate_due(portal, later(20 * 60)) == []  # once per alert
 
     # A broken endpoint: the failure is kept and shown, not swallowed.
     rule(
@@ -375,8 +376,8 @@ def test_it_escalates_by_email_and_webhook_and_records_failures(
     chat = Chat.objects.get(portal=portal)
     simulator.pickup(chat.remote_id)
     synced(portal)
-    alerts.evaluate(portal, later(5))
-    (failed,) = alerts.escalate_due(portal, later(10))
+    lifecycle.evaluate(portal, later(5))
+    (failed,) = escalation.escalate_due(portal, later(10))
     assert not failed.ok and failed.error.startswith("HTTP 500")
     assert Escalation.objects.filter(ok=False).count() == 1
 
@@ -386,8 +387,8 @@ def test_it_records_an_email_it_could_not_send(simulator, portal, settings):
     rule(portal, AlertKind.LONG_WAIT, escalate_after_minutes=0, escalate_emails="lead@example.org")
     simulator.create_conversation(portal.screen_name, waiting_seconds=300)
     synced(portal)
-    alerts.evaluate(portal, later())
-    (attempt,) = alerts.escalate_due(portal, later(5))
+    lifecycle.evaluate(portal, later())
+    (attempt,) = escalation.escalate_due(portal, later(5))
     assert not attempt.ok and "SMTP_URL" in attempt.error
 
 
@@ -399,10 +400,10 @@ def test_it_never_escalates_an_acknowledged_or_snoozed_alert(simulator, portal, 
     for _ in range(2):
         simulator.create_conversation(portal.screen_name, waiting_seconds=300)
     synced(portal)
-    alerts.evaluate(portal, later())
+    lifecycle.evaluate(portal, later())
     first, second = open_alerts(portal, AlertKind.LONG_WAIT)
-    alerts.acknowledge(first, ada)
-    alerts.snooze(second, ada, 60)
-    assert alerts.escalate_due(portal, later(5 * 60)) == []
+    lifecycle.acknowledge(first, ada)
+    lifecycle.snooze(second, ada, 60)
+    assert escalation.escalate_due(portal, later(5 * 60)) == []
     assert posted == []
     assert Operator.objects.filter(portal=portal).exists()

@@ -10,7 +10,7 @@ from django.conf import global_settings
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
-from dashboard import alerts
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, Profile, Role
 from dashboard.templatetags.supervisor import iso
 from siq_integration import connecting
@@ -91,7 +91,7 @@ def signed_in(browser, server, username: str, *, notifications: bool = False, sp
 @pytest.fixture
 def portal(server, connected_portal):
     portal = watched(server, connected_portal(open_chats=0, operators=4))
-    rules = alerts.ensure_rules(portal)
+    rules = ensure_rules(portal)
     AlertRule.objects.filter(pk=rules[AlertKind.LONG_CHAT].pk).update(threshold=1)
     return portal
 
@@ -251,7 +251,7 @@ def test_it_logs_no_error_at_250_chats_a_first_poll_a_burst_and_every_click(
     snooze from the panel and from a drawer: the console stays clean (the autouse fixture)."""
 
     portal = sim_portal(open_chats=260, operators=14)
-    rules = alerts.ensure_rules(portal)
+    rules = ensure_rules(portal)
     AlertRule.objects.filter(pk=rules[AlertKind.LONG_CHAT].pk).update(threshold=1)
     user("sam", Role.SUPERVISOR, portal)
     sam = signed_in(browser, server, "sam")

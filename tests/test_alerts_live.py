@@ -13,9 +13,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard import alerts, selectors
+from dashboard import selectors
+from dashboard.alerts import lifecycle
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, Chat, Operator, Profile, Role
-from dashboard.realtime import publish
+from dashboard.realtime import render
 from siq_integration.models import Portal
 from tests.factories import live_portal
 
@@ -64,7 +66,7 @@ def make_operator(portal: Portal, remote_id: str = "op1", name: str = "Olu") -> 
 
 
 def raise_alert(portal: Portal, kind: str, *, chat=None, operator=None, title="Something") -> Alert:
-    rule = alerts.ensure_rules(portal)[kind]
+    rule = ensure_rules(portal)[kind]
     target = (
         f"chat:{chat.remote_id}"
         if chat
@@ -188,7 +190,7 @@ def test_it_answers_with_the_rows_everyone_gets(world):
     alert = world["alert"]
     answer = csrf_post(client_for(world, "admin"), f"/alerts/{alert.pk}/acknowledge/")
     html = answer.content.decode()
-    assert html == publish.render_alerts([alert.pk])
+    assert html == render.render_alerts([alert.pk])
     # The panel's row and the chat drawer's row, both swapped by id.
     assert re.findall(r'<li id="([\w-]+)"', html) == [
         f"alert-{alert.pk}",
@@ -202,8 +204,8 @@ def test_it_answers_with_the_rows_everyone_gets(world):
 
 def test_it_deletes_a_resolved_alert_from_every_page(world):
     alert = world["alert"]
-    alerts._resolve([alert], timezone.now(), "The chat ended.")
-    html = publish.render_alerts([alert.pk])
+    lifecycle._resolve([alert], timezone.now(), "The chat ended.")
+    html = render.render_alerts([alert.pk])
     assert html == (
         f'<li id="alert-{alert.pk}" hx-swap-oob="delete"></li>'
         f'<li id="drawer-alert-{alert.pk}" hx-swap-oob="delete"></li>'
@@ -212,14 +214,14 @@ def test_it_deletes_a_resolved_alert_from_every_page(world):
 
 def test_it_gives_an_operators_alert_a_row_in_their_panel(world):
     alert = raise_alert(world["here"], AlertKind.OPERATOR_AWAY_WITH_CHATS, operator=world["op"])
-    html = publish.render_alerts([alert.pk])
+    html = render.render_alerts([alert.pk])
     assert f'data-container="drawer-alerts-op-{world["op"].pk}"' in html
     assert f'data-open-operator="{world["op"].pk}"' in html
 
 
 def test_it_gives_a_portals_alert_no_drawer_row(world):
     alert = raise_alert(world["here"], AlertKind.WEBHOOK_SILENCE, title="Here: no webhook")
-    html = publish.render_alerts([alert.pk])
+    html = render.render_alerts([alert.pk])
     assert re.findall(r'<li id="([\w-]+)"', html) == [f"alert-{alert.pk}"]
     assert f'href="/portals/{world["here"].pk}/"' in html  # the portal's connection page
 
@@ -229,7 +231,7 @@ def test_it_gives_a_portals_alert_no_drawer_row(world):
 
 def test_it_shows_the_open_alerts_in_the_page(world):
     resolved = raise_alert(world["here"], AlertKind.LONG_WAIT, chat=world["chat"], title="Gone")
-    alerts._resolve([resolved], timezone.now(), "An operator picked the chat up.")
+    lifecycle._resolve([resolved], timezone.now(), "An operator picked the chat up.")
     raise_alert(world["elsewhere"], AlertKind.LONG_WAIT, title="Not yours")
     html = client_for(world, "supervisor_here").get("/").content.decode()
     panel = html[html.index('id="alerts-list"') :]
@@ -257,7 +259,7 @@ def test_it_puts_the_alerts_in_the_websocket_snapshot(world):
 def test_it_sends_a_snapshot_to_a_page_older_than_an_alerts_change(world):
     since = timezone.now()
     assert not selectors.changed_since([world["here"]], since)
-    alerts.snooze(world["alert"], world["users"]["admin"], 5)
+    lifecycle.snooze(world["alert"], world["users"]["admin"], 5)
     assert selectors.changed_since([world["here"]], since)
 
 
@@ -337,14 +339,14 @@ def test_it_shows_an_escalation_that_reached_nobody(world):
     Escalation.objects.create(
         alert=alert, channel="webhook", destination="http://x", sent_at=now, error="HTTP 500"
     )
-    html = publish.render_alerts([alert.pk])
+    html = render.render_alerts([alert.pk])
     assert "Escalation failed" in html and "escalation-failed" in html
     Escalation.objects.create(
         alert=alert, channel="email", destination="a@x.org", sent_at=now, ok=True
     )
-    assert "Escalation partly failed" in publish.render_alerts([alert.pk])
+    assert "Escalation partly failed" in render.render_alerts([alert.pk])
     Escalation.objects.filter(ok=False).delete()
-    html = publish.render_alerts([alert.pk])
+    html = render.render_alerts([alert.pk])
     assert ">Escalated</a>" in html and "escalation-failed" not in html
 
 
@@ -391,7 +393,7 @@ def test_it_counts_an_alerts_figure_from_the_right_moment_not_from_when_it_was_r
         chat=chat,
         title="Léa Fontaine has waited 1 min for pickup (Sales)",
     )
-    row = panel_row(publish.render_alerts([waited.pk]), waited)
+    row = panel_row(render.render_alerts([waited.pk]), waited)
     chat.refresh_from_db()
     assert clock_of(row) == iso(chat.waiting_since)
     assert "Léa Fontaine has waited <time" in row and "</time> for pickup (Sales)" in row
@@ -401,19 +403,19 @@ def test_it_counts_an_alerts_figure_from_the_right_moment_not_from_when_it_was_r
     # A chat running long counts from its start; the operator away with chats, from when
     # they went away; an unanswered visitor, from their last message.
     running = world["alert"]  # "…'s chat has run 40 min" when raised
-    assert clock_of(panel_row(publish.render_alerts([running.pk]), running)) == iso(
+    assert clock_of(panel_row(render.render_alerts([running.pk]), running)) == iso(
         world["chat"].started_at
     )
     Operator.objects.filter(pk=world["op"].pk).update(status_since=now - timedelta(minutes=9))
     away = raise_alert(world["here"], AlertKind.OPERATOR_AWAY_WITH_CHATS, operator=world["op"])
-    row = panel_row(publish.render_alerts([away.pk]), away)
+    row = panel_row(render.render_alerts([away.pk]), away)
     assert clock_of(row) == iso(now - timedelta(minutes=9))
     assert "Olu has been busy for <time" in row and "</time> with 1 open chat" in row
     Chat.objects.filter(pk=world["chat"].pk).update(
         last_message_sender="visitor", last_message_at=now - timedelta(minutes=5)
     )
     silent = raise_alert(world["here"], AlertKind.UNANSWERED, chat=world["chat"])
-    assert clock_of(panel_row(publish.render_alerts([silent.pk]), silent)) == iso(
+    assert clock_of(panel_row(render.render_alerts([silent.pk]), silent)) == iso(
         now - timedelta(minutes=5)
     )
 
@@ -442,7 +444,7 @@ def test_it_renders_a_chats_alerts_again_with_its_new_operator_and_department(wo
         department_name="Billing",
     )
     changes = apply.apply_conversation(here, moved, fact_at=timezone.now(), source="webhook")
-    html = publish.render_changes(changes)
+    html = render.render_changes(changes)
     row = panel_row(html, alert)
     assert "(Billing)" in row and "With Marta Kowalska." in row and "Olu" not in row
     assert 'hx-swap-oob="true"' in row
@@ -457,7 +459,7 @@ def test_it_looks_the_changed_chats_alerts_up_in_one_query(world):
 
     changes = apply.Changes(world["here"].pk, chats={world["chat"].pk})
     with CaptureQueriesContext(connection) as queries:
-        html = publish.render_changes(changes)
+        html = render.render_changes(changes)
     assert f'id="alert-{world["alert"].pk}"' in html
     alert_reads = [q for q in queries if 'FROM "dashboard_alert"' in q["sql"]]
     # A one-table look for open alerts, then the alerts found with what their rows show.
@@ -468,6 +470,6 @@ def test_it_looks_the_changed_chats_alerts_up_in_one_query(world):
     if quiet is None:
         quiet = make_chat(world["here"], "quiet-1", visitor="Quiet")
     with CaptureQueriesContext(connection) as queries:
-        publish.render_changes(apply.Changes(world["here"].pk, chats={quiet.pk}))
+        render.render_changes(apply.Changes(world["here"].pk, chats={quiet.pk}))
     alert_reads = [q for q in queries if 'FROM "dashboard_alert"' in q["sql"]]
     assert len(alert_reads) == 1 and "JOIN" not in alert_reads[0]["sql"]

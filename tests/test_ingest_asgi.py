@@ -13,7 +13,8 @@ from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from dashboard import alerts, ingest
+from dashboard import ingest
+from dashboard.alerts import lifecycle
 from dashboard.asgi import application
 from dashboard.models import Chat, ChatMessage, InboxEvent, Operator, PortalSync
 from dashboard.realtime import publish
@@ -353,7 +354,7 @@ def test_it_applies_a_burst_together_once_each_in_order_and_publishes_it_once(
 
     with (
         mock.patch.object(publish, "publish") as published,
-        mock.patch.object(alerts, "on_changes") as on_changes,
+        mock.patch.object(lifecycle, "on_changes") as on_changes,
     ):
         assert ingest.apply_stored_together(stored) == len(stored) - 1
 

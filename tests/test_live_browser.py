@@ -21,7 +21,7 @@ from django.utils import timezone
 from dashboard import selectors
 from dashboard.models import Chat, ChatMessage
 from dashboard.models import Operator as Operator_
-from dashboard.realtime import publish
+from dashboard.realtime import render
 from dashboard.state import apply
 from siq_integration import connecting
 from siq_integration.client import SalesIQClient
@@ -177,7 +177,7 @@ def test_it_puts_operators_who_need_attention_first(ws_server, page, owner, scre
     row = Operator_.objects.get(portal=portal, remote_id="o1")
     send(
         page,
-        publish.render_changes(
+        render.render_changes(
             apply.Changes(portal.pk, chats={gone.pk}, operators={row.pk}, meta=True)
         ),
     )
@@ -240,7 +240,7 @@ def test_it_places_rows_that_messages_add_change_and_delete(ws_server, page, own
         for conversation in conversations:
             apply.apply_conversation(portal, conversation, fact_at=timezone.now(), source="webhook")
             pks.add(Chat.objects.get(portal=portal, remote_id=conversation.id).pk)
-        send(page, publish.render_changes(apply.Changes(portal.pk, chats=pks, meta=True)))
+        send(page, render.render_changes(apply.Changes(portal.pk, chats=pks, meta=True)))
 
     # A chat the page has never seen, waiting 12 minutes: between 15 and 10.
     push(chat("w12", visitor="New", minutes=12, department=("d2", "Support")))
@@ -300,7 +300,7 @@ def test_it_opens_the_drawer_and_keeps_it_current(ws_server, page, owner, screen
         chat=item, remote_id="m2", sender_type="operator", sender_name="Asha Rao",
         text="It ships today.", sent_at=timezone.now(),
     )  # fmt: skip
-    send(page, publish.render_changes(apply.Changes(portal.pk, messages={line.pk})))
+    send(page, render.render_changes(apply.Changes(portal.pk, messages={line.pk})))
     assert page.inner_text(f"#transcript-{item.pk} > li:last-child p") == "It ships today."
 
     # A snapshot (every reconnect sends one) leaves the drawer open.
@@ -361,12 +361,12 @@ def test_it_shows_each_transcript_line_once_when_the_push_lands_after_the_drawer
     ids = [f"msg-{line.pk}" for line in first]
     assert transcript(page, item.pk) == ids
 
-    send(page, publish.render_changes(apply.Changes(portal.pk, messages={m.pk for m in first})))
+    send(page, render.render_changes(apply.Changes(portal.pk, messages={m.pk for m in first})))
     (newer,) = lines(item, "Hello again", start=3)
-    send(page, publish.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
+    send(page, render.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
     page.wait_for_selector(f"#msg-{newer.pk}")
     assert transcript(page, item.pk) == [*ids, f"msg-{newer.pk}"]
-    send(page, publish.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
+    send(page, render.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
     assert transcript(page, item.pk) == [*ids, f"msg-{newer.pk}"]
 
 
@@ -390,7 +390,7 @@ def test_it_keeps_lines_pushed_while_the_drawer_loads(ws_server, page, owner):
     # them), and a line written after the drawer was rendered.
     (later,) = lines(item, "Still waiting", start=2)
     everything = {line.pk for line in [*first, later]}
-    send(page, publish.render_changes(apply.Changes(portal.pk, messages=everything)))
+    send(page, render.render_changes(apply.Changes(portal.pk, messages=everything)))
     route.fulfill(response=answer)
     page.wait_for_selector(f"#msg-{later.pk}", timeout=5_000)
     assert transcript(page, item.pk) == [f"msg-{line.pk}" for line in [*first, later]]
@@ -429,7 +429,7 @@ def test_it_opens_a_chat_at_its_head_and_follows_new_lines_only_from_the_end(
 
     # Not at the end: a new line does not move the reader; the way to it is offered.
     (newer,) = lines(item, "A new line", start=40)
-    send(page, publish.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
+    send(page, render.render_changes(apply.Changes(portal.pk, messages={newer.pk})))
     page.wait_for_selector(f"#msg-{newer.pk}", state="attached")
     assert page.evaluate("document.querySelector('#drawer [data-drawer-scroll]').scrollTop") == 0
     latest = page.locator("#drawer [data-jump-latest]")
@@ -440,7 +440,7 @@ def test_it_opens_a_chat_at_its_head_and_follows_new_lines_only_from_the_end(
     assert latest.is_hidden()
     # At the end: the next line is followed.
     (last,) = lines(item, "And another", start=41)
-    send(page, publish.render_changes(apply.Changes(portal.pk, messages={last.pk})))
+    send(page, render.render_changes(apply.Changes(portal.pk, messages={last.pk})))
     page.wait_for_function(f"({IN_VIEW})('#msg-{last.pk}')")
     assert latest.is_hidden()
 
@@ -690,12 +690,13 @@ def test_it_shows_old_chats_ticking(ws_server, page, owner):
 def test_it_orders_alerts_marks_their_rows_and_counts_them_in_the_title(
     ws_server, page, owner, screenshot
 ):
-    from dashboard import alerts
+    from dashboard.alerts import lifecycle
+    from dashboard.alerts.rules import ensure_rules
     from dashboard.models import Alert, AlertKind, Operator
 
     portal = make_portal()
     world(portal)
-    rules = alerts.ensure_rules(portal)
+    rules = ensure_rules(portal)
     now = timezone.now()
 
     def alert(kind, target, minutes, **fields):
@@ -759,14 +760,14 @@ def test_it_orders_alerts_marks_their_rows_and_counts_them_in_the_title(
     assert page.get_attribute(f"#{row_id('c20')}", "data-alert-level") == "warning"
 
     # Resolved: gone from the panel, and its row's badge with it.
-    alerts._resolve([waited], timezone.now(), "An operator picked the chat up.")
-    send(page, publish.render_alerts([waited.pk]))
+    lifecycle._resolve([waited], timezone.now(), "An operator picked the chat up.")
+    send(page, render.render_alerts([waited.pk]))
     page.wait_for_selector(f"#alert-{waited.pk}", state="detached")
     assert page.query_selector(f"#{row_id('w15')} .row-alert") is None
     assert page.get_attribute(f"#{row_id('w15')}", "data-alert-level") is None
     # A row the server sends again (it changed) keeps its badge.
     c20 = Chat.objects.get(remote_id="c20")
-    send(page, publish.render_changes(apply.Changes(portal.pk, chats={c20.pk})))
+    send(page, render.render_changes(apply.Changes(portal.pk, chats={c20.pk})))
     page.wait_for_function(
         f"document.querySelector('#{row_id('c20')} .row-alert') !== null", timeout=5_000
     )

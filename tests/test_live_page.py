@@ -149,12 +149,15 @@ def test_it_neither_shows_nor_counts_a_portal_that_is_not_connected(client, owne
     zylker, acme = make_portal("Zylker"), make_portal("Acme")
     fill(zylker, [chat("z1"), chat("z2", status=ChatStatus.CONNECTED, operator=("o1", "Asha"))])
     fill(acme, [chat("a1"), chat("a2"), chat("a3")])
-    from dashboard import alerts, selectors
+    from dashboard import selectors
+    from dashboard.alerts import lifecycle
+    from dashboard.alerts.conditions import Condition
+    from dashboard.alerts.rules import ensure_rules
     from dashboard.models import AlertKind
 
-    rules = alerts.ensure_rules(acme)
-    alerts._raise(
-        alerts.Condition(rules[AlertKind.LONG_WAIT], "chat:a1", "Acme's long wait", ""),
+    rules = ensure_rules(acme)
+    lifecycle._raise(
+        Condition(rules[AlertKind.LONG_WAIT], "chat:a1", "Acme's long wait", ""),
         timezone.now(),
     )
     disconnected(acme)
@@ -311,13 +314,13 @@ def test_it_renders_the_page_without_a_query_per_row(client, owner):
 
 
 def test_it_pushes_rows_in_the_shape_the_page_swaps(owner):
-    from dashboard.realtime import publish
+    from dashboard.realtime import render
 
     portal = make_portal()
     fill(portal, [chat("c1", visitor=NASTY)])
     item = Chat.objects.get(remote_id="c1")
 
-    html = publish.render_changes(apply.Changes(portal.pk, chats={item.pk}))
+    html = render.render_changes(apply.Changes(portal.pk, chats={item.pk}))
 
     pushed = row(html, f"chat-{item.pk}")
     assert 'hx-swap-oob="true"' in pushed and 'data-container="chats-body"' in pushed

@@ -17,7 +17,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard import actions, alerts
+from dashboard import actions
+from dashboard.alerts import lifecycle
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Action, Chat, ChatMessage, Operator, Profile, Role
 from dashboard.state import apply
 from dashboard.users import shown_name
@@ -450,13 +452,13 @@ def test_it_names_users_by_their_name_else_their_username(owner):
 
 def test_it_shows_who_acknowledged_and_snoozed_by_name(client, owner, zylker):
     from dashboard.models import Alert, AlertKind
-    from dashboard.realtime import publish
+    from dashboard.realtime import render
 
     sam = get_user_model().objects.create_user(
         "sam", password="pw-for-tests-1", first_name="Sam", last_name="Okoye"
     )
     Profile.objects.create(user=sam, role=Role.SUPERVISOR).portals.set([zylker])
-    rule = alerts.ensure_rules(zylker)[AlertKind.LONG_CHAT]
+    rule = ensure_rules(zylker)[AlertKind.LONG_CHAT]
     chat = Chat.objects.get(remote_id="c1")
     alert = Alert.objects.create(
         portal=zylker,
@@ -468,10 +470,10 @@ def test_it_shows_who_acknowledged_and_snoozed_by_name(client, owner, zylker):
         title="Léa Fontaine's chat has run 31 min",
         raised_at=timezone.now(),
     )
-    alerts.snooze(alert, sam, 5)
-    assert "Snoozed by Sam Okoye until" in publish.render_alerts([alert.pk])
-    alerts.acknowledge(alert, sam)
+    lifecycle.snooze(alert, sam, 5)
+    assert "Snoozed by Sam Okoye until" in render.render_alerts([alert.pk])
+    lifecycle.acknowledge(alert, sam)
     alert.refresh_from_db()
     assert alert.acknowledged_by_name == "Sam Okoye"
-    assert "Acknowledged by Sam Okoye" in publish.render_alerts([alert.pk])
+    assert "Acknowledged by Sam Okoye" in render.render_alerts([alert.pk])
     assert "Ada Lovelace" in client.get("/").content.decode()  # the page's header, too

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import alerts
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import AlertKind, AlertRule, Chat, Department
 from dashboard.templatetags.supervisor import iso
 from tests.support.browser import poll, shown, sign_in, watched
@@ -37,7 +37,7 @@ def test_it_tells_namesakes_apart_the_same_way_and_an_alert_follows_a_transfer(
     server, simulator, connected_portal, page, console_errors
 ):
     portal = watched(server, connected_portal(open_chats=0, operators=6))
-    rules = alerts.ensure_rules(portal)
+    rules = ensure_rules(portal)
     AlertRule.objects.filter(pk=rules[AlertKind.LONG_CHAT].pk).update(threshold=1)
     state = simulator.state(portal.screen_name)["portals"][0]
     first, second, third = state["operators"][1:4]

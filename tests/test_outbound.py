@@ -19,7 +19,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from dashboard import alerts, outbound
+from dashboard import outbound
+from dashboard.alerts import escalation
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, AlertRule, Escalation, Profile, Role
 from siq_integration.models import Portal
 
@@ -136,7 +138,7 @@ def fake_dns(monkeypatch):
 
 def form_data(portal, **changes):
     data = {}
-    for kind, rule in alerts.ensure_rules(portal).items():
+    for kind, rule in ensure_rules(portal).items():
         if rule.enabled:
             data[f"{kind}-enabled"] = "on"
         data[f"{kind}-threshold"] = rule.threshold
@@ -147,7 +149,7 @@ def form_data(portal, **changes):
 
 def due_alert(portal, url: str) -> Alert:
     """An open, unacknowledged alert whose rule escalates to ``url`` at once."""
-    rule = alerts.ensure_rules(portal)[AlertKind.LONG_WAIT]
+    rule = ensure_rules(portal)[AlertKind.LONG_WAIT]
     AlertRule.objects.filter(pk=rule.pk).update(escalate_after_minutes=0, escalate_webhook_url=url)
     raised = timezone.now() - timedelta(minutes=5)
     return Alert.objects.create(
@@ -163,7 +165,7 @@ def due_alert(portal, url: str) -> Alert:
 
 
 def escalate(portal) -> Escalation:
-    (attempt,) = alerts.escalate_due(portal, timezone.now())
+    (attempt,) = escalation.escalate_due(portal, timezone.now())
     attempt.refresh_from_db()
     return attempt
 
@@ -382,7 +384,7 @@ def test_the_reply_is_kept_short_and_shown_to_admins_only(client, portal, people
 
 
 def test_the_rule_page_still_shows_the_whole_address_to_admins(client, portal, people):
-    rule = alerts.ensure_rules(portal)[AlertKind.LONG_WAIT]
+    rule = ensure_rules(portal)[AlertKind.LONG_WAIT]
     AlertRule.objects.filter(pk=rule.pk).update(
         escalate_webhook_url=f"https://hooks.slack.com{SLACK_PATH}"
     )

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from dashboard import alerts
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, Escalation, Profile, Role
 from siq_integration.models import Portal
 
@@ -26,7 +26,7 @@ def escalated(db):
         user = get_user_model().objects.create_user(name, password="pw-for-tests-1")
         Profile.objects.create(user=user, role=role).portals.set([portal])
         users[name] = user
-    rule = alerts.ensure_rules(portal)[AlertKind.LONG_WAIT]
+    rule = ensure_rules(portal)[AlertKind.LONG_WAIT]
     raised = timezone.now() - timedelta(minutes=12)
     alert = Alert.objects.create(
         portal=portal,

@@ -31,7 +31,9 @@ def admin(db):
 def published(monkeypatch) -> list[int]:
     """The actions whose outcome was pushed to the acting user's pages."""
     pushed: list[int] = []
-    monkeypatch.setattr(publish, "publish_action", pushed.append)
+    monkeypatch.setattr(
+        publish, "send_outcome", lambda action_id, except_page=None: pushed.append(action_id)
+    )
     return pushed
 
 

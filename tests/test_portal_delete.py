@@ -14,7 +14,9 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import alerts
+from dashboard.alerts import lifecycle
+from dashboard.alerts.conditions import Condition
+from dashboard.alerts.rules import ensure_rules
 from dashboard.asgi import application
 from dashboard.models import (
     Action,
@@ -59,9 +61,9 @@ def with_history(portal: Portal) -> Portal:
     apply.apply_chats(portal, client.list_open_conversations(), taken_at=now, complete=True)
     chat = Chat.objects.filter(portal=portal).first()
     apply.apply_transcript(chat, client.list_messages(chat.remote_id), fetched_at=now)
-    rules = alerts.ensure_rules(portal)
-    alert = alerts._raise(
-        alerts.Condition(rules[AlertKind.LONG_WAIT], f"chat:{chat.remote_id}", "Long wait"), now
+    rules = ensure_rules(portal)
+    alert = lifecycle._raise(
+        Condition(rules[AlertKind.LONG_WAIT], f"chat:{chat.remote_id}", "Long wait"), now
     )
     Escalation.objects.create(
         alert=alert, channel="email", destination="x@example.org", sent_at=now
@@ -263,4 +265,4 @@ def test_it_gives_the_pages_a_snapshot_without_a_portal_just_disconnected(
     assert 'id="chats-body" hx-swap-oob="true"' in then  # a whole snapshot
     assert f'id="chat-{theirs.pk}"' not in then and f'id="chat-{mine.pk}"' in then
     assert f"{acme.name}</strong> needs an admin" in then
-    publish.publish_portal_changed(acme.pk)  # nobody listening: no harm
+    publish.portal_changed(acme.pk)  # nobody listening: no harm

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from dashboard import alerts, times
+from dashboard import times
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, Chat, ChatMessage, Profile
-from dashboard.realtime import publish
+from dashboard.realtime import render
 from dashboard.state import apply
 from siq_integration.normalised import ChatStatus, Conversation, Message, SenderType, Visitor
 from tests.factories import make_portal, owner
@@ -113,7 +114,7 @@ def test_it_shows_the_wait_for_pickup_and_the_unanswered_time_apart_and_sorts_ea
 ):
     portal = make_portal()
     mixed(portal)
-    alerts.ensure_rules(portal)  # "unanswered" after 3 minutes: the Unanswered clock's tone
+    ensure_rules(portal)  # "unanswered" after 3 minutes: the Unanswered clock's tone
     page.set_viewport_size({"width": 1440, "height": 900})
     open_live(page, ws_server, owner)
 
@@ -166,7 +167,7 @@ def test_it_shows_the_wait_for_pickup_and_the_unanswered_time_apart_and_sorts_ea
     c30 = Chat.objects.get(remote_id="c30")
     answered = conversation("c30", minutes=30, last_by=SenderType.OPERATOR)
     apply.apply_conversation(portal, answered, fact_at=timezone.now(), source="webhook")
-    send(page, publish.render_changes(apply.Changes(portal.pk, chats={c30.pk})))
+    send(page, render.render_changes(apply.Changes(portal.pk, chats={c30.pk})))
     page.wait_for_function(f"!document.querySelector('#chat-{c30.pk} .c-unanswered time')")
     assert order(page) == ids("c40", "c20", "w15", "w5", "c30", "c10")
     click_sort(page, "unanswered")
@@ -195,7 +196,7 @@ def test_it_writes_every_time_of_day_one_way_for_each_viewer(
             text=f"Line {n}", sent_at=at,
         )  # fmt: skip
     Chat.objects.filter(pk=chat.pk).update(transcript_loaded_at=now)
-    rules = alerts.ensure_rules(portal)
+    rules = ensure_rules(portal)
     acknowledged = Alert.objects.create(
         portal=portal, rule=rules[AlertKind.LONG_CHAT], kind=AlertKind.LONG_CHAT,
         severity="warning", target="chat:c8", chat=chat, title="Long chat", raised_at=now,
@@ -239,13 +240,13 @@ def test_it_writes_every_time_of_day_one_way_for_each_viewer(
         chat=chat, remote_id="line-live", sender_type="operator", sender_name="Asha Rao",
         text="On it.", sent_at=timezone.now(),
     )  # fmt: skip
-    send(page, publish.render_changes(apply.Changes(portal.pk, messages={line.pk})))
+    send(page, render.render_changes(apply.Changes(portal.pk, messages={line.pk})))
     page.wait_for_selector(f"#msg-{line.pk}")
     assert page.inner_text(f"#msg-{line.pk} time") == expected(h24, [line.sent_at])[0]
     # So is the alert panel, and a change pushed to it.
     panel = f"#alert-{acknowledged.pk} .alert-ack time"
     assert page.inner_text(panel) == expected(h24, [acknowledged.acknowledged_at])[0]
-    send(page, publish.render_alerts([acknowledged.pk]))
+    send(page, render.render_alerts([acknowledged.pk]))
     page.wait_for_function(
         f"document.querySelector('{panel}').textContent === "
         f"'{expected(h24, [acknowledged.acknowledged_at])[0]}'"

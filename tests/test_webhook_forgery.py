@@ -19,10 +19,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard import alerts, ingest, selectors
+from dashboard import ingest, selectors
+from dashboard.alerts import lifecycle
+from dashboard.alerts.rules import ensure_rules
 from dashboard.asgi import application
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, ChatStatus, PortalSync
-from siq_integration import connecting
+from siq_integration import connecting, health
 from tests.support.asgi import delivery_headers, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,7 +70,7 @@ def test_forged_deliveries_are_not_webhooks_and_do_not_silence_the_silence_alert
     portal.refresh_from_db()
     start = portal.webhook_registered_at
     an_open_chat(portal, start)
-    alerts.ensure_rules(portal)
+    ensure_rules(portal)
     AlertRule.objects.filter(portal=portal, kind=AlertKind.WEBHOOK_SILENCE).update(threshold=2)
 
     # One forged, unsigned POST every 20 s (simulated) for 150 s.
@@ -87,7 +89,8 @@ def test_forged_deliveries_are_not_webhooks_and_do_not_silence_the_silence_alert
     assert "without a signature" in sync.last_refused_reason
 
     at_150 = start + timedelta(seconds=150)
-    alerts.evaluate(portal, at_150)
+    # Past the rule's 2 minutes and past "webhooks are flowing" (health.WEBHOOKS_FLOWING_WITHIN).
+    lifecycle.evaluate(portal, start + health.WEBHOOKS_FLOWING_WITHIN + timedelta(seconds=10))
     raised = Alert.objects.filter(portal=portal, kind=AlertKind.WEBHOOK_SILENCE)
     assert raised.exists(), "the no-webhooks alert was suppressed by forged POSTs"
     assert selectors.freshness(portal, at_150).banner == ""  # no "refused" banner either

@@ -15,6 +15,7 @@ from daphne.server import Server
 from dashboard import ingest
 from dashboard.asgi import application
 from dashboard.models import Chat, InboxEvent, PortalSync
+from dashboard.realtime import publish
 from dashboard.realtime.layers import InMemoryChannelLayer
 from dashboard.server import frame_once
 from dashboard.state import apply
@@ -196,7 +197,7 @@ def run_lane(portal, chat_ids) -> list[apply.Changes]:
     async def scene():
         lane = ingest._Lane()
         lane.events.extend(items)
-        with mock.patch.object(apply, "publish_now", side_effect=published.append):
+        with mock.patch.object(publish, "publish", side_effect=published.append):
             await lane._drain()
 
     run_async(scene)
@@ -206,7 +207,7 @@ def run_lane(portal, chat_ids) -> list[apply.Changes]:
 def test_it_publishes_what_it_applied_together_when_nothing_waits(reference_portal, monkeypatch):
     # Held as long as need be: what is tested is "once nothing waits", not the 15 ms limit,
     # which a loaded machine can overrun between two of the three events.
-    monkeypatch.setattr(ingest, "PUBLISH_WITHIN", 30.0)
+    monkeypatch.setattr(publish, "HOLD_WITHIN", 30.0)
     published = run_lane(reference_portal, ["c-20", "c-21", "c-22"])
 
     assert len(published) == 1  # three events, one message to every page
@@ -215,7 +216,7 @@ def test_it_publishes_what_it_applied_together_when_nothing_waits(reference_port
 
 
 def test_it_publishes_each_event_alone_when_told_not_to_hold_any(reference_portal, monkeypatch):
-    monkeypatch.setattr(ingest, "PUBLISH_WITHIN", 0.0)
+    monkeypatch.setattr(publish, "HOLD_WITHIN", 0.0)
     published = run_lane(reference_portal, ["c-30", "c-31"])
     assert [len(changes.chats) for changes in published] == [1, 1]
 

@@ -9,8 +9,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from dashboard import alerts, selectors
+from dashboard import selectors
+from dashboard.alerts import lifecycle
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Alert, AlertKind, AlertRule, Chat, ChatStatus
+from siq_integration import health
 from tests.factories import live_portal
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +64,7 @@ def test_it_counts_from_a_registration_newer_than_the_last_delivery():
     now = timezone.now()
 
     assert selectors.freshness(portal, now).webhooks != "silent"
-    alerts.evaluate(portal, now)
+    lifecycle.evaluate(portal, now)
     assert silence_alerts(portal) == []
 
 
@@ -69,15 +72,15 @@ def test_it_is_silent_after_the_threshold_for_page_and_rule_alike():
     portal = registered(registered_ago=timedelta(minutes=5))
     an_open_chat(portal)
     now = timezone.now()
-    threshold = alerts.ensure_rules(portal)[AlertKind.WEBHOOK_SILENCE].threshold  # minutes
+    threshold = ensure_rules(portal)[AlertKind.WEBHOOK_SILENCE].threshold  # minutes
 
     fresh = selectors.freshness(portal, now)
     assert fresh.webhooks == "silent"
     assert "no webhook from SalesIQ for over 3 minutes" in fresh.banner
-    alerts.evaluate(portal, now)  # 5 minutes: past the page's 3, not the rule's 10
+    lifecycle.evaluate(portal, now)  # 5 minutes: past the page's 3, not the rule's 10
     assert threshold == 10 and silence_alerts(portal) == []
 
-    alerts.evaluate(portal, now + timedelta(minutes=threshold - 4))
+    lifecycle.evaluate(portal, now + timedelta(minutes=threshold - 4))
     (alert,) = silence_alerts(portal)
     assert "no webhook from SalesIQ for 11" in alert.title
 
@@ -89,5 +92,20 @@ def test_it_is_never_silent_without_open_chats():
 
     assert selectors.webhook_silence(portal, now, has_open=False) is None
     assert selectors.freshness(portal, now).webhooks == "quiet"
-    alerts.evaluate(portal, now + timedelta(hours=1))
+    lifecycle.evaluate(portal, now + timedelta(hours=1))
     assert silence_alerts(portal) == []
+
+
+def test_it_never_alerts_while_webhooks_still_count_as_flowing():
+    portal = registered(registered_ago=timedelta(minutes=2))  # within WEBHOOKS_FLOWING_WITHIN
+    an_open_chat(portal)
+    rule = ensure_rules(portal)[AlertKind.WEBHOOK_SILENCE]
+    AlertRule.objects.filter(pk=rule.pk).update(threshold=1)  # minutes
+    now = timezone.now()
+
+    assert timedelta(minutes=2) < health.WEBHOOKS_FLOWING_WITHIN
+    lifecycle.evaluate(portal, now)  # past the rule's minute, not past "flowing"
+    assert silence_alerts(portal) == []
+
+    lifecycle.evaluate(portal, now + health.WEBHOOKS_FLOWING_WITHIN)
+    assert len(silence_alerts(portal)) == 1

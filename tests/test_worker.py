@@ -187,7 +187,7 @@ def test_it_only_probes_while_salesiq_is_down_and_catches_up_when_it_answers(
 
     portal = connected_portal(open_chats=1)
     told = []
-    monkeypatch.setattr(publish, "publish_meta", lambda p: told.append(p.pk))
+    monkeypatch.setattr(publish, "meta", told.append)
     worker = Worker()
     worker.run_once()
     simulator.set_faults(portal=portal.screen_name, outage_seconds=60, outage_mode="drop")
@@ -363,7 +363,7 @@ def test_it_tells_the_pages_when_a_portals_health_changes(simulator, connected_p
 
     portal = connected_portal(open_chats=1)
     told = []
-    monkeypatch.setattr(publish, "publish_meta", lambda p: told.append(p.pk))
+    monkeypatch.setattr(publish, "meta", told.append)
     worker = Worker()
     worker.run_once()  # first look: remembered, then the first polls make the data fresh
     worker.jobs["health"].last = float("-inf")

@@ -8,7 +8,7 @@ from django import forms
 from django.core.validators import validate_email
 
 from .. import outbound
-from ..alerts import RULES
+from ..alerts.rules import RULES
 from ..models import AlertRule, Department, Severity
 
 

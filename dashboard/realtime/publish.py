@@ -1,173 +1,232 @@
-"""Render each change once and push it to the portal's group.
+"""The one publisher: what changed reaches the pages from here, and from nowhere else.
 
-Called after commit by dashboard.state.apply. A change becomes htmx out-of-band partials
-(the same templates the page renders); every websocket consumer of the portal's
-group forwards the HTML as it is.
+- **Collected per transaction.** ``changed`` (every ``state.changes.record`` arrives here)
+  hands a change over with ``transaction.on_commit``: a transaction, or a savepoint, that
+  rolls back takes its changes with it (Django discards its callbacks), so no page ever
+  sees what was undone.
+- **Published after commit, rendered once.** Each publication is rendered once
+  (dashboard/realtime/render.py) and sent with ``fanout.group_send`` to the portal's
+  group (and an action's outcome to its supervisor's group); every consumer forwards it
+  as it is.
+- **Held together when asked.** Within ``together()`` (or a ``Hold``, the webhook lane's
+  rule: hold while more arrives, at most HOLD_WITHIN seconds or HOLD_LIMIT applications)
+  what commits is merged per portal and published once.
+- **Hooks after publication.** What must follow a publication (the alert rules on
+  changed chats) registers with ``after_publication`` at start-up (dashboard/apps.py):
+  this module imports nothing that follows it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from django.db.models import Q
-from django.template.loader import render_to_string
-from django.utils import timezone
 
-from siq_integration.models import Portal
-
-from .. import selectors
-from ..models import Chat, ChatMessage
+from ..models import Action
 from ..state.changes import Changes
-from ..templatetags.supervisor import render_row
 from . import fanout
 from .groups import LiveHtml, PortalChanged, group_name, user_group
+from .render import render_changes, render_outcome
 
 logger = logging.getLogger(__name__)
 
-PARTS = "live/parts.html"
+# The webhook lane's rule (a Hold): the longest a change waits for more to arrive before it
+# is published (seconds), and the most applications published together (the first of them
+# waits for the last to be shown).
+HOLD_WITHIN = 0.015
+HOLD_LIMIT = 8
+
+Hook = Callable[[Changes], None]
+_hooks: list[Hook] = []
 
 
-def _render(partial: str, **context) -> str:
-    return render_to_string(f"{PARTS}#{partial}", context)
+def after_publication(hook: Hook) -> None:
+    """Run ``hook`` with every publication's changes once they are sent (at start-up)."""
+    if hook not in _hooks:
+        _hooks.append(hook)
 
 
-def render_changes(changes: Changes) -> str:
-    """The out-of-band HTML for ``changes`` (empty when nothing shows). Rows come from the
-    row cache while their facts stay the same: a poll that changes nothing renders nothing."""
-    portal = Portal.objects.filter(pk=changes.portal_id).first()
-    if portal is None:
-        return ""
-    pieces: list[str] = []
-    for chat in Chat.objects.filter(pk__in=changes.chats):
-        if chat.is_open:
-            pieces.append(render_row(f"{PARTS}#chat_row", "chat", chat, oob=True))
-        else:
-            pieces.append(f'<tr id="chat-{chat.pk}" hx-swap-oob="delete"></tr>')
-        pieces.append(render_row(f"{PARTS}#drawer_head", "chat", chat, oob=True))
-    if changes.operators:
-        for view in selectors.operator_views([portal], only=sorted(changes.operators)):
-            pieces.append(render_row(f"{PARTS}#operator_row", "view", view, oob=True))
-    for pk in sorted(changes.removed_operators):
-        pieces.append(f'<tr id="op-{pk}" hx-swap-oob="delete"></tr>')
-    messages = ChatMessage.objects.filter(pk__in=changes.messages).order_by("sent_at", "pk")
-    for message in messages:
-        line = _render("message", message=message)
-        pieces.append(f'<ol hx-swap-oob="beforeend:#transcript-{message.chat_id}">{line}</ol>')
-    if changes.meta or changes.chats:
-        pieces.append(_render("portal_meta", f=selectors.freshness(portal), oob=True))
-    if changes.chats or changes.operators:
-        pieces.append(_alerts_of(changes))
-    return "".join(pieces)
-
-
-def _alerts_of(changes: Changes) -> str:
-    """The open alerts of the changed chats and operators, rendered again: their titles
-    name the chat's visitor, department and operator and the operator as they are now (a
-    transfer, a rename). One query on the open alerts' index."""
-    from ..models import Alert
-
-    # Most changes concern a chat with no open alert: a one-table look first (a query with
-    # its joins costs a few ms to compile, on every publication).
-    pks = list(
-        Alert.objects.filter(resolved_at__isnull=True)
-        .filter(Q(chat_id__in=changes.chats) | Q(operator_id__in=changes.operators))
-        .values_list("pk", flat=True)
-    )
-    if not pks:
-        return ""
-    found = (
-        Alert.objects.filter(pk__in=pks)
-        .select_related("portal", "chat", "operator")
-        .prefetch_related("escalations")
-        .order_by("pk")
-    )
-    # An ended chat's alerts are resolved right after this (alerts.on_changes): not again.
-    shown = [a for a in found if a.chat is None or a.chat.is_open]
-    return "".join(_alert_pieces(alert) for alert in selectors.alert_rows(shown))
-
-
-def _alert_pieces(alert) -> str:
-    """An alert's row in the panel and, for a chat's or an operator's, in their drawer (pages
-    without that drawer open drop it); a resolved one is deleted from both."""
-    if not alert.is_open:
-        return render_to_string("alerts/parts.html#gone", {"pk": alert.pk})
-    pieces = [render_to_string("alerts/parts.html#alert_row", {"alert": alert, "oob": True})]
-    if alert.chat_id or alert.operator_id:
-        pieces.append(
-            render_to_string(
-                "alerts/parts.html#alert_row", {"alert": alert, "oob": True, "drawer": True}
-            )
-        )
-    return "".join(pieces)
+# --- sending -----------------------------------------------------------------------------
 
 
 def send(portal_id, html: str) -> None:
+    """``html`` to every page watching the portal."""
     if not html:
         return
     message: LiveHtml = {"type": "live.html", "portal": str(portal_id), "html": html}
     # From a thread run by sync_to_async (views, the worker under `serve`) asgiref runs
-    # this on the server's own event loop, which the in-memory layer requires.
+    # this on the server's own event loop, which the in-memory fan-out requires.
     async_to_sync(fanout.group_send)(group_name(portal_id), message)
 
 
+def send_outcome(action_id: int, except_page: str | None = None) -> None:
+    """An action's outcome to its supervisor's pages, all but ``except_page`` (the page
+    whose own request's answer showed it already)."""
+    action = Action.objects.filter(pk=action_id).first()
+    if action is None or action.user_id is None:
+        return
+    message: LiveHtml = {
+        "type": "live.html",
+        "portal": str(action.portal_id),
+        "html": render_outcome(action),
+    }
+    if except_page:
+        message["except_page"] = except_page
+    async_to_sync(fanout.group_send)(user_group(action.user_id), message)
+
+
 def publish(changes: Changes) -> None:
-    """Render ``changes`` once and send them to everyone watching the portal."""
+    """Render committed ``changes`` once and send them to everyone they concern."""
+    # A failed push must not undo what was applied: the next snapshot repairs the page.
+    if changes.portal_id is not None:
+        try:
+            send(changes.portal_id, render_changes(changes))
+        except Exception:
+            logger.exception("Publishing changes of portal %s failed", changes.portal_id)
+    for action_id, except_page in changes.outcomes.items():
+        try:
+            send_outcome(action_id, except_page)
+        except Exception:
+            logger.exception("Publishing the outcome of action %s failed", action_id)
+
+
+def _publish_and_follow(changes: Changes) -> None:
+    publish(changes)
+    for hook in list(_hooks):
+        try:
+            hook(changes)
+        except Exception:
+            # A hook must never undo or block what was applied (the worker evaluates again).
+            logger.exception("A hook after publishing portal %s failed", changes.portal_id)
+
+
+# --- collecting --------------------------------------------------------------------------
+
+
+class Batch:
+    """Changes committed while it collects, merged per portal, published on ``release``."""
+
+    def __init__(self) -> None:
+        self.held: dict[Any, Changes] = {}
+        self.held_since = 0.0  # when the oldest change held was committed (monotonic)
+        self.lock = threading.Lock()  # committed in one thread, released in another
+
+    def __bool__(self) -> bool:
+        return bool(self.held)
+
+    def add(self, changes: Changes) -> None:
+        with self.lock:
+            if not self.held:
+                self.held_since = time.monotonic()
+            self.held.setdefault(changes.portal_id, Changes(changes.portal_id)).add(changes)
+
+    def release(self) -> None:
+        """Publish what is held (each portal once) and run the hooks after."""
+        with self.lock:
+            held, self.held = self.held, {}
+        for changes in held.values():
+            _publish_and_follow(changes)
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _collecting_into(batch: Batch) -> Iterator[None]:
+    if getattr(_local, "batch", None) is not None:
+        yield  # an outer scope collects
+        return
+    _local.batch = batch
     try:
-        send(changes.portal_id, render_changes(changes))
-    except Exception:
-        # A failed push must not undo what was applied: the next snapshot repairs the page.
-        logger.exception("Publishing changes of portal %s failed", changes.portal_id)
+        yield
+    finally:
+        _local.batch = None
 
 
-def publish_action(action_id: int) -> None:
-    """An action's outcome, to the pages of the supervisor who acted."""
-    from ..models import Action
+def changed(changes: Changes) -> None:
+    """``changes`` happened in the current transaction: published once it commits (at once
+    outside one), never if it rolls back. Within ``together()`` or a ``Hold`` collecting,
+    held with the rest."""
+    if not changes:
+        return
+    batch = getattr(_local, "batch", None)
+    deliver = batch.add if batch is not None else _publish_and_follow
+    # A savepoint that rolls back discards this callback, and so the change.
+    transaction.on_commit(partial(deliver, changes))
 
+
+@contextlib.contextmanager
+def together() -> Iterator[None]:
+    """What commits within it is published once per portal when it ends (after the
+    transaction around it commits, if there is one): a batch of webhook events then costs
+    one rendering, one push to every page and one evaluation of the alert rules."""
+    if getattr(_local, "batch", None) is not None:
+        yield  # an outer one publishes
+        return
+    batch = Batch()
     try:
-        action = Action.objects.filter(pk=action_id).first()
-        if action is None or action.user_id is None:
-            return
-        html = render_to_string("actions/parts.html#outcome", {"action": action, "oob": True})
-        message: LiveHtml = {"type": "live.html", "portal": str(action.portal_id), "html": html}
-        async_to_sync(fanout.group_send)(user_group(action.user_id), message)
-    except Exception:
-        logger.exception("Publishing the outcome of action %s failed", action_id)
+        with _collecting_into(batch):
+            yield
+    finally:
+        # Registered last, so it runs after the changes it holds are added; discarded,
+        # with them, if the transaction around it rolls back.
+        transaction.on_commit(batch.release)
 
 
-def render_alerts(alert_pks: list[int]) -> str:
-    """Raised, acknowledged, snoozed or resolved alerts as out-of-band pieces: the alert
-    panel's row and, for a chat's or an operator's alert, its row in their drawer. Row
-    badges follow in the browser."""
-    from ..models import Alert
+class Hold(Batch):
+    """The webhook lane's rule: what its applications commit is held while more arrive,
+    and due for publishing HOLD_WITHIN seconds after the first change or after
+    HOLD_LIMIT applications, whichever comes first (the lane also publishes as soon as
+    nothing waits)."""
 
-    found = (
-        Alert.objects.filter(pk__in=alert_pks)
-        .select_related("portal", "chat", "operator")
-        .prefetch_related("escalations")
-        .order_by("pk")
-    )
-    return "".join(_alert_pieces(alert) for alert in selectors.alert_rows(found))
+    def __init__(self) -> None:
+        super().__init__()
+        self.applications = 0
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        """One application: what it commits is held."""
+        try:
+            with _collecting_into(self):
+                yield
+        finally:
+            self.applications += 1
+
+    def due(self) -> bool:
+        if not self.held:
+            return False
+        held_for = time.monotonic() - self.held_since
+        return held_for >= HOLD_WITHIN or self.applications >= HOLD_LIMIT
+
+    def release(self) -> None:
+        self.applications = 0
+        super().release()
+
+    def clear(self) -> None:
+        """Drop what is held (the lane failed; its next snapshot repairs the pages)."""
+        with self.lock:
+            self.held, self.applications = {}, 0
 
 
-def publish_alerts(portal_id, alert_pks: list[int]) -> None:
-    """Raised, acknowledged, snoozed or resolved alerts, to everyone watching the portal."""
-    try:
-        send(portal_id, render_alerts(alert_pks))
-    except Exception:
-        logger.exception("Publishing alerts of portal %s failed", portal_id)
+# --- what the rest of the house calls ------------------------------------------------------
 
 
-def publish_meta(portal: Portal) -> None:
-    """Freshness and health only (the worker calls this when they change)."""
-    try:
-        send(
-            portal.pk,
-            _render("portal_meta", f=selectors.freshness(portal, timezone.now()), oob=True),
-        )
-    except Exception:
-        logger.exception("Publishing the freshness of portal %s failed", portal.pk)
+def action_outcome(action_id: int, *, except_page: str | None = None) -> None:
+    """An action's outcome changed: after commit, its supervisor's pages show it (all but
+    ``except_page``, the page whose own request's answer carries it)."""
+    changed(Changes(None, outcomes={action_id: except_page}))
+
+
+def meta(portal_id) -> None:
+    """A portal's freshness or health changed (the worker's health job)."""
+    changed(Changes(portal_id, meta=True))
 
 
 def _tell(portal_id, kind: str) -> None:
@@ -178,22 +237,13 @@ def _tell(portal_id, kind: str) -> None:
         logger.exception("Telling the pages of portal %s (%s) failed", portal_id, kind)
 
 
-def publish_portal_changed(portal_id) -> None:
-    """Connected or disconnected: pages watching it take a fresh snapshot (its rows come or
-    go; a disconnected portal's chats are not live)."""
-    _tell(portal_id, "live.portal_changed")
+def portal_changed(portal_id) -> None:
+    """Connected or disconnected (after commit): pages watching it take a fresh snapshot
+    (its rows come or go; a disconnected portal's chats are not live)."""
+    transaction.on_commit(partial(_tell, portal_id, "live.portal_changed"))
 
 
-def publish_portal_gone(portal_id) -> None:
-    """Deleted: pages watching it close their socket and load again without it."""
-    _tell(portal_id, "live.portal_gone")
-
-
-# What the rest of the house calls (dashboard/realtime/publish.py is the one publisher): each
-# sends after the current transaction commits, or at once outside one.
-
-
-def action_outcome(action_id: int, *, except_page: str | None = None) -> None:
-    """An action's outcome changed: its supervisor's pages show it (all but ``except_page``,
-    the page whose own request carries it)."""
-    transaction.on_commit(lambda: publish_action(action_id))
+def portal_gone(portal_id) -> None:
+    """Deleted (after commit): pages watching it close their socket and load again
+    without it."""
+    transaction.on_commit(partial(_tell, portal_id, "live.portal_gone"))

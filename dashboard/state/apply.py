@@ -3,16 +3,16 @@
 Webhook events and poll snapshots arrive here in the normalised form of
 ``siq_integration``. Applying is idempotent and safe out of order: every chat and
 operator remembers the time of the newest fact applied (``fact_at``) and an older
-fact never overwrites it. What changed is published after the transaction commits,
-so no browser ever sees state that was rolled back.
+fact never overwrites it. What changed is recorded (state/changes.py) inside the
+transaction that changed it; the publisher sends it after that transaction commits, so no
+browser ever sees state that was rolled back. Nothing here renders or sends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,7 +48,7 @@ from ..models import (
     PortalSync,
     Source,
 )
-from .changes import Changes
+from .changes import Changes, record
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,6 @@ _CHAT_STATUS = {
 }
 
 
-_together = threading.local()
-
 # The columns that applying may change (attnames; not the key, not ``updated_at``).
 _FIELDS = {
     model: tuple(
@@ -85,59 +83,6 @@ _FIELDS = {
     )
     for model in (Chat, Operator)
 }
-
-
-@contextlib.contextmanager
-def publishing_together(publish: Callable[[Changes], None] | None = None) -> Iterator[None]:
-    """Within it, what is applied is published (and its alert rules run) once per portal,
-    after the transaction around it commits, rather than once per application: a batch of
-    webhook events then costs one rendering, one push to every page and one evaluation.
-    Around one transaction or several: what is collected is published when it ends, or
-    handed to ``publish``, which is then to call ``publish_now`` with it."""
-    if getattr(_together, "changes", None) is not None:
-        yield  # an outer one publishes
-        return
-    _together.changes = {}
-    try:
-        yield
-        collected = _together.changes
-    finally:
-        _together.changes = None
-    for changes in collected.values():
-        if publish is None:
-            _publish_after_commit(changes)
-        elif changes:
-            publish(changes)
-
-
-def publish_now(changes: Changes) -> None:
-    """Send committed ``changes`` to every page and run the event alert rules on them."""
-    from .. import alerts  # both render or evaluate; keep this module import-light
-    from ..realtime import publish
-
-    publish.publish(changes)
-    if changes.chats:
-        # Event rules (missed, low rating) fire as events are applied; alerts of chats
-        # that ended resolve at once.
-        _safely(alerts.on_changes, changes.portal_id, changes.chats)
-
-
-def _publish_after_commit(changes: Changes) -> None:
-    if not changes:
-        return
-    collecting = getattr(_together, "changes", None)
-    if collecting is not None:
-        collecting.setdefault(changes.portal_id, Changes(changes.portal_id)).add(changes)
-        return
-    transaction.on_commit(lambda: publish_now(changes))
-
-
-def _safely(function, *args) -> None:
-    try:
-        function(*args)
-    except Exception:
-        # Alerts must never undo or block what was applied; the worker evaluates again soon.
-        logger.exception("Alert evaluation after a change failed")
 
 
 # Namespace of this module's PostgreSQL advisory locks (the first of their two keys).
@@ -498,7 +443,7 @@ def mark_chat_ended(chat: Chat, *, at: datetime, source: str) -> Changes:
             chat.save()
             changes.chats.add(chat.pk)
             changes.operators |= _operator_pks(chat.portal, [previous_operator])
-        _publish_after_commit(changes)
+        record(changes)
     return changes
 
 
@@ -509,7 +454,7 @@ def apply_conversation(
     changes = Changes(portal.pk)
     with _applying(portal.pk):
         _apply_conversation(portal, conversation, fact_at=fact_at, source=source, changes=changes)
-        _publish_after_commit(changes)
+        record(changes)
     return changes
 
 
@@ -561,7 +506,7 @@ def apply_chats(
             PortalSync.objects.update_or_create(
                 portal=portal, defaults={"chats_polled_at": taken_at}
             )
-        _publish_after_commit(changes)
+        record(changes)
     return changes
 
 
@@ -744,7 +689,7 @@ def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -
         if sync.complete:
             defaults["operators_full_at"] = taken_at
         PortalSync.objects.update_or_create(portal=portal, defaults=defaults)
-        _publish_after_commit(changes)
+        record(changes)
     return changes
 
 
@@ -770,7 +715,7 @@ def apply_operator_status(
             operator.source = source
             operator.save()
             changes.operators.add(operator.pk)
-        _publish_after_commit(changes)
+        record(changes)
     return changes
 
 
@@ -798,7 +743,7 @@ def apply_departments(
         PortalSync.objects.update_or_create(
             portal=portal, defaults={"departments_polled_at": taken_at}
         )
-        _publish_after_commit(changes)
+        record(changes)
     return changes
 
 
@@ -817,7 +762,7 @@ def apply_transcript(chat: Chat, messages: list[Message], *, fetched_at: datetim
         if messages and _set_last_message(chat, messages[-1]):
             changes.chats.add(chat.pk)
         chat.save()
-        _publish_after_commit(changes)
+        record(changes)
     return changes
 
 
@@ -889,5 +834,5 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
                     portal=portal, defaults={"last_event_at": received_at}
                 )
             transaction.on_commit(lambda: _last_event_marked.update({portal.pk: received_at}))
-        _publish_after_commit(changes)
+        record(changes)
     return changes

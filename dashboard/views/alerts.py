@@ -14,9 +14,10 @@ from django.http import (
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import access, alerts
+from .. import access
+from ..alerts import lifecycle
 from ..models import Alert, Profile
-from ..realtime import publish
+from ..realtime.render import render_alerts
 
 
 def _alert(request: HttpRequest, alert_id: int) -> Alert:
@@ -34,7 +35,7 @@ def _may_act(request: HttpRequest, alert: Alert) -> None:
 def _pieces(alert: Alert) -> HttpResponse:
     """The alert's rows as everyone watching gets them, so the page that acted shows the
     change at once even before its websocket brings it."""
-    return HttpResponse(publish.render_alerts([alert.pk]))
+    return HttpResponse(render_alerts([alert.pk]))
 
 
 @login_required
@@ -42,7 +43,7 @@ def _pieces(alert: Alert) -> HttpResponse:
 def acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     alert = _alert(request, alert_id)
     _may_act(request, alert)
-    alert = alerts.acknowledge(alert, request.user)
+    alert = lifecycle.acknowledge(alert, request.user)
     return _pieces(alert)
 
 
@@ -53,7 +54,7 @@ def snooze(request: HttpRequest, alert_id: int) -> HttpResponse:
     _may_act(request, alert)
     try:
         minutes = int(request.POST.get("minutes", ""))
-        alert = alerts.snooze(alert, request.user, minutes)
+        alert = lifecycle.snooze(alert, request.user, minutes)
     except ValueError:
         return HttpResponseBadRequest("Snooze for 5, 15 or 60 minutes.")
     return _pieces(alert)

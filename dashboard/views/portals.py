@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,8 +20,10 @@ from siq_integration.models import Portal
 
 from .. import selectors
 from ..access import admin_required, is_admin, portal_for, visible_portals
+from ..alerts.rules import RULES, ensure_rules
+from ..forms.alerts import AlertRuleForm
 from ..forms.portals import PortalForm, ScreenNameForm
-from ..models import InboxEvent, PortalSync
+from ..models import Department, InboxEvent, PortalSync
 from ..portals import portal_delete, portal_history
 from ..realtime import publish
 
@@ -219,7 +220,7 @@ def _failed(request: HttpRequest, failure: SalesIQError, portal: Portal | None) 
 def _tell_pages(portal: Portal) -> None:
     """Pages watching ``portal`` start again from the truth: what is live just changed."""
     portal_id = portal.pk
-    transaction.on_commit(lambda: publish.publish_portal_changed(portal_id))
+    publish.portal_changed(portal_id)
 
 
 def _finish(request: HttpRequest, portal: Portal, outcome) -> HttpResponse:
@@ -363,12 +364,8 @@ def portal_delete_view(request: HttpRequest, portal_id) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def portal_alert_rules(request: HttpRequest, portal_id) -> HttpResponse:
     """The portal's alert rules: thresholds, severity, departments, escalation."""
-    from .. import alerts
-    from ..forms.alerts import AlertRuleForm
-    from ..models import Department
-
     portal = portal_for(request.user, portal_id)
-    rules = alerts.ensure_rules(portal)
+    rules = ensure_rules(portal)
     departments = list(Department.objects.filter(portal=portal).order_by("name"))
     forms_by_rule = [
         AlertRuleForm(
@@ -377,7 +374,7 @@ def portal_alert_rules(request: HttpRequest, portal_id) -> HttpResponse:
             prefix=rule.kind,
             departments=departments,
         )
-        for kind, rule in sorted(rules.items(), key=lambda item: list(alerts.RULES).index(item[0]))
+        for kind, rule in sorted(rules.items(), key=lambda item: list(RULES).index(item[0]))
     ]
     if request.method == "POST":
         if all(form.is_valid() for form in forms_by_rule):

@@ -13,6 +13,7 @@ test client, WSGI); both end in ``ingest``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from django.conf import settings
@@ -57,6 +58,8 @@ class Receiver:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
+        # The views that run in threads schedule their work onto this loop (ingest.schedule).
+        ingest.serving_loop.set(asyncio.get_running_loop())
         portal_id = _portal_of(scope["path"]) if scope["method"] == "POST" else None
         if portal_id is None:
             await self.app(scope, receive, send)  # GET and others: Django's 405, 404, …

@@ -10,7 +10,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from dashboard import actions, alerts
+from dashboard import actions
+from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Action, ActionKind, ActionOutcome, Alert, Escalation
 from siq_integration import exceptions as exc
 from siq_integration.models import Portal
@@ -172,7 +173,7 @@ def raise_alert(
 ):
     """An alert as dashboard.alerts would have left it, raised ``ago`` before now;
     ``escalations`` are (channel, destination, error) with "" for an attempt that worked."""
-    rule = alerts.ensure_rules(portal)[kind]
+    rule = ensure_rules(portal)[kind]
     raised = timezone.now() - ago
     alert = Alert.objects.create(
         portal=portal,

@@ -1,0 +1,111 @@
+"""Changes → out-of-band HTML: the same template partials the page renders, once for
+every page watching (dashboard/realtime/publish.py sends what this returns)."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.template.loader import render_to_string
+
+from siq_integration.models import Portal
+
+from .. import selectors
+from ..models import Action, Alert, Chat, ChatMessage
+from ..state.changes import Changes
+from ..templatetags.supervisor import render_row
+
+PARTS = "live/parts.html"
+
+
+def _render(partial: str, **context) -> str:
+    return render_to_string(f"{PARTS}#{partial}", context)
+
+
+def render_changes(changes: Changes) -> str:
+    """The out-of-band HTML for ``changes`` to the portal's pages (empty when nothing
+    shows). Rows come from the row cache while their facts stay the same: a poll that
+    changes nothing renders nothing."""
+    pieces: list[str] = []
+    portal = None
+    if changes.chats or changes.operators or changes.meta:
+        portal = Portal.objects.filter(pk=changes.portal_id).first()
+        if portal is None:
+            return ""
+    for chat in Chat.objects.filter(pk__in=changes.chats):
+        if chat.is_open:
+            pieces.append(render_row(f"{PARTS}#chat_row", "chat", chat, oob=True))
+        else:
+            pieces.append(f'<tr id="chat-{chat.pk}" hx-swap-oob="delete"></tr>')
+        pieces.append(render_row(f"{PARTS}#drawer_head", "chat", chat, oob=True))
+    if changes.operators:
+        for view in selectors.operator_views([portal], only=sorted(changes.operators)):
+            pieces.append(render_row(f"{PARTS}#operator_row", "view", view, oob=True))
+    for pk in sorted(changes.removed_operators):
+        pieces.append(f'<tr id="op-{pk}" hx-swap-oob="delete"></tr>')
+    messages = ChatMessage.objects.filter(pk__in=changes.messages).order_by("sent_at", "pk")
+    for message in messages:
+        line = _render("message", message=message)
+        pieces.append(f'<ol hx-swap-oob="beforeend:#transcript-{message.chat_id}">{line}</ol>')
+    if portal is not None:
+        # The portal's figures and freshness follow its chats, its operators and its meta.
+        pieces.append(_render("portal_meta", f=selectors.freshness(portal), oob=True))
+    if changes.chats or changes.operators or changes.alerts:
+        pieces.append(_alerts_of(changes))
+    return "".join(pieces)
+
+
+def _alerts_of(changes: Changes) -> str:
+    """The alerts that changed, and the open alerts of the changed chats and operators
+    rendered again: their titles name the chat's visitor, department and operator as they
+    are now (a transfer, a rename). One query on the open alerts' index."""
+    pks = set(changes.alerts)
+    if changes.chats or changes.operators:
+        # Most changes concern a chat with no open alert: a one-table look first (a query
+        # with its joins costs a few ms to compile, on every publication).
+        pks.update(
+            Alert.objects.filter(resolved_at__isnull=True)
+            .filter(Q(chat_id__in=changes.chats) | Q(operator_id__in=changes.operators))
+            .values_list("pk", flat=True)
+        )
+    if not pks:
+        return ""
+    found = _alerts(pks)
+    # An ended chat's open alerts are resolved right after this (the alert hook), which
+    # publishes them: not shown again here, unless they changed themselves.
+    shown = [a for a in found if a.pk in changes.alerts or a.chat is None or a.chat.is_open]
+    return "".join(_alert_pieces(alert) for alert in selectors.alert_rows(shown))
+
+
+def _alerts(pks) -> list[Alert]:
+    return list(
+        Alert.objects.filter(pk__in=list(pks))
+        .select_related("portal", "chat", "operator")
+        .prefetch_related("escalations")
+        .order_by("pk")
+    )
+
+
+def _alert_pieces(alert: Alert) -> str:
+    """An alert's row in the panel and, for a chat's or an operator's, in their drawer (pages
+    without that drawer open drop it); a resolved one is deleted from both."""
+    if not alert.is_open:
+        return render_to_string("alerts/parts.html#gone", {"pk": alert.pk})
+    pieces = [render_to_string("alerts/parts.html#alert_row", {"alert": alert, "oob": True})]
+    if alert.chat_id or alert.operator_id:
+        pieces.append(
+            render_to_string(
+                "alerts/parts.html#alert_row", {"alert": alert, "oob": True, "drawer": True}
+            )
+        )
+    return "".join(pieces)
+
+
+def render_alerts(alert_pks: list[int]) -> str:
+    """Raised, acknowledged, snoozed or resolved alerts as out-of-band pieces: the alert
+    panel's row and, for a chat's or an operator's alert, its row in their drawer. Row
+    badges follow in the browser. (Also the answer of an alert's own buttons.)"""
+    return "".join(_alert_pieces(alert) for alert in selectors.alert_rows(_alerts(alert_pks)))
+
+
+def render_outcome(action: Action) -> str:
+    """An action's outcome, as its drawer and toast show it."""
+    return render_to_string("actions/parts.html#outcome", {"action": action, "oob": True})
