@@ -15,7 +15,6 @@ from daphne.server import Server
 from dashboard import ingest
 from dashboard.asgi import application
 from dashboard.models import Chat, InboxEvent, PortalSync
-from dashboard.realtime.layers import InMemoryChannelLayer
 from dashboard.server import frame_once
 from dashboard.state import apply
 from siq_integration import connecting, webhooks
@@ -318,31 +317,3 @@ def test_it_finds_daphnes_socket_only_in_daphnes_send():
     assert frame_once.protocol_of(functools.partial(server.handle_reply, page)) is page
     assert frame_once.protocol_of(functools.partial(print, page)) is None
     assert frame_once.protocol_of(lambda message: None) is None
-
-
-def test_the_layer_writes_live_html_to_attached_sockets_after_what_was_queued():
-    sent: list[tuple[str, str]] = []
-
-    def send_text(protocol, text):
-        sent.append((protocol, text))
-        return True
-
-    async def scene():
-        layer = InMemoryChannelLayer(capacity=10, expiry=30)
-        page, other = await layer.new_channel(), await layer.new_channel()
-        for channel in (page, other):
-            await layer.group_add("live.portal.x", channel)
-        await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>1</a>"})
-        await layer.group_send("live.portal.x", {"type": "healthz.ping", "token": "t"})
-        with mock.patch.object(frame_once, "send_text", side_effect=send_text):
-            layer.attach_socket(page, "page-socket")  # queued live HTML goes first
-            await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>2</a>"})
-            assert sent == [("page-socket", "<a>1</a>"), ("page-socket", "<a>2</a>")]
-            assert (await layer.receive(page))["type"] == "healthz.ping"  # others stay queued
-            assert [(await layer.receive(other))["html"] for _ in range(1)] == ["<a>1</a>"]
-            layer.detach_socket(page)
-            await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>3</a>"})
-        assert (await layer.receive(page))["html"] == "<a>3</a>"
-        assert len(sent) == 2
-
-    run_async(scene)
