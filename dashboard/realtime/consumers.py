@@ -139,7 +139,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.page = None
         if fanout.in_process():
             self.page = fanout.Page(
-                send=self._send_live, page_id=self.page_id, fast=_frame_once_writer(self.scope)
+                send=self._send_live, page_id=self.page_id, fast=frame_once_writer(self.scope)
             )
         # The user's own group hears their actions' outcomes and that their access changed:
         # joined before access is read, so a change committed after the read is heard.
@@ -284,12 +284,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.close(code=PORTAL_GONE)
 
     async def live_html(self, event: LiveHtml) -> None:
-        fast = _frame_once_writer(self.scope)
+        fast = frame_once_writer(self.scope)
         if fast is None or not fast(event["html"]):
             await self.send(text_data=event["html"])
 
 
-def _frame_once_writer(scope):
+def frame_once_writer(scope):
     """The opt-in accelerator's writer for this page (``SIQ_FRAME_ONCE``), or None."""
     socket = scope.get(frame_once.SCOPE_KEY)
     if socket is None or not settings.SIQ_FRAME_ONCE:
