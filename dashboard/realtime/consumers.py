@@ -1,8 +1,11 @@
 """The live websocket: one per open dashboard page.
 
 Rejects anonymous users and portals the user may not see, joins one group per
-portal, and on every (re)connect sends a full snapshot; after that it forwards the
-HTML that dashboard.realtime.publish rendered once for everybody.
+portal, and on every (re)connect sends a full snapshot; after that the HTML that
+dashboard.realtime.publish rendered once for everybody reaches the page: in one process
+straight from dashboard.realtime.fanout to this consumer's send, across processes through
+the channel layer and this consumer. Either way not what the page's own request answered
+(``except_page``, matched against the ``page`` id the page gave itself).
 """
 
 from __future__ import annotations
