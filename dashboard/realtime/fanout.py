@@ -111,7 +111,10 @@ async def group_send(group: str, message: dict) -> None:
             continue
         if page.loop is here:
             try:
-                await page.deliver(html)
+                if page.backlog is not None:
+                    await page.deliver(html)  # kept back until its snapshot is sent
+                elif page.fast is None or not page.fast(html):
+                    await page.send(html)
             except Exception:
                 # One page's broken socket must not keep the message from the others.
                 logger.warning("Sending to a live page failed", exc_info=True)
