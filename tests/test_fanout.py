@@ -5,9 +5,11 @@ channel layer; a page never gets back what its own request already answered."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from unittest import mock
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
@@ -165,3 +167,27 @@ def test_a_page_hears_live_html_sent_while_it_was_connecting_after_its_snapshot(
     got = run_async(scenario)
     assert "hx-swap-oob" in got[0]  # the snapshot first
     assert got[1:] == ["<p>0</p>", "<p>1</p>", "<p>2</p>"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_that_fails_to_connect_is_not_kept(monkeypatch):
+    from django.db import OperationalError
+
+    from dashboard.realtime import consumers
+    from dashboard.realtime.groups import user_group
+
+    owner = make_admin("owner")
+    headers = browser_headers(owner)
+
+    def database_away(user, wanted):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(consumers, "_visible", database_sync_to_async(database_away))
+
+    async def scenario():
+        ws = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+        with contextlib.suppress(OperationalError):  # the app fails: the test hears it
+            await ws.connect(timeout=10)
+        return fanout.pages_of(user_group(owner.pk))
+
+    assert run_async(scenario) == []

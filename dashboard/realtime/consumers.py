@@ -128,6 +128,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
     groups: list[str] = []
 
     async def connect(self) -> None:
+        try:
+            await self._connect()
+        except BaseException:
+            # Failed half-way (the database away, the socket gone): nothing keeps sending to
+            # a consumer that will not be told it disconnected.
+            page = getattr(self, "page", None)
+            if page is not None:
+                fanout.leave(page)
+            raise
+
+    async def _connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=NOT_SIGNED_IN)
