@@ -11,14 +11,22 @@ that changes any of them turns frame-once off and fails this test.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from siq_integration import connecting
 from tests.factories import make_admin
-from tests.support.servers import WebSocket, serving
+from tests.support.frame_once_server import MESSAGES
+from tests.support.servers import WebSocket, free_port, serving
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,3 +59,45 @@ def test_it_frames_once_for_every_page_under_the_real_daphne(simulator, connecte
     assert f"frame-once: on ({versions}; internals as expected)" in log, log[-3000:]
     assert "frame-once: off" not in log
     assert "Traceback" not in log
+
+
+def test_a_page_not_reading_gets_a_big_message_whole_and_the_next_ones_after_it(tmp_path):
+    """Frame-once writes to the socket itself and leaves to Twisted what the socket does not
+    take; what comes next must wait behind it (Twisted's buffers), not overtake it."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.frame_once_server", str(port), "2"],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        wait_for(lambda: _listening(port), timeout=30, what="the frame-once server")
+        reading = WebSocket(port, "/ws/", "none")
+        idle = WebSocket(port, "/ws/", "none")  # reads nothing until everything is sent
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            read = thread.submit(lambda: [reading.receive() for _ in MESSAGES])
+            assert server.stdout.readline().strip() == "sent"
+            idle.sock.settimeout(20)
+            late = [idle.receive() for _ in MESSAGES]
+            early = read.result(timeout=20)
+        reading.close()
+        idle.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert early == MESSAGES
+    assert late == MESSAGES
+    assert "frame-once: on (" in log.read_text(), log.read_text()[-2000:]
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
