@@ -12,19 +12,22 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from dashboard.origin import SameOriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.server.frame_once import KeepSocket  # noqa: E402
 from dashboard.views.webhooks import Receiver  # noqa: E402
 
+# SameOriginValidator: only this server's own pages, scheme, host and port.
+websocket = SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+if settings.SIQ_FRAME_ONCE:
+    # Opt-in: live messages framed once for every page (dashboard/server/frame_once.py).
+    websocket = KeepSocket(websocket)
+
 application = ProtocolTypeRouter(
     {
         "http": Receiver(django_asgi_app),  # SalesIQ's deliveries skip the request cycle
-        # KeepSocket: live messages are framed once for every page (dashboard/server/frame_once.py).
-        # SameOriginValidator: only this server's own pages, scheme, host and port.
-        "websocket": KeepSocket(
-            SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
-        ),
+        "websocket": websocket,
     }
 )

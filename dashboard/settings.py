@@ -191,16 +191,21 @@ if REDIS_URL:
         }
     }
 else:
-    # One process: the webhook view, the worker and every consumer share this layer.
-    # The default capacity (100) drops messages silently under load.
+    # One process: the webhook view, the worker and every consumer share this layer. Live
+    # HTML skips it (dashboard/realtime/fanout.py sends it to each page itself); what still
+    # goes through it is control messages (access changed, a portal changed or gone). The
+    # default capacity (100) drops messages silently under load.
     CHANNEL_LAYERS = {
         "default": {
-            # Channels' own, minus a scan of every channel per message
-            # (dashboard/realtime/layers.py).
-            "BACKEND": "dashboard.realtime.layers.InMemoryChannelLayer",
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 1500, "expiry": 30},
         }
     }
+
+# Opt-in: frame each live message once and write the same bytes to every page's socket
+# (dashboard/server/frame_once.py, which leans on daphne's, autobahn's and Twisted's
+# internals, pinned in pyproject.toml and checked by tests/test_frame_once_contract.py).
+SIQ_FRAME_ONCE = _env_bool("SIQ_FRAME_ONCE")
 
 # --- Auth, i18n, static ------------------------------------------------------------
 

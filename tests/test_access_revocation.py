@@ -22,7 +22,7 @@ from django.test import Client
 
 from dashboard.asgi import application
 from dashboard.models import Profile, Role
-from dashboard.realtime import consumers
+from dashboard.realtime import consumers, fanout
 from dashboard.realtime.groups import group_name
 from siq_integration.models import Portal
 from tests.factories import make_user
@@ -62,9 +62,13 @@ def olivia():
     return make_user("olivia", Role.ADMIN)
 
 
-def watch(client: Client, path: str, change) -> tuple[dict | None, bool]:
+def watch(
+    client: Client, path: str, change, *, through_layer: bool = False
+) -> tuple[dict | None, bool]:
     """Open ``path`` as ``client``'s page, make ``change`` (in a thread, as a view would), and
-    answer (how the socket closed or None, whether a new chat still reached it afterwards)."""
+    answer (how the socket closed or None, whether a new chat still reached it afterwards).
+    The chat is sent as the publisher sends it (dashboard.realtime.fanout), or through the
+    channel layer as another process's publisher would (``through_layer``)."""
     headers = headers_of(client)
 
     async def scenario():
@@ -79,9 +83,9 @@ def watch(client: Client, path: str, change) -> tuple[dict | None, bool]:
             if output["type"] == "websocket.close":
                 closed = output
         # A new chat on the portal: does it still reach this page?
-        layer = channel_layers["default"]
+        send = channel_layers["default"].group_send if through_layer else fanout.group_send
         for portal in await database_sync_to_async(list)(Portal.objects.all()):
-            await layer.group_send(group_name(portal.pk), {"type": "live.html", "html": NEW_CHAT})
+            await send(group_name(portal.pk), {"type": "live.html", "html": NEW_CHAT})
         heard = not await ws.receive_nothing(timeout=0.5)
         await ws.disconnect()
         return closed, heard
@@ -235,7 +239,7 @@ def test_a_failed_check_keeps_the_page_and_its_memberships(portal, sam, monkeypa
     # (the layer forgets memberships after a second here; only the re-join renews them).
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "dashboard.realtime.layers.InMemoryChannelLayer",
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 100, "expiry": 30, "group_expiry": 1},
         }
     }
@@ -250,7 +254,7 @@ def test_a_failed_check_keeps_the_page_and_its_memberships(portal, sam, monkeypa
         time.sleep(2.5)  # well past the layer's memory of the membership
 
     try:
-        closed, heard = watch(signed_in(sam), page_of(portal), go_away)
+        closed, heard = watch(signed_in(sam), page_of(portal), go_away, through_layer=True)
     finally:
         channel_layers.backends.clear()
     assert closed is None

@@ -24,7 +24,7 @@ def short_memory(settings):
     """The embedded default's layer, forgetting group memberships after a second."""
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "dashboard.realtime.layers.InMemoryChannelLayer",
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 100, "expiry": 30, "group_expiry": 1},
         }
     }

@@ -157,3 +157,23 @@ def test_it_keeps_a_connected_chats_unanswered_clock_ticking_from_the_cache():
         later = render([waiting_reply], at=NOW + timedelta(seconds=7))
     assert variable.call_count == 0  # from the cache, its clocks set to now
     assert ">2m 07s</time>" in later and ">5m 07s</time>" in later
+
+
+def test_it_does_not_keep_a_row_whose_words_change_with_time():
+    # "4 minutes ago" is not a clock the cache sets: such a row is rendered every time.
+    partial = Engine.get_default().from_string(
+        "{% load supervisor %}<p>{{ chat.started_at|ago }} · {{ chat.started_at|elapsed }}</p>"
+    )
+    with mock.patch.object(supervisor.timezone, "now", return_value=NOW):
+        row = supervisor._render_for_cache(lambda: partial.render(Context({"chat": chat(1)})))
+    assert row is None
+    clock = Engine.get_default().from_string("{% load supervisor %}<p>{{ m|elapsed }}</p>")
+    kept = supervisor._render_for_cache(lambda: clock.render(Context({"m": NOW})))
+    assert kept.html(NOW + timedelta(seconds=61)) == "<p>1m 01s</p>"
+
+
+def test_no_mark_of_a_clock_ever_leaves_the_cache():
+    html = render([chat(1), chat(2, waiting_since=None)])
+    html += supervisor.render_row("live/parts.html#drawer_head", "chat", chat(1), oob=True)
+    assert "\x00" not in html and "clock-" not in html
+    assert ">5m 00s</time>" in html

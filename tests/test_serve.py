@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from dashboard.models import Chat, PortalSync
 from dashboard.polling.runner import Worker
-from dashboard.realtime.layers import InMemoryChannelLayer
+from dashboard.realtime import fanout
 from tests.support.servers import WebSocket, child_env, free_port
 from tests.support.waits import wait_for
 
@@ -93,16 +93,17 @@ def test_it_serves_and_polls_in_one_process_and_stops_cleanly(
 
 
 def test_it_publishes_what_it_polls_on_the_servers_event_loop(connected_portal, monkeypatch):
-    """The in-memory channel layer only wakes consumers reliably from its own loop."""
+    """The fan-out sends to pages on their own loop (and the in-memory layer only wakes
+    consumers reliably from its own loop)."""
     portal = connected_portal(open_chats=2)
     loops_sent_on: list[asyncio.AbstractEventLoop] = []
-    real_group_send = InMemoryChannelLayer.group_send
+    real_group_send = fanout.group_send
 
-    async def group_send(self, group, message):
+    async def group_send(group, message):
         loops_sent_on.append(asyncio.get_running_loop())
-        return await real_group_send(self, group, message)
+        return await real_group_send(group, message)
 
-    monkeypatch.setattr(InMemoryChannelLayer, "group_send", group_send)
+    monkeypatch.setattr(fanout, "group_send", group_send)
 
     def chats_so_far() -> int:
         try:

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_it_defaults_to_sqlite_and_the_in_memory_layer(tmp_path):
     values = loaded(SIQ_VAR_DIR=str(tmp_path))
     assert values["db"] == "django.db.backends.sqlite3"
-    assert values["layer"] == "dashboard.realtime.layers.InMemoryChannelLayer"
+    # Channels' own (live HTML skips it: dashboard/realtime/fanout.py); frame-once is opt-in.
+    assert values["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert values["frame_once"] is False
     assert values["dcs"]["eu"] == ["https://accounts.zoho.eu", "https://salesiq.zoho.eu"]
 
 
@@ -31,6 +33,12 @@ def test_it_switches_to_postgres_and_redis_from_urls():
 def test_it_keeps_deployments_sharing_one_redis_apart_by_prefix():
     values = loaded(REDIS_URL="redis://127.0.0.1:6379/0", REDIS_PREFIX="supervisor-staging")
     assert values["prefix"] == "supervisor-staging"
+
+
+def test_it_turns_frame_once_on_only_when_asked_and_refuses_a_non_boolean():
+    assert loaded(SIQ_FRAME_ONCE="1")["frame_once"] is True
+    assert loaded(SIQ_FRAME_ONCE="off")["frame_once"] is False
+    assert "SIQ_FRAME_ONCE" in refused(SIQ_FRAME_ONCE="sometimes")
 
 
 def test_it_adds_and_overrides_data_centres():

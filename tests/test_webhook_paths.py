@@ -1,23 +1,18 @@
-"""The webhook fast path (ASGI receiver, stored together, one lane applying and publishing)
-and the live fan-out that writes one framed message to every page's socket."""
+"""The webhook fast path (ASGI receiver, stored together, one lane applying and publishing).
+Frame-once is tested under the real daphne: tests/test_frame_once_contract.py."""
 
 from __future__ import annotations
 
-import functools
 import json
-import socket
 from unittest import mock
 
 import pytest
 from channels.testing import HttpCommunicator
-from daphne.server import Server
 
 from dashboard import ingest
 from dashboard.asgi import application
 from dashboard.models import Chat, InboxEvent, PortalSync
 from dashboard.realtime import publish
-from dashboard.realtime.layers import InMemoryChannelLayer
-from dashboard.server import frame_once
 from dashboard.state import apply
 from siq_integration import connecting, webhooks
 from siq_integration.webhooks import MAX_BODY_BYTES
@@ -219,131 +214,3 @@ def test_it_publishes_each_event_alone_when_told_not_to_hold_any(reference_porta
     monkeypatch.setattr(publish, "HOLD_WITHIN", 0.0)
     published = run_lane(reference_portal, ["c-30", "c-31"])
     assert [len(changes.chats) for changes in published] == [1, 1]
-
-
-# --- one framed message to every page ----------------------------------------------------
-
-
-class Transport:
-    """Twisted's TCP transport as far as frame_once.py looks at it, over a real socket."""
-
-    TLS = False
-
-    def __init__(self, sock) -> None:
-        self.socket = sock
-        self.dataBuffer = b""
-        self._tempDataBuffer: list[bytes] = []
-        self.connected = True
-        self.disconnecting = False
-        self.written: list[bytes] = []  # what went Twisted's (buffered) way
-
-    def write(self, data: bytes) -> None:
-        self.written.append(bytes(data))
-
-
-class Protocol:
-    STATE_CONNECTING, STATE_OPEN, STATE_CLOSING = 0, 1, 2
-
-    def __init__(self, transport, factory) -> None:
-        self.transport = transport
-        self.factory = factory
-        self.state = self.STATE_OPEN
-        self.send_queue: list = []
-        self._perMessageCompress = None
-        self.sent_data: list[bytes] = []
-
-    def sendData(self, data: bytes) -> None:
-        self.sent_data.append(data)
-
-    def sendPreparedMessage(self, prepared) -> None:  # pragma: no cover - compression only
-        raise AssertionError("not used without compression")
-
-
-def test_it_frames_a_message_once_and_writes_it_straight_to_every_socket():
-    from autobahn.twisted.websocket import WebSocketServerFactory
-
-    factory = WebSocketServerFactory()
-    pairs = [socket.socketpair() for _ in range(3)]
-    for ours, _ in pairs:
-        ours.setblocking(False)  # as Twisted's sockets are
-    pages = [Protocol(Transport(ours), factory) for ours, _ in pairs]
-    html = "<tr id='chat-1'>" + "é" * 200 + "</tr>"
-
-    with mock.patch.object(factory, "prepareMessage", wraps=factory.prepareMessage) as prepare:
-        for page in pages:
-            assert frame_once.send_text(page, html)
-    assert prepare.call_count == 1
-
-    payload = html.encode()
-    for (_, theirs), page in zip(pairs, pages, strict=True):
-        frame = theirs.recv(4096)
-        assert frame[0] == 0x81  # one final text frame, unmasked (server to browser)
-        assert frame[1] == 126 and int.from_bytes(frame[2:4]) == len(payload)
-        assert frame[4:] == payload
-        assert page.sent_data == [] and page.transport.written == []
-    for ours, theirs in pairs:
-        ours.close()
-        theirs.close()
-
-
-def test_it_leaves_a_socket_with_data_waiting_to_twisted_and_the_rest_of_a_big_one():
-    from autobahn.twisted.websocket import WebSocketServerFactory
-
-    factory = WebSocketServerFactory()
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)  # as Twisted's sockets are
-    busy = Protocol(Transport(ours), factory)
-    busy.transport.dataBuffer = b"older bytes"
-    assert frame_once.send_text(busy, "<p>behind</p>")
-    assert len(busy.sent_data) == 1 and busy.sent_data[0].endswith(b"<p>behind</p>")
-
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    free = Protocol(Transport(ours), factory)
-    big = "x" * 2_000_000
-    assert frame_once.send_text(free, big)
-    assert free.transport.written, "what the socket did not take is left to Twisted"
-    closing = Protocol(Transport(ours), factory)
-    closing.state = closing.STATE_CLOSING
-    assert frame_once.send_text(closing, "<p>late</p>") and closing.sent_data == []
-    connecting = Protocol(Transport(ours), factory)
-    connecting.state = connecting.STATE_CONNECTING
-    assert frame_once.send_text(connecting, "<p>early</p>") is False  # the consumer's own send
-    ours.close()
-    theirs.close()
-
-
-def test_it_finds_daphnes_socket_only_in_daphnes_send():
-    server = Server.__new__(Server)
-    page = Protocol(None, None)
-    assert frame_once.protocol_of(functools.partial(server.handle_reply, page)) is page
-    assert frame_once.protocol_of(functools.partial(print, page)) is None
-    assert frame_once.protocol_of(lambda message: None) is None
-
-
-def test_the_layer_writes_live_html_to_attached_sockets_after_what_was_queued():
-    sent: list[tuple[str, str]] = []
-
-    def send_text(protocol, text):
-        sent.append((protocol, text))
-        return True
-
-    async def scene():
-        layer = InMemoryChannelLayer(capacity=10, expiry=30)
-        page, other = await layer.new_channel(), await layer.new_channel()
-        for channel in (page, other):
-            await layer.group_add("live.portal.x", channel)
-        await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>1</a>"})
-        await layer.group_send("live.portal.x", {"type": "healthz.ping", "token": "t"})
-        with mock.patch.object(frame_once, "send_text", side_effect=send_text):
-            layer.attach_socket(page, "page-socket")  # queued live HTML goes first
-            await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>2</a>"})
-            assert sent == [("page-socket", "<a>1</a>"), ("page-socket", "<a>2</a>")]
-            assert (await layer.receive(page))["type"] == "healthz.ping"  # others stay queued
-            assert [(await layer.receive(other))["html"] for _ in range(1)] == ["<a>1</a>"]
-            layer.detach_socket(page)
-            await layer.group_send("live.portal.x", {"type": "live.html", "html": "<a>3</a>"})
-        assert (await layer.receive(page))["html"] == "<a>3</a>"
-        assert len(sent) == 2
-
-    run_async(scene)

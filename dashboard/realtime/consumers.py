@@ -1,24 +1,31 @@
 """The live websocket: one per open dashboard page.
 
 Rejects anonymous users and portals the user may not see, joins one group per
-portal, and on every (re)connect sends a full snapshot; after that it forwards the
-HTML that dashboard.realtime.publish rendered once for everybody.
+portal, and on every (re)connect sends a full snapshot; after that the HTML that
+dashboard.realtime.publish rendered once for everybody reaches the page: in one process
+straight from dashboard.realtime.fanout to this consumer's send, across processes through
+the channel layer and this consumer. Either way not what the page's own request answered
+(``except_page``, matched against the ``page`` id the page gave itself).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
 
 from .. import access, revocation, selectors
 from ..server import frame_once
+from . import fanout
 from .groups import LiveHtml, group_name, user_group
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,16 @@ REJOIN_EVERY = 300.0  # seconds
 
 def _query(scope) -> dict[str, list[str]]:
     return parse_qs(scope.get("query_string", b"").decode("ascii", errors="replace"))
+
+
+# The id a page gives itself (static/js: ``?page=…``), so that what its own request already
+# answered is not sent to it again (``except_page``). Anything else is ignored.
+PAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _page_id(scope) -> str:
+    value = _query(scope).get("page", [""])[0]
+    return value if PAGE_ID.fullmatch(value) else ""
 
 
 def _requested_portals(scope) -> list[str]:
@@ -111,6 +128,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
     groups: list[str] = []
 
     async def connect(self) -> None:
+        try:
+            await self._connect()
+        except BaseException:
+            # Failed half-way (the database away, the socket gone): nothing keeps sending to
+            # a consumer that will not be told it disconnected.
+            page = getattr(self, "page", None)
+            if page is not None:
+                fanout.leave(page)
+            raise
+
+    async def _connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=NOT_SIGNED_IN)
@@ -119,10 +147,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.session_key = _session_key(self.scope)
         self.session_mark = revocation.session_mark(self.session_key) if self.session_key else ""
         self.ended = False
+        self.page_id = _page_id(self.scope)
+        # In one process, live HTML comes straight from dashboard.realtime.fanout to this
+        # page's send (kept back until the snapshot is sent); otherwise through the layer.
+        self.page = None
+        if fanout.in_process():
+            self.page = fanout.Page(
+                send=self._send_live, page_id=self.page_id, fast=frame_once_writer(self.scope)
+            )
         # The user's own group hears their actions' outcomes and that their access changed:
         # joined before access is read, so a change committed after the read is heard.
         self.portal_groups = [user_group(user.pk)]
-        await self.channel_layer.group_add(self.portal_groups[0], self.channel_name)
+        await self._join(self.portal_groups)
         user = await _still_signed_in(self.user_id, self.session_key)
         if user is None:
             await self._leave()
@@ -136,8 +172,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.portal_ids = [str(portal.pk) for portal in portals]
         self.portal_groups += [group_name(portal.pk) for portal in portals]
-        for group in self.portal_groups[1:]:
-            await self.channel_layer.group_add(group, self.channel_name)
+        await self._join(self.portal_groups[1:])
         await self.accept()
         self.rejoining = asyncio.create_task(self._rejoin_now_and_then())
         # Whatever happened while this page was away, it now starts from the truth. A page
@@ -148,11 +183,20 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=await _snapshot(portals))
         else:
             await self.send(text_data=await _freshness(portals))
-        # Where the layer can (in-memory, under daphne), live HTML now goes straight from
-        # group_send to this page's socket; after the snapshot, so nothing overtakes it.
-        socket = self.scope.get(frame_once.SCOPE_KEY)
-        if socket is not None and hasattr(self.channel_layer, "attach_socket"):
-            self.channel_layer.attach_socket(self.channel_name, socket)
+        # What was sent to the page meanwhile follows the snapshot, in order; then the rest
+        # as it comes.
+        if self.page is not None:
+            await self.page.open()
+
+    async def _join(self, groups: list[str]) -> None:
+        if self.page is not None:
+            fanout.join(self.page, groups)
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _send_live(self, html: str) -> None:
+        if not self.ended:
+            await self.send(text_data=html)
 
     async def _rejoin_now_and_then(self) -> None:
         while True:
@@ -192,8 +236,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.close(code=code, reason=reason)
 
     async def _leave(self) -> None:
-        if hasattr(self.channel_layer, "detach_socket"):
-            self.channel_layer.detach_socket(self.channel_name)
+        page = getattr(self, "page", None)
+        if page is not None:
+            fanout.leave(page)
         rejoining = getattr(self, "rejoining", None)
         if rejoining is not None and rejoining is not asyncio.current_task():
             rejoining.cancel()
@@ -210,10 +255,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # database, and at 200 pages and 50 events a second the hops cost more than the
         # forwarding (docs/benchmarks.md).
         if message.get("type") == "live.html":
-            if not getattr(self, "ended", False):
+            if not getattr(self, "ended", False) and not self._sent_by_itself(message):
                 await self.live_html(message)
         else:
             await super().dispatch(message)
+
+    def _sent_by_itself(self, message) -> bool:
+        """The HTML answers this page's own request: it has it already."""
+        skip = message.get("except_page")
+        return bool(skip) and skip == getattr(self, "page_id", "")
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         # The page only listens; actions go through ordinary HTTP requests.
@@ -248,6 +298,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.close(code=PORTAL_GONE)
 
     async def live_html(self, event: LiveHtml) -> None:
-        socket = self.scope.get(frame_once.SCOPE_KEY)
-        if socket is None or not frame_once.send_text(socket, event["html"]):
+        fast = frame_once_writer(self.scope)
+        if fast is None or not fast(event["html"]):
             await self.send(text_data=event["html"])
+
+
+def frame_once_writer(scope):
+    """The opt-in accelerator's writer for this page (``SIQ_FRAME_ONCE``), or None."""
+    socket = scope.get(frame_once.SCOPE_KEY)
+    if socket is None or not settings.SIQ_FRAME_ONCE:
+        return None
+    return functools.partial(frame_once.send_text, socket)

@@ -1,4 +1,4 @@
-"""One live message to every page of this process, framed once.
+"""One live message to every page of this process, framed once (opt-in: SIQ_FRAME_ONCE=1).
 
 A publication goes to every open page of a portal; under daphne each page's copy went
 through channels' send wrappers, daphne's reply routing and autobahn's framing, one page
@@ -7,14 +7,27 @@ webhook (``make bench``, docs/benchmarks.md). Autobahn can frame a message once 
 the same bytes to many sockets (``prepareMessage`` / ``sendPreparedMessage``); this module
 does that for the live page's HTML when the page's socket is daphne's. Anywhere else (the
 test communicator, another ASGI server) pages are sent to as before.
+
+It leans on internals of daphne (its send is ``partial(server.handle_reply, protocol)``),
+autobahn (``prepareMessage``, ``payloadHybi``, ``_perMessageCompress``, ``send_queue``) and
+Twisted (``dataBuffer``, ``_tempDataBuffer``, ``transport.socket``): the three are pinned in
+pyproject.toml, and on the first connection ``contract_problems`` checks that each still
+means what this module takes it to mean; if one does not, frame-once turns itself off for
+the process and says so in the log (tests/test_frame_once_contract.py runs it under the real
+daphne and fails then).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import socket
 from collections import deque
+from importlib.metadata import version
 
 from daphne.server import Server
+
+logger = logging.getLogger(__name__)
 
 # Where KeepSocket puts the page's daphne protocol in the consumer's scope.
 SCOPE_KEY = "siq.socket"
@@ -28,9 +41,67 @@ class KeepSocket:
 
     async def __call__(self, scope, receive, send):
         protocol = protocol_of(send)
-        if protocol is not None:
+        if protocol is not None and _usable(protocol):
             scope = {**scope, SCOPE_KEY: protocol}
         return await self.app(scope, receive, send)
+
+
+# None until the first of daphne's connections is checked; then whether frame-once is used.
+_checked: bool | None = None
+PINNED = ("daphne", "twisted", "autobahn")
+
+
+def _usable(protocol) -> bool:
+    global _checked
+    if _checked is None:
+        problems = contract_problems(protocol)
+        versions = ", ".join(f"{name} {version(name)}" for name in PINNED)
+        if problems:
+            logger.error("frame-once: off (%s): %s", versions, "; ".join(problems))
+        else:
+            logger.info("frame-once: on (%s; internals as expected)", versions)
+        _checked = not problems
+    return _checked
+
+
+def contract_problems(protocol) -> list[str]:
+    """What of daphne's, autobahn's and Twisted's internals no longer is as this module uses
+    it, for a connection's protocol (an empty list: all is as expected)."""
+    problems = []
+
+    def expect(owner, name: str, kinds, what: str) -> None:
+        if not hasattr(owner, name):
+            problems.append(f"{what}.{name} is gone")
+        elif not isinstance(getattr(owner, name), kinds):
+            problems.append(f"{what}.{name} is {type(getattr(owner, name)).__name__}")
+
+    for state in ("STATE_CONNECTING", "STATE_OPEN", "STATE_CLOSING"):
+        expect(protocol, state, int, "protocol")
+    expect(protocol, "state", int, "protocol")
+    expect(protocol, "send_queue", deque | list, "protocol")
+    if not hasattr(protocol, "_perMessageCompress"):
+        problems.append("protocol._perMessageCompress is gone")
+    for method in ("sendData", "sendPreparedMessage"):
+        if not callable(getattr(protocol, method, None)):
+            problems.append(f"protocol.{method} is not callable")
+    factory = getattr(protocol, "factory", None)
+    if not callable(getattr(factory, "prepareMessage", None)):
+        problems.append("protocol.factory.prepareMessage is not callable")
+    else:
+        # One final, unmasked text frame: what a browser reads.
+        prepared = factory.prepareMessage(b"hello")
+        if getattr(prepared, "payloadHybi", None) != b"\x81\x05hello":
+            problems.append("prepareMessage(...).payloadHybi is not the framed message")
+    transport = getattr(protocol, "transport", None)
+    expect(transport, "TLS", bool, "transport")
+    expect(transport, "dataBuffer", bytes, "transport")
+    expect(transport, "_tempDataBuffer", list, "transport")
+    expect(transport, "connected", int, "transport")  # bool or 0/1
+    expect(transport, "disconnecting", int, "transport")
+    expect(transport, "socket", socket.socket, "transport")
+    if not callable(getattr(transport, "write", None)):
+        problems.append("transport.write is not callable")
+    return problems
 
 
 def protocol_of(send):

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from functools import cache
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 from django import template
 from django.db import models
+from django.dispatch import receiver
 from django.template.loader import get_template
 from django.utils import timezone
-from django.utils.datastructures import DeferredSubDict
+from django.utils.autoreload import file_changed
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
@@ -50,6 +55,9 @@ def ago(moment: datetime | None) -> str:
     """'just now', '4 minutes ago', 'never'."""
     if moment is None:
         return "never"
+    clocks = _clocks.get()
+    if clocks is not None:
+        clocks.cacheable = False  # its words change with time: a row using it is not kept
     if (timezone.now() - moment).total_seconds() < 60:
         return "just now"
     return f"{timesince(moment, depth=1)} ago"
@@ -65,6 +73,10 @@ def elapsed(moment: datetime | None) -> str:
     """Time since ``moment`` ("4m 05s", "1h 02m"); the browser keeps it ticking."""
     if moment is None:
         return ""
+    clocks = _clocks.get()
+    if clocks is not None:
+        # A row being rendered for the row cache: its clocks are set at each use.
+        return clocks.mark(moment)
     # Digits, units and a space only: marked safe so 2,000 rows skip escaping it.
     return mark_safe(_clock((timezone.now() - moment).total_seconds()))  # noqa: S308
 
@@ -124,44 +136,39 @@ def iso(moment: datetime | None) -> SafeString:
 # on each; almost all of them are the same as on the last page load or snapshot. ``{% rows %}``
 # renders each row with its partial once and keeps the HTML, keyed by everything the row can
 # show of its item (so a changed chat is a new key, and a poll that changes nothing keeps the
-# key), and sets only the clocks' text (time since …) afresh on each render.
+# key), and sets only the clocks' text (time since …, the ``elapsed`` filter) afresh on each
+# render. Only documented template APIs: a partial is loaded as "template.html#partial" and
+# rendered with a dict; while a row renders for the cache, ``elapsed`` writes a mark instead of
+# its text and notes the moment, and the HTML is kept cut at the marks.
 
 ROW_CACHE_SIZE = 10_000
-# A clock as the row partials write it: <time data-tick="wait|unanswered|elapsed" datetime="…">
-# text</time> (static/js/live.js ticks the same kinds). Visitor text cannot match: it is
-# escaped, so it holds no "<time".
-TICK_KINDS = ("wait", "unanswered", "elapsed")
-_CLOCK = re.compile(
-    r'<time data-tick="(?:' + "|".join(TICK_KINDS) + r')" datetime="([^"]*)"[^>]*>([^<]*)</time>'
-)
-_ANY_TICK = re.compile(r"data-tick=")
 # Bookkeeping a row never shows: a poll that only moves these keeps the rendered row.
 _NOT_SHOWN = frozenset({"fact_at", "source", "updated_at"})
+
+
+class _Clocks:
+    """The clocks of the row being rendered for the cache."""
+
+    # Stands where a clock's text goes. Random per process, and never sent anywhere (it is
+    # cut out), so no visitor text can hold it.
+    MARK = f"\x00clock-{secrets.token_hex(8)}\x00"
+
+    def __init__(self) -> None:
+        self.moments: list[datetime] = []
+        self.cacheable = True
+
+    def mark(self, moment: datetime) -> str:
+        self.moments.append(moment)
+        return mark_safe(self.MARK)  # noqa: S308 (no markup; cut out before anything is sent)
+
+
+_clocks: ContextVar[_Clocks | None] = ContextVar("row_clocks", default=None)
 
 
 @dataclass(frozen=True)
 class _Row:
     pieces: tuple[str, ...]  # the HTML before, between and after the clocks' text
     moments: tuple[datetime, ...]  # what each clock counts from
-
-    @classmethod
-    def of(cls, html: str) -> _Row | None:
-        """``html`` cut around its clocks' text; None when it holds a clock of another kind
-        (its text would go stale in the cache)."""
-        clocks = list(_CLOCK.finditer(html))
-        if len(_ANY_TICK.findall(html)) != len(clocks):
-            return None
-        pieces, moments, at = [], [], 0
-        for clock in clocks:
-            try:
-                moment = datetime.fromisoformat(clock.group(1))
-            except ValueError:
-                return None
-            pieces.append(html[at : clock.start(2)])
-            moments.append(moment)
-            at = clock.end(2)
-        pieces.append(html[at:])
-        return cls(tuple(pieces), tuple(moments))
 
     def html(self, now: datetime) -> str:
         if not self.moments:
@@ -171,6 +178,21 @@ class _Row:
             parts.append(_clock((now - moment).total_seconds()))  # digits and units
             parts.append(piece)
         return "".join(parts)
+
+
+def _render_for_cache(render: Callable[[], str]) -> _Row | None:
+    """``render()`` with its clocks noted apart; None when the row cannot be kept (something
+    in it changes with time other than its clocks)."""
+    clocks = _Clocks()
+    token = _clocks.set(clocks)
+    try:
+        html = render()
+    finally:
+        _clocks.reset(token)
+    pieces = html.split(_Clocks.MARK)
+    if not clocks.cacheable or len(pieces) != len(clocks.moments) + 1:
+        return None
+    return _Row(tuple(pieces), tuple(clocks.moments))
 
 
 class _RowCache:
@@ -194,6 +216,13 @@ class _RowCache:
 
 
 row_cache = _RowCache(ROW_CACHE_SIZE)
+
+
+@receiver(file_changed, dispatch_uid="supervisor_rows_template_changed")
+def _template_changed(sender, file_path, **kwargs) -> None:
+    """A developer edited a template (runserver's reloader): rows are rendered anew."""
+    if Path(file_path).suffix == ".html":
+        row_cache.clear()
 
 
 @cache
@@ -226,16 +255,15 @@ def row_key(item: Any) -> Any:
     return _hashable(item)
 
 
-def _reuse_or_render(nodelist: Any, oob: bool, item: Any, render) -> str:
-    """The row of ``item`` from the cache, or ``render()`` it (and keep it)."""
-    # A recompiled template (a developer's edit) is a new nodelist: its rows are new too.
-    key = (id(nodelist), oob, row_key(item))
+def _render_row(template: Any, template_name: str, name: str, item: Any, oob: bool) -> str:
+    """The row of ``item`` from the cache, or rendered with ``template`` (and kept)."""
+    key = (template_name, oob, row_key(item))
     row = row_cache.get(key)
     if row is None:
-        html = render()
-        row = _Row.of(html)
+        context = {name: item, "oob": oob}
+        row = _render_for_cache(lambda: template.render(context))
         if row is None:
-            return html
+            return template.render(context)
         row_cache.put(key, row)
     return row.html(timezone.now())
 
@@ -244,29 +272,21 @@ def render_row(template_name: str, name: str, item: Any, *, oob: bool) -> str:
     """``render_to_string(template_name, {name: item, "oob": oob})`` for a row partial
     (``"live/parts.html#chat_row"``), reusing the last rendering while ``item`` shows the same:
     a poll that changes nothing renders nothing again."""
-    row = get_template(template_name)
-    return _reuse_or_render(
-        row.template.nodelist, oob, item, lambda: row.render({name: item, "oob": oob})
-    )
+    return _render_row(get_template(template_name), template_name, name, item, oob)
 
 
 class RowsNode(template.Node):
-    def __init__(self, items, partial: str, name: str, partials: DeferredSubDict) -> None:
+    def __init__(self, items, template_name: str, name: str) -> None:
         self.items = items
-        self.partial = partial
+        self.template_name = template_name
         self.name = name
-        self.partials = partials
 
     def render(self, context) -> str:
-        partial = self.partials[self.partial]
-
-        def render_one(item: Any) -> str:
-            # The row is kept for every viewer: it must not see this one's clock.
-            with context.push({self.name: item, "oob": False, "viewer_clock": None}):
-                return partial.render(context)
-
+        # The row is rendered for every viewer alike, from its item and ``oob`` alone (no
+        # request: not this viewer's clock either).
+        row = get_template(self.template_name)
         return "".join(
-            _reuse_or_render(partial.nodelist, False, item, lambda item=item: render_one(item))
+            _render_row(row, self.template_name, self.name, item, False)
             for item in self.items.resolve(context) or ()
         )
 
@@ -275,14 +295,13 @@ class RowsNode(template.Node):
 def rows(parser, token) -> RowsNode:
     """``{% rows chats "chat_row" as chat %}``: each item through the partial (with ``oob``
     off), as ``{% for chat in chats %}{% partial chat_row %}{% endfor %}`` would, but a row
-    already rendered for the same facts is reused with its clocks set to now. The partial may
-    use only its item (and ``oob``): nothing else of the context is in the key."""
+    already rendered for the same facts is reused with its clocks set to now. The partial
+    may use only its item (and ``oob``): nothing else of the context is in the key. The
+    partial is this template's, or another's when named in full ("live/parts.html#chat_row")."""
     bits = token.split_contents()
     if len(bits) != 5 or bits[3] != "as" or bits[2][0] not in "\"'":
         raise template.TemplateSyntaxError('usage: {% rows <items> "<partial name>" as <name> %}')
-    return RowsNode(
-        parser.compile_filter(bits[1]),
-        bits[2][1:-1],
-        bits[4],
-        DeferredSubDict(parser.extra_data, "partials"),
-    )
+    partial = bits[2][1:-1]
+    if "#" not in partial:
+        partial = f"{parser.origin.template_name}#{partial}"
+    return RowsNode(parser.compile_filter(bits[1]), partial, bits[4])

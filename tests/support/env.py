@@ -16,7 +16,7 @@ PROBE = (
     "'prefix': settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix'), "
     "'db': settings.DATABASES['default']['ENGINE'], "
     "'dcs': {c: [d.accounts_url, d.api_url] for c, d in settings.SIQ_DATA_CENTERS.items()}, "
-    "'methods': settings.SIQ_HTTP_METHODS}))"
+    "'methods': settings.SIQ_HTTP_METHODS, 'frame_once': settings.SIQ_FRAME_ONCE}))"
 )
 
 
@@ -31,6 +31,7 @@ def run_settings(**env: str) -> subprocess.CompletedProcess:
             "REDIS_PREFIX",
             "SIQ_EXTRA_DATA_CENTERS",
             "SIQ_HTTP_METHODS",
+            "SIQ_FRAME_ONCE",
         }
     }
     base.update({"DJANGO_SETTINGS_MODULE": "dashboard.settings", "SECRET_KEY": "x" * 50})
