@@ -52,7 +52,7 @@ from siq_integration.exceptions import (
 from siq_integration.models import Portal, WebhookPublicKey
 from siq_integration.normalised import EventKind, WebhookEvent
 
-from . import actions
+from .actions import outcomes
 from .models import InboxEvent, PortalSync
 from .state import apply
 
@@ -474,7 +474,7 @@ def apply_stored(item: int | Stored) -> bool:
                 portal, received_at = stored.portal, stored.received_at
                 event = webhooks.parse(portal.dialect, stored.body.encode("utf-8"))
             apply.apply_event(portal, event, received_at=received_at)
-            actions.confirm(portal, event)
+            outcomes.confirm(portal, event)
     except Exception as error:
         logger.exception("Applying webhook event %s failed", event_id)
         pending.update(

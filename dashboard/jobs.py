@@ -26,7 +26,8 @@ from django.db import connections
 
 from siq_integration.models import Portal
 
-from . import actions, alerts, ingest, selectors
+from . import alerts, ingest, selectors
+from .actions import stuck
 from .realtime import publish
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def sweep(portals: Sequence[Portal], now: datetime) -> None:
 
 def settle(portals: Sequence[Portal], now: datetime) -> None:
     # Actions whose process died, or that SalesIQ never answered: "No clear answer".
-    actions.sweep_stuck()
+    stuck.sweep_stuck()
 
 
 def prune(portals: Sequence[Portal], now: datetime) -> None:

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from siq_integration import dialects
+from siq_integration import exceptions as exc
 from siq_integration.models import Portal
 
 
@@ -426,13 +428,17 @@ class Action(models.Model):
             if self.outcome == ActionOutcome.PENDING:
                 return ActionState.PENDING
             # v2 takes a transfer and the new operator accepts or declines it later.
-            if self.kind == ActionKind.TRANSFER and self.portal.dialect == "v2":
+            if (
+                self.kind == ActionKind.TRANSFER
+                and dialects.get(self.portal.dialect).transfer_needs_acceptance
+            ):
                 return ActionState.PENDING
             return ActionState.DONE
         if self.outcome == ActionOutcome.REFUSED:
             return ActionState.REFUSED
         # Failed: nothing sent (our budget, our back-off) or no clear answer from SalesIQ.
-        if self.error_code in ("BudgetExhausted", "RateLimited"):
+        failure = exc.by_name(self.error_code)  # a stored failure is its class's name
+        if failure is not None and failure.never_sent:
             return ActionState.NOT_SENT
         return ActionState.UNCLEAR
 

@@ -67,3 +67,22 @@ def test_it_hands_out_dialects_that_satisfy_the_protocol():
         dialect = dialects.get(name)
         assert isinstance(dialect, Dialect)
         assert dialect.name == name
+
+
+@pytest.mark.parametrize("cls", DIALECT_CLASSES, ids=lambda cls: cls.__name__)
+def test_it_says_what_a_transfer_needs(cls):
+    # A transfer names somebody: a department, an operator, or both.
+    assert cls.transfer_needs_department or cls.transfer_needs_operator
+    # Waiting for acceptance presumes the transfer can go to a department's queue.
+    assert not (cls.transfer_needs_acceptance and cls.transfer_needs_operator)
+
+
+@pytest.mark.parametrize("cls", DIALECT_CLASSES, ids=lambda cls: cls.__name__)
+def test_it_names_the_statuses_it_can_set(cls):
+    from siq_integration.normalised import OperatorStatus
+
+    statuses = cls.settable_statuses
+    assert isinstance(statuses, tuple) and len(set(statuses)) == len(statuses)
+    assert all(isinstance(status, OperatorStatus) for status in statuses)
+    # A drain sets the drained operator Busy; a supervisor undoes it with Available.
+    assert {OperatorStatus.AVAILABLE, OperatorStatus.BUSY} <= set(statuses)

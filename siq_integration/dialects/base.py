@@ -129,6 +129,9 @@ CAPABILITIES = (
     "has_webhook_keys",
     "can_set_others_status",
     "names_retry_time",
+    "transfer_needs_department",
+    "transfer_needs_operator",
+    "transfer_needs_acceptance",
 )
 
 
@@ -148,6 +151,11 @@ class Dialect(Protocol):
     has_webhook_keys: ClassVar[bool]  # webhooks are signed with keys SalesIQ hands out
     can_set_others_status: ClassVar[bool]  # the grant may set any operator's status
     names_retry_time: ClassVar[bool]  # a rate-limit refusal says when to try again
+    transfer_needs_department: ClassVar[bool]  # a transfer must name a department
+    transfer_needs_operator: ClassVar[bool]  # a transfer must name an operator
+    # A transfer waits for the new operator to accept (a webhook or a poll says so).
+    transfer_needs_acceptance: ClassVar[bool]
+    settable_statuses: ClassVar[tuple[OperatorStatus, ...]]  # what the status call can set
 
     def base_url(self, api_url: str, screen_name: str) -> str: ...
 

@@ -92,6 +92,16 @@ class Reference:
     has_webhook_keys = False  # HMAC with the secret given at registration
     can_set_others_status = True  # PATCH /operators/{id} takes any operator
     names_retry_time = True  # X-RateLimit-Reset or Retry-After on a 429
+    # POST /conversations/{id}/transfer hands the chat to an operator at once.
+    transfer_needs_department = False
+    transfer_needs_operator = True
+    transfer_needs_acceptance = False
+    settable_statuses = (
+        OperatorStatus.AVAILABLE,
+        OperatorStatus.AWAY,
+        OperatorStatus.BUSY,
+        OperatorStatus.OFFLINE,
+    )
 
     # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "REST API v2" / "API Structure"
     def base_url(self, api_url: str, screen_name: str) -> str:

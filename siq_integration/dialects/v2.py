@@ -114,6 +114,12 @@ class V2:
     can_set_others_status = False
     # 1023 names no time: the client backs off, doubling with each strike in a row.
     names_retry_time = False
+    # The transfer call takes a department (and optionally an operator of it); the new
+    # operator then accepts or declines, and a webhook says which.
+    transfer_needs_department = True
+    transfer_needs_operator = False
+    transfer_needs_acceptance = True
+    settable_statuses = (OperatorStatus.AVAILABLE, OperatorStatus.BUSY)  # all v2 documents
 
     # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
     # (../shared/SALESIQ_API.md, "URL shape and envelopes": the screen name in every path)
