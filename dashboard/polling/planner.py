@@ -19,7 +19,9 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+
+from siq_integration.health import WEBHOOKS_FLOWING_WITHIN
 
 # Spend at most this share of what the background may use: room for retries.
 HEADROOM = 0.8
@@ -44,12 +46,9 @@ V2_CHATS_PAGE = 99
 V2_SMALL_PAGE = 20  # operators, departments
 REFERENCE_PAGE = 100
 
-# Webhooks count as flowing while a verified delivery is at most this old.
-FLOWING_WITHIN = timedelta(minutes=2)
-
 
 class WebhookState(enum.StrEnum):
-    FLOWING = "flowing"  # a verified delivery within FLOWING_WITHIN
+    FLOWING = "flowing"  # a verified delivery within health.WEBHOOKS_FLOWING_WITHIN
     SILENT = "silent"  # registered, nothing verified lately (a quiet portal is silent too)
     REFUSED = "refused"  # the latest delivery failed verification
     NONE = "none"  # not registered: polling is all there is
@@ -69,7 +68,7 @@ def webhook_state(
     if (
         last_delivery_at is not None
         and last_delivery_ok
-        and now - last_delivery_at <= (FLOWING_WITHIN)
+        and now - last_delivery_at <= WEBHOOKS_FLOWING_WITHIN
     ):
         return WebhookState.FLOWING
     return WebhookState.SILENT
