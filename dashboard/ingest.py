@@ -42,7 +42,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from siq_integration import webhook_keys, webhooks
+from siq_integration import dialects, webhook_keys, webhooks
 from siq_integration.exceptions import (
     MalformedPayload,
     SalesIQError,
@@ -138,7 +138,7 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     portals = {portal.pk: portal for portal in Portal.objects.filter(pk__in=ids)}
     # Per portal: each trusted public key (PEM) and its SalesIQ key id.
     public_keys: dict[uuid.UUID, dict[str, str]] = defaultdict(dict)
-    if any(portal.dialect == "v2" for portal in portals.values()):
+    if any(dialects.get(portal.dialect).has_webhook_keys for portal in portals.values()):
         for portal_id, pem, key_id in WebhookPublicKey.objects.filter(
             portal__in=portals
         ).values_list("portal_id", "public_key_pem", "key_id"):
@@ -294,7 +294,7 @@ def _verify(
         )
     except SignatureInvalid:
         if (
-            portal.dialect != "v2"
+            not dialects.get(portal.dialect).has_webhook_keys
             or portal.pk in reread
             or not webhooks.signature_of(portal.dialect, delivery.headers)
         ):

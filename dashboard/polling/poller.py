@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from siq_integration import budget
+from siq_integration import budget, dialects
 from siq_integration import exceptions as exc
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
@@ -244,7 +244,7 @@ class Poller:
                 (now - sync.operators_full_at).total_seconds() if sync.operators_full_at else None
             )
             full = (
-                portal.dialect == "reference"
+                not dialects.get(portal.dialect).lists_operator_changes
                 or not sync.operators_sync_time
                 or full_age is None
                 or full_age >= plan.full_operators_every

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET
 
+from siq_integration import dialects
 from siq_integration.models import Portal
 
 from .. import access, times
@@ -344,7 +345,8 @@ def parameters_in_words(action: Action, dialect: str) -> list[str]:
         places = [place for place in (department, operator) if place]
         said = [f"to {places[0]}", *places[1:]] if places else []
         if params.get("note"):
-            lead = "message to the visitor" if dialect == "reference" else "note"
+            to_visitor = dialects.get(dialect).transfer_note_to_visitor
+            lead = "message to the visitor" if to_visitor else "note"
             said.append(f"{lead}: {params['note']}")
         return said
     if action.kind == ActionKind.END:
