@@ -405,7 +405,7 @@ class Action(models.Model):
             kwargs["update_fields"] = {*update_fields, "state"}
         super().save(*args, **kwargs)
         if self.parent_id:
-            # A drain's state follows its steps (its words: dashboard.actions.drain_summary).
+            # A drain's state follows its steps (its words: actions.wording.drain_summary).
             parent = Action.objects.filter(pk=self.parent_id).first()
             if parent is not None and parent.derive_state() != parent.state:
                 Action.objects.filter(pk=parent.pk).update(state=parent.derive_state())
@@ -454,7 +454,7 @@ class Action(models.Model):
 class RefusalTally(models.Model):
     """Attempts a role may not make (a Viewer's transfer), counted rather than stored: one
     row per user, portal and kind of action while the attempts keep coming (a gap of
-    ``dashboard.actions.TALLY_GAP`` starts a new one), nothing of what was typed. The audit
+    ``dashboard.actions.refusals.TALLY_GAP`` starts a new one), nothing of what was typed. The audit
     shows one line a row: "Viewer Ann was refused 37 transfers between 10:02 and 10:05".
     ``minute``/``in_minute`` count the current minute, for the rate limit."""
 

@@ -20,6 +20,7 @@ from siq_integration.models import Portal
 from siq_integration.normalised import EventKind, WebhookEvent
 
 from ..models import Action, ActionKind, ActionOutcome, Chat, Operator, OperatorStatus
+from ..realtime import publish as publisher
 from .wording import accepter, drain_summary
 
 ABANDONED = "abandoned"  # error_code of an action nobody answered
@@ -69,8 +70,6 @@ def finish(
 def publish(action: Action, *, page: str | None = None) -> None:
     """The outcome to the acting user's pages, after commit; ``page`` (the one whose request
     is being answered) is skipped: its HTTP answer shows the outcome."""
-    from ..realtime import publish as publisher  # renders templates; keep this light to import
-
     publisher.action_outcome(action.pk, except_page=page)
 
 
