@@ -42,7 +42,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from siq_integration import webhook_keys, webhooks
+from siq_integration import dialects, webhook_keys, webhooks
 from siq_integration.exceptions import (
     MalformedPayload,
     SalesIQError,
@@ -52,7 +52,7 @@ from siq_integration.exceptions import (
 from siq_integration.models import Portal, WebhookPublicKey
 from siq_integration.normalised import EventKind, WebhookEvent
 
-from . import actions
+from .actions import outcomes
 from .models import InboxEvent, PortalSync
 from .realtime import publish
 from .state import apply
@@ -139,7 +139,7 @@ def receive_many(deliveries: Sequence[Delivery]) -> tuple[list[Receipt], list[St
     portals = {portal.pk: portal for portal in Portal.objects.filter(pk__in=ids)}
     # Per portal: each trusted public key (PEM) and its SalesIQ key id.
     public_keys: dict[uuid.UUID, dict[str, str]] = defaultdict(dict)
-    if any(portal.dialect == "v2" for portal in portals.values()):
+    if any(dialects.get(portal.dialect).has_webhook_keys for portal in portals.values()):
         for portal_id, pem, key_id in WebhookPublicKey.objects.filter(
             portal__in=portals
         ).values_list("portal_id", "public_key_pem", "key_id"):
@@ -295,7 +295,7 @@ def _verify(
         )
     except SignatureInvalid:
         if (
-            portal.dialect != "v2"
+            not dialects.get(portal.dialect).has_webhook_keys
             or portal.pk in reread
             or not webhooks.signature_of(portal.dialect, delivery.headers)
         ):
@@ -476,7 +476,7 @@ def apply_stored(item: int | Stored) -> bool:
                 portal, received_at = stored.portal, stored.received_at
                 event = webhooks.parse(portal.dialect, stored.body.encode("utf-8"))
             apply.apply_event(portal, event, received_at=received_at)
-            actions.confirm(portal, event)
+            outcomes.confirm(portal, event)
     except Exception as error:
         logger.exception("Applying webhook event %s failed", event_id)
         pending.update(

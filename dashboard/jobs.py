@@ -26,7 +26,8 @@ from django.db import connections
 
 from siq_integration.models import Portal
 
-from . import actions, ingest, selectors
+from . import ingest, selectors
+from .actions import stuck
 from .alerts import escalation, lifecycle
 from .realtime import publish
 
@@ -72,7 +73,7 @@ def sweep(portals: Sequence[Portal], now: datetime) -> None:
 
 def settle(portals: Sequence[Portal], now: datetime) -> None:
     # Actions whose process died, or that SalesIQ never answered: "No clear answer".
-    actions.sweep_stuck()
+    stuck.sweep_stuck()
 
 
 def prune(portals: Sequence[Portal], now: datetime) -> None:

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from siq_integration import dialects
+from siq_integration import exceptions as exc
 from siq_integration.models import Portal
 
 
@@ -403,7 +405,7 @@ class Action(models.Model):
             kwargs["update_fields"] = {*update_fields, "state"}
         super().save(*args, **kwargs)
         if self.parent_id:
-            # A drain's state follows its steps (its words: dashboard.actions.drain_summary).
+            # A drain's state follows its steps (its words: actions.wording.drain_summary).
             parent = Action.objects.filter(pk=self.parent_id).first()
             if parent is not None and parent.derive_state() != parent.state:
                 Action.objects.filter(pk=parent.pk).update(state=parent.derive_state())
@@ -426,13 +428,17 @@ class Action(models.Model):
             if self.outcome == ActionOutcome.PENDING:
                 return ActionState.PENDING
             # v2 takes a transfer and the new operator accepts or declines it later.
-            if self.kind == ActionKind.TRANSFER and self.portal.dialect == "v2":
+            if (
+                self.kind == ActionKind.TRANSFER
+                and dialects.get(self.portal.dialect).transfer_needs_acceptance
+            ):
                 return ActionState.PENDING
             return ActionState.DONE
         if self.outcome == ActionOutcome.REFUSED:
             return ActionState.REFUSED
         # Failed: nothing sent (our budget, our back-off) or no clear answer from SalesIQ.
-        if self.error_code in ("BudgetExhausted", "RateLimited"):
+        failure = exc.by_name(self.error_code)  # a stored failure is its class's name
+        if failure is not None and failure.never_sent:
             return ActionState.NOT_SENT
         return ActionState.UNCLEAR
 
@@ -448,7 +454,7 @@ class Action(models.Model):
 class RefusalTally(models.Model):
     """Attempts a role may not make (a Viewer's transfer), counted rather than stored: one
     row per user, portal and kind of action while the attempts keep coming (a gap of
-    ``dashboard.actions.TALLY_GAP`` starts a new one), nothing of what was typed. The audit
+    ``dashboard.actions.refusals.TALLY_GAP`` starts a new one), nothing of what was typed. The audit
     shows one line a row: "Viewer Ann was refused 37 transfers between 10:02 and 10:05".
     ``minute``/``in_minute`` count the current minute, for the rate limit."""
 

@@ -31,11 +31,26 @@ from .models import (
     PortalSync,
 )
 
-# Webhooks count as silent when nothing verified arrived for this long while chats are open.
-WEBHOOK_SILENCE = timedelta(minutes=3)
-_SILENCE_MINUTES = int(WEBHOOK_SILENCE.total_seconds() // 60)
+# Webhooks count as silent when nothing verified arrived for longer than
+# health.WEBHOOKS_FLOWING_WITHIN while chats are open (the one definition of "flowing").
+_SILENCE_MINUTES = int(health.WEBHOOKS_FLOWING_WITHIN.total_seconds() // 60)
 # Data older than this is marked stale on the page.
 STALE_AFTER = timedelta(minutes=2)
+# How long a visitor has waited before the wait is shown amber, then red.
+WAIT_WARN = timedelta(seconds=60)
+WAIT_BAD = timedelta(seconds=180)
+
+
+def thresholds() -> dict[str, int]:
+    """The page's thresholds in seconds, defined here only: the page reads them from data
+    attributes (stale data, a visitor's wait turning amber and red)."""
+    return {
+        "stale_after": int(STALE_AFTER.total_seconds()),
+        "wait_warn": int(WAIT_WARN.total_seconds()),
+        "wait_bad": int(WAIT_BAD.total_seconds()),
+    }
+
+
 _UNTRUSTED = {
     health.State.UNREACHABLE,
     health.State.RECONNECT,
@@ -232,9 +247,9 @@ def _webhook_state(
     if not portal.webhook_id:
         return "none"
     silence = webhook_silence(portal, now, has_open=has_open)
-    if silence is not None and silence > WEBHOOK_SILENCE:
+    if silence is not None and silence > health.WEBHOOKS_FLOWING_WITHIN:
         return "refused" if _refused_during(portal, sync, now - silence) else "silent"
-    if portal.last_webhook_at and now - portal.last_webhook_at <= WEBHOOK_SILENCE:
+    if portal.last_webhook_at and now - portal.last_webhook_at <= health.WEBHOOKS_FLOWING_WITHIN:
         return "flowing"
     return "quiet"
 
@@ -413,6 +428,7 @@ def live_context(portals: list[Portal], now: datetime | None = None) -> dict[str
             .values_list("portal_id", "remote_id", "name")
         ),
         "alerts": alert_rows(open_alerts(live)),
+        "thresholds": thresholds(),
         "now": now,
     }
 

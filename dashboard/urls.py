@@ -24,7 +24,9 @@ urlpatterns = [
     path("alerts/<int:alert_id>/", alerts.detail, name="alert_detail"),
     path("alerts/<int:alert_id>/acknowledge/", alerts.acknowledge, name="alert_acknowledge"),
     path("alerts/<int:alert_id>/snooze/", alerts.snooze, name="alert_snooze"),
-    path("alerts/signals/", alerts.signals, name="alert_signals"),
+    path("alerts/notifications/", alerts.notification_settings, name="notification_settings"),
+    # The address pages loaded before the rename still post to.
+    path("alerts/signals/", alerts.notification_settings, name="alert_signals"),
     # Supervisor actions
     path("live/chats/<int:chat_id>/transfer/", actions.chat_transfer, name="chat_transfer"),
     path("live/chats/<int:chat_id>/end/", actions.chat_end, name="chat_end"),

@@ -356,12 +356,14 @@ class SalesIQClient:
                 self.dialect.conversations_path(),
                 self.dialect.open_conversation_queries()[0],
             ),
-            "operators": ("/operators", {}),
+            "operators": (self.dialect.operators_path(), {}),
             "departments": (
-                "/brands" if self.dialect.departments_by_brand else "/departments",
+                self.dialect.brands_path()
+                if self.dialect.departments_by_brand
+                else self.dialect.departments_path(),
                 {},
             ),
-            "webhooks": ("/webhooks", {}),
+            "webhooks": (self.dialect.webhooks_path(), {}),
         }
         path, params = paths[resource]
         if resource != "webhooks":
@@ -400,7 +402,10 @@ class SalesIQClient:
         sync_time: str | None = None
         operators: list[Operator] = []
         for payload in self._pages(
-            "/operators", params, self.dialect.small_page_size, listing="operators"
+            self.dialect.operators_path(),
+            params,
+            self.dialect.small_page_size,
+            listing="operators",
         ):
             if sync_time is None and payload.meta.get("sync_time") is not None:
                 # The first page's time: changes made while we page are asked for next time.
@@ -417,13 +422,16 @@ class SalesIQClient:
     def list_departments(self) -> list[Department]:
         if not self.dialect.departments_by_brand:
             raws = self._all(
-                "/departments", {}, self.dialect.small_page_size, listing="departments"
+                self.dialect.departments_path(),
+                {},
+                self.dialect.small_page_size,
+                listing="departments",
             )
             return [self.dialect.parse_department(raw) for raw in raws]
         departments: dict[str, Department] = {}
-        for brand in self._all("/brands", {}, self.dialect.page_size):
-            brand_id = dialects.as_str(brand.get("id"))
-            for raw in self._all(f"/brands/{brand_id}/departments", {}, self.dialect.page_size):
+        for brand in self._all(self.dialect.brands_path(), {}, self.dialect.page_size):
+            path = self.dialect.brand_departments_path(dialects.as_str(brand.get("id")))
+            for raw in self._all(path, {}, self.dialect.page_size):
                 department = self.dialect.parse_department(raw)
                 departments[department.id] = department
         return list(departments.values())
@@ -464,7 +472,7 @@ class SalesIQClient:
     # --- webhooks --------------------------------------------------------------------------
 
     def list_webhooks(self) -> list[Webhook]:
-        payload = self._request(Call("GET", "/webhooks"))
+        payload = self._request(Call("GET", self.dialect.webhooks_path()))
         items = payload.data if isinstance(payload.data, list) else []
         return [self.dialect.parse_webhook(item) for item in items if isinstance(item, dict)]
 
@@ -482,14 +490,14 @@ class SalesIQClient:
 
     def delete_webhook(self, webhook_id: str) -> None:
         with contextlib.suppress(exc.NotFound):  # already gone: what we wanted
-            self._request(Call("DELETE", f"/webhooks/{webhook_id}"))
+            self._request(Call("DELETE", self.dialect.webhook_path(webhook_id)))
 
     def get_webhook(self, webhook_id: str) -> Webhook:
         """The webhook as SalesIQ has it now, with every public key it lists (v2): keys
         can be added or removed in SalesIQ's own settings."""
         # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
         # (the webhook object and its public_keys: at most 2, the oldest signs).
-        payload = self._request(Call("GET", f"/webhooks/{webhook_id}"))
+        payload = self._request(Call("GET", self.dialect.webhook_path(webhook_id)))
         if not isinstance(payload.data, dict):
             raise exc.SalesIQError("SalesIQ answered without the webhook.")
         return self.dialect.parse_webhook(payload.data)
@@ -507,9 +515,8 @@ class SalesIQClient:
         now lists (the new one and any older one, which SalesIQ keeps signing with)."""
         if not self.dialect.has_webhook_keys:
             raise exc.BadRequest("Only SalesIQ v2 signs webhooks with public keys.")
-        # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
         payload = self._request(
-            Call("POST", f"/webhooks/{webhook_id}/keys", json={}, idempotent=False)
+            Call("POST", self.dialect.webhook_keys_path(webhook_id), json={}, idempotent=False)
         )
         webhook = self.dialect.parse_webhook(payload.data)
         if not webhook.public_keys:
@@ -517,6 +524,5 @@ class SalesIQClient:
         return webhook
 
     def delete_webhook_key(self, webhook_id: str, key_id: str) -> None:
-        # Reference: https://www.zoho.com/salesiq/help/developer-section/delete-public-key-webhook-v2.html
         with contextlib.suppress(exc.NotFound):
-            self._request(Call("DELETE", f"/webhooks/{webhook_id}/keys/{key_id}"))
+            self._request(Call("DELETE", self.dialect.webhook_key_path(webhook_id, key_id)))

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import budget, crypto, oauth, webhook_keys
+from . import budget, crypto, dialects, oauth, webhook_keys
 from . import exceptions as exc
 from .budget import Priority
 from .client import SalesIQClient
@@ -92,20 +92,7 @@ def _probe_copy(portal: Portal, authorization: oauth.Authorization, screen_name:
 
 def _check_reach(client: SalesIQClient) -> None:
     """One small read per scope family the dashboard reads with: a missing scope is named."""
-    if client.dialect.name == "v2":
-        checks = [
-            ("SalesIQ.departments.READ", "departments"),
-            ("SalesIQ.operators.READ", "operators"),
-            ("SalesIQ.conversations.READ", "conversations"),
-            ("SalesIQ.webhooks.READ", "webhooks"),
-        ]
-    else:
-        checks = [
-            ("SalesIQ.settings.READ", "departments"),
-            ("SalesIQ.operators.READ", "operators"),
-            ("SalesIQ.chats.READ", "conversations"),
-        ]
-    for scope, resource in checks:
+    for scope, resource in client.dialect.reach_checks:
         try:
             client.probe(resource)
         except exc.ScopeMissing as missing:
@@ -121,9 +108,10 @@ def same_portal(probe: Portal, client: SalesIQClient) -> Portal | None:
     events to another portal of this dashboard (its registered webhook address).
     """
     others = Portal.objects.exclude(pk=probe.pk)
-    if probe.dialect == "v2":
+    if dialects.get(probe.dialect).addresses_name_portal:
         address = probe.data_center_entry.api_address
-        for other in others.filter(dialect="v2", screen_name__iexact=probe.screen_name):
+        same_name = others.filter(dialect=probe.dialect, screen_name__iexact=probe.screen_name)
+        for other in same_name:
             entry = settings.SIQ_DATA_CENTERS.get(other.data_center)
             if entry is not None and entry.api_address == address:
                 return other
@@ -136,7 +124,7 @@ def same_portal(probe: Portal, client: SalesIQClient) -> Portal | None:
 def _reached(probe: Portal) -> str:
     """The SalesIQ portal a grant reaches, in words."""
     where = probe.data_center_entry.name
-    if probe.dialect == "v2":
+    if dialects.get(probe.dialect).addresses_name_portal:
         return f"The SalesIQ portal “{probe.screen_name}” ({where})"
     return f"The SalesIQ portal this Zoho account reaches through the reference API ({where})"
 

@@ -9,6 +9,7 @@ Callers catch classes, never parse messages. Every exception carries
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 # Every class of the family by its name: Portal.last_error_kind stores the name of the
 # last failure, and ``by_name`` turns it back into the class so readers test classes.
@@ -24,6 +25,9 @@ class SalesIQError(Exception):
     """Base of everything that can go wrong talking to SalesIQ or Zoho Accounts."""
 
     default_message = "SalesIQ could not complete the request."
+    # What the failure says about the call, so callers read the class, never a code:
+    never_sent: ClassVar[bool] = False  # the dashboard held the call back (budget, back-off)
+    unanswered: ClassVar[bool] = False  # sent, but no clear answer came (it may have happened)
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -217,6 +221,7 @@ class RateLimited(TryLater):
     """SalesIQ says too many requests (1023 / 429)."""
 
     default_message = "SalesIQ is limiting requests from this dashboard."
+    never_sent = True
 
 
 class TooManyRequests(RateLimited):
@@ -224,17 +229,21 @@ class TooManyRequests(RateLimited):
     RATE_LIMIT_EXCEEDED): the call reached SalesIQ and was refused. A bare RateLimited is
     a plain 429 or the dashboard's own back-off (budget), counted as not sent."""
 
+    never_sent = False
+
 
 class BudgetExhausted(TryLater):
     """Our own per-portal call budget is spent; nothing was sent to SalesIQ."""
 
     default_message = "This portal's SalesIQ call budget is used up for now."
+    never_sent = True
 
 
 class Unavailable(TryLater):
     """SalesIQ or Zoho Accounts did not answer usefully (1001, 5xx, timeout, refused)."""
 
     default_message = "SalesIQ is not answering right now."
+    unanswered = True
 
 
 # --- OAuth ---------------------------------------------------------------------------

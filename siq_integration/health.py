@@ -12,8 +12,13 @@ from . import budget
 from . import exceptions as exc
 from .models import Portal
 
-# The one definition of "webhooks are flowing": SalesIQ delivered within this long. The
-# page, the poll planner and the webhook-silence alert rule all read it from here.
+# "Webhooks are flowing": a verified delivery at most this old. The one definition: the live
+# page's banner, the poll planner and the health page read it (and the webhook-silence alert
+# rule starts from it). Three minutes because that is what a supervisor watching live chats
+# would call "not live any more": an open chat makes events (messages, attends, status
+# changes) every minute or two, SalesIQ retries a failed delivery within a minute or so, and
+# a shorter window would flap on a calm portal, while ten minutes or an hour of silence is a
+# long time to watch a page that looks live but is not.
 WEBHOOKS_FLOWING_WITHIN = timedelta(minutes=3)
 
 # What the last failure (stored by its class name) means for the portal's badge.
@@ -122,8 +127,14 @@ def webhook_health(portal: Portal, *, now: datetime | None = None) -> WebhookHea
         return WebhookHealth("Registered", "Registered; no delivery has arrived yet.", "ok")
     if portal.last_webhook_ok is False:
         return WebhookHealth("Refused a delivery", portal.last_webhook_problem, "bad")
-    if now - portal.last_webhook_at > timedelta(hours=1):
-        return WebhookHealth("Registered", "Registered; no delivery for over an hour.", "warn")
+    if now - portal.last_webhook_at > WEBHOOKS_FLOWING_WITHIN:
+        minutes = int(WEBHOOKS_FLOWING_WITHIN.total_seconds() // 60)
+        return WebhookHealth(
+            "Registered",
+            f"Registered; no delivery for over {minutes} minutes (a portal with no chats "
+            "going on sends none).",
+            "warn",
+        )
     return WebhookHealth("Receiving", "Deliveries arrive and their signatures check out.", "ok")
 
 

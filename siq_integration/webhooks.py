@@ -27,8 +27,6 @@ from . import dialects
 from .exceptions import MalformedPayload, SignatureInvalid
 from .normalised import WebhookEvent
 
-V2_SIGNATURE_HEADER = "x-siqsignature"
-REFERENCE_SIGNATURE_HEADER = "X-Salesiq-Signature"
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -110,10 +108,6 @@ def verify_reference(body: bytes, signature: str | None, secret: str) -> None:
         raise SignatureInvalid(detail="HMAC mismatch")
 
 
-def signature_header(dialect: str) -> str:
-    return V2_SIGNATURE_HEADER if dialect == "v2" else REFERENCE_SIGNATURE_HEADER
-
-
 def verify(
     *,
     dialect: str,
@@ -125,7 +119,7 @@ def verify(
     """Verify a delivery in ``dialect``; header names are matched without case. Returns
     the public key (PEM) that signed a v2 delivery, None for the reference dialect."""
     signature = signature_of(dialect, headers)
-    if dialect == "v2":
+    if dialects.get(dialect).has_webhook_keys:
         return verify_v2(body, signature, public_keys)
     verify_reference(body, signature, secret)
     return None
@@ -133,7 +127,7 @@ def verify(
 
 def signature_of(dialect: str, headers: Mapping[str, str]) -> str | None:
     """The delivery's signature header in ``dialect`` (names matched without case)."""
-    wanted = signature_header(dialect).lower()
+    wanted = dialects.get(dialect).signature_header.lower()
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 

@@ -179,7 +179,7 @@ def left_in_flight(
     """What a process killed between SalesIQ's call and its answer leaves: the request went
     out (to the simulator, for real; not with ``sent=False``), the record is pending and holds
     its chat or operator."""
-    from dashboard import actions
+    from dashboard.actions import locks
     from siq_integration.client import SalesIQClient
 
     portal, chat, target = world["portal"], world["chat"], world["target"]
@@ -230,7 +230,7 @@ def left_in_flight(
         portal=portal,
         kind=kind,
         params=params,
-        lock_key=actions._lock_for(portal, kind, **lock_target),
+        lock_key=locks.lock_for(portal, kind, **lock_target),
         runner=runner or dead_runner(),
         **fields,
     )
@@ -297,7 +297,7 @@ def test_a_later_poll_settles_an_action_left_in_flight(simulator, connected_port
 
 
 def test_the_sweep_says_no_clear_answer_after_the_bound(simulator, connected_portal):
-    from dashboard import actions
+    from dashboard.actions import stuck
     from dashboard.polling.runner import Worker
 
     world = scene(simulator, connected_portal, "v2")
@@ -307,7 +307,7 @@ def test_the_sweep_says_no_clear_answer_after_the_bound(simulator, connected_por
         world, sam, "end", runner=elsewhere, key="old-end-key-0123456789", sent=False
     )
     Action.objects.filter(pk=old.pk).update(
-        created_at=timezone.now() - actions.stuck_after() - timedelta(seconds=5)
+        created_at=timezone.now() - stuck.stuck_after() - timedelta(seconds=5)
     )
     world2 = {
         **world,
@@ -362,7 +362,7 @@ KEY_KILLED = "killed-retry-key-0123456789"
 
 
 def test_a_viewers_refusals_are_counted_not_stored_and_slowed_down(simulator, connected_portal):
-    from dashboard import actions
+    from dashboard.actions import refusals
     from dashboard.models import Profile, RefusalTally, Role
 
     world = scene(simulator, connected_portal, "v2")
@@ -389,11 +389,11 @@ def test_a_viewers_refusals_are_counted_not_stored_and_slowed_down(simulator, co
         )
 
     codes = [answer.status_code for answer in answers]
-    assert codes == [403] * actions.REFUSALS_PER_MINUTE + [429] * (
-        37 - actions.REFUSALS_PER_MINUTE
+    assert codes == [403] * refusals.REFUSALS_PER_MINUTE + [429] * (
+        37 - refusals.REFUSALS_PER_MINUTE
     ) or (
         # The minute may turn during the run: its count starts again.
-        set(codes) == {403, 429} and codes.count(429) >= 37 - 2 * actions.REFUSALS_PER_MINUTE
+        set(codes) == {403, 429} and codes.count(429) >= 37 - 2 * refusals.REFUSALS_PER_MINUTE
     ), codes
     slowed = answers[-1]
     assert 0 < int(slowed["Retry-After"]) <= 60
@@ -424,7 +424,8 @@ def test_a_viewers_refusals_are_counted_not_stored_and_slowed_down(simulator, co
 
 
 def test_a_drain_waits_for_a_status_change_of_its_operator_in_flight(simulator, connected_portal):
-    from dashboard import actions
+    from dashboard.actions import stuck
+    from dashboard.actions.drain import operator_drain
 
     world = scene(simulator, connected_portal, "v2")
     sam, ann = supervisors(2)
@@ -433,15 +434,15 @@ def test_a_drain_waits_for_a_status_change_of_its_operator_in_flight(simulator, 
     held = left_in_flight(world, sam, "operator_status", runner="another-host:4242", sent=False)
     start = last_seq(simulator)
 
-    drain = actions.operator_drain(key="drain-while-held-0123", user=ann, operator=me, moves=[])
+    drain = operator_drain(key="drain-while-held-0123", user=ann, operator=me, moves=[])
 
     assert (drain.state, drain.error_code) == ("refused", "in_flight")
     assert drain.message.startswith(f"Sam Lee0 is already changing {me.shown_name}'s status.")
     assert calls_to(simulator, world["portal"], start) == []
     assert not drain.steps.exists()
     # Once it is settled, the drain holds the operator and its own status step goes through.
-    actions.abandon(held)
-    drain = actions.operator_drain(key="drain-after-held-0123", user=ann, operator=me, moves=[])
+    stuck.abandon(held)
+    drain = operator_drain(key="drain-after-held-0123", user=ann, operator=me, moves=[])
     (step,) = drain.steps.all()
     assert step.kind == "operator_status" and step.lock_key == ""
     assert len(calls_to(simulator, world["portal"], start, "/status")) == 1
@@ -472,7 +473,7 @@ def test_an_unexpected_error_lets_go_of_the_chat_at_once(simulator, connected_po
 
 
 def test_a_long_drain_is_stuck_only_once_its_newest_step_is(simulator, connected_portal):
-    from dashboard import actions
+    from dashboard.actions import stuck
 
     world = scene(simulator, connected_portal, "v2")
     (sam,) = supervisors(1)
@@ -480,15 +481,15 @@ def test_a_long_drain_is_stuck_only_once_its_newest_step_is(simulator, connected
     drain = left_in_flight(world, sam, "drain", runner=elsewhere, sent=False, key="long-drain-1")
     step = left_in_flight(world, sam, "end", runner=elsewhere, sent=False, key="long-drain-1:t1")
     Action.objects.filter(pk=step.pk).update(parent=drain)
-    long_ago = timezone.now() - actions.stuck_after() - timedelta(minutes=5)
+    long_ago = timezone.now() - stuck.stuck_after() - timedelta(minutes=5)
     Action.objects.filter(pk=drain.pk).update(created_at=long_ago)
 
-    actions.sweep_stuck()
+    stuck.sweep_stuck()
     drain.refresh_from_db()
     assert drain.state == "pending", "its newest step is young: the drain is still going"
 
     Action.objects.filter(pk=step.pk).update(created_at=long_ago)
-    actions.sweep_stuck()
+    stuck.sweep_stuck()
     drain.refresh_from_db(), step.refresh_from_db()
     assert step.state == "unclear" and drain.outcome == "failed"
     assert "drain the operator" in drain.message

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import actions
+from dashboard.actions import status_rules, wording
+from dashboard.actions.drain import operator_drain_plan
 from dashboard.models import Action, Chat, Operator, Role
 from tests.support.browser import poll, shown, sign_in, watched
 from tests.support.simulator import (
@@ -312,7 +313,7 @@ def test_it_says_before_the_click_whose_status_salesiq_lets_it_set(
     server, simulator, connected_portal, page, console_errors, screenshot
 ):
     portal = watched(server, connected_portal(open_chats=0, operators=6))
-    assert actions.learn_connected_user(portal) is not None
+    assert status_rules.learn_connected_user(portal) is not None
     me = own_operator(portal)
     someone = Operator.objects.filter(portal=portal, status="available").exclude(pk=me.pk).first()
     chat = simulator.create_conversation(
@@ -373,7 +374,7 @@ def test_it_says_salesiq_refuses_another_operators_status_and_offers_the_drain(
 
     outcome = shown(page.locator("#drawer .action-outcome[data-kind=operator_status]"))
     assert outcome.get_attribute("data-state") == "refused"
-    assert actions.status_not_own(someone.shown_name) in outcome.inner_text()
+    assert wording.status_not_own(someone.shown_name) in outcome.inner_text()
     assert presence(simulator, portal, someone.remote_id) == "online"
     screenshot("actions-outcome-refused")
     dark(page)
@@ -439,7 +440,7 @@ def test_it_drains_an_operator_after_showing_who_gets_what(
         return theirs.filter(status="connected").count() == 2
 
     wait_for(both_theirs, timeout=15, what="both chats stored as the drained operator's")
-    plan = actions.operator_drain_plan(operator=me)
+    plan = operator_drain_plan(operator=me)
     # Who gets what, by the chat and the operator themselves (names may repeat).
     expected = {
         str(move.chat.pk): [move.to.shown_name, f"{move.chat.pk}:{move.to.pk}"]

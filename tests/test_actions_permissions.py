@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard import actions
+from dashboard.actions.drain import operator_drain_plan
 from dashboard.models import Action, Chat, Operator, Profile, RefusalTally, Role
 from siq_integration.models import Portal
 from tests.support.asgi import run_async
@@ -97,7 +97,7 @@ def form(world, name: str) -> dict:
     elif name == "status":
         data["status"] = "busy"
     elif name == "drain":
-        plan = actions.operator_drain_plan(operator=world["busy"])
+        plan = operator_drain_plan(operator=world["busy"])
         data["move"] = [f"{m.chat.pk}:{m.to.pk}" for m in plan.movable]
     return data
 

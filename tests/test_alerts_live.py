@@ -473,3 +473,15 @@ def test_it_looks_the_changed_chats_alerts_up_in_one_query(world):
         render.render_changes(apply.Changes(world["here"].pk, chats={quiet.pk}))
     alert_reads = [q for q in queries if 'FROM "dashboard_alert"' in q["sql"]]
     assert len(alert_reads) == 1 and "JOIN" not in alert_reads[0]["sql"]
+
+
+def test_it_names_notification_settings_and_keeps_the_old_address(world):
+    from django.urls import resolve, reverse
+
+    from dashboard.views.alerts import notification_settings
+
+    assert reverse("notification_settings") == "/alerts/notifications/"
+    assert resolve("/alerts/signals/").func is notification_settings
+    client = client_for(world, "supervisor_here")
+    assert csrf_post(client, "/alerts/notifications/", {"sound": "1"}).json()["sound"] is True
+    assert csrf_post(client, "/alerts/signals/", {"sound": "0"}).json()["sound"] is False

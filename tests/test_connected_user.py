@@ -8,7 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from dashboard import actions
+from dashboard.actions import services, status_rules
+from dashboard.actions.drain import operator_drain
 from dashboard.models import Chat, ChatStatus, Operator, Source
 from dashboard.polling.runner import Worker
 from siq_integration import oauth
@@ -37,7 +38,7 @@ def admin(db):
 @pytest.fixture(autouse=True)
 def ask_afresh():
     """Each test asks Zoho Accounts as if for the first time in this process."""
-    asked = getattr(actions, "_asked", {})
+    asked = status_rules._asked
     asked.clear()
     yield
     asked.clear()
@@ -68,7 +69,7 @@ def test_it_learns_who_the_grant_acts_as_when_a_portal_connects(simulator, admin
     # The operator is found among the operators once they are stored, by that e-mail.
     synced(portal)
     start = last_seq(simulator)
-    assert actions.learn_connected_user(portal) == own_operator(portal)
+    assert status_rules.learn_connected_user(portal) == own_operator(portal)
     portal.refresh_from_db()
     assert portal.connected_user_id == own_operator(portal).remote_id
     assert user_info_calls(simulator, start) == []  # Zoho was asked once, while connecting
@@ -100,16 +101,16 @@ def test_it_stays_unknown_and_asks_zoho_rarely_when_the_grant_cannot_say(simulat
     synced(portal)
     start = last_seq(simulator)
 
-    assert actions.learn_connected_user(portal) is None
-    assert actions.learn_connected_user(portal) is None  # not asked again so soon
+    assert status_rules.learn_connected_user(portal) is None
+    assert status_rules.learn_connected_user(portal) is None  # not asked again so soon
 
     portal.refresh_from_db()
     assert (portal.connected_user_id, portal.connected_user_email) == ("", "")
     assert len(user_info_calls(simulator, start)) == 1
     # A grant made before the dashboard asked for the scope is not asked at all.
     portal.granted_scopes = ",".join(oauth.scopes_for("v2"))
-    actions._asked.clear()
-    assert actions.learn_connected_user(portal) is None
+    status_rules._asked.clear()
+    assert status_rules.learn_connected_user(portal) is None
     assert len(user_info_calls(simulator, start)) == 1
 
 
@@ -123,7 +124,7 @@ def test_it_offers_v2_status_buttons_only_for_the_connected_user(
     simulator, connected_portal, admin, client
 ):
     portal = synced(connected_portal(open_chats=0, operators=5))
-    actions.learn_connected_user(portal)
+    status_rules.learn_connected_user(portal)
     me = own_operator(portal)
     someone = Operator.objects.filter(portal=portal).exclude(pk=me.pk).first()
     Chat.objects.create(
@@ -150,10 +151,10 @@ def test_it_offers_v2_status_buttons_only_for_the_connected_user(
     # The drain stays on offer, and does not promise Busy.
     assert "data-drain-preview" in theirs and "then set them Busy" not in theirs
     # The server still refuses with SalesIQ's own answer if asked anyway.
-    refused = actions.operator_set_status(
+    refused = services.operator_set_status(
         key="their-status-1234567", user=admin, operator=someone, status="busy"
     )
-    assert refused.state == "refused" and refused.error_code == "1016"
+    assert refused.state == "refused" and refused.error_code == "NotOwnStatus"
 
 
 def test_it_warns_before_the_click_while_the_connected_user_is_unknown(
@@ -198,7 +199,7 @@ def test_it_leaves_the_status_alone_in_a_drain_salesiq_would_refuse(admin, clien
     assert "No chat can move now" in text and "There is nothing to do." in text
     assert "Asha Rao&#x27;s status stays as it is: SalesIQ lets only Ben Okafor" in text
     assert 'type="submit"' not in text
-    drain = actions.operator_drain(
+    drain = operator_drain(
         key="nothing-to-drain-123", user=admin, operator=Operator.objects.get(pk=asha.pk), moves=[]
     )
     assert drain.state == "refused" and not drain.steps.exists()

@@ -17,7 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard import actions
+from dashboard.actions import services
 from dashboard.alerts import lifecycle
 from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Action, Chat, ChatMessage, Operator, Profile, Role
@@ -426,9 +426,9 @@ def test_it_gives_the_display_name_and_the_raw_fields_in_the_json_snapshot(clien
 def test_it_records_and_exports_the_names_shown_in_the_audit(client, owner, zylker):
     operator = Operator.objects.get(portal=zylker, remote_id="102")
     # Refused before SalesIQ is asked (the v2 dialect sets only Available or Busy).
-    actions.operator_set_status(key="k" * 20, user=owner, operator=operator, status="away")
+    services.operator_set_status(key="k" * 20, user=owner, operator=operator, status="away")
     chat = Chat.objects.get(remote_id="c3")
-    actions.chat_transfer(key="t" * 20, user=owner, chat=chat, operator_id="101")  # no department
+    services.chat_transfer(key="t" * 20, user=owner, chat=chat, operator_id="101")  # no department
     assert set(Action.objects.values_list("username", flat=True)) == {"Ada Lovelace"}
 
     page = client.get("/audit/").content.decode()

@@ -10,7 +10,9 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from dashboard import actions, ingest
+from dashboard import ingest
+from dashboard.actions import services, wording
+from dashboard.actions.drain import operator_drain, operator_drain_plan
 from dashboard.models import Action, Chat, ChatStatus, Operator
 from dashboard.realtime import publish
 from siq_integration import connecting
@@ -75,7 +77,7 @@ def test_it_says_a_v2_transfer_is_pending_until_salesiq_says_declined_everywhere
     target = next(
         o for o in state["operators"] if o["presence"] == "online" and o["id"] != chat_.operator_id
     )
-    action = actions.chat_transfer(
+    action = services.chat_transfer(
         key="vocabulary-key-1234",
         user=admin,
         chat=chat_,
@@ -141,11 +143,11 @@ def test_it_says_a_drain_again_when_salesiq_confirms_each_transfer(
     portal = synced(connected_portal(open_chats=0, operators=6))
     connecting.register_webhooks(portal, url=webhook_receiver.url)
     me, (ana, bo) = own_operator_with_chats(simulator, portal, ["Ana Draintest", "Bo Draintest"])
-    plan = actions.operator_drain_plan(operator=me)
+    plan = operator_drain_plan(operator=me)
     assert len(plan.movable) == 2
     to = {move.chat.remote_id: move.to.shown_name for move in plan.movable}
 
-    drain = actions.operator_drain(
+    drain = operator_drain(
         key="drain-then-decline-1",
         user=admin,
         operator=me,
@@ -207,9 +209,9 @@ def test_it_keeps_the_drain_advice_out_of_a_drains_own_steps(
     )["id"]
     simulator.pickup(visitor, someone.remote_id)
     synced(portal)
-    plan = actions.operator_drain_plan(operator=someone)
+    plan = operator_drain_plan(operator=someone)
 
-    drain = actions.operator_drain(
+    drain = operator_drain(
         key="drain-no-advice-1234",
         user=admin,
         operator=someone,
@@ -217,14 +219,14 @@ def test_it_keeps_the_drain_advice_out_of_a_drains_own_steps(
     )
 
     status = Action.objects.get(parent=drain, kind="operator_status")
-    assert status.state == "refused" and status.error_code == "1016"
+    assert status.state == "refused" and status.error_code == "NotOwnStatus"
     assert "drain" not in status.message and "drain" not in drain.message
-    assert status.message == actions.status_not_own(someone.shown_name, offer_drain=False)
+    assert status.message == wording.status_not_own(someone.shown_name, offer_drain=False)
     # On its own the refusal still offers the drain.
-    alone = actions.operator_set_status(
+    alone = services.operator_set_status(
         key="alone-status-1234567", user=admin, operator=someone, status="busy"
     )
-    assert alone.message == actions.status_not_own(someone.shown_name)
+    assert alone.message == wording.status_not_own(someone.shown_name)
     assert "drain their chats" in alone.message
 
 
@@ -259,7 +261,7 @@ def test_it_says_before_a_drain_that_no_chat_can_move(admin, client):
     assert "Asha Rao is Busy already. There is nothing to do." in text
     assert 'type="submit"' not in text
     # Sent anyway (an old form): refused in words, and never "0 of 0 chats moved".
-    drain = actions.operator_drain(
+    drain = operator_drain(
         key="nothing-to-drain-123", user=admin, operator=Operator.objects.get(pk=asha.pk), moves=[]
     )
     assert drain.state == "refused" and "0 of 0" not in drain.message
@@ -270,7 +272,7 @@ def test_it_says_a_busy_only_drain_without_counting_chats(simulator, connected_p
     portal = synced(connected_portal(open_chats=0, operators=4))
     me = Operator.objects.get(portal=portal, email=f"admin@{portal.screen_name}.example")
 
-    drain = actions.operator_drain(key="busy-only-drain-123", user=admin, operator=me, moves=[])
+    drain = operator_drain(key="busy-only-drain-123", user=admin, operator=me, moves=[])
 
     assert drain.state == "done" and drain.message == f"{me.shown_name} is now Busy."
     assert not Chat.objects.filter(portal=portal, operator_id=me.remote_id).exists()

@@ -67,7 +67,7 @@ def stored(portal, *chat_ids: str) -> list[int]:
 def test_it_never_publishes_what_a_rolled_back_transaction_applied(portal, published, monkeypatch):
     # Each event is applied, then its action confirmed, in one transaction: the
     # confirmation fails, so the transaction and what it applied roll back.
-    monkeypatch.setattr(ingest.actions, "confirm", mock.Mock(side_effect=Boom))
+    monkeypatch.setattr(ingest.outcomes, "confirm", mock.Mock(side_effect=Boom))
 
     assert ingest.apply_stored_together(stored(portal, "c-1", "c-2")) == 0
 

@@ -7,7 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard import actions, selectors
+from dashboard import selectors
+from dashboard.actions import services
 from dashboard.models import Action, Chat
 from siq_integration.normalised import ChatStatus, OperatorStatus
 from tests.factories import make_portal
@@ -107,7 +108,7 @@ def test_it_keeps_a_waiting_chat_open_to_everyone(portal):
 def test_it_refuses_a_transfer_to_the_operator_who_has_the_chat(portal):
     admin = get_user_model().objects.create_superuser("root", password="pw")
     item = Chat.objects.select_related("portal").get(remote_id="c1")
-    action = actions.chat_transfer(
+    action = services.chat_transfer(
         key="k" * 20, user=admin, chat=item, department_id="d1", operator_id="o1"
     )
     assert action.outcome == "refused"

@@ -19,15 +19,18 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+
+from siq_integration import dialects
+from siq_integration.health import WEBHOOKS_FLOWING_WITHIN
 
 # Spend at most this share of what the background may use: room for retries.
 HEADROOM = 0.8
 
 # The fastest each poll is worth doing, budget allowing.
-OPERATORS_BEST = 10.0  # v2: presence is only known by polling
-REFERENCE_OPERATORS_BEST = 15.0  # reference: presence arrives by webhook when they work…
-REFERENCE_OPERATORS_FLOWING = 60.0  # …so while they flow, polling only reconciles
+OPERATORS_BEST = 10.0  # presence is only known by polling (v2)
+PUSHED_OPERATORS_BEST = 15.0  # presence arrives by webhook when they work (reference)…
+PUSHED_OPERATORS_FLOWING = 60.0  # …so while they flow, polling only reconciles
 CHATS_BEST_SILENT = 20.0  # webhooks silent, refused or absent: polling is the truth
 CHATS_BEST_FLOWING = 120.0  # webhooks flow: polling only catches what they missed
 DEPARTMENTS_BEST = 600.0
@@ -36,20 +39,14 @@ FULL_OPERATORS_BEST = 600.0
 # Shares of the budget the slow, fixed polls may take at most.
 DEPARTMENTS_SHARE = 0.05
 FULL_OPERATORS_SHARE = 0.10
-# Operators' share of the rest when operators and chats both want more than there is.
-OPERATORS_WEIGHT = {"v2": 0.6, "reference": 0.5}
-
-# Page sizes the dialects use (siq_integration.dialects).
-V2_CHATS_PAGE = 99
-V2_SMALL_PAGE = 20  # operators, departments
-REFERENCE_PAGE = 100
-
-# Webhooks count as flowing while a verified delivery is at most this old.
-FLOWING_WITHIN = timedelta(minutes=2)
+# Operators' share of the rest when operators and chats both want more than there is:
+# more where presence is only known by polling.
+OPERATORS_WEIGHT_POLLED = 0.6
+OPERATORS_WEIGHT_PUSHED = 0.5
 
 
 class WebhookState(enum.StrEnum):
-    FLOWING = "flowing"  # a verified delivery within FLOWING_WITHIN
+    FLOWING = "flowing"  # a verified delivery within health.WEBHOOKS_FLOWING_WITHIN
     SILENT = "silent"  # registered, nothing verified lately (a quiet portal is silent too)
     REFUSED = "refused"  # the latest delivery failed verification
     NONE = "none"  # not registered: polling is all there is
@@ -69,7 +66,7 @@ def webhook_state(
     if (
         last_delivery_at is not None
         and last_delivery_ok
-        and now - last_delivery_at <= (FLOWING_WITHIN)
+        and now - last_delivery_at <= WEBHOOKS_FLOWING_WITHIN
     ):
         return WebhookState.FLOWING
     return WebhookState.SILENT
@@ -121,11 +118,11 @@ def _pages(items: int, size: int) -> int:
 
 def chats_listing_cost(dialect: str, open_chats: int) -> int:
     """Calls for one complete listing of open chats."""
-    if dialect == "reference":
-        # Waiting and active are two queries, each at least one page; their pages add up
-        # to at most one more than the open chats would fill together.
-        return max(2, math.ceil(open_chats / REFERENCE_PAGE) + 1)
-    return _pages(open_chats, V2_CHATS_PAGE)
+    shape = dialects.get(dialect)
+    queries = len(shape.open_conversation_queries())
+    # Several queries (reference: waiting, then active) each take at least one page; their
+    # pages add up to at most one more per extra query than the chats would fill together.
+    return max(queries, math.ceil(open_chats / shape.page_size) + queries - 1)
 
 
 def _every(cost: int, rate_per_minute: float) -> float:
@@ -141,20 +138,21 @@ def _rate(cost: int, every: float) -> float:
 
 
 def plan(load: Load) -> Plan:
-    reference = load.dialect == "reference"
+    shape = dialects.get(load.dialect)
+    full_lists_only = not shape.lists_operator_changes  # every operators poll is the full list
     background_minute = max(0, load.calls_per_minute - load.reserved_per_minute)
     day_left = max(0, load.calls_per_day - load.reserved_per_day - load.used_today)
     day_pace = day_left / max(load.seconds_left_today / 60, 1.0)
     budget = HEADROOM * min(background_minute, day_pace)
 
     chats_cost = chats_listing_cost(load.dialect, load.open_chats)
-    if reference:
-        operators_cost = full_cost = _pages(load.operators, REFERENCE_PAGE)
-        departments_cost = 1 + _pages(load.departments, REFERENCE_PAGE)  # brands, then one brand
+    full_cost = _pages(load.operators, shape.small_page_size)
+    # Changes since the last sync: rarely more than a page.
+    operators_cost = full_cost if full_lists_only else 1
+    if shape.departments_by_brand:
+        departments_cost = 1 + _pages(load.departments, shape.page_size)  # brands, then one
     else:
-        operators_cost = 1  # changes since the last sync: rarely more than a page
-        full_cost = _pages(load.operators, V2_SMALL_PAGE)
-        departments_cost = _pages(load.departments, V2_SMALL_PAGE)
+        departments_cost = _pages(load.departments, shape.small_page_size)
 
     departments_every = max(DEPARTMENTS_BEST, _every(departments_cost, budget * DEPARTMENTS_SHARE))
     # A full list replaces an incremental poll: only the extra pages cost anything.
@@ -168,8 +166,8 @@ def plan(load: Load) -> Plan:
     available = max(0.0, budget - fixed)
 
     flowing = load.webhooks is WebhookState.FLOWING
-    if reference:
-        operators_best = REFERENCE_OPERATORS_FLOWING if flowing else REFERENCE_OPERATORS_BEST
+    if shape.presence_by_webhook:
+        operators_best = PUSHED_OPERATORS_FLOWING if flowing else PUSHED_OPERATORS_BEST
     else:
         operators_best = OPERATORS_BEST
     chats_best = CHATS_BEST_FLOWING if flowing else CHATS_BEST_SILENT
@@ -177,27 +175,27 @@ def plan(load: Load) -> Plan:
     chats_want = chats_cost * 60 / chats_best
     # Each gets at least its weighted share when both want more than there is; what one
     # does not need, the other may use.
-    weight = OPERATORS_WEIGHT["reference" if reference else "v2"]
+    weight = OPERATORS_WEIGHT_PUSHED if shape.presence_by_webhook else OPERATORS_WEIGHT_POLLED
     operators_rate = min(operators_want, max(available * weight, available - chats_want))
     chats_rate = min(chats_want, available - operators_rate)
 
     operators_every = max(operators_best, _every(operators_cost, operators_rate))
     chats_every = max(chats_best, _every(chats_cost, chats_rate))
-    if reference:
-        full_every = operators_every  # every reference poll is the full list
+    if full_lists_only:
+        full_every = operators_every
     full_due = load.full_operators_age is None or load.full_operators_age >= full_every
     spent = (
         _rate(operators_cost, operators_every)
         + _rate(chats_cost, chats_every)
         + _rate(departments_cost, departments_every)
-        + (0.0 if reference else _rate(full_extra, full_every))
+        + (0.0 if full_lists_only else _rate(full_extra, full_every))
     )
     return Plan(
         operators_every=operators_every,
         chats_every=chats_every,
         departments_every=departments_every,
         full_operators_every=full_every,
-        full_operators=reference or full_due,
+        full_operators=full_lists_only or full_due,
         operators_cost=operators_cost,
         full_operators_cost=full_cost,
         chats_cost=chats_cost,

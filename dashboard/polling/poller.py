@@ -20,12 +20,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from siq_integration import budget
+from siq_integration import budget, dialects
 from siq_integration import exceptions as exc
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 
-from .. import actions
+from ..actions import outcomes, status_rules
 from ..models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
 from ..state import apply
 from . import planner
@@ -244,7 +244,7 @@ class Poller:
                 (now - sync.operators_full_at).total_seconds() if sync.operators_full_at else None
             )
             full = (
-                portal.dialect == "reference"
+                not dialects.get(portal.dialect).lists_operator_changes
                 or not sync.operators_sync_time
                 or full_age is None
                 or full_age >= plan.full_operators_every
@@ -368,10 +368,10 @@ class Poller:
             since = None if job.full_operators else (sync.operators_sync_time or None)
             result = client.list_operators(since=since)
             apply.apply_operators(portal, result, taken_at=taken_at)
-            actions.settle_by_operators(portal, read_at=taken_at)
+            outcomes.settle_by_operators(portal, read_at=taken_at)
             # Which operator the grant acts as (v2 lets it set only its own status): found
             # among the operators now stored, once; no SalesIQ call.
-            actions.learn_connected_user(portal)
+            status_rules.learn_connected_user(portal)
             logger.debug(
                 "Portal %s: %d operators (%s)",
                 portal,
@@ -386,7 +386,7 @@ class Poller:
             snapshot = not client.waited and not client.incomplete
             apply.apply_chats(portal, conversations, taken_at=taken_at, complete=snapshot)
             # Actions a dead process left unanswered: what SalesIQ now shows settles them.
-            actions.settle_by_chats(portal, read_at=taken_at)
+            outcomes.settle_by_chats(portal, read_at=taken_at)
             if not snapshot:
                 state.chats_listed_at = taken_at
             logger.debug("Portal %s: %d open chats", portal, len(conversations))

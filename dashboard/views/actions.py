@@ -1,10 +1,13 @@
 """Supervisor actions over HTTP (htmx): the forms, the action itself, the outcome.
 
-Thin: access, the idempotency key and the outcome live in dashboard.actions.
+Thin: access, the idempotency key and the outcome live in dashboard.actions. Each action
+request names its page (``X-Live-Page``): the outcome published while answering skips it, as
+its HTTP answer already shows the outcome there.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.contrib.auth.decorators import login_required
@@ -12,8 +15,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from .. import access, actions, selectors
-from ..models import Chat, Operator, OperatorStatus
+from .. import access, selectors
+from ..actions import drain, locks, refusals, services, status_rules, stuck
+from ..models import Chat, Operator
 
 PARTS = "actions/parts.html"
 
@@ -44,6 +48,15 @@ def _key(request: HttpRequest) -> str:
     return key
 
 
+_PAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def page_id(request: HttpRequest) -> str | None:
+    """The id the acting page sent in ``X-Live-Page``, or None when absent or malformed."""
+    sent = request.headers.get("X-Live-Page", "")
+    return sent if _PAGE_ID.fullmatch(sent) else None
+
+
 _OUT_OF_DATE = "This form is out of date. Close it and open it again."
 _USED = (
     "This form was already used for another chat, operator or action, so nothing was sent "
@@ -63,16 +76,16 @@ def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: objec
         return HttpResponseBadRequest(_OUT_OF_DATE)
     try:
         action = perform(key)
-    except actions.TooManyRefusals as refused:
+    except refusals.TooManyRefusals as refused:
         answer = HttpResponse(_TOO_MANY, status=429, content_type="text/plain; charset=utf-8")
         answer["Retry-After"] = str(refused.retry_after)
         return answer
-    except actions.KeyReused:
+    except locks.KeyReused:
         # The key is bound to its first action and target: a conflict, said in words.
         return HttpResponse(_USED, status=409, content_type="text/plain; charset=utf-8")
     except Exception:
         # Whatever it left pending says "No clear answer" now and lets go of its chat.
-        actions.abandon_after_error(key)
+        stuck.abandon_after_error(key)
         raise
     context = {"action": action, "steps": list(action.steps.order_by("pk")), **extra}
     return render(request, f"{PARTS}#{partial}", context)
@@ -92,9 +105,10 @@ def chat_transfer(request: HttpRequest, chat_id: int) -> HttpResponse:
         return render(request, f"{PARTS}#transfer_form", context)
     return _run(
         request,
-        lambda key: actions.chat_transfer(
+        lambda key: services.chat_transfer(
             key=key,
             user=request.user,
+            page=page_id(request),
             chat=chat,
             department_id=request.POST.get("department_id", ""),
             operator_id=request.POST.get("operator_id", ""),
@@ -116,8 +130,12 @@ def chat_end(request: HttpRequest, chat_id: int) -> HttpResponse:
         return render(request, f"{PARTS}#end_form", context)
     return _run(
         request,
-        lambda key: actions.chat_end(
-            key=key, user=request.user, chat=chat, message=request.POST.get("message", "")[:1000]
+        lambda key: services.chat_end(
+            key=key,
+            user=request.user,
+            chat=chat,
+            message=request.POST.get("message", "")[:1000],
+            page=page_id(request),
         ),
     )
 
@@ -133,9 +151,9 @@ def operator_panel(request: HttpRequest, operator_id: int) -> HttpResponse:
         "operator": operator,
         "key": new_key(),
         "can_act": access.can_act(request.user, operator.portal),
-        "statuses": [OperatorStatus(s) for s in actions.SETTABLE_STATUSES[operator.portal.dialect]],
+        "statuses": status_rules.settable_statuses(operator.portal),
         # v2 lets the connected user set only their own status: said before the click.
-        "status_rule": actions.status_rule(operator, open_chats=len(chats)),
+        "status_rule": status_rules.status_rule(operator, open_chats=len(chats)),
         "chats": chats,
         "open_alerts": selectors.alert_rows(
             selectors.open_alerts([operator.portal]).filter(operator=operator)
@@ -152,8 +170,12 @@ def operator_status(request: HttpRequest, operator_id: int) -> HttpResponse:
     # for the form (the one just used stays tied to this attempt).
     return _run(
         request,
-        lambda key: actions.operator_set_status(
-            key=key, user=request.user, operator=operator, status=request.POST.get("status", "")
+        lambda key: services.operator_set_status(
+            key=key,
+            user=request.user,
+            operator=operator,
+            status=request.POST.get("status", ""),
+            page=page_id(request),
         ),
         partial="status_outcome",
         operator=operator,
@@ -166,7 +188,7 @@ def operator_status(request: HttpRequest, operator_id: int) -> HttpResponse:
 def operator_drain(request: HttpRequest, operator_id: int) -> HttpResponse:
     operator = _operator(request, operator_id)
     if request.method == "GET":
-        plan = actions.operator_drain_plan(operator=operator)
+        plan = drain.operator_drain_plan(operator=operator)
         context = {
             "plan": plan,
             "operator": operator,
@@ -181,6 +203,8 @@ def operator_drain(request: HttpRequest, operator_id: int) -> HttpResponse:
             chat_pk, _, target_pk = pair.partition(":")
             if chat_pk.isdigit() and target_pk.isdigit():
                 moves.append((int(chat_pk), int(target_pk)))
-        return actions.operator_drain(key=key, user=request.user, operator=operator, moves=moves)
+        return drain.operator_drain(
+            key=key, user=request.user, operator=operator, moves=moves, page=page_id(request)
+        )
 
     return _run(request, perform, partial="drain_outcome")

@@ -3,8 +3,9 @@ and how quickly somebody took it.
 
 Admins see every portal's alerts, Supervisors and Viewers those of their portals; a portal
 filter naming a portal the user may not see is a 404, as everywhere. The filters, the time
-range and the CSV export work as on the audit page and share its code. The summary (per
-rule, per day) comes from a few aggregate queries over the filtered set, never one per row.
+range and the CSV export work as on the audit page: both come from dashboard/history.py.
+The summary (per rule, per day) comes from a few aggregate queries over the filtered set,
+never one per row.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from django.views.decorators.http import require_GET
 from siq_integration.models import Portal
 
 from .. import access, times
-from ..models import Alert, AlertKind, Escalation, Severity
-from .audit import (
+from ..history import (
     PAGE_SIZE,
     PERIODS,
     RangeFilters,
@@ -39,6 +39,7 @@ from .audit import (
     read_range,
     unusable,
 )
+from ..models import Alert, AlertKind, Escalation, Severity
 
 DAYS_SHOWN = 31  # the per-day table covers at most the last 31 days of the range
 

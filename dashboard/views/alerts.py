@@ -79,8 +79,9 @@ def detail(request: HttpRequest, alert_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def signals(request: HttpRequest) -> HttpResponse:
-    """Remember how new alerts reach this user: ``desktop`` and/or ``sound``, "1" or "0"."""
+def notification_settings(request: HttpRequest) -> HttpResponse:
+    """Remember how new alerts reach this user (their notification settings): ``desktop``
+    and/or ``sound``, "1" or "0"."""
     changes = {}
     for field, name in (("notify_desktop", "desktop"), ("notify_sound", "sound")):
         value = request.POST.get(name)

@@ -129,6 +129,13 @@ CAPABILITIES = (
     "has_webhook_keys",
     "can_set_others_status",
     "names_retry_time",
+    "transfer_needs_department",
+    "transfer_needs_operator",
+    "transfer_needs_acceptance",
+    "transfer_note_to_visitor",
+    "addresses_name_portal",
+    "lists_operator_changes",
+    "presence_by_webhook",
 )
 
 
@@ -148,6 +155,18 @@ class Dialect(Protocol):
     has_webhook_keys: ClassVar[bool]  # webhooks are signed with keys SalesIQ hands out
     can_set_others_status: ClassVar[bool]  # the grant may set any operator's status
     names_retry_time: ClassVar[bool]  # a rate-limit refusal says when to try again
+    transfer_needs_department: ClassVar[bool]  # a transfer must name a department
+    transfer_needs_operator: ClassVar[bool]  # a transfer must name an operator
+    # A transfer waits for the new operator to accept (a webhook or a poll says so).
+    transfer_needs_acceptance: ClassVar[bool]
+    settable_statuses: ClassVar[tuple[OperatorStatus, ...]]  # what the status call can set
+    transfer_note_to_visitor: ClassVar[bool]  # a transfer's note is shown to the visitor
+    addresses_name_portal: ClassVar[bool]  # the API address names the portal (screen name)
+    lists_operator_changes: ClassVar[bool]  # operators can be listed changed-since
+    presence_by_webhook: ClassVar[bool]  # operators' presence arrives by webhook
+    signature_header: ClassVar[str]  # the header a webhook delivery's signature comes in
+    # (scope, resource) pairs: one small read per scope family proves a grant reaches it.
+    reach_checks: ClassVar[tuple[tuple[str, str], ...]]
 
     def base_url(self, api_url: str, screen_name: str) -> str: ...
 
@@ -182,6 +201,22 @@ class Dialect(Protocol):
     def conversation_path(self, conversation_id: str) -> str: ...
 
     def messages_path(self, conversation_id: str) -> str: ...
+
+    def operators_path(self) -> str: ...
+
+    def departments_path(self) -> str: ...
+
+    def brands_path(self) -> str: ...
+
+    def brand_departments_path(self, brand_id: str) -> str: ...
+
+    def webhooks_path(self) -> str: ...
+
+    def webhook_path(self, webhook_id: str) -> str: ...
+
+    def webhook_keys_path(self, webhook_id: str) -> str: ...
+
+    def webhook_key_path(self, webhook_id: str, key_id: str) -> str: ...
 
     def transfer_call(
         self, conversation_id: str, *, department_id: str, operator_id: str, note: str

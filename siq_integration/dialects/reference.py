@@ -92,6 +92,26 @@ class Reference:
     has_webhook_keys = False  # HMAC with the secret given at registration
     can_set_others_status = True  # PATCH /operators/{id} takes any operator
     names_retry_time = True  # X-RateLimit-Reset or Retry-After on a 429
+    # POST /conversations/{id}/transfer hands the chat to an operator at once.
+    transfer_needs_department = False
+    transfer_needs_operator = True
+    transfer_needs_acceptance = False
+    settable_statuses = (
+        OperatorStatus.AVAILABLE,
+        OperatorStatus.AWAY,
+        OperatorStatus.BUSY,
+        OperatorStatus.OFFLINE,
+    )
+    transfer_note_to_visitor = True  # "Transfer Chat" sends it as the visitor's message
+    addresses_name_portal = False  # /api/v2/…: the token decides which portal answers
+    lists_operator_changes = False  # "List Operators" has no changed-since: the full list
+    presence_by_webhook = True  # operator.status_changed events carry presence
+    signature_header = "X-Salesiq-Signature"  # "Handle Webhooks in Your Application"
+    reach_checks = (
+        ("SalesIQ.settings.READ", "departments"),
+        ("SalesIQ.operators.READ", "operators"),
+        ("SalesIQ.chats.READ", "conversations"),
+    )
 
     # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "REST API v2" / "API Structure"
     def base_url(self, api_url: str, screen_name: str) -> str:
@@ -225,6 +245,37 @@ class Reference:
     # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Get Chat Transcript"
     def messages_path(self, conversation_id: str) -> str:
         return f"/chats/{conversation_id}/transcript"
+
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Operators"
+    def operators_path(self) -> str:
+        return "/operators"
+
+    # This dialect lists departments per brand (departments_by_brand): never asked for.
+    def departments_path(self) -> str:
+        return "/departments"
+
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Brands"
+    def brands_path(self) -> str:
+        return "/brands"
+
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Departments"
+    def brand_departments_path(self, brand_id: str) -> str:
+        return f"/brands/{brand_id}/departments"
+
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Webhooks"
+    def webhooks_path(self) -> str:
+        return "/webhooks"
+
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Update Webhook", "Delete Webhook"
+    def webhook_path(self, webhook_id: str) -> str:
+        return f"/webhooks/{webhook_id}"
+
+    # This dialect signs with a shared secret (has_webhook_keys is False): never asked for.
+    def webhook_keys_path(self, webhook_id: str) -> str:
+        return f"/webhooks/{webhook_id}/keys"
+
+    def webhook_key_path(self, webhook_id: str, key_id: str) -> str:
+        return f"/webhooks/{webhook_id}/keys/{key_id}"
 
     # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Transfer Chat"
     def transfer_call(

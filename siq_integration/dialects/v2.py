@@ -114,6 +114,23 @@ class V2:
     can_set_others_status = False
     # 1023 names no time: the client backs off, doubling with each strike in a row.
     names_retry_time = False
+    # The transfer call takes a department (and optionally an operator of it); the new
+    # operator then accepts or declines, and a webhook says which.
+    transfer_needs_department = True
+    transfer_needs_operator = False
+    transfer_needs_acceptance = True
+    settable_statuses = (OperatorStatus.AVAILABLE, OperatorStatus.BUSY)  # all v2 documents
+    transfer_note_to_visitor = False  # the note goes to the new operator
+    addresses_name_portal = True  # /api/v2/{screen_name}/…
+    lists_operator_changes = True  # last_sync_time: only operators changed since
+    presence_by_webhook = False  # presence is only known by polling
+    signature_header = "x-siqsignature"  # ../shared/SALESIQ_API.md, "Webhooks": Signature
+    reach_checks = (
+        ("SalesIQ.departments.READ", "departments"),
+        ("SalesIQ.operators.READ", "operators"),
+        ("SalesIQ.conversations.READ", "conversations"),
+        ("SalesIQ.webhooks.READ", "webhooks"),
+    )
 
     # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
     # (../shared/SALESIQ_API.md, "URL shape and envelopes": the screen name in every path)
@@ -288,6 +305,40 @@ class V2:
     # (../shared/SALESIQ_API.md, "Resources and actions": Messages, seen in practice)
     def messages_path(self, conversation_id: str) -> str:
         return f"/conversations/{conversation_id}/messages"
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-operator-list.html
+    def operators_path(self) -> str:
+        return "/operators"
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": Departments, GET …/departments)
+    def departments_path(self) -> str:
+        return "/departments"
+
+    # v2 lists departments at once (departments_by_brand is False): never asked for.
+    def brands_path(self) -> str:
+        return "/brands"
+
+    def brand_departments_path(self, brand_id: str) -> str:
+        return f"/brands/{brand_id}/departments"
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/webhooks.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": Webhooks)
+    def webhooks_path(self) -> str:
+        return "/webhooks"
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/webhooks.html
+    # (../shared/SALESIQ_API.md, "Resources and actions": DELETE …/webhooks/{id})
+    def webhook_path(self, webhook_id: str) -> str:
+        return f"/webhooks/{webhook_id}"
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/generate-public-key-webhook-v2.html
+    def webhook_keys_path(self, webhook_id: str) -> str:
+        return f"/webhooks/{webhook_id}/keys"
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/delete-public-key-webhook-v2.html
+    def webhook_key_path(self, webhook_id: str, key_id: str) -> str:
+        return f"/webhooks/{webhook_id}/keys/{key_id}"
 
     def transfer_call(
         self, conversation_id: str, *, department_id: str, operator_id: str, note: str

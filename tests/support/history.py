@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from dashboard import actions
+from dashboard.actions import wording
 from dashboard.alerts.rules import ensure_rules
 from dashboard.models import Action, ActionKind, ActionOutcome, Alert, Escalation
 from siq_integration import exceptions as exc
@@ -33,7 +33,7 @@ def record(portal, user, kind, outcome, *, ago, key=None, parent=None, failure=N
         **fields,
     )
     if failure is not None:
-        action.message = actions.sentence(action, failure)
+        action.message = wording.sentence(action, failure)
         action.error_code = str(failure.code or type(failure).__name__)
         action.error_detail = failure.technical()
     action.finished_at = None if outcome == ActionOutcome.PENDING else timezone.now() - ago

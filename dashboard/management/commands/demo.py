@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.models import Chat, Department, InboxEvent, Operator, PortalSync
-from siq_integration import connecting, oauth
+from siq_integration import connecting, dialects, oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
 from siq_integration.models import Portal
@@ -208,13 +208,12 @@ class Command(BaseCommand):
         for portal in Portal.objects.filter(data_center__in=sim_codes).exclude(pk=keep.pk):
             if not (portal.is_connected or portal.webhook_id):
                 continue
-            if portal.dialect == "v2":
-                screens = [p["screen_name"] for p in state["portals"] if p["dialect"] == "v2"]
+            # The simulator's portals of the same shape; where the address names the portal
+            # (v2) it must be the same one, else (reference) the token decides: the first.
+            screens = [p["screen_name"] for p in state["portals"] if p["dialect"] == portal.dialect]
+            if dialects.get(portal.dialect).addresses_name_portal:
                 screen = portal.screen_name if portal.screen_name in screens else ""
             else:
-                screens = [
-                    p["screen_name"] for p in state["portals"] if p["dialect"] == "reference"
-                ]
                 screen = screens[0] if screens else ""
             try:
                 if not screen:
