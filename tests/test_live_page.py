@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from dashboard import selectors
 from dashboard.models import Chat, Profile, Role
 from dashboard.state import apply
 from siq_integration.models import Portal
@@ -94,6 +95,25 @@ def test_it_renders_chats_operators_and_key_figures(client, owner):
     assert "data-wait-sum=" in meta and 'data-wait-count="2"' in meta
     assert re.search(r'data-chats-as-of="[^"]+Z"', meta)
     assert re.search(r'data-operators-as-of="[^"]+Z"', meta)
+
+
+def test_it_gives_the_page_the_servers_thresholds(client, owner, monkeypatch):
+    """The page script reads how old is stale and how long a wait is amber or red from the
+    page (static/js/live/page.js); until the server sends them, today's values."""
+    fill(make_portal(), [chat("c1")])
+
+    html = client.get("/").content.decode()
+    assert 'data-stale-after="120" data-wait-warn="60" data-wait-bad="180"' in html
+
+    live_context = selectors.live_context
+
+    def with_thresholds(portals, now=None):
+        thresholds = {"stale_after": 300, "wait_warn": 45, "wait_bad": 90}
+        return {**live_context(portals, now), "thresholds": thresholds}
+
+    monkeypatch.setattr(selectors, "live_context", with_thresholds)
+    html = client.get("/").content.decode()
+    assert 'data-stale-after="300" data-wait-warn="45" data-wait-bad="90"' in html
 
 
 def test_it_offers_sorting_and_filters(client, owner):
