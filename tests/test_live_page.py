@@ -386,3 +386,29 @@ def test_it_sums_the_last_hours_waits_in_the_database():
     since = now - timedelta(hours=1)
     in_python = selectors._wait_stats_in_python(portal, now, since)
     assert in_python == (pytest.approx(total, abs=0.01), count)
+
+
+def test_it_ships_the_page_script_as_modules_that_find_each_other(client, owner, tmp_path):
+    """No bundler: the page loads static/js/live/main.js as a module, which imports its
+    neighbours by relative address. Collected for a proxy to serve (unhashed names, the
+    project's storage), every import still finds its file beside it."""
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    fill(make_portal(), [chat("c1")])
+    html = client.get("/").content.decode()
+    assert re.search(r'<script type="module" src="/static/js/live/main\.js" nonce="[^"]+"', html)
+    assert "js/live.js" not in html
+
+    with override_settings(STATIC_ROOT=tmp_path):
+        call_command("collectstatic", interactive=False, verbosity=0)
+    folder = tmp_path / "js" / "live"
+    modules = sorted(folder.glob("*.js"))
+    assert folder / "main.js" in modules
+    imported = set()
+    for module in modules:
+        for name in re.findall(r'^import .*?"\./([\w-]+\.js)";$', module.read_text(), re.M):
+            assert (folder / name).is_file(), f"{module.name} imports a missing {name}"
+            imported.add(name)
+    # Every module is reached from main.js (none left over, none loaded on its own).
+    assert {m.name for m in modules} - imported == {"main.js"}
