@@ -23,6 +23,7 @@ from dashboard.models import Chat, ChatMessage
 from dashboard.models import Operator as Operator_
 from dashboard.realtime import publish
 from dashboard.state import apply
+from dashboard.templatetags.supervisor import row_cache
 from siq_integration import connecting
 from siq_integration.client import SalesIQClient
 from siq_integration.normalised import (
@@ -227,6 +228,28 @@ def test_it_filters_and_counts_only_what_is_shown(ws_server, page, owner):
     assert len(shown(page)) == 5
     page.select_option("select[data-filter='presence']", "online")
     assert len(shown(page, "operators")) == 2
+
+
+def test_it_counts_operators_as_the_server_says(ws_server, page, owner, monkeypatch):
+    """The operator figures are sums of what each row shown says it counts as (the server's
+    selectors.operator_figure): a snapshot rendered with another definition (away as
+    offline) changes the tiles, with no rule of the page's own about statuses."""
+    portal = make_portal()
+    world(portal)
+    open_live(page, ws_server, owner)
+    assert [kpi(page, k) for k in ("available", "busy", "offline")] == ["1", "1", "1"]
+
+    away_as_offline = {**selectors.OPERATOR_FIGURES, OperatorStatus.AWAY: "offline"}
+    monkeypatch.setattr(selectors, "OPERATOR_FIGURES", away_as_offline)
+    row_cache.clear()  # rows rendered under the old definition
+    send(
+        page,
+        render_to_string(
+            "live/parts.html#snapshot", {**selectors.live_context([portal]), "oob": True}
+        ),
+    )
+    assert [kpi(page, k) for k in ("available", "busy", "offline")] == ["1", "0", "2"]
+    assert kpi(page, "utilisation") == "125%"  # Asha's 4 seats, as before
 
 
 def test_it_places_rows_that_messages_add_change_and_delete(ws_server, page, owner):

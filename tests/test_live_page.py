@@ -13,16 +13,17 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard import selectors
-from dashboard.models import Chat, Profile, Role
+from dashboard.models import Chat, Operator, Profile, Role
 from dashboard.state import apply
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
     Message,
+    OperatorStatus,
     SenderType,
 )
 from tests.factories import make_portal
-from tests.support.live import NASTY, chat, disconnected, fill
+from tests.support.live import NASTY, chat, disconnected, fill, staff
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +115,43 @@ def test_it_gives_the_page_the_servers_thresholds(client, owner, monkeypatch):
     monkeypatch.setattr(selectors, "live_context", with_thresholds)
     html = client.get("/").content.decode()
     assert 'data-stale-after="300" data-wait-warn="45" data-wait-bad="90"' in html
+
+
+def test_it_says_on_each_operator_row_what_it_counts_as_in_the_figures(client, owner):
+    """One definition of the operator figures (selectors.operator_figure): away counts as
+    busy, a disabled operator not at all, capacity is the available ones' seats. The JSON
+    figures use it, and each row carries it for the page to sum over the rows it shows."""
+    portal = make_portal()
+    fill(portal, [chat("c1")])
+    staff(
+        portal,
+        ("o1", "Asha Rao", OperatorStatus.AVAILABLE, ("d1",), 4),
+        ("o2", "Ben Okafor", OperatorStatus.AWAY, ("d1",), 3),
+        ("o3", "Chloé Karimi", OperatorStatus.OFFLINE, ("d2",), 5),
+        ("o4", "Dee Park", OperatorStatus.AVAILABLE, ("d2",), 6),
+        ("o5", "Eli Moss", OperatorStatus.BUSY, ("d2",), 2),
+    )
+    Operator.objects.filter(portal=portal, remote_id="o4").update(enabled=False)
+
+    html = client.get("/").content.decode()
+    figures = {
+        remote: re.search(r'data-figure="(\w*)" data-seats="(\d+)"', operator_row(html, remote))
+        for remote in ("o1", "o2", "o3", "o4", "o5")
+    }
+    assert {remote: found.groups() for remote, found in figures.items()} == {
+        "o1": ("available", "4"),
+        "o2": ("busy", "0"),
+        "o3": ("offline", "0"),
+        "o4": ("", "0"),  # disabled
+        "o5": ("busy", "0"),
+    }
+    kpis = selectors.kpis([portal])
+    assert (kpis["operators_available"], kpis["operators_busy"], kpis["operators_offline"]) == (
+        1,
+        2,
+        1,
+    )
+    assert kpis["capacity_available"] == 4
 
 
 def test_it_offers_sorting_and_filters(client, owner):

@@ -1,5 +1,7 @@
-// The key figures (the same definitions as dashboard.selectors.kpis) of what the tables show,
-// and the tables' counts. They follow the filters.
+// The key figures of what the tables show, and the tables' counts. They follow the filters, so
+// they are sums over the rows shown; what a row counts as is the server's (an operator row's
+// data-figure and data-seats, dashboard.selectors.operator_figure), and the average wait is the
+// portals' own sum (data-wait-sum, data-wait-count on each portal's meta).
 import { root, on } from "./page.js";
 import { clock, now, num } from "./clock.js";
 import { liveMetas } from "./portals.js";
@@ -27,13 +29,15 @@ export function countKpis() {
       if (num(rec.waitingSince) < oldest) oldest = rec.waitingSince;
     }
   }
-  let available = 0, busy = 0, offline = 0, capacity = 0;
+  // Each operator row says what it counts as (data-figure: the server's definition).
+  const figures = { available: 0, busy: 0, offline: 0 };
+  let capacity = 0;
   for (const rec of operators.order) {
-    if (!rec.visible || !rec.enabled) continue;
-    if (rec.status === "available") { available++; capacity += rec.capacity; }
-    else if (rec.status === "busy" || rec.status === "away") busy++; // away counts as busy
-    else if (rec.status === "offline") offline++;
+    if (!rec.visible) continue;
+    if (rec.figure in figures) figures[rec.figure]++;
+    capacity += rec.seats;
   }
+  const { available, busy, offline } = figures;
   let sum = 0, count = 0;
   liveMetas().forEach((meta) => { sum += Number(meta.dataset.waitSum) || 0; count += Number(meta.dataset.waitCount) || 0; });
   kpi = { open, waiting, oldestWait: oldest, waitSum: sum, waitCount: count, available, busy, offline, capacity };

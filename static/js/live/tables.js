@@ -262,6 +262,10 @@ function parseOperator(el) {
     enabled: d.enabled !== "0",
     attention: d.attention === "1",
     since: when(d.since),
+    // What the operator counts as in the key figures, and the seats they add (the server's
+    // dashboard.selectors.operator_figure, operator_seats).
+    figure: d.figure || "",
+    seats: Number(d.seats) || 0,
   };
 }
 function operatorPasses(rec) {
