@@ -138,6 +138,27 @@ def department_names(portals: list[Portal]) -> dict[tuple[Any, str], str]:
     }
 
 
+# What an operator counts as in the key figures: away counts as busy, and a disabled operator
+# does not count. kpis() sums these; the live page sums the same, read from each operator row
+# it shows (data-figure, data-seats), so its tiles can follow its filters.
+OPERATOR_FIGURES = {
+    OperatorStatus.AVAILABLE: "available",
+    OperatorStatus.BUSY: "busy",
+    OperatorStatus.AWAY: "busy",
+    OperatorStatus.OFFLINE: "offline",
+}
+
+
+def operator_figure(status: str, enabled: bool) -> str:
+    """The figure an operator counts in: available, busy, offline, or none ("")."""
+    return OPERATOR_FIGURES.get(status, "") if enabled else ""
+
+
+def operator_seats(status: str, enabled: bool, max_chats: int | None) -> int:
+    """The seats an operator adds to the capacity the figures count: an available one's."""
+    return (max_chats or 0) if operator_figure(status, enabled) == "available" else 0
+
+
 @dataclass(frozen=True)
 class OperatorView:
     """An operator as a card shows it: with load and department names."""
@@ -149,6 +170,15 @@ class OperatorView:
     @property
     def capacity(self) -> int | None:
         return self.operator.max_chats
+
+    @property
+    def figure(self) -> str:
+        return operator_figure(self.operator.status, self.operator.enabled)
+
+    @property
+    def seats(self) -> int:
+        op = self.operator
+        return operator_seats(op.status, op.enabled, op.max_chats)
 
     @property
     def load_percent(self) -> int:
@@ -459,7 +489,7 @@ def alert_rows(alerts: Iterable[Alert]) -> list[Alert]:
     return alerts
 
 
-# --- KPIs (the JSON snapshot; the page computes the same figures in the browser) ----------
+# --- KPIs (the JSON snapshot; the page sums the same per row, operator_figure) ------------
 
 
 def kpis(portals: list[Portal], now: datetime | None = None) -> dict[str, Any]:
@@ -483,18 +513,16 @@ def kpis(portals: list[Portal], now: datetime | None = None) -> dict[str, Any]:
     ops = list(
         Operator.objects.filter(portal__in=portals, enabled=True).values("status", "max_chats")
     )
-    available = [o for o in ops if o["status"] == OperatorStatus.AVAILABLE]
-    busy = [o for o in ops if o["status"] in (OperatorStatus.BUSY, OperatorStatus.AWAY)]
-    offline = [o for o in ops if o["status"] == OperatorStatus.OFFLINE]
-    capacity = sum(o["max_chats"] or 0 for o in available)
+    figures = Counter(operator_figure(o["status"], True) for o in ops)
+    capacity = sum(operator_seats(o["status"], True, o["max_chats"]) for o in ops)
     return {
         "open_chats": len(chats),
         "waiting": len(waiting),
         "longest_wait_seconds": round(longest),
         "average_wait_last_hour_seconds": round(total / count) if count else None,
-        "operators_available": len(available),
-        "operators_busy": len(busy),
-        "operators_offline": len(offline),
+        "operators_available": figures["available"],
+        "operators_busy": figures["busy"],
+        "operators_offline": figures["offline"],
         "capacity_available": capacity,
         "utilisation": round(len(chats) / capacity, 3) if capacity else None,
     }

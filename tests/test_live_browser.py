@@ -23,6 +23,7 @@ from dashboard.models import Chat, ChatMessage
 from dashboard.models import Operator as Operator_
 from dashboard.realtime import render
 from dashboard.state import apply
+from dashboard.templatetags.supervisor import row_cache
 from siq_integration import connecting
 from siq_integration.client import SalesIQClient
 from siq_integration.normalised import (
@@ -227,6 +228,28 @@ def test_it_filters_and_counts_only_what_is_shown(ws_server, page, owner):
     assert len(shown(page)) == 5
     page.select_option("select[data-filter='presence']", "online")
     assert len(shown(page, "operators")) == 2
+
+
+def test_it_counts_operators_as_the_server_says(ws_server, page, owner, monkeypatch):
+    """The operator figures are sums of what each row shown says it counts as (the server's
+    selectors.operator_figure): a snapshot rendered with another definition (away as
+    offline) changes the tiles, with no rule of the page's own about statuses."""
+    portal = make_portal()
+    world(portal)
+    open_live(page, ws_server, owner)
+    assert [kpi(page, k) for k in ("available", "busy", "offline")] == ["1", "1", "1"]
+
+    away_as_offline = {**selectors.OPERATOR_FIGURES, OperatorStatus.AWAY: "offline"}
+    monkeypatch.setattr(selectors, "OPERATOR_FIGURES", away_as_offline)
+    row_cache.clear()  # rows rendered under the old definition
+    send(
+        page,
+        render_to_string(
+            "live/parts.html#snapshot", {**selectors.live_context([portal]), "oob": True}
+        ),
+    )
+    assert [kpi(page, k) for k in ("available", "busy", "offline")] == ["1", "0", "2"]
+    assert kpi(page, "utilisation") == "125%"  # Asha's 4 seats, as before
 
 
 def test_it_places_rows_that_messages_add_change_and_delete(ws_server, page, owner):
@@ -782,3 +805,51 @@ def test_it_orders_alerts_marks_their_rows_and_counts_them_in_the_title(
     )
     page.set_viewport_size({"width": 1920, "height": 1080})
     screenshot("alerts-wallboard")
+
+
+def test_it_takes_its_wait_and_stale_thresholds_from_the_page(ws_server, page, owner):
+    """The thresholds are the server's (data-* on #live), not numbers of the script's own:
+    with others there, the same waits take other tones."""
+    world(make_portal())
+    open_live(page, ws_server, owner)
+    w15 = row_id("w15")  # waiting 15 minutes: red by default
+    assert page.get_attribute(f"#{w15} time[data-tick=wait]", "data-level") == "bad"
+    assert page.get_attribute("[data-kpi-tile='longest-wait']", "data-tone") == "bad"
+
+    # The same page again, its thresholds changed as it is parsed (before any script runs).
+    page.add_init_script(
+        """new MutationObserver((records, observer) => {
+             const live = document.getElementById("live");
+             if (!live) return;
+             observer.disconnect();
+             const names = ["staleAfter", "waitWarn", "waitBad"];
+             window.hadThresholds = names.every((name) => name in live.dataset);
+             Object.assign(live.dataset, { waitWarn: "3000", waitBad: "6000" });
+           }).observe(document, { childList: true, subtree: true });"""
+    )
+    page.reload()
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert page.evaluate("window.hadThresholds") is True
+    assert not page.get_attribute(f"#{w15} time[data-tick=wait]", "data-level")
+    assert not page.get_attribute("[data-kpi-tile='longest-wait']", "data-tone")
+
+
+def test_it_names_itself_on_its_socket_and_on_every_request(ws_server, page, owner):
+    """One id per page: in the websocket's address (page=) and as X-Live-Page on each htmx
+    request, so the server can leave out of this page's pushes what its answers carried."""
+    world(make_portal())
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    open_live(page, ws_server, owner)
+
+    assert len(sockets) == 1
+    ids = re.findall(r"[?&]page=([^&]+)", sockets[0])
+    assert len(ids) == 1 and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", ids[0]), sockets[0]
+
+    with page.expect_request(lambda request: "/live/chats/" in request.url) as asked:
+        page.click(f"#{row_id('w5')}")
+    assert asked.value.headers.get("x-live-page") == ids[0]
+
+    page.reload()  # another page load is another page
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert re.findall(r"[?&]page=([^&]+)", sockets[-1]) != ids

@@ -12,16 +12,18 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard.models import Chat, Profile, Role
+from dashboard import selectors
+from dashboard.models import Chat, Operator, Profile, Role
 from dashboard.state import apply
 from siq_integration.models import Portal
 from siq_integration.normalised import (
     ChatStatus,
     Message,
+    OperatorStatus,
     SenderType,
 )
 from tests.factories import make_portal
-from tests.support.live import NASTY, chat, disconnected, fill
+from tests.support.live import NASTY, chat, disconnected, fill, staff
 
 pytestmark = pytest.mark.django_db
 
@@ -94,6 +96,62 @@ def test_it_renders_chats_operators_and_key_figures(client, owner):
     assert "data-wait-sum=" in meta and 'data-wait-count="2"' in meta
     assert re.search(r'data-chats-as-of="[^"]+Z"', meta)
     assert re.search(r'data-operators-as-of="[^"]+Z"', meta)
+
+
+def test_it_gives_the_page_the_servers_thresholds(client, owner, monkeypatch):
+    """The page script reads how old is stale and how long a wait is amber or red from the
+    page (static/js/live/page.js); until the server sends them, today's values."""
+    fill(make_portal(), [chat("c1")])
+
+    html = client.get("/").content.decode()
+    assert 'data-stale-after="120" data-wait-warn="60" data-wait-bad="180"' in html
+
+    live_context = selectors.live_context
+
+    def with_thresholds(portals, now=None):
+        thresholds = {"stale_after": 300, "wait_warn": 45, "wait_bad": 90}
+        return {**live_context(portals, now), "thresholds": thresholds}
+
+    monkeypatch.setattr(selectors, "live_context", with_thresholds)
+    html = client.get("/").content.decode()
+    assert 'data-stale-after="300" data-wait-warn="45" data-wait-bad="90"' in html
+
+
+def test_it_says_on_each_operator_row_what_it_counts_as_in_the_figures(client, owner):
+    """One definition of the operator figures (selectors.operator_figure): away counts as
+    busy, a disabled operator not at all, capacity is the available ones' seats. The JSON
+    figures use it, and each row carries it for the page to sum over the rows it shows."""
+    portal = make_portal()
+    fill(portal, [chat("c1")])
+    staff(
+        portal,
+        ("o1", "Asha Rao", OperatorStatus.AVAILABLE, ("d1",), 4),
+        ("o2", "Ben Okafor", OperatorStatus.AWAY, ("d1",), 3),
+        ("o3", "Chloé Karimi", OperatorStatus.OFFLINE, ("d2",), 5),
+        ("o4", "Dee Park", OperatorStatus.AVAILABLE, ("d2",), 6),
+        ("o5", "Eli Moss", OperatorStatus.BUSY, ("d2",), 2),
+    )
+    Operator.objects.filter(portal=portal, remote_id="o4").update(enabled=False)
+
+    html = client.get("/").content.decode()
+    figures = {
+        remote: re.search(r'data-figure="(\w*)" data-seats="(\d+)"', operator_row(html, remote))
+        for remote in ("o1", "o2", "o3", "o4", "o5")
+    }
+    assert {remote: found.groups() for remote, found in figures.items()} == {
+        "o1": ("available", "4"),
+        "o2": ("busy", "0"),
+        "o3": ("offline", "0"),
+        "o4": ("", "0"),  # disabled
+        "o5": ("busy", "0"),
+    }
+    kpis = selectors.kpis([portal])
+    assert (kpis["operators_available"], kpis["operators_busy"], kpis["operators_offline"]) == (
+        1,
+        2,
+        1,
+    )
+    assert kpis["capacity_available"] == 4
 
 
 def test_it_offers_sorting_and_filters(client, owner):
@@ -369,3 +427,29 @@ def test_it_sums_the_last_hours_waits_in_the_database():
     since = now - timedelta(hours=1)
     in_python = selectors._wait_stats_in_python(portal, now, since)
     assert in_python == (pytest.approx(total, abs=0.01), count)
+
+
+def test_it_ships_the_page_script_as_modules_that_find_each_other(client, owner, tmp_path):
+    """No bundler: the page loads static/js/live/main.js as a module, which imports its
+    neighbours by relative address. Collected for a proxy to serve (unhashed names, the
+    project's storage), every import still finds its file beside it."""
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    fill(make_portal(), [chat("c1")])
+    html = client.get("/").content.decode()
+    assert re.search(r'<script type="module" src="/static/js/live/main\.js" nonce="[^"]+"', html)
+    assert "js/live.js" not in html
+
+    with override_settings(STATIC_ROOT=tmp_path):
+        call_command("collectstatic", interactive=False, verbosity=0)
+    folder = tmp_path / "js" / "live"
+    modules = sorted(folder.glob("*.js"))
+    assert folder / "main.js" in modules
+    imported = set()
+    for module in modules:
+        for name in re.findall(r'^import .*?"\./([\w-]+\.js)";$', module.read_text(), re.M):
+            assert (folder / name).is_file(), f"{module.name} imports a missing {name}"
+            imported.add(name)
+    # Every module is reached from main.js (none left over, none loaded on its own).
+    assert {m.name for m in modules} - imported == {"main.js"}
