@@ -123,6 +123,10 @@ class Operator(models.Model):
     fact_at = models.DateTimeField()
     source = models.CharField(max_length=8, choices=Source.choices)
     updated_at = models.DateTimeField(auto_now=True)
+    # How far the operator's time in each status has been counted (dashboard/figures/
+    # counting.py): the status and the moment counted up to.
+    counted_status = models.CharField(max_length=16, blank=True)
+    counted_since = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [
@@ -164,6 +168,13 @@ class Chat(models.Model):
     transfer_status = models.CharField(max_length=16, blank=True)
     transfer_to = models.CharField(max_length=200, blank=True)
     transcript_loaded_at = models.DateTimeField(null=True)
+    # The operator's first line after the pickup (first response time), and the department
+    # the chat was in when it was picked up (it counts there, whatever transfers follow).
+    first_response_at = models.DateTimeField(null=True)
+    served_department_id = models.CharField(max_length=64, blank=True)
+    # What this chat adds to the service figures as last counted (dashboard/figures/
+    # counting.py): a later fact about it takes that away and adds what it adds now.
+    counted = models.JSONField(default=dict)
     # Ended because a complete poll no longer listed it (not because SalesIQ said so):
     # a later poll that lists it open again may reopen it.
     inferred_end = models.BooleanField(default=False)
@@ -173,7 +184,11 @@ class Chat(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["portal", "remote_id"], name="unique_chat")]
-        indexes = [models.Index(fields=["portal", "status"], name="chat_portal_status")]
+        indexes = [
+            models.Index(fields=["portal", "status"], name="chat_portal_status"),
+            # The last hour's service figures read the chats that arrived in it.
+            models.Index(fields=["portal", "started_at"], name="chat_portal_started"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.visitor_name or self.remote_id} ({self.status})"
@@ -649,3 +664,119 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"Heartbeat at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- service figures ---------------------------------------------------------------------------
+# Written only by dashboard/figures/counting.py (and the settings by the portal's admins).
+
+
+class ServiceSettings(models.Model):
+    """A portal's service-level target and the time zone of its business day."""
+
+    portal = models.OneToOneField(Portal, on_delete=models.CASCADE, related_name="service")
+    # An IANA zone: "today" is the portal's business day there.
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # The target: ``target_share`` percent of chats picked up within ``target_seconds``.
+    target_seconds = models.PositiveIntegerField(default=60)
+    target_share = models.PositiveSmallIntegerField(default=80)
+
+    def __str__(self) -> str:
+        return f"{self.target_share} % within {self.target_seconds} s ({self.time_zone})"
+
+
+class DepartmentService(models.Model):
+    """A department's own target (blank: the portal's) and business hours (none: always open).
+
+    Kept apart from ``Department`` (which follows SalesIQ's list and is deleted with it) so a
+    department that disappears for a poll keeps what the admin set."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="+")
+    department_id = models.CharField(max_length=64)  # SalesIQ id
+    target_seconds = models.PositiveIntegerField(null=True, blank=True)
+    target_share = models.PositiveSmallIntegerField(null=True, blank=True)
+    # {"0": ["09:00", "17:30"], …}: Monday is "0"; a day left out is closed all day.
+    hours = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal", "department_id"], name="unique_department_service"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Service of department {self.department_id}"
+
+
+class TallySpan(models.TextChoices):
+    QUARTER = "quarter", "15 minutes"
+    DAY = "day", "Business day"
+
+
+class ServiceTally(models.Model):
+    """What the chats that arrived in one department in one span add up to (see
+    dashboard/figures/definitions.py for what each counts). A day's row is the sum of its
+    quarters, kept beside them so "today" is one row to read."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="+")
+    department_id = models.CharField(max_length=64, blank=True)  # SalesIQ id; "" for none
+    span = models.CharField(max_length=8, choices=TallySpan.choices)
+    start = models.DateTimeField()  # the quarter's start, or the business day's local midnight
+    offered = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+    # Answered with no pickup time known (first seen already connected): not timed.
+    answered_untimed = models.PositiveIntegerField(default=0)
+    # Whole seconds to pickup -> chats, and for chats over before a pickup, whole seconds the
+    # visitor waited -> chats ({"12": 3}): any target T is read from them exactly.
+    answer_waits = models.JSONField(default=dict)
+    unanswered_waits = models.JSONField(default=dict)
+    handled = models.PositiveIntegerField(default=0)
+    handle_seconds = models.FloatField(default=0)
+    responded = models.PositiveIntegerField(default=0)
+    response_seconds = models.FloatField(default=0)
+    rated = models.PositiveIntegerField(default=0)
+    rating_sum = models.PositiveIntegerField(default=0)
+    rated_good = models.PositiveIntegerField(default=0)  # rated 4 or 5
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal", "department_id", "span", "start"], name="unique_service_tally"
+            )
+        ]
+        indexes = [models.Index(fields=["portal", "span", "start"], name="tally_portal_span")]
+
+    def __str__(self) -> str:
+        return f"{self.department_id or 'no department'} {self.span} {self.start:%Y-%m-%d %H:%M}"
+
+
+class OperatorTally(models.Model):
+    """One operator's business day: the chats they held last (see definitions.py) and the
+    seconds they spent in each status (counted at each change; the current one runs on)."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="+")
+    operator_id = models.CharField(max_length=64)  # SalesIQ id
+    start = models.DateTimeField()  # the business day's local midnight
+    offered = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+    answered_untimed = models.PositiveIntegerField(default=0)
+    answer_waits = models.JSONField(default=dict)
+    unanswered_waits = models.JSONField(default=dict)
+    handled = models.PositiveIntegerField(default=0)
+    handle_seconds = models.FloatField(default=0)
+    responded = models.PositiveIntegerField(default=0)
+    response_seconds = models.FloatField(default=0)
+    rated = models.PositiveIntegerField(default=0)
+    rating_sum = models.PositiveIntegerField(default=0)
+    rated_good = models.PositiveIntegerField(default=0)
+    status_seconds = models.JSONField(default=dict)  # {"available": 3600.0, …}
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal", "operator_id", "start"], name="unique_operator_tally"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Operator {self.operator_id} on {self.start:%Y-%m-%d}"

@@ -154,6 +154,9 @@ FORBIDDEN = (
     ("dashboard.state", "dashboard.realtime"),  # applying never renders or sends
     ("dashboard.state", "dashboard.alerts"),  # alerts run as a hook after publication
     ("dashboard.realtime", "dashboard.alerts"),
+    # The figures are counted while applying and read by pages: they never send or apply.
+    ("dashboard.figures", "dashboard.realtime"),
+    ("dashboard.figures", "dashboard.state"),
 )
 
 

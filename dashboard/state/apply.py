@@ -37,6 +37,7 @@ from siq_integration.normalised import (
     Operator as RemoteOperator,
 )
 
+from ..figures import counting
 from ..models import (
     OPEN_CHAT_STATUSES,
     Chat,
@@ -109,6 +110,13 @@ def _applying(portal_id: Any) -> Iterator[None]:
                     [_APPLY_LOCK_SPACE, str(portal_id)],
                 )
         yield
+
+
+def _settle(changes: Changes) -> None:
+    """What was applied is counted into the service figures (in the same transaction) and
+    recorded for the publisher."""
+    changes.queues |= counting.count(changes)
+    record(changes)
 
 
 # --- facts from the future ----------------------------------------------------------------
@@ -190,6 +198,21 @@ def _set_last_message(chat: Chat, message: Message | None) -> bool:
     chat.last_message_text = message.text[:2000]
     chat.last_message_at = when or chat.last_message_at
     chat.last_message_sender = str(message.sender_type)
+    _note_first_response(chat, message)
+    return True
+
+
+def _note_first_response(chat: Chat, message: Message) -> bool:
+    """The operator's first line after the pickup (the first response time's end)."""
+    if (
+        str(message.sender_type) != "operator"
+        or chat.first_response_at is not None
+        or chat.attended_at is None
+        or message.sent_at is None
+        or message.sent_at < chat.attended_at
+    ):
+        return False
+    chat.first_response_at = message.sent_at
     return True
 
 
@@ -217,6 +240,11 @@ def _store_message(chat: Chat, message: Message | None, changes: Changes) -> Non
     except IntegrityError:
         return
     changes.messages.add(stored.pk)
+    if _note_first_response(chat, message):
+        Chat.objects.filter(pk=chat.pk, first_response_at__isnull=True).update(
+            first_response_at=chat.first_response_at
+        )
+        changes.chats.add(chat.pk)
 
 
 def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
@@ -256,6 +284,9 @@ def _merge(chat: Chat, conversation: Conversation, fact_at: datetime) -> None:
         # Seen waiting, now connected: the pickup happened about now. A chat first seen
         # connected keeps no pickup time (the reference dialect has none): no made-up waits.
         chat.attended_at = chat.attended_at or fact_at
+    if (chat.attended_at or status == ChatStatus.CONNECTED) and not chat.served_department_id:
+        # Picked up: it counts in the department it was in then (dashboard/figures/).
+        chat.served_department_id = chat.department_id
     if status in (ChatStatus.ENDED, ChatStatus.MISSED):
         chat.ended_at = conversation.ended_at or chat.ended_at or fact_at
         chat.inferred_end = False
@@ -443,7 +474,7 @@ def mark_chat_ended(chat: Chat, *, at: datetime, source: str) -> Changes:
             chat.save()
             changes.chats.add(chat.pk)
             changes.operators |= _operator_pks(chat.portal, [previous_operator])
-        record(changes)
+        _settle(changes)
     return changes
 
 
@@ -454,7 +485,7 @@ def apply_conversation(
     changes = Changes(portal.pk)
     with _applying(portal.pk):
         _apply_conversation(portal, conversation, fact_at=fact_at, source=source, changes=changes)
-        record(changes)
+        _settle(changes)
     return changes
 
 
@@ -506,7 +537,7 @@ def apply_chats(
             PortalSync.objects.update_or_create(
                 portal=portal, defaults={"chats_polled_at": taken_at}
             )
-        record(changes)
+        _settle(changes)
     return changes
 
 
@@ -689,7 +720,7 @@ def apply_operators(portal: Portal, sync: OperatorSync, *, taken_at: datetime) -
         if sync.complete:
             defaults["operators_full_at"] = taken_at
         PortalSync.objects.update_or_create(portal=portal, defaults=defaults)
-        record(changes)
+        _settle(changes)
     return changes
 
 
@@ -715,7 +746,7 @@ def apply_operator_status(
             operator.source = source
             operator.save()
             changes.operators.add(operator.pk)
-        record(changes)
+        _settle(changes)
     return changes
 
 
@@ -743,7 +774,7 @@ def apply_departments(
         PortalSync.objects.update_or_create(
             portal=portal, defaults={"departments_polled_at": taken_at}
         )
-        record(changes)
+        _settle(changes)
     return changes
 
 
@@ -762,7 +793,7 @@ def apply_transcript(chat: Chat, messages: list[Message], *, fetched_at: datetim
         if messages and _set_last_message(chat, messages[-1]):
             changes.chats.add(chat.pk)
         chat.save()
-        record(changes)
+        _settle(changes)
     return changes
 
 
@@ -834,5 +865,5 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
                     portal=portal, defaults={"last_event_at": received_at}
                 )
             transaction.on_commit(lambda: _last_event_marked.update({portal.pk: received_at}))
-        record(changes)
+        _settle(changes)
     return changes

@@ -23,6 +23,8 @@ class Changes:
     removed_operators: set[int] = field(default_factory=set)
     messages: set[int] = field(default_factory=set)  # new transcript lines
     departments: bool = False
+    # Departments (SalesIQ ids) whose queue figures may have changed (dashboard/figures/).
+    queues: set[str] = field(default_factory=set)
     meta: bool = False  # freshness or health
     alerts: set[int] = field(default_factory=set)  # raised, acknowledged, snoozed, resolved
     # Actions whose outcome changed, to their supervisor's pages: each with the page that
@@ -36,6 +38,7 @@ class Changes:
             or self.removed_operators
             or self.messages
             or self.departments
+            or self.queues
             or self.meta
             or self.alerts
             or self.outcomes
@@ -47,6 +50,7 @@ class Changes:
         self.removed_operators |= other.removed_operators
         self.messages |= other.messages
         self.departments = self.departments or other.departments
+        self.queues |= other.queues
         self.meta = self.meta or other.meta
         self.alerts |= other.alerts
         for action_id, except_page in other.outcomes.items():

@@ -1,0 +1,195 @@
+"""Keeping the service tallies, as the state is applied (dashboard/state/apply.py calls
+``count`` inside the transaction that changed the chats and operators, so a rollback takes
+the counting with it).
+
+Each chat remembers what it added last (``Chat.counted``). When a fact changes what it adds
+(picked up, ended, rated, transferred while waiting), what it added is taken away and what
+it adds now is added: a handful of rows written per change of a chat's outcome, whatever
+the size of the day, and the same chat applied twice (a webhook and a poll, a
+reconciliation after a gap) still counts once.
+
+Operators' time in each status is counted at each change of status, up to the change; the
+running status is added when read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.utils import timezone
+
+from ..models import Chat, Operator, OperatorTally, ServiceSettings, ServiceTally, TallySpan
+from .definitions import Contribution, Tally, contribution, day_start, next_day_start, quarter_start
+
+logger = logging.getLogger(__name__)
+
+_CHAT_FIELDS = (
+    "pk",
+    "portal_id",
+    "status",
+    "started_at",
+    "attended_at",
+    "ended_at",
+    "first_response_at",
+    "rating",
+    "operator_id",
+    "department_id",
+    "served_department_id",
+    "counted",
+)
+
+
+def settings_of(portal_id: Any) -> ServiceSettings:
+    """The portal's service settings (made with the defaults the first time)."""
+    found, _ = ServiceSettings.objects.get_or_create(portal_id=portal_id)
+    return found
+
+
+def zone_of(service: ServiceSettings) -> ZoneInfo:
+    try:
+        return ZoneInfo(service.time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning(
+            "Portal %s has an unknown time zone %r: UTC used", service.portal_id, service.time_zone
+        )
+        return ZoneInfo("UTC")
+
+
+Key = tuple[type, tuple[tuple[str, Any], ...]]
+
+
+def _keys_of(portal_id: Any, part: Contribution, day: datetime) -> list[Key]:
+    """The rows ``part`` counts in: its department's quarter and day, its operator's day."""
+    keys: list[Key] = [
+        (
+            ServiceTally,
+            (
+                ("portal_id", portal_id),
+                ("department_id", part.department),
+                ("span", span),
+                ("start", start),
+            ),
+        )
+        for span, start in ((TallySpan.QUARTER, quarter_start(part.arrived)), (TallySpan.DAY, day))
+    ]
+    if part.operator:
+        keys.append(
+            (
+                OperatorTally,
+                (("portal_id", portal_id), ("operator_id", part.operator), ("start", day)),
+            )
+        )
+    return keys
+
+
+def _write(deltas: dict[Key, list[tuple[Contribution, int]]]) -> None:
+    """One read and one write per row, whatever was taken away from it and added to it."""
+    for (model, keys), parts in deltas.items():
+        row, _ = model.objects.get_or_create(**dict(keys))
+        tally = Tally.of(row)
+        for part, sign in parts:
+            tally.add(part, sign)
+        tally.copy_to(row)
+        row.save()
+
+
+def count_chats(portal_id: Any, chat_pks: Iterable[int]) -> set[str]:
+    """Count what changed in these chats' contributions; the departments whose figures
+    changed."""
+    pks = list(chat_pks)
+    if not pks:
+        return set()
+    zone = None
+    touched: set[str] = set()
+    deltas: dict[Key, list[tuple[Contribution, int]]] = {}
+    for chat in Chat.objects.filter(pk__in=pks).only(*_CHAT_FIELDS):
+        now = contribution(chat)
+        before = Contribution.from_json(chat.counted)
+        if (now.as_json() if now else None) == (before.as_json() if before else None):
+            continue
+        if zone is None:
+            zone = zone_of(settings_of(portal_id))
+        if before is not None:
+            # Taken away from the day it was added to (the zone may have changed since).
+            counted_day = datetime.fromisoformat(chat.counted["day"])
+            for key in _keys_of(portal_id, before, counted_day):
+                deltas.setdefault(key, []).append((before, -1))
+            touched.add(before.department)
+        stored: dict[str, Any] = {}
+        if now is not None:
+            day = day_start(now.arrived, zone)
+            for key in _keys_of(portal_id, now, day):
+                deltas.setdefault(key, []).append((now, 1))
+            touched.add(now.department)
+            stored = {**now.as_json(), "day": day.astimezone(UTC).isoformat()}
+        Chat.objects.filter(pk=chat.pk).update(counted=stored)
+    _write(deltas)
+    return touched
+
+
+def _add_status_time(
+    portal_id: Any, operator_id: str, status: str, start: datetime, end: datetime, zone: ZoneInfo
+) -> None:
+    """``end - start`` seconds in ``status``, split at the business days' midnights."""
+    while start < end:
+        day = day_start(start, zone)
+        piece_end = min(end, next_day_start(day, zone))
+        row, _ = OperatorTally.objects.get_or_create(
+            portal_id=portal_id, operator_id=operator_id, start=day
+        )
+        seconds = dict(row.status_seconds)
+        seconds[status] = seconds.get(status, 0.0) + (piece_end - start).total_seconds()
+        row.status_seconds = seconds
+        row.save(update_fields=["status_seconds"])
+        start = piece_end
+
+
+def count_statuses(portal_id: Any, operator_pks: Iterable[int]) -> set[str]:
+    """Count the time of the statuses these operators left; the departments they serve
+    (their available operators and free seats may have changed)."""
+    pks = list(operator_pks)
+    if not pks:
+        return set()
+    now = timezone.now()
+    zone = None
+    departments: set[str] = set()
+    for op in Operator.objects.filter(pk__in=pks).only(
+        "pk",
+        "remote_id",
+        "status",
+        "status_since",
+        "counted_status",
+        "counted_since",
+        "department_ids",
+    ):
+        departments.update(str(d) for d in op.department_ids or ())
+        if op.counted_status == op.status and op.counted_since is not None:
+            continue
+        since = min(op.status_since or now, now)
+        if op.counted_status and op.counted_since is not None:
+            if zone is None:
+                zone = zone_of(settings_of(portal_id))
+            # The previous status lasted until this one began.
+            _add_status_time(
+                portal_id,
+                op.remote_id,
+                op.counted_status,
+                op.counted_since,
+                max(since, op.counted_since),
+                zone,
+            )
+            since = max(since, op.counted_since)
+        Operator.objects.filter(pk=op.pk).update(counted_status=op.status, counted_since=since)
+    return departments
+
+
+def count(changes: Any) -> set[str]:
+    """Count what ``changes`` (a ``state.changes.Changes``) changed; the departments whose
+    queue figures may have changed."""
+    touched = count_chats(changes.portal_id, changes.chats)
+    touched |= count_statuses(changes.portal_id, changes.operators)
+    return touched
