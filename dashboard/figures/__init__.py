@@ -1,0 +1,1 @@
+"""The service figures: what counts, how it is counted, and what is shown."""
