@@ -10,6 +10,8 @@ workers run). A job never raises: a failure is logged and the next period tries 
 - ``health``: tell the pages when a portal's health or webhook state changes.
 - ``alerts``: the time-based alert rules.
 - ``escalate``: escalations, which may wait on SMTP or a slow webhook: off the tick's thread.
+- ``queues``: the queue figures that time alone changes (a wait crossing its target, a new
+  business day), published to the pages.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from siq_integration.models import Portal
 from . import ingest, selectors
 from .actions import stuck
 from .alerts import escalation, lifecycle
+from .figures import clock, queues
 from .realtime import publish
+from .state.changes import Changes
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ PRUNE_EVERY = 600.0  # seconds between prunings of the webhook inbox (SIQ_INBOX_
 HEALTH_EVERY = 5.0  # seconds between checks whether a portal's health changed
 ALERTS_EVERY = 3.0  # seconds between evaluations of the time-based alert rules
 ESCALATE_EVERY = 3.0  # seconds between looks for alerts due to escalate
+QUEUES_EVERY = 2.0  # seconds between looks for waits crossing their department's target
 
 Run = Callable[[Sequence[Portal], datetime], None]
 
@@ -134,6 +139,23 @@ class Escalation:
             connections.close_all()
 
 
+class Queues:
+    """Publishes the departments whose figures time alone changed (figures/clock.py)."""
+
+    def __init__(self) -> None:
+        self.crossings = clock.Crossings()
+
+    def __call__(self, portals: Sequence[Portal], now: datetime) -> None:
+        for portal_id, departments in self.crossings.due(portals, now).items():
+            if "*" in departments:
+                departments = {
+                    q.department_id
+                    for q in queues.queue_rows([p for p in portals if p.pk == portal_id], now)
+                }
+            if departments:
+                publish.changed(Changes(portal_id, queues=departments))
+
+
 def default_jobs(health: Health) -> list[Job]:
     """Every job a worker runs, in the order a tick runs those due."""
     return [
@@ -143,4 +165,5 @@ def default_jobs(health: Health) -> list[Job]:
         Job("health", HEALTH_EVERY, health),
         Job("alerts", ALERTS_EVERY, evaluate_alerts),
         Job("escalate", ESCALATE_EVERY, Escalation()),
+        Job("queues", QUEUES_EVERY, Queues()),
     ]

@@ -339,7 +339,7 @@ def test_it_opens_the_drawer_and_keeps_it_current(ws_server, page, owner, screen
     assert page.query_selector("#drawer") is None
     page.click(f"#chat-{item.pk}")
     page.wait_for_selector("#drawer")
-    page.click("#kpis")  # outside the drawer
+    page.click(".live-title")  # outside the drawer (the key figures sit under it now)
     assert page.query_selector("#drawer") is None
     page.click(f"#chat-{item.pk}")
     page.wait_for_selector("#drawer")

@@ -24,6 +24,7 @@ from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
 
 from .. import access, revocation, selectors
+from ..figures import queues
 from ..server import frame_once
 from . import fanout
 from .groups import LiveHtml, group_name, user_group
@@ -114,7 +115,11 @@ def _session_key(scope) -> str:
 @database_sync_to_async
 def _snapshot(portals) -> str:
     context = selectors.live_context(portals)
-    return render_to_string("live/parts.html#snapshot", {**context, "oob": True})
+    return render_to_string(
+        "live/parts.html#snapshot", {**context, "oob": True}
+    ) + render_to_string(
+        "figures/parts.html#queues_body", {"queues": queues.queue_rows(portals), "oob": True}
+    )
 
 
 @database_sync_to_async

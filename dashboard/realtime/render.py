@@ -9,11 +9,13 @@ from django.template.loader import render_to_string
 from siq_integration.models import Portal
 
 from .. import selectors
+from ..figures import queues
 from ..models import Action, Alert, Chat, ChatMessage
 from ..state.changes import Changes
 from ..templatetags.supervisor import render_row
 
 PARTS = "live/parts.html"
+QUEUE_ROW = "figures/parts.html#queue_row"
 
 
 def _render(partial: str, **context) -> str:
@@ -45,6 +47,12 @@ def render_changes(changes: Changes) -> str:
     for message in messages:
         line = _render("message", message=message)
         pieces.append(f'<ol hx-swap-oob="beforeend:#transcript-{message.chat_id}">{line}</ol>')
+    if changes.queues:
+        portal = portal or Portal.objects.filter(pk=changes.portal_id).first()
+        if portal is not None:
+            only = {(portal.pk, department) for department in changes.queues}
+            for queue in queues.queue_rows([portal], only=only):
+                pieces.append(render_to_string(QUEUE_ROW, {"queue": queue, "oob": True}))
     if portal is not None:
         # The portal's figures and freshness follow its chats, its operators and its meta.
         pieces.append(_render("portal_meta", f=selectors.freshness(portal), oob=True))

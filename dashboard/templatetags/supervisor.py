@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import threading
@@ -86,6 +87,26 @@ def duration_to(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return ""
     return mark_safe(_clock((end - start).total_seconds()))  # noqa: S308 (digits and units)
+
+
+NO_FIGURE = "\u2013"  # an en dash: the figure does not exist (not zero)
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    """A figure in seconds as a duration ("1m 05s"); a figure there is none of: a dash."""
+    if value is None:
+        return NO_FIGURE
+    return mark_safe(_clock(value))  # noqa: S308 (digits and units)
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A share 0 to 100 as "87 %" (never "100 %" before it is whole); none: a dash."""
+    if value is None:
+        return NO_FIGURE
+    shown = math.floor(value) if value < 100 else 100
+    return f"{shown} %"
 
 
 @register.simple_tag(takes_context=True)

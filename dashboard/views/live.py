@@ -13,6 +13,7 @@ from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
 
 from .. import access, selectors
+from ..figures import queues
 from ..models import Chat, Profile
 from ..state import apply
 
@@ -60,6 +61,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 str(portal.pk) for portal in portals if access.can_act(request.user, portal)
             ),
             "signals": signals_of(request.user),
+            "queues": queues.queue_rows(portals),
         },
     )
 

@@ -84,6 +84,12 @@ on("rows-changed", ({ table }) => {
   buildOperatorOptions();
 });
 
+// Show only what matches ``value`` for one filter (the queues panel's department click).
+export function filterBy(name, value) {
+  filters[name] = value;
+  applyFilters();
+}
+
 function applyFilters() {
   chats.refilter();
   operators.refilter();

@@ -5,6 +5,7 @@
 //   tables.js         the chats and operators tables: sorted, filtered, placed row by row
 //   filters.js        the filter controls and sorts, kept in the address
 //   figures.js        the key figures and the tables' counts
+//   queues.js         the queues panel: departments worst first, a click filters by one
 //   freshness.js      how old the data is, stale past the server's threshold
 //   socket.js         the connection, this page's id, access ended
 //   drawer.js         a chat or an operator's panel, transcripts
@@ -28,6 +29,7 @@ import * as drawer from "./drawer.js";
 import * as actions from "./actions.js";
 import "./toasts.js";
 import * as alerts from "./alerts.js";
+import * as queues from "./queues.js";
 import * as notifications from "./notifications.js";
 
 function tick() {
@@ -57,6 +59,7 @@ function start() {
   operators.rebuild();
   alerts.syncAlerts(true);
   chats.rebuild();
+  queues.init();
   filters.buildOperatorOptions();
   countKpis();
   filters.updateWallboardLink();

@@ -7,7 +7,8 @@
 // go through the same rules (the siq-live extension) before htmx swaps them.
 //
 // Then each module hears what changed, in this order: "live:metas-changed", "live:rows-touched"
-// (the tables place the rows and say "live:rows-changed"), "live:message-applied" { any },
+// (the tables place the rows and say "live:rows-changed"), "live:queues-changed",
+// "live:message-applied" { any },
 // "live:drawer-changed", "live:alerts-changed", "live:drawer-alerts-changed". A transcript's
 // lines go out as "live:lines" { chat, lines }; a piece nothing on this page shows as
 // "live:unplaced" { piece } (an action's outcome for another tab, say).
@@ -17,10 +18,10 @@ import { localise } from "./clock.js";
 const TRANSCRIPT = "beforeend:#transcript-";
 const HTMX_ATTRIBUTES = "[hx-get],[hx-post],[hx-put],[hx-patch],[hx-delete],[hx-trigger]";
 // Rows and table bodies: no htmx attributes and no times of day inside (their clocks tick).
-const ROWS = { "chats-body": true, "operators-body": true };
+const ROWS = { "chats-body": true, "operators-body": true, "queues-body": true };
 
 function fresh() {
-  return { chats: new Set(), operators: new Set(), chatsAll: false, operatorsAll: false, metas: false, alerts: false, drawerAlerts: false, drawer: false };
+  return { chats: new Set(), operators: new Set(), chatsAll: false, operatorsAll: false, metas: false, alerts: false, drawerAlerts: false, drawer: false, queues: false };
 }
 let touched = fresh(), pending = false;
 
@@ -33,6 +34,7 @@ function note(el) {
   else if (id === "portal-metas" || container === "portal-metas") touched.metas = true;
   else if (id === "alerts-list" || container === "alerts-list") touched.alerts = true;
   else if (id.indexOf("drawer-alert") === 0 || (container && container.indexOf("drawer-alerts-") === 0)) touched.drawerAlerts = true;
+  else if (id === "queues-body" || container === "queues-body") touched.queues = true;
   else if (container === "chats-body") touched.chats.add(id);
   else if (container === "operators-body") touched.operators.add(id);
   else if (id.indexOf("drawer-head-") === 0) touched.drawer = true;
@@ -44,6 +46,7 @@ export function flush() {
   const t = touched, any = t.chatsAll || t.operatorsAll || t.metas || t.chats.size > 0 || t.operators.size > 0;
   touched = fresh();
   if (t.metas) emit("metas-changed");
+  if (t.queues) emit("queues-changed");
   emit("rows-touched", t);
   emit("message-applied", { any, chats: t.chatsAll || t.chats.size > 0, operators: t.operatorsAll || t.operators.size > 0, touched: t });
   if (t.drawer) emit("drawer-changed");

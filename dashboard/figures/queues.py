@@ -1,0 +1,299 @@
+"""The queues: one row per department of the portals shown, with how its service is doing
+now, in the last hour and today (every figure as dashboard/figures/definitions.py defines
+it), and the staffing advice (staffing.py). Read by the live page, the publisher, the
+wallboard, the alert rules and the JSON snapshot; nothing here writes but the portal's
+service settings the first time they are read.
+
+Cost: today's figures are one tally row per department; the last hour reads the chats that
+arrived in it (an index on arrival), and the waits and seats come from the open chats and
+the operators, as the live page already reads them. Nothing reads the whole day's chats.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from siq_integration.models import Portal
+
+from ..models import (
+    OPEN_CHAT_STATUSES,
+    Chat,
+    ChatStatus,
+    Department,
+    DepartmentService,
+    Operator,
+    ServiceSettings,
+    ServiceTally,
+    TallySpan,
+)
+from ..selectors import live_only, operator_figure
+from . import staffing
+from .counting import settings_of, zone_of
+from .definitions import Figures, Tally, Target, contribution, day_start, figures
+
+LAST_HOUR = timedelta(minutes=60)
+# The staffing advice reads the arrivals of this window (staffing.py, docs/staffing.md).
+ADVICE_WINDOW = timedelta(minutes=30)
+NO_DEPARTMENT = "No department"
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def target_of(service: ServiceSettings, own: DepartmentService | None) -> Target:
+    """The department's own target where its admin set one, else the portal's."""
+    seconds = own.target_seconds if own and own.target_seconds else service.target_seconds
+    share = own.target_share if own and own.target_share else service.target_share
+    return Target(seconds=seconds, share=share)
+
+
+def is_open(hours: dict[str, Any], local: datetime) -> bool:
+    """Whether business ``hours`` ({"0": ["09:00", "17:30"], …}, Monday "0"; none: always
+    open) include the local time ``local``."""
+    if not hours:
+        return True
+    span = hours.get(str(local.weekday()))
+    if not span:
+        return False
+    start, end = span
+    return start <= local.strftime("%H:%M") < end
+
+
+def hours_today(hours: dict[str, Any], local: datetime) -> str:
+    if not hours:
+        return ""
+    span = hours.get(str(local.weekday()))
+    return f"{_DAYS[local.weekday()]} {span[0]} to {span[1]}" if span else "closed today"
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One department as the queues panel shows it."""
+
+    portal: Portal
+    department_id: str
+    name: str
+    waiting: int
+    longest_since: datetime | None  # the longest waiting chat's wait began then
+    waiting_past_target: int
+    available: int  # operators available who serve the department
+    free_seats: int  # their seats not taken by open chats
+    serving: int  # operators of the department, any status
+    today: Figures
+    last_hour: Figures
+    target: Target
+    open_now: bool  # inside its business hours (always, when none are set)
+    hours: str  # today's business hours in words ("" when none are set)
+    advice: staffing.Advice | None
+    now: datetime
+
+    @property
+    def key(self) -> str:
+        """Its element id on the page (SalesIQ ids are digits; any other character is
+        replaced)."""
+        safe = "".join(c if c.isalnum() else "_" for c in self.department_id) or "none"
+        return f"queue-{self.portal.pk}-{safe}"
+
+    @property
+    def advice_sentence(self) -> str:
+        return self.advice.sentence(self.name) if self.advice else ""
+
+    @property
+    def longest_wait(self) -> float | None:
+        if self.longest_since is None:
+            return None
+        return max(0.0, (self.now - self.longest_since).total_seconds())
+
+    @property
+    def tone(self) -> str:
+        """ "bad": someone waits past the target, or the last hour or today is below it;
+        "warn": close to it; "" otherwise. A closed department with nobody waiting: ""."""
+        if not self.open_now and not self.waiting:
+            return ""
+        if self.waiting_past_target:
+            return "bad"
+        tones = {self.last_hour.level_tone, self.today.level_tone}
+        if self.waiting and not self.available:
+            tones.add("warn")
+        return "bad" if "bad" in tones else "warn" if "warn" in tones else ""
+
+    @property
+    def rank(self) -> str:
+        """Worst first, as a key that sorts as text (the page orders rows by it without
+        knowing why): by tone, then the longest wait (the earliest start of a wait; none
+        last), then the last hour's and today's service level (lowest first; none last),
+        open before closed, then the name. Nothing in it changes while time passes but the
+        tone, and a wait crossing its target is published (figures/clock.py)."""
+        tone = {"bad": 0, "warn": 1, "": 2}[self.tone]
+        since = int(self.longest_since.timestamp()) if self.longest_since else 99_999_999_999
+        hour, today = self.last_hour.service_level, self.today.service_level
+        return "|".join(
+            (
+                str(tone),
+                f"{since:011d}",
+                f"{round(hour * 10) if hour is not None else 9999:04d}",
+                f"{round(today * 10) if today is not None else 9999:04d}",
+                "0" if self.open_now else "1",
+                self.name.casefold(),
+            )
+        )
+
+
+def _hour_parts(portals: list[Portal], now: datetime) -> dict[tuple[Any, str], list]:
+    """The contributions of the chats that arrived in the last hour, by (portal, department)."""
+    found: dict[tuple[Any, str], list] = defaultdict(list)
+    fields = (
+        "portal_id",
+        "status",
+        "started_at",
+        "attended_at",
+        "ended_at",
+        "first_response_at",
+        "rating",
+        "operator_id",
+        "department_id",
+        "served_department_id",
+    )
+    chats = Chat.objects.filter(portal__in=portals, started_at__gte=now - LAST_HOUR).only(*fields)
+    for chat in chats:
+        part = contribution(chat)
+        if part is not None:
+            found[(chat.portal_id, part.department)].append(part)
+    return found
+
+
+def queue_rows(
+    portals: Iterable[Portal],
+    now: datetime | None = None,
+    *,
+    only: set[tuple[Any, str]] | None = None,
+) -> list[QueueRow]:
+    """The queues of the live portals among ``portals``, worst first; ``only``: just these
+    (portal id, department id) rows (a publication re-renders what changed)."""
+    now = now or timezone.now()
+    portals = live_only(list(portals))
+    if not portals:
+        return []
+    by_pk = {portal.pk: portal for portal in portals}
+    services = {s.portal_id: s for s in ServiceSettings.objects.filter(portal__in=portals)}
+    for portal in portals:
+        if portal.pk not in services:
+            services[portal.pk] = settings_of(portal.pk)
+    zones = {pk: zone_of(service) for pk, service in services.items()}
+    own = {
+        (d.portal_id, d.department_id): d
+        for d in DepartmentService.objects.filter(portal__in=portals)
+    }
+
+    names: dict[tuple[Any, str], str] = {}
+    for portal_id, remote_id, name, enabled in Department.objects.filter(
+        portal__in=portals
+    ).values_list("portal_id", "remote_id", "name", "enabled"):
+        if enabled:
+            names[(portal_id, remote_id)] = name
+
+    # Open chats: waiting ones and their waits, and each operator's load.
+    waits: dict[tuple[Any, str], list[datetime]] = defaultdict(list)
+    loads: dict[tuple[Any, str], int] = defaultdict(int)
+    for portal_id, status, department_id, operator_id, since, started in Chat.objects.filter(
+        portal__in=portals, status__in=OPEN_CHAT_STATUSES
+    ).values_list(
+        "portal_id", "status", "department_id", "operator_id", "waiting_since", "started_at"
+    ):
+        if status == ChatStatus.WAITING:
+            waited = since or started
+            if waited is not None:
+                waits[(portal_id, department_id)].append(waited)
+            names.setdefault((portal_id, department_id), "")
+        elif operator_id:
+            loads[(portal_id, operator_id)] += 1
+
+    serving: dict[tuple[Any, str], int] = defaultdict(int)
+    available: dict[tuple[Any, str], int] = defaultdict(int)
+    free: dict[tuple[Any, str], int] = defaultdict(int)
+    seats_of: dict[tuple[Any, str], list[int]] = defaultdict(list)
+    for portal_id, remote_id, status, enabled, department_ids, max_chats in Operator.objects.filter(
+        portal__in=portals, enabled=True
+    ).values_list("portal_id", "remote_id", "status", "enabled", "department_ids", "max_chats"):
+        for department_id in department_ids or ():
+            key = (portal_id, str(department_id))
+            serving[key] += 1
+            seats_of[key].append(max_chats or 1)
+            if operator_figure(status, enabled) == "available":
+                available[key] += 1
+                free[key] += max(0, (max_chats or 1) - loads.get((portal_id, remote_id), 0))
+
+    days = {pk: day_start(now, zones[pk]) for pk in by_pk}
+    today: dict[tuple[Any, str], Tally] = {}
+    for row in ServiceTally.objects.filter(
+        portal__in=portals, span=TallySpan.DAY, start__in=set(days.values())
+    ):
+        if row.start == days[row.portal_id]:
+            today[(row.portal_id, row.department_id)] = Tally.of(row)
+            names.setdefault((row.portal_id, row.department_id), "")
+    hour = _hour_parts(portals, now)
+    for key in hour:
+        names.setdefault(key, "")
+
+    rows = []
+    for key in names:
+        if only is not None and key not in only:
+            continue
+        portal_id, department_id = key
+        if not department_id and key not in today and key not in hour and not waits.get(key):
+            continue
+        service = services[portal_id]
+        target = target_of(service, own.get(key))
+        local = now.astimezone(zones[portal_id])
+        hours = own[key].hours if key in own else {}
+        waiting = sorted(waits.get(key, ()))
+        past = sum(1 for since in waiting if (now - since).total_seconds() > target.seconds)
+        parts = hour.get(key, [])
+        in_hour = [since for since in waiting if since >= now - LAST_HOUR]
+        hour_tally = Tally()
+        for part in parts:
+            hour_tally.add(part)
+        day_tally = today.get(key, Tally())
+        today_figures = figures(day_tally, target, waiting_past_target=past)
+        hour_past = sum(1 for since in in_hour if (now - since).total_seconds() > target.seconds)
+        advice = None
+        if (seats := seats_of.get(key)) and department_id:
+            arrivals = sum(1 for part in parts if part.arrived >= now - ADVICE_WINDOW)
+            advice = staffing.advise(
+                arrivals=arrivals,
+                window_seconds=ADVICE_WINDOW.total_seconds(),
+                handle_seconds=today_figures.handle_average,
+                seats_per_operator=max(1, round(statistics.median(seats))),
+                available=available.get(key, 0),
+                target_seconds=target.seconds,
+                target_share=min(target.share, 99) / 100,
+            )
+        rows.append(
+            QueueRow(
+                portal=by_pk[portal_id],
+                department_id=department_id,
+                name=names[key]
+                or (department_id and f"Department {department_id}")
+                or NO_DEPARTMENT,
+                waiting=len(waiting),
+                longest_since=waiting[0] if waiting else None,
+                waiting_past_target=past,
+                available=available.get(key, 0),
+                free_seats=free.get(key, 0),
+                serving=serving.get(key, 0),
+                today=today_figures,
+                last_hour=figures(hour_tally, target, waiting_past_target=hour_past),
+                target=target,
+                open_now=is_open(hours, local),
+                hours=hours_today(hours, local),
+                advice=advice,
+                now=now,
+            )
+        )
+    rows.sort(key=lambda row: row.rank)
+    return rows

@@ -1,0 +1,168 @@
+"""The queues (dashboard/figures/queues.py): one row per department, worst first, with the
+service level falling as waits pass the target, published when they do (figures/clock.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from dashboard import jobs
+from dashboard.figures import clock, queues
+from dashboard.models import Department, DepartmentService, Operator, ServiceSettings
+from dashboard.realtime import render
+from dashboard.state import apply
+from dashboard.state.changes import Changes
+from siq_integration.normalised import ChatStatus, Conversation, EventKind, Visitor, WebhookEvent
+from tests.factories import make_portal
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def portal():
+    portal = make_portal("Zylker")
+    now = timezone.now()
+    for remote_id, name in (("d1", "Sales"), ("d2", "Billing")):
+        Department.objects.create(portal=portal, remote_id=remote_id, name=name, seen_at=now)
+    return portal
+
+
+def arrive(portal, chat_id, department, seconds_ago, *, picked_after=None, ended_after=None):
+    """A chat that arrived ``seconds_ago``; picked up and ended that many seconds after."""
+    now = timezone.now()
+    started = now - timedelta(seconds=seconds_ago)
+    status, attended, ended = ChatStatus.WAITING, None, None
+    if picked_after is not None:
+        status, attended = ChatStatus.CONNECTED, started + timedelta(seconds=picked_after)
+    if ended_after is not None:
+        status, ended = ChatStatus.ENDED, started + timedelta(seconds=ended_after)
+    conversation = Conversation(
+        id=chat_id,
+        status=status,
+        visitor=Visitor(id="$" + chat_id, name="Visitor " + chat_id),
+        started_at=started,
+        department_id=department,
+        operator_id="op1" if attended else "",
+        operator_name="Asha" if attended else "",
+        attended_at=attended,
+        ended_at=ended,
+    )
+    event = WebhookEvent(
+        kind=EventKind.CHAT_CREATED,
+        name=chat_id,
+        dedupe_key=chat_id,
+        occurred_at=now,
+        conversation=conversation,
+        chat_id=chat_id,
+    )
+    return apply.apply_event(portal, event, received_at=now)
+
+
+def rows_by_department(portal, **kwargs):
+    return {row.department_id: row for row in queues.queue_rows([portal], **kwargs)}
+
+
+def test_a_department_whose_chat_waits_past_the_target_falls_below_it_and_comes_first(portal):
+    arrive(portal, "a1", "d1", 600, picked_after=10, ended_after=100)
+    arrive(portal, "b1", "d2", 600, picked_after=10, ended_after=100)
+    before = rows_by_department(portal)
+    assert before["d2"].today.service_level == 100.0
+    arrive(portal, "b2", "d2", 90)  # waiting 90 s against the 60 s default
+    rows = queues.queue_rows([portal])
+    assert [row.department_id for row in rows] == ["d2", "d1"]
+    billing = rows[0]
+    assert (billing.waiting, billing.waiting_past_target) == (1, 1)
+    assert billing.today.service_level == 50.0 and billing.tone == "bad"
+    assert billing.last_hour.service_level == 50.0
+    assert rows[0].rank < rows[1].rank
+
+
+def test_missed_and_abandoned_chats_are_counted_apart(portal):
+    arrive(portal, "c1", "d1", 900, ended_after=20)  # left after 20 s: abandoned
+    arrive(portal, "c2", "d1", 900, ended_after=200)  # left after 200 s: missed
+    arrive(portal, "c3", "d1", 900, picked_after=30, ended_after=300)
+    sales = rows_by_department(portal)["d1"]
+    assert (sales.today.answered, sales.today.missed, sales.today.abandoned) == (1, 1, 1)
+    assert sales.today.service_level == 50.0  # 1 within 60 s of 2 judged
+
+
+def test_a_department_target_overrides_the_portals(portal):
+    ServiceSettings.objects.create(portal=portal, target_seconds=60, target_share=80)
+    DepartmentService.objects.create(portal=portal, department_id="d1", target_seconds=20)
+    arrive(portal, "c1", "d1", 900, picked_after=30, ended_after=300)
+    arrive(portal, "c2", "d2", 900, picked_after=30, ended_after=300)
+    rows = rows_by_department(portal)
+    assert rows["d1"].today.service_level == 0.0 and rows["d1"].target.seconds == 20
+    assert rows["d2"].today.service_level == 100.0
+
+
+def test_outside_business_hours_a_department_says_closed(portal):
+    ServiceSettings.objects.create(portal=portal, time_zone="Europe/Berlin")
+    local = timezone.now().astimezone(ZoneInfo("Europe/Berlin"))
+    other_day = str((local.weekday() + 1) % 7)
+    DepartmentService.objects.create(
+        portal=portal, department_id="d1", hours={other_day: ["09:00", "17:00"]}
+    )
+    rows = rows_by_department(portal)
+    assert rows["d1"].open_now is False and rows["d1"].hours == "closed today"
+    assert rows["d2"].open_now is True
+
+
+def test_available_operators_and_free_seats_are_the_departments(portal):
+    now = timezone.now()
+    Operator.objects.create(
+        portal=portal,
+        remote_id="op1",
+        name="Asha",
+        status="available",
+        department_ids=["d1"],
+        max_chats=3,
+        fact_at=now,
+        source="poll",
+    )
+    Operator.objects.create(
+        portal=portal,
+        remote_id="op2",
+        name="Ben",
+        status="busy",
+        department_ids=["d1", "d2"],
+        max_chats=3,
+        fact_at=now,
+        source="poll",
+    )
+    arrive(portal, "c1", "d1", 100, picked_after=5)  # with op1
+    rows = rows_by_department(portal)
+    assert (rows["d1"].available, rows["d1"].free_seats, rows["d1"].serving) == (1, 2, 2)
+    assert (rows["d2"].available, rows["d2"].free_seats) == (0, 0)
+
+
+def test_a_publication_carries_the_changed_departments_row(portal):
+    changes = arrive(portal, "c1", "d1", 5)
+    assert changes.queues == {"d1"}
+    html = render.render_changes(changes)
+    assert f'id="queue-{portal.pk}-d1"' in html
+    assert f'id="queue-{portal.pk}-d2"' not in html
+
+
+def test_the_queues_job_publishes_a_wait_crossing_its_target(portal, monkeypatch):
+    published: list[Changes] = []
+    monkeypatch.setattr(jobs.publish, "changed", published.append)
+    job = jobs.Queues()
+    now = timezone.now()
+    arrive(portal, "c1", "d1", 50)  # crosses 60 s ten seconds from now
+    job([portal], now)  # the first look only notes the time
+    job([portal], now + timedelta(seconds=5))
+    assert published == []
+    job([portal], now + timedelta(seconds=12))
+    assert [(c.portal_id, c.queues) for c in published] == [(portal.pk, {"d1"})]
+
+
+def test_a_new_business_day_republishes_every_department(portal):
+    crossings = clock.Crossings()
+    evening = datetime(2026, 11, 22, 23, 59, 0, tzinfo=UTC)
+    assert crossings.due([portal], evening) == {}
+    due = crossings.due([portal], evening + timedelta(minutes=2))
+    assert due == {portal.pk: {"*"}}
