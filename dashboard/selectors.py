@@ -39,15 +39,22 @@ STALE_AFTER = timedelta(minutes=2)
 # How long a visitor has waited before the wait is shown amber, then red.
 WAIT_WARN = timedelta(seconds=60)
 WAIT_BAD = timedelta(seconds=180)
+# Open chats against the seats of available operators (kpis' "utilisation") at which the
+# utilisation figure turns amber, then red: in percent.
+UTILISATION_WARN = 85
+UTILISATION_BAD = 100
 
 
 def thresholds() -> dict[str, int]:
-    """The page's thresholds in seconds, defined here only: the page reads them from data
-    attributes (stale data, a visitor's wait turning amber and red)."""
+    """The page's thresholds, defined here only: the page reads them from data attributes
+    on #live (templates/live/page.html, static/js/live/page.js). Seconds: stale data, a
+    visitor's wait turning amber and red; percent: the utilisation figure's amber and red."""
     return {
         "stale_after": int(STALE_AFTER.total_seconds()),
         "wait_warn": int(WAIT_WARN.total_seconds()),
         "wait_bad": int(WAIT_BAD.total_seconds()),
+        "utilisation_warn": UTILISATION_WARN,
+        "utilisation_bad": UTILISATION_BAD,
     }
 
 

@@ -834,6 +834,31 @@ def test_it_takes_its_wait_and_stale_thresholds_from_the_page(ws_server, page, o
     assert not page.get_attribute("[data-kpi-tile='longest-wait']", "data-tone")
 
 
+def test_it_takes_its_utilisation_tones_from_the_page(ws_server, page, owner):
+    """Utilisation turns amber and red at the server's thresholds (data-utilisation-warn and
+    data-utilisation-bad on #live, selectors.thresholds), not at numbers of the script's own."""
+    world(make_portal())
+    open_live(page, ws_server, owner)
+    assert kpi(page, "utilisation") == "125%"  # 5 open chats, Asha's 4 seats: red by default
+    assert page.get_attribute("[data-kpi-tile='utilisation']", "data-tone") == "bad"
+
+    page.add_init_script(
+        """new MutationObserver((records, observer) => {
+             const live = document.getElementById("live");
+             if (!live) return;
+             observer.disconnect();
+             const names = ["utilisationWarn", "utilisationBad"];
+             window.hadThresholds = names.every((name) => name in live.dataset);
+             Object.assign(live.dataset, { utilisationWarn: "120", utilisationBad: "130" });
+           }).observe(document, { childList: true, subtree: true });"""
+    )
+    page.reload()
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert page.evaluate("window.hadThresholds") is True
+    assert kpi(page, "utilisation") == "125%"
+    assert page.get_attribute("[data-kpi-tile='utilisation']", "data-tone") == "warn"
+
+
 def test_it_names_itself_on_its_socket_and_on_every_request(ws_server, page, owner):
     """One id per page: in the websocket's address (page=) and as X-Live-Page on each htmx
     request, so the server can leave out of this page's pushes what its answers carried."""
