@@ -187,7 +187,9 @@ export function headerSorts(th) { return (th.dataset.sorts || th.dataset.sort).s
 // --- chats ---------------------------------------------------------------------------------
 // The Waiting column shows a waiting chat's wait for pickup; the Unanswered column a connected
 // chat's last visitor message without a reply. Each sorts by exactly that, the longest first,
-// and puts the rows with an empty cell after, in the order of the other.
+// and puts the rows with an empty cell after, in the order of the other. Where a wait starts is
+// the server's (data-waiting-since: dashboard.models.Chat.waited_since), the same moment the
+// row's Waiting clock counts from.
 function waitPart(rec) { return rec.status === "waiting" ? [0, num(rec.waitingSince)] : [1, 0]; }
 function unansweredPart(rec) { return isNaN(rec.unansweredSince) ? [1, 0] : [0, rec.unansweredSince]; }
 // The page's own order: waiting visitors, then unanswered ones, then the oldest chats.
@@ -203,7 +205,7 @@ const CHAT_SORTS = {
   last: { aria: "other", key: (r) => [r.awaiting ? 0 : 1, num(r.lastAt)] },
 };
 function parseChat(el) {
-  const d = el.dataset, started = when(d.started), waitingSince = when(d.waitingSince);
+  const d = el.dataset, started = when(d.started);
   const awaiting = d.awaitingReply === "1", lastAt = when(d.lastAt);
   return {
     pk: Number(d.chat),
@@ -215,8 +217,9 @@ function parseChat(el) {
     operatorName: d.operatorName || "",
     visitor: d.visitor || "",
     started,
-    // As selectors.kpis: a waiting chat without its own mark has waited since it started.
-    waitingSince: isNaN(waitingSince) ? started : waitingSince,
+    // Since when the visitor has waited for pickup; empty unless the chat waits (the server's
+    // Chat.waited_since, which selectors.kpis counts too).
+    waitingSince: when(d.waitingSince),
     lastAt,
     awaiting,
     // As the row's Unanswered cell (templates/live/parts.html chat_row).
