@@ -201,6 +201,15 @@ class Chat(models.Model):
             return None
         return self.waiting_since or self.started_at
 
+    @property
+    def unanswered_since(self) -> datetime | None:
+        """Since when a connected visitor's last message has had no reply; None when nothing
+        is unanswered. The one definition the row's Unanswered clock, its sort (through the
+        row's data-unanswered-since) and the drawer share."""
+        if self.status != ChatStatus.CONNECTED or not self.awaiting_reply:
+            return None
+        return self.last_message_at
+
 
 class ChatMessage(models.Model):
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")

@@ -1,7 +1,7 @@
 """One fact, one definition: "webhooks are flowing", the page's thresholds and since when a
-visitor waits are defined once, in Python, and everything that needs them reads that
-definition: the live page's script gets them from the server as data-* attributes and has
-no rule or number of its own."""
+visitor waits (or has had no reply) are defined once, in Python, and everything that needs
+them reads that definition: the live page's script gets them from the server as data-*
+attributes and has no rule or number of its own."""
 
 from __future__ import annotations
 
@@ -114,21 +114,23 @@ def camel(key: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-# A record's waitingSince being set (a property or an assignment).
-READS_A_START = re.compile(r"\b(waitingSince)\s*[:=](?!=)\s*([^,;\n]+)")
+# A record's waitingSince or unansweredSince being set (a property or an assignment).
+READS_A_START = re.compile(r"\b(waitingSince|unansweredSince)\s*[:=](?!=)\s*([^,;\n]+)")
 
 
 def test_it_leaves_where_each_wait_starts_to_the_server():
-    """The rows' data-waiting-since is the server's (Chat.waited_since): the script reads it
-    as it is, with no fallback of its own (a waiting chat without its own mark waiting since
-    it started, say)."""
-    found: list[str] = []
+    """The rows' data-waiting-since and data-unanswered-since are the server's
+    (Chat.waited_since, Chat.unanswered_since): the script reads them as they are, with no
+    fallback of its own (a waiting chat without its own mark waiting since it started, say)."""
+    found: dict[str, list[str]] = {"waitingSince": [], "unansweredSince": []}
     for path in sorted(LIVE_JS.glob("*.js")):
         code = script(path.name)
         for name, value in READS_A_START.findall(code):
-            found.append(f"{path.name}: {name} = {value.strip()}")
-    assert found
-    assert all(reading.endswith("= when(d.waitingSince)") for reading in found), found
+            found[name].append(f"{path.name}: {name} = {value.strip()}")
+    assert found["waitingSince"] and found["unansweredSince"], found
+    for name, readings in found.items():
+        expected = f"when(d.{name})"
+        assert all(reading.endswith(f"= {expected}") for reading in readings), readings
 
 
 def test_it_has_no_threshold_of_the_scripts_own():
@@ -158,7 +160,7 @@ def test_it_hands_every_threshold_to_the_script_from_the_server():
     assert set(numbers) <= {"100"}, reading
 
 
-# --- since when a visitor waits -----------------------------------------------------------
+# --- since when a visitor waits, or has had no reply -----------------------------------------
 
 
 def a_chat(status: str, **fields) -> Chat:
@@ -183,6 +185,14 @@ def test_it_says_since_when_a_chat_waits_in_one_place():
     assert a_chat(ChatStatus.WAITING, waiting_since=None).waited_since == started
     for status in (ChatStatus.CONNECTED, ChatStatus.ENDED, ChatStatus.MISSED):
         assert a_chat(status, waiting_since=marked).waited_since is None, status
+
+    wrote = NOON - timedelta(minutes=2)
+    visitor_last = {"last_message_sender": "visitor", "last_message_at": wrote}
+    assert a_chat(ChatStatus.CONNECTED, **visitor_last).unanswered_since == wrote
+    assert a_chat(ChatStatus.WAITING, **visitor_last).unanswered_since is None
+    assert a_chat(ChatStatus.ENDED, **visitor_last).unanswered_since is None
+    operator_last = {"last_message_sender": "operator", "last_message_at": wrote}
+    assert a_chat(ChatStatus.CONNECTED, **operator_last).unanswered_since is None
 
 
 def own_mark_only(chat: Chat):
@@ -220,10 +230,22 @@ def test_it_renders_each_rows_clocks_and_data_from_that_definition(monkeypatch):
     assert f'data-waiting-since="{since}"' in row
     assert f'<time data-tick="wait" datetime="{since}">' in row
     assert f'<time data-tick="wait" datetime="{since}">' in head
+    assert 'data-unanswered-since=""' in row
 
-    connected = a_chat(ChatStatus.CONNECTED, pk=2, waiting_since=NOON)
+    wrote = NOON - timedelta(minutes=2)
+    connected = a_chat(
+        ChatStatus.CONNECTED,
+        pk=2,
+        waiting_since=NOON - timedelta(minutes=9),  # a mark left over: it waits no more
+        last_message_sender="visitor",
+        last_message_at=wrote,
+    )
     row = render_to_string("live/parts.html#chat_row", {"chat": connected})
+    head = render_to_string("live/parts.html#drawer_head", {"chat": connected})
     assert 'data-waiting-since=""' in row and 'data-tick="wait"' not in row
+    assert f'data-unanswered-since="{iso(wrote)}"' in row
+    assert f'<time data-tick="unanswered" datetime="{iso(wrote)}">' in row
+    assert f'<time data-tick="unanswered" datetime="{iso(wrote)}">' in head
 
     # Another definition changes the row's data and its clock alike.
     monkeypatch.setattr(Chat, "waited_since", property(own_mark_only))
