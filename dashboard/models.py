@@ -4,6 +4,8 @@ the worker's polling state."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -201,6 +203,27 @@ class Chat(models.Model):
     def awaiting_reply(self) -> bool:
         """The visitor wrote last and nobody has answered yet."""
         return self.is_open and self.last_message_sender == "visitor"
+
+    @property
+    def waited_since(self) -> datetime | None:
+        """Since when a waiting visitor has waited for pickup; None unless the chat waits.
+
+        The one definition the row's Waiting clock, the drawer, the page's longest wait
+        (through the row's data-waiting-since) and selectors.kpis share: a waiting chat
+        without its own mark (a row from before the mark was kept) has waited since it
+        started."""
+        if self.status != ChatStatus.WAITING:
+            return None
+        return self.waiting_since or self.started_at
+
+    @property
+    def unanswered_since(self) -> datetime | None:
+        """Since when a connected visitor's last message has had no reply; None when nothing
+        is unanswered. The one definition the row's Unanswered clock, its sort (through the
+        row's data-unanswered-since) and the drawer share."""
+        if self.status != ChatStatus.CONNECTED or not self.awaiting_reply:
+            return None
+        return self.last_message_at
 
 
 class ChatMessage(models.Model):

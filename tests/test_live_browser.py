@@ -834,6 +834,82 @@ def test_it_takes_its_wait_and_stale_thresholds_from_the_page(ws_server, page, o
     assert not page.get_attribute("[data-kpi-tile='longest-wait']", "data-tone")
 
 
+def test_it_takes_its_utilisation_tones_from_the_page(ws_server, page, owner):
+    """Utilisation turns amber and red at the server's thresholds (data-utilisation-warn and
+    data-utilisation-bad on #live, selectors.thresholds), not at numbers of the script's own."""
+    world(make_portal())
+    open_live(page, ws_server, owner)
+    assert kpi(page, "utilisation") == "125%"  # 5 open chats, Asha's 4 seats: red by default
+    assert page.get_attribute("[data-kpi-tile='utilisation']", "data-tone") == "bad"
+
+    page.add_init_script(
+        """new MutationObserver((records, observer) => {
+             const live = document.getElementById("live");
+             if (!live) return;
+             observer.disconnect();
+             const names = ["utilisationWarn", "utilisationBad"];
+             window.hadThresholds = names.every((name) => name in live.dataset);
+             Object.assign(live.dataset, { utilisationWarn: "120", utilisationBad: "130" });
+           }).observe(document, { childList: true, subtree: true });"""
+    )
+    page.reload()
+    page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
+    assert page.evaluate("window.hadThresholds") is True
+    assert kpi(page, "utilisation") == "125%"
+    assert page.get_attribute("[data-kpi-tile='utilisation']", "data-tone") == "warn"
+
+
+def test_it_shows_the_wait_of_a_waiting_chat_without_its_own_mark(ws_server, page, owner):
+    """A waiting chat whose waiting_since is empty has waited since it started (the server's
+    Chat.waited_since): its clock, its place, the drawer and the longest wait all say so."""
+    portal = make_portal()
+    world(portal)
+    Chat.objects.filter(portal=portal, remote_id="w15").update(waiting_since=None)
+    open_live(page, ws_server, owner)
+
+    w15 = row_id("w15")
+    assert re.fullmatch(r"15m \d\ds", page.inner_text(f"#{w15} .c-wait"))
+    assert order(page)[0] == w15
+    assert re.fullmatch(r"15m \d\ds", kpi(page, "longest-wait"))
+    assert kpi(page, "longest-note") == "3 visitors waiting"
+
+    page.click(f"#{w15} .visitor-link")
+    page.wait_for_selector("#drawer")
+    assert re.fullmatch(r"15m \d\ds", page.inner_text("#drawer .facts time[data-tick=wait]"))
+
+
+def test_it_takes_since_when_a_visitor_waits_from_the_server(
+    ws_server, page, owner, monkeypatch, request
+):
+    """The rows' data-waiting-since is the whole definition: a snapshot rendered with another
+    one (only a chat's own mark counts) moves the longest wait and the order with it, with no
+    fallback of the page's own."""
+    portal = make_portal()
+    world(portal)
+    Chat.objects.filter(portal=portal, remote_id="w15").update(waiting_since=None)
+    open_live(page, ws_server, owner)
+    assert re.fullmatch(r"15m \d\ds", kpi(page, "longest-wait"))
+
+    def own_mark_only(chat):
+        return chat.waiting_since if chat.status == "waiting" else None
+
+    monkeypatch.setattr(Chat, "waited_since", property(own_mark_only))
+    row_cache.clear()  # rows rendered under the old definition
+    request.addfinalizer(row_cache.clear)  # and none rendered under this one kept after
+    send(
+        page,
+        render_to_string(
+            "live/parts.html#snapshot", {**selectors.live_context([portal]), "oob": True}
+        ),
+    )
+    page.wait_for_function(
+        f"!document.querySelector('#{row_id('w15')} .c-wait time')", timeout=5_000
+    )
+    assert re.fullmatch(r"10m \d\ds", kpi(page, "longest-wait"))
+    assert kpi(page, "waiting") == "3"  # still waiting: the status says so, not the clock
+    assert order(page)[:3] == [row_id(r) for r in ("w10", "w5", "w15")]
+
+
 def test_it_names_itself_on_its_socket_and_on_every_request(ws_server, page, owner):
     """One id per page: in the websocket's address (page=) and as X-Live-Page on each htmx
     request, so the server can leave out of this page's pushes what its answers carried."""

@@ -99,22 +99,31 @@ def test_it_renders_chats_operators_and_key_figures(client, owner):
 
 
 def test_it_gives_the_page_the_servers_thresholds(client, owner, monkeypatch):
-    """The page script reads how old is stale and how long a wait is amber or red from the
-    page (static/js/live/page.js); until the server sends them, today's values."""
+    """The page script reads how old is stale, how long a wait is amber or red and how full
+    the seats are before utilisation is amber or red from the page (static/js/live/page.js):
+    the server's values, whatever they are."""
     fill(make_portal(), [chat("c1")])
 
     html = client.get("/").content.decode()
     assert 'data-stale-after="120" data-wait-warn="60" data-wait-bad="180"' in html
+    assert 'data-utilisation-warn="85" data-utilisation-bad="100"' in html
 
     live_context = selectors.live_context
 
     def with_thresholds(portals, now=None):
-        thresholds = {"stale_after": 300, "wait_warn": 45, "wait_bad": 90}
+        thresholds = {
+            "stale_after": 300,
+            "wait_warn": 45,
+            "wait_bad": 90,
+            "utilisation_warn": 70,
+            "utilisation_bad": 95,
+        }
         return {**live_context(portals, now), "thresholds": thresholds}
 
     monkeypatch.setattr(selectors, "live_context", with_thresholds)
     html = client.get("/").content.decode()
     assert 'data-stale-after="300" data-wait-warn="45" data-wait-bad="90"' in html
+    assert 'data-utilisation-warn="70" data-utilisation-bad="95"' in html
 
 
 def test_it_says_on_each_operator_row_what_it_counts_as_in_the_figures(client, owner):

@@ -1,8 +1,10 @@
 // The key figures of what the tables show, and the tables' counts. They follow the filters, so
-// they are sums over the rows shown; what a row counts as is the server's (an operator row's
-// data-figure and data-seats, dashboard.selectors.operator_figure), and the average wait is the
-// portals' own sum (data-wait-sum, data-wait-count on each portal's meta).
-import { root, on } from "./page.js";
+// they are sums over the rows shown; what a row counts as is the server's (a chat row's status
+// and data-waiting-since, dashboard.models.Chat.waited_since; an operator row's data-figure and
+// data-seats, dashboard.selectors.operator_figure), the average wait is the portals' own sum
+// (data-wait-sum, data-wait-count on each portal's meta), and the tones are the server's
+// thresholds (dashboard.selectors.thresholds, read by page.js).
+import { root, on, UTILISATION_BAD, UTILISATION_WARN } from "./page.js";
 import { clock, now, num } from "./clock.js";
 import { liveMetas } from "./portals.js";
 import { chats, operators } from "./tables.js";
@@ -26,6 +28,7 @@ export function countKpis() {
     open++;
     if (rec.status === "waiting") {
       waiting++;
+      // Since when the server says the visitor waits (Chat.waited_since): no rule of the page's own.
       if (num(rec.waitingSince) < oldest) oldest = rec.waitingSince;
     }
   }
@@ -52,7 +55,7 @@ export function countKpis() {
     const share = open / capacity;
     setText("utilisation", Math.round(share * 100) + "%");
     setText("capacity", open + " of " + capacity + " seats");
-    setTone("utilisation", share >= 1 ? "bad" : share >= 0.85 ? "warn" : "");
+    setTone("utilisation", share >= UTILISATION_BAD ? "bad" : share >= UTILISATION_WARN ? "warn" : "");
   } else {
     setText("utilisation", "–");
     setText("capacity", open ? "nobody available" : "no seats open");

@@ -187,7 +187,9 @@ export function headerSorts(th) { return (th.dataset.sorts || th.dataset.sort).s
 // --- chats ---------------------------------------------------------------------------------
 // The Waiting column shows a waiting chat's wait for pickup; the Unanswered column a connected
 // chat's last visitor message without a reply. Each sorts by exactly that, the longest first,
-// and puts the rows with an empty cell after, in the order of the other.
+// and puts the rows with an empty cell after, in the order of the other. Where each starts is
+// the server's (data-waiting-since, data-unanswered-since: dashboard.models.Chat.waited_since,
+// Chat.unanswered_since), the same moment the row's clocks count from.
 function waitPart(rec) { return rec.status === "waiting" ? [0, num(rec.waitingSince)] : [1, 0]; }
 function unansweredPart(rec) { return isNaN(rec.unansweredSince) ? [1, 0] : [0, rec.unansweredSince]; }
 // The page's own order: waiting visitors, then unanswered ones, then the oldest chats.
@@ -203,8 +205,7 @@ const CHAT_SORTS = {
   last: { aria: "other", key: (r) => [r.awaiting ? 0 : 1, num(r.lastAt)] },
 };
 function parseChat(el) {
-  const d = el.dataset, started = when(d.started), waitingSince = when(d.waitingSince);
-  const awaiting = d.awaitingReply === "1", lastAt = when(d.lastAt);
+  const d = el.dataset;
   return {
     pk: Number(d.chat),
     portal: d.portal,
@@ -214,13 +215,14 @@ function parseChat(el) {
     operator: d.operator ? d.portal + ":" + d.operator : "",
     operatorName: d.operatorName || "",
     visitor: d.visitor || "",
-    started,
-    // As selectors.kpis: a waiting chat without its own mark has waited since it started.
-    waitingSince: isNaN(waitingSince) ? started : waitingSince,
-    lastAt,
-    awaiting,
-    // As the row's Unanswered cell (templates/live/parts.html chat_row).
-    unansweredSince: d.status === "connected" && awaiting ? lastAt : NaN,
+    started: when(d.started),
+    // Since when the visitor has waited for pickup; empty unless the chat waits (the server's
+    // Chat.waited_since, which selectors.kpis counts too).
+    waitingSince: when(d.waitingSince),
+    lastAt: when(d.lastAt),
+    awaiting: d.awaitingReply === "1", // the server's Chat.awaiting_reply
+    // Since when the visitor's last message has had no reply (the server's Chat.unanswered_since).
+    unansweredSince: when(d.unansweredSince),
   };
 }
 function chatPasses(rec) {
