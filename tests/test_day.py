@@ -485,3 +485,11 @@ def test_tallies_made_by_counting_are_what_the_series_reads(portal):
     arrive(portal, datetime(2026, 11, 19, 9, 5), answered_after=20)
     rows = ServiceTally.objects.filter(portal=portal, span="quarter")
     assert rows.count() == 1 and Tally.of(rows.get()).offered == 1
+
+
+def test_someone_with_no_portal_is_told_so_in_words(portal):
+    lonely = signed_in(make_viewer("lone"))
+    page = lonely.get("/day/")
+    assert page.status_code == 200
+    assert "You have no portal assigned yet." in page.content.decode()
+    assert lonely.get("/day/series.json").status_code == 404

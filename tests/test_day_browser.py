@@ -261,3 +261,25 @@ def test_a_day_with_no_chat_says_so_in_words(ws_server, page, connected_portal):
     assert "No chat arrived on" in page.inner_text("[data-day-empty]")
     assert page.locator("[data-day-body]").is_hidden()
     assert page.evaluate(CANVASES) == 0
+
+
+def test_the_first_chat_of_an_empty_day_brings_the_charts_without_a_reload(
+    ws_server, page, simulator, connected_portal
+):
+    portal = connected_portal(open_chats=0)
+    ServiceSettings.objects.update_or_create(portal=portal, defaults={"time_zone": ZONE})
+    assert connecting.register_webhooks(portal, url=f"{ws_server}/webhooks/salesiq/{portal.pk}/")
+    client = Client()
+    client.force_login(make_admin("ada"))
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": ws_server}]
+    )
+    page.goto(f"{ws_server}/day/?portal={portal.pk}")
+    page.wait_for_function("window.SupervisorDay && window.SupervisorDay.stats.state === 'open'")
+    assert page.locator("[data-day-empty]").is_visible()
+    assert page.evaluate(CANVASES) == 0
+
+    simulator.create_conversation(portal.screen_name, visitor_name="First of the day")
+    page.wait_for_function(f"{CANVASES} === 5", timeout=20_000)
+    assert page.locator("[data-day-empty]").is_hidden()
+    assert offered_today(page) == 1
