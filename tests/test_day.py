@@ -493,3 +493,15 @@ def test_someone_with_no_portal_is_told_so_in_words(portal):
     assert page.status_code == 200
     assert "You have no portal assigned yet." in page.content.decode()
     assert lonely.get("/day/series.json").status_code == 404
+
+
+def test_a_department_of_another_portal_on_the_page_shows_the_whole_portal_and_says_why(portal):
+    # The form keeps the department when the portal is changed.
+    arrive(portal, datetime(2026, 11, 19, 9, 5), answered_after=20, department="d1")
+    admin = signed_in(make_admin("ada"))
+    page = admin.get(
+        "/day/", {"portal": str(portal.pk), "department": "zz", "day": "2026-11-19"}
+    ).content.decode()
+    assert "This portal has no such department. Every department is shown." in page
+    assert page.count('class="day-plot"') == 5
+    assert "every department" in page

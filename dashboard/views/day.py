@@ -157,6 +157,11 @@ def embedded_json(value: Any) -> SafeString:
 @require_GET
 def day_page(request: HttpRequest) -> HttpResponse:
     choice = read_choice(request)
+    # A department of another portal (the form keeps it when the portal is changed): the page
+    # shows the whole portal and says why; the JSON refuses it.
+    department_note = choice.errors.pop("department", "")
+    if department_note:
+        department_note += " Every department is shown."
     data = None
     if choice.portal is not None and not choice.errors:
         data = _series(choice)
@@ -171,6 +176,7 @@ def day_page(request: HttpRequest) -> HttpResponse:
             "series": data,
             "series_json": embedded_json(data) if data else "",
             "words": words,
+            "department_note": department_note,
             "totals": total_rows(data, words) if data else [],
             "first_day": date(FIRST_YEAR, 1, 1),
             "last_day": date(LAST_YEAR, 12, 31),
