@@ -76,3 +76,10 @@ urlpatterns = [
     path("webhooks/salesiq/<uuid:portal_id>/", webhooks.receive, name="webhook"),
     path("admin/", admin.site.urls),
 ]
+# The "Through the day" page (issue 15).
+from .views import day  # noqa: E402
+
+urlpatterns += [
+    path("day/", day.day_page, name="day"),
+    path("day/series.json", day.day_series, name="day_series"),
+]
