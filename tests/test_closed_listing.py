@@ -1,6 +1,6 @@
 """Listing a day's ended chats: the simulator filters and pages as Zoho's "Get details of a
 List of Conversations" page describes (and seed 003's "List Chats"), and keeps a day's ended
-chats listable."""
+chats listable; the client reads them page by page and goes on from where it stopped."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from django.utils import timezone
 
 from salesiq_simulator import Simulator
-from tests.support.simulator import REFERENCE_SCOPES, auth, connect, v2
+from siq_integration.client import SalesIQClient
+from tests.support.simulator import REFERENCE_SCOPES, auth, connect, last_seq, v2
 
 
 @pytest.fixture
@@ -113,3 +115,47 @@ def test_the_simulator_keeps_a_days_ended_chats_listable():
     later = sim.create_conversation("keeper")["id"]
     sim.end(later)
     assert kept() == {first[2], later}  # a day on, the oldest are let go
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("dialect", ["v2", "reference"])
+def test_the_client_reads_ended_chats_a_page_a_call_and_goes_on_where_it_stopped(
+    simulator, connected_portal, dialect
+):
+    portal = connected_portal(dialect=dialect, open_chats=0, operators=3)
+    screen = portal.screen_name
+    closed = set()
+    for _ in range(120):
+        chat = simulator.create_conversation(screen, waiting_seconds=30)["id"]
+        simulator.pickup(chat)
+        simulator.end(chat)
+        closed.add(chat)
+    missed = {simulator.miss(simulator.create_conversation(screen)["id"])["id"]}
+    simulator.create_conversation(screen)  # still waiting: not listed
+    since = timezone.now() - timedelta(minutes=5)
+
+    start = last_seq(simulator)
+    client = SalesIQClient(portal)
+    pages = client.closed_conversation_pages(arrived_since=since, changed_since=since)
+    first = next(pages)
+    pages.close()  # stopped after one page (its budget, say)
+    assert client.calls == 1 and first.resume_at == (0, 2)
+    rest = list(
+        SalesIQClient(portal).closed_conversation_pages(
+            arrived_since=since, changed_since=since, resume_at=first.resume_at
+        )
+    )
+    assert [page.resume_at for page in rest] == [(1, 1), None]
+
+    read = [c for page in [first, *rest] for c in page.conversations]
+    assert len(read) == len({c.id for c in read}) == 121
+    assert {c.id for c in read if c.status == "ended"} == closed
+    assert {c.id for c in read if c.status == "missed"} == missed
+    asked = [
+        call["query"]
+        for call in simulator.calls(start)
+        if call.get("portal") == screen and call["method"] == "GET"
+    ]
+    pages_asked = [(q["status"], q["page"]) for q in asked]
+    ended = "closed" if dialect == "v2" else "ended"
+    assert pages_asked == [(ended, "1"), (ended, "2"), ("missed", "1")]
