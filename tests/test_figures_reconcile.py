@@ -88,14 +88,13 @@ def answer(status: str, items, *, page: int = 1, more=False) -> None:
     )
 
 
-def asked(status: str | None = None) -> list[dict[str, str]]:
-    """The queries of the conversation listings asked for (of ``status``), in order."""
-    queries = [
+def asked() -> list[dict[str, str]]:
+    """The queries of the conversation listings asked for, in order."""
+    return [
         dict(parse_qsl(urlsplit(call.request.url).query))
         for call in responses.calls
         if call.request.url.startswith(CONVERSATIONS)
     ]
-    return [q for q in queries if status is None or q.get("status") == status]
 
 
 def day_tally(portal, department="d1") -> ServiceTally | None:
@@ -415,3 +414,18 @@ def test_the_worker_runs_it_as_a_job_of_its_own(portal):
     found = {job.name: job for job in jobs.default_jobs(jobs.Health())}
     assert found["reconcile"].every == reconcile.RECONCILE_EVERY
     assert isinstance(found["reconcile"].run, jobs.ReconcileFigures)
+
+
+@responses.activate
+def test_the_job_tells_the_pages_when_the_figures_are_whole_again(portal, monkeypatch):
+    told = []
+    monkeypatch.setattr(jobs.publish, "meta", told.append)
+    now = timezone.now()
+    reconcile.record_gap(portal.pk, since=now - timedelta(minutes=30), until=now)
+    answer("closed", [])
+    answer("missed", [])
+    job = jobs.ReconcileFigures()
+    job.reconcile(portal)
+    assert told == [portal.pk]  # "may be missing chats" is no longer true
+    job.reconcile(portal)
+    assert told == [portal.pk]  # nothing changed: nothing to tell
