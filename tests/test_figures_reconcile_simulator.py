@@ -26,7 +26,8 @@ from dashboard.models import (
 from dashboard.polling.runner import Worker
 from siq_integration import budget
 from siq_integration.models import CallWindow
-from tests.support.simulator import last_seq, synced
+from tests.support.simulator import last_seq, oauth_connect, synced
+from tests.support.waits import wait_for
 from tests.support.zones import far_from_midnight
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -238,3 +239,27 @@ def test_a_reference_portal_reads_todays_ended_and_missed_chats_back(simulator, 
     assert chats == {gone[0]: "ended", gone[1]: "missed", gone[2]: "ended"}
     assert sum(row.offered for row in stored(portal, zone).values()) == 3
     assert PortalSync.objects.get(portal=portal).figures_gap_from is None
+
+
+def test_a_served_dashboard_back_after_a_while_reads_the_day_back_by_itself(
+    simulator, sim_portal, server
+):
+    # A portal the dashboard last heard of ten minutes ago, before it went down.
+    portal = sim_portal(open_chats=0, operators=3)
+    zone = in_a_zone_far_from_midnight(portal)
+    nothing_heard_since(portal, 10)
+    screen = portal.screen_name
+    for waited in (15, 45):
+        chat = simulator.create_conversation(screen, waiting_seconds=waited)["id"]
+        simulator.pickup(chat)
+        simulator.end(chat)
+    simulator.miss(simulator.create_conversation(screen, waiting_seconds=120)["id"])
+
+    oauth_connect(simulator, portal)  # `serve`'s worker takes it on its next tick
+    wait_for(
+        lambda: PortalSync.objects.get(portal=portal).figures_reconciled_at,
+        timeout=30,
+        what="reading today's ended chats back",
+    )
+    assert PortalSync.objects.get(portal=portal).figures_gap_from is None
+    assert_same(what_salesiq_says(simulator, portal, zone), stored(portal, zone))
