@@ -12,6 +12,8 @@ workers run). A job never raises: a failure is logged and the next period tries 
 - ``escalate``: escalations, which may wait on SMTP or a slow webhook: off the tick's thread.
 - ``queues``: the queue figures that time alone changes (a wait crossing its target, a new
   business day), published to the pages.
+- ``reconcile``: note when webhooks fall silent and resume (a gap in today's figures), and
+  read the ended chats of a gap back from SalesIQ: calls to SalesIQ, so off the tick's thread.
 """
 
 from __future__ import annotations
@@ -25,14 +27,19 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections
+from django.utils import timezone
 
+from siq_integration.health import WEBHOOKS_FLOWING_WITHIN
 from siq_integration.models import Portal
+from siq_integration.normalised import Conversation
 
 from . import ingest, selectors
 from .actions import stuck
 from .alerts import escalation, lifecycle
-from .figures import clock, queues
+from .figures import clock, queues, reconcile
+from .models import OPEN_CHAT_STATUSES, Chat, Source
 from .realtime import publish
+from .state import apply
 from .state.changes import Changes
 
 logger = logging.getLogger(__name__)
@@ -156,6 +163,73 @@ class Queues:
                 publish.changed(Changes(portal_id, queues=departments))
 
 
+def silent_since(portal: Portal, now: datetime) -> datetime | None:
+    """When SalesIQ's webhooks fell silent while chats are open (the page's definition), or
+    None while they are not silent."""
+    has_open = Chat.objects.filter(portal=portal, status__in=OPEN_CHAT_STATUSES).exists()
+    silence = selectors.webhook_silence(portal, now, has_open=has_open)
+    if silence is None or silence <= WEBHOOKS_FLOWING_WITHIN:
+        return None
+    return now - silence
+
+
+def apply_ended(portal: Portal, conversations: list[Conversation], taken_at: datetime) -> None:
+    """Apply a page of ended chats as a poll would. A chat whose end the dashboard only
+    inferred (a complete poll no longer listed it) takes SalesIQ's own account of the end,
+    dated as read: the guess was dated later than the end itself, and an older fact would
+    otherwise leave the guessed end time and outcome in place."""
+    if not conversations:
+        return
+    guessed = set(
+        Chat.objects.filter(
+            portal=portal,
+            remote_id__in=[c.id for c in conversations],
+            inferred_end=True,
+        ).values_list("remote_id", flat=True)
+    )
+    for conversation in conversations:
+        if conversation.id in guessed:
+            apply.apply_conversation(portal, conversation, fact_at=taken_at, source=Source.POLL)
+    rest = [c for c in conversations if c.id not in guessed]
+    if rest:
+        apply.apply_chats(portal, rest, taken_at=taken_at, complete=False)
+
+
+class ReconcileFigures:
+    """Gaps in today's figures: noted as webhooks fall silent and resume, and read back from
+    SalesIQ (dashboard/figures/reconcile.py) in a thread of its own, one round at a time.
+    The pages are told when what they should say about the figures changes."""
+
+    def __init__(self) -> None:
+        self.reconciler = reconcile.Reconciler(apply_ended)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile")
+        self.running: Future | None = None
+
+    def __call__(self, portals: Sequence[Portal], now: datetime) -> None:
+        if portals and (self.running is None or self.running.done()):
+            self.running = self._executor.submit(self.round, [p.pk for p in portals])
+
+    def round(self, portal_ids: list[Any]) -> None:
+        try:
+            for portal in Portal.objects.filter(pk__in=portal_ids):
+                self.reconcile(portal)
+        except Exception:
+            logger.exception("Reconciling today's figures failed")
+        finally:
+            connections.close_all()
+
+    def reconcile(self, portal: Portal) -> None:
+        try:
+            now = timezone.now()
+            said = reconcile.incomplete(portal, now)
+            reconcile.note_webhooks(portal, now, silent_since=silent_since(portal, now))
+            self.reconciler.reconcile(portal, now)
+            if reconcile.incomplete(portal, timezone.now()) != said:
+                publish.meta(portal.pk)
+        except Exception:
+            logger.exception("Reconciling the figures of portal %s failed", portal)
+
+
 def default_jobs(health: Health) -> list[Job]:
     """Every job a worker runs, in the order a tick runs those due."""
     return [
@@ -166,4 +240,5 @@ def default_jobs(health: Health) -> list[Job]:
         Job("alerts", ALERTS_EVERY, evaluate_alerts),
         Job("escalate", ESCALATE_EVERY, Escalation()),
         Job("queues", QUEUES_EVERY, Queues()),
+        Job("reconcile", reconcile.RECONCILE_EVERY, ReconcileFigures()),
     ]

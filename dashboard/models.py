@@ -300,6 +300,15 @@ class PortalSync(models.Model):
     last_refused_from = models.CharField(max_length=64, blank=True)  # client address
     last_refused_reason = models.CharField(max_length=300, blank=True)
     last_poll_error = models.TextField(blank=True)
+    # Today's figures may be missing chats from ``figures_gap_from`` (null: they are complete)
+    # to ``figures_gap_until`` (null while the gap lasts: webhooks still silent) until SalesIQ's
+    # ended chats are read back (dashboard/figures/reconcile.py).
+    figures_gap_from = models.DateTimeField(null=True)
+    figures_gap_until = models.DateTimeField(null=True)
+    figures_reconciled_at = models.DateTimeField(null=True)  # the last read-back began then
+    # The read-back waits until then, for the call budget ("budget") or SalesIQ ("salesiq").
+    figures_retry_at = models.DateTimeField(null=True)
+    figures_waiting_for = models.CharField(max_length=16, blank=True)
 
     def __str__(self) -> str:
         return f"sync of {self.portal}"

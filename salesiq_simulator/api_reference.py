@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -68,6 +69,18 @@ MESSAGES = {
     "SERVICE_UNAVAILABLE": "Service temporarily unavailable",
 }
 STATUS_FILTER = {v: k for k, v in REFERENCE_STATUS.items()}  # active → connected …
+
+
+def _iso_param(query: dict[str, str], name: str) -> float:
+    """An ISO 8601 query parameter as epoch seconds ('Z' or an offset; naive is UTC)."""
+    try:
+        parsed = datetime.fromisoformat(query[name].replace("Z", "+00:00"))
+    except ValueError:
+        raise RefError("INVALID_REQUEST", message=f"Invalid {name}", param=name) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
 
 # (pattern, {method: (handler, scope)})
 ROUTES: list[Route] = [
@@ -268,8 +281,14 @@ class ReferenceApi:
         status = STATUS_FILTER.get(wanted) if wanted else None
         operator_id = q.get("operator_id") or None
         department_id = q.get("department_id") or None
+        # Seed 003, "List Chats": from_date / to_date (ISO 8601) bound the chats' start.
+        dates = {name: _iso_param(q, name) for name in ("from_date", "to_date") if q.get(name)}
 
         def keep(conv: Conversation) -> bool:
+            if "from_date" in dates and conv.start_time < dates["from_date"]:
+                return False
+            if "to_date" in dates and conv.start_time > dates["to_date"]:
+                return False
             return (operator_id is None or conv.attender_id == operator_id) and (
                 department_id is None or conv.department_id == department_id
             )

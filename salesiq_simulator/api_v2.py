@@ -66,7 +66,23 @@ LIST_PAGE_DEFAULT = 20
 LIST_PAGE_MAX = 99
 DIRECTORY_PAGE = 20  # operators and departments
 MAX_WEBHOOK_KEYS = 2
-CONVERSATION_STATUSES = ("open", "waiting", "connected", "closed", "missed")
+# Zoho's "Get details of a List of Conversations" names these statuses. "open" is waiting and
+# connected; "end" is our reading: closed and missed together (as the mobile SDKs' "ended").
+CONVERSATION_STATUSES = ("open", "waiting", "connected", "closed", "missed", "end")
+_STATUS_GROUPS = {"open": OPEN_STATUSES, "end": ("closed", "missed")}
+
+
+def _ms(t: float) -> int:
+    """Epoch seconds → whole milliseconds, rounded as ``world.ms`` writes them."""
+    return round(t * 1000)
+
+
+# sort_by: what each value sorts by (newest first; the page names the keys, not the order).
+_SORT_KEYS = {
+    "in_time": lambda conv: conv.start_time,
+    "end_time": lambda conv: conv.end_time or 0.0,
+    "updated_time": lambda conv: conv.last_modified_time,
+}
 
 # (path pattern, {method: (handler, scope)}); "*" is an id. "@close" and "@status"
 # stand for the portal's configurable methods.
@@ -269,37 +285,48 @@ class V2Api:
         status = q.get("status") or None
         if status is not None and status not in CONVERSATION_STATUSES:
             raise V2Error(1007, param="status")
-        bounds: dict[str, float] = {}
-        for name in ("from_time", "to_time", "updated_from_time"):
+        # Compared in whole milliseconds, as the times are written in every answer.
+        bounds: dict[str, int] = {}
+        for name in ("from_time", "to_time", "updated_from_time", "updated_till_time"):
             if q.get(name):
                 try:
-                    bounds[name] = int(q[name]) / 1000.0
+                    bounds[name] = int(q[name])
                 except ValueError:
                     raise V2Error(1007, param=name) from None
+        sort_by = q.get("sort_by") or None
+        if sort_by is not None and sort_by not in _SORT_KEYS:
+            raise V2Error(1007, param="sort_by")
         department_id = q.get("department_id") or None
         attender_id = q.get("attender_id") or None
 
-        statuses = {None: None, "open": OPEN_STATUSES}.get(status, (status,))
+        statuses = None if status is None else _STATUS_GROUPS.get(status, (status,))
 
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
+        # from_time / to_time: start time greater / lesser than; updated_from_time /
+        # updated_till_time: updated after / before (all epoch milliseconds, bounds excluded).
         def keep(conv: Conversation) -> bool:
             if department_id and conv.department_id != department_id:
                 return False
             if attender_id and conv.attender_id != attender_id:
                 return False
-            if "from_time" in bounds and conv.start_time < bounds["from_time"]:
+            started, updated = _ms(conv.start_time), _ms(conv.last_modified_time)
+            if "from_time" in bounds and not started > bounds["from_time"]:
                 return False
-            if "to_time" in bounds and conv.start_time > bounds["to_time"]:
+            if "to_time" in bounds and not started < bounds["to_time"]:
                 return False
-            return not (
-                "updated_from_time" in bounds
-                and conv.last_modified_time < bounds["updated_from_time"]
-            )
+            if "updated_from_time" in bounds and not updated > bounds["updated_from_time"]:
+                return False
+            return not ("updated_till_time" in bounds and not updated < bounds["updated_till_time"])
 
-        # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
+        found: Iterable[Conversation] = (
+            c for c in conversations_newest_first(portal, statuses) if keep(c)
+        )
+        if sort_by is not None:
+            found = sorted(found, key=_SORT_KEYS[sort_by], reverse=True)
         # Paged by "page" and "limit" (20 by default, at most 99); "index" means nothing here.
         return self._page(
             req,
-            (c for c in conversations_newest_first(portal, statuses) if keep(c)),
+            iter(found),
             lambda c: v2_conversation(portal, c),
             default=LIST_PAGE_DEFAULT,
             maximum=LIST_PAGE_MAX,

@@ -20,6 +20,10 @@ ID_BASE = 466756000001000000
 assert ID_BASE > 2**53
 
 OPEN_STATUSES = ("waiting", "connected")
+# Ended conversations stay listable at least this long (seconds): a business day is at most
+# 25 hours (a daylight-saving change), and a dashboard reads a whole day's ended chats back
+# after a gap in what it heard.
+KEEP_ENDED_SECONDS = 26 * 3600
 PRESENCES = ("online", "away", "busy", "offline")
 
 # v2 status_code: 1 Available and 3 Busy are Zoho's; 0 offline and 2 away are our reading.
@@ -327,6 +331,8 @@ class World:
         self.portals: dict[str, Portal] = {}  # by screen name
         self.conversation_portal: dict[str, Portal] = {}
         self.operator_portal: dict[str, Portal] = {}
+        # Past this many ended conversations a portal forgets the oldest, once they ended
+        # more than KEEP_ENDED_SECONDS ago (memory stays bounded by a day's chats).
         self.max_ended_per_portal = 2000
         # Called with every Event; the simulator turns them into deliveries.
         self.on_event: Callable[[Event], None] = lambda event: None
@@ -580,9 +586,13 @@ class World:
             conv.transfer = None
         portal.open_ids.pop(conv.id, None)
         portal.ended_ids[conv.id] = None
-        # Bound memory in a long demo: forget the oldest ended conversations.
+        # Bound memory in a long demo: forget the oldest ended conversations, but only once
+        # they are older than any business day a dashboard may still read back.
         while len(portal.ended_ids) > self.max_ended_per_portal:
             old_id = next(iter(portal.ended_ids))
+            old = portal.conversations.get(old_id)
+            if old is not None and (old.end_time or 0) > now - KEEP_ENDED_SECONDS:
+                break  # ended_ids is in order of ending: the rest are younger still
             del portal.ended_ids[old_id]
             portal.conversations.pop(old_id, None)
             self.conversation_portal.pop(old_id, None)

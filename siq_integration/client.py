@@ -14,8 +14,8 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -56,6 +56,16 @@ _LISTING_WORDS = {
     "departments": "departments",
     "brands": "brands",
 }
+
+
+@dataclass(frozen=True)
+class ClosedPage:
+    """One page of ended and missed chats (``SalesIQClient.closed_conversation_pages``)."""
+
+    conversations: list[Conversation]
+    # Where the listing goes on (which of the dialect's queries, which page of it), or None
+    # when this was its last page.
+    resume_at: tuple[int, int] | None
 
 
 def record_failure(portal: Portal, failure: exc.SalesIQError) -> None:
@@ -117,6 +127,8 @@ class SalesIQClient:
         self.notices: list[str] = []
         self.incomplete: set[str] = set()
         self._attempts = attempts
+        # Requests sent (each spent a call of the budget, or counts in unbudgeted_calls).
+        self.calls = 0
 
     # --- the choke point ----------------------------------------------------------------
 
@@ -146,6 +158,7 @@ class SalesIQClient:
                 budget.spend(self.portal, priority=self.priority)
             else:
                 self.unbudgeted_calls += 1
+            self.calls += 1
             started = time.monotonic()
             try:
                 response = self._session(token).request(
@@ -276,13 +289,20 @@ class SalesIQClient:
     # --- paging ------------------------------------------------------------------------------
 
     def _pages(
-        self, path: str, params: dict[str, Any], size: int, *, listing: str = ""
+        self,
+        path: str,
+        params: dict[str, Any],
+        size: int,
+        *,
+        listing: str = "",
+        first_page: int = 1,
     ) -> Iterator[Payload]:
         """Every page of a listing, each item once (its ``data`` keeps only the items not
         seen on an earlier page). A page that brings nothing new (SalesIQ ignoring the page
         parameter, or going round in circles) ends the listing: what was read is kept, the
-        listing counts as incomplete and ``notices`` says so."""
-        page = 1
+        listing counts as incomplete and ``notices`` says so. ``first_page``: resume a
+        listing read partly before (items seen then are not known here)."""
+        page = first_page
         seen: set[str] = set()
         while True:
             query = {**params, **self.dialect.page_params(page, size, listing=listing)}
@@ -384,6 +404,44 @@ class SalesIQClient:
                 # A chat can move between pages while we read; the last reading wins.
                 seen[conversation.id] = conversation
         return list(seen.values())
+
+    def closed_conversation_pages(
+        self,
+        *,
+        arrived_since: datetime,
+        changed_since: datetime,
+        resume_at: tuple[int, int] = (0, 1),
+    ) -> Iterator[ClosedPage]:
+        """Ended and missed chats that began since ``arrived_since`` and, where the dialect
+        can ask, changed since ``changed_since``: one page per call, so the caller may stop
+        between pages (its budget) and go on later from ``resume_at`` (query, page)."""
+        queries = self.dialect.closed_conversation_queries(
+            arrived_since=arrived_since, changed_since=changed_since
+        )
+        first_query, first_page = resume_at
+        for index in range(first_query, len(queries)):
+            start = first_page if index == first_query else 1
+            payloads = self._pages(
+                self.dialect.conversations_path(),
+                queries[index],
+                self.dialect.page_size,
+                listing="conversations",
+                first_page=start,
+            )
+            for number, payload in enumerate(payloads, start=start):
+                items = payload.data if isinstance(payload.data, list) else []
+                if items and self.dialect.has_more(payload, self.dialect.page_size, len(items)):
+                    resume: tuple[int, int] | None = (index, number + 1)
+                else:
+                    resume = (index + 1, 1) if index + 1 < len(queries) else None
+                yield ClosedPage(
+                    conversations=[
+                        self.dialect.parse_conversation(raw)
+                        for raw in items
+                        if isinstance(raw, dict)
+                    ],
+                    resume_at=resume,
+                )
 
     def get_conversation(self, conversation_id: str) -> Conversation:
         payload = self._request(Call("GET", self.dialect.conversation_path(conversation_id)))

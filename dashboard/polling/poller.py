@@ -26,6 +26,7 @@ from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 
 from ..actions import outcomes, status_rules
+from ..figures import reconcile
 from ..models import OPEN_CHAT_STATUSES, Chat, Department, Operator, PortalSync
 from ..state import apply
 from . import planner
@@ -158,11 +159,20 @@ class Poller:
         """Portals with a poll under way."""
         return {pk for pk, state in list(self.states.items()) if state.in_flight}
 
-    def taken(self, portal_ids: set[Any]) -> None:
+    def taken(self, portal_ids: set[Any], now: datetime | None = None) -> None:
         """Just took these leases: whatever happened while nobody held them is unknown
         here, so reconcile at once."""
         for portal_id in portal_ids:
             self._state(portal_id).reconcile_now = True
+        if not portal_ids:
+            return
+        try:
+            # Nothing heard of a portal for a while: the dashboard was down, and today's
+            # figures may be missing the chats that ended meanwhile (read back by the
+            # figures' own job).
+            reconcile.note_lease_taken(portal_ids, now or timezone.now())
+        except Exception:
+            logger.exception("Noting a gap in the figures of portals %s failed", portal_ids)
 
     def _state(self, portal_id: Any) -> _PortalState:
         return self.states.setdefault(portal_id, _PortalState())

@@ -136,6 +136,7 @@ CAPABILITIES = (
     "addresses_name_portal",
     "lists_operator_changes",
     "presence_by_webhook",
+    "lists_closed_conversations",
 )
 
 
@@ -164,6 +165,8 @@ class Dialect(Protocol):
     addresses_name_portal: ClassVar[bool]  # the API address names the portal (screen name)
     lists_operator_changes: ClassVar[bool]  # operators can be listed changed-since
     presence_by_webhook: ClassVar[bool]  # operators' presence arrives by webhook
+    # Ended and missed chats can be listed by when they began (a day's figures read back).
+    lists_closed_conversations: ClassVar[bool]
     signature_header: ClassVar[str]  # the header a webhook delivery's signature comes in
     # (scope, resource) pairs: one small read per scope family proves a grant reaches it.
     reach_checks: ClassVar[tuple[tuple[str, str], ...]]
@@ -195,6 +198,10 @@ class Dialect(Protocol):
 
     # --- calls
     def open_conversation_queries(self) -> list[dict[str, Any]]: ...
+
+    def closed_conversation_queries(
+        self, *, arrived_since: datetime, changed_since: datetime
+    ) -> list[dict[str, Any]]: ...
 
     def conversations_path(self) -> str: ...
 

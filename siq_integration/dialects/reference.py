@@ -9,7 +9,7 @@ Zoho publishes no page for it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import exceptions as exc
@@ -106,6 +106,7 @@ class Reference:
     addresses_name_portal = False  # /api/v2/…: the token decides which portal answers
     lists_operator_changes = False  # "List Operators" has no changed-since: the full list
     presence_by_webhook = True  # operator.status_changed events carry presence
+    lists_closed_conversations = True  # "List Chats": status ended / missed, from_date
     signature_header = "X-Salesiq-Signature"  # "Handle Webhooks in Your Application"
     reach_checks = (
         ("SalesIQ.settings.READ", "departments"),
@@ -233,6 +234,15 @@ class Reference:
     def open_conversation_queries(self) -> list[dict[str, Any]]:
         # "active" is connected chats only; waiting ones are asked for separately.
         return [{"status": "waiting"}, {"status": "active"}]
+
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Chats" (status, from_date)
+    def closed_conversation_queries(
+        self, *, arrived_since: datetime, changed_since: datetime
+    ) -> list[dict[str, Any]]:
+        """Ended and missed chats that began at ``arrived_since`` or later. This shape can
+        not ask for what changed since a time: every such chat is listed."""
+        since = arrived_since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return [{"status": "ended", "from_date": since}, {"status": "missed", "from_date": since}]
 
     # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Chats"
     def conversations_path(self) -> str:

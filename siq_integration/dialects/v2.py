@@ -101,6 +101,11 @@ _V2_NOT_FOUND = {
 }
 
 
+def _epoch_ms(when: datetime) -> int:
+    """v2 query times: epoch milliseconds."""
+    return int(when.timestamp() * 1000)
+
+
 class V2:
     name = "v2"
     scopes = V2_SCOPES
@@ -124,6 +129,7 @@ class V2:
     addresses_name_portal = True  # /api/v2/{screen_name}/…
     lists_operator_changes = True  # last_sync_time: only operators changed since
     presence_by_webhook = False  # presence is only known by polling
+    lists_closed_conversations = True  # status closed / missed, from_time, updated_from_time
     signature_header = "x-siqsignature"  # ../shared/SALESIQ_API.md, "Webhooks": Signature
     reach_checks = (
         ("SalesIQ.departments.READ", "departments"),
@@ -291,6 +297,22 @@ class V2:
     # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
     def open_conversation_queries(self) -> list[dict[str, Any]]:
         return [{"status": "open"}]
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
+    # status: open, closed, waiting, connected, missed, end; from_time: start time greater
+    # than (ms); updated_from_time: updated after (ms). Both bounds are excluded, so each is
+    # asked for a millisecond earlier.
+    def closed_conversation_queries(
+        self, *, arrived_since: datetime, changed_since: datetime
+    ) -> list[dict[str, Any]]:
+        """Ended and missed chats that began after ``arrived_since`` and changed after
+        ``changed_since``: one query per status (whether "closed" includes "missed" the page
+        does not say; a chat listed by both counts once)."""
+        bounds = {
+            "from_time": str(_epoch_ms(arrived_since) - 1),
+            "updated_from_time": str(_epoch_ms(changed_since) - 1),
+        }
+        return [{"status": "closed", **bounds}, {"status": "missed", **bounds}]
 
     # Reference: https://www.zoho.com/salesiq/help/developer-section/get-conversation-list-details-v2.html
     def conversations_path(self) -> str:
