@@ -111,6 +111,13 @@ def test_a_chat_first_seen_connected_is_answered_but_not_timed():
     assert figures(tally, Target()).service_level is None
 
 
+def test_a_chat_over_with_an_operator_but_no_pickup_time_is_answered_not_missed():
+    part = contribution(chat(status="ended", operator_id="a", ended_at=at(400)))
+    assert part.outcome == Outcome.ANSWERED and part.wait is None
+    result = figures(tally_of([part]), Target())
+    assert (result.answered, result.missed, result.judged) == (1, 0, 0)
+
+
 def test_a_chat_transferred_after_its_pickup_stays_in_the_department_that_picked_it_up():
     part = contribution(
         chat(

@@ -166,3 +166,18 @@ def test_a_new_business_day_republishes_every_department(portal):
     assert crossings.due([portal], evening) == {}
     due = crossings.due([portal], evening + timedelta(minutes=2))
     assert due == {portal.pk: {"*"}}
+
+
+def test_figures_that_may_miss_chats_after_a_gap_say_so_on_the_queues_panel(portal):
+    from dashboard.models import PortalSync
+
+    now = timezone.now()
+    assert [note.text for note in queues.notes([portal], now)] == [""]
+    PortalSync.objects.update_or_create(
+        portal=portal,
+        defaults={"figures_gap_from": now - timedelta(minutes=20), "figures_gap_until": None},
+    )
+    (note,) = queues.notes([portal], now)
+    assert note.text.startswith("Today's figures may be missing chats since")
+    html = render.render_changes(Changes(portal.pk, meta=True))
+    assert f'id="queues-note-{portal.pk}"' in html and "may be missing chats" in html

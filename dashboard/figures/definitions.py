@@ -9,9 +9,10 @@ A chat counts **once**, in the quarter hour and the business day it **arrived** 
 - **Operator**: the one who held it last (a chat transferred to someone else is theirs).
 - **Offered**: every chat that arrived.
 - **Answered**: picked up by an operator. Its **answer time** is pickup minus arrival, in
-  whole seconds (a chat picked up in the millisecond it arrived took 0 s). A chat first seen
-  already connected, with no pickup time known, counts as answered but is not timed (it is
-  in neither the answer times nor the service level).
+  whole seconds (a chat picked up in the millisecond it arrived took 0 s). A chat with an
+  operator but no pickup time known (first seen already connected; the reference dialect
+  sends none) counts as answered but is not timed (it is in neither the answer times nor the
+  service level), running or over.
 - **Unanswered**: over before anyone picked it up (SalesIQ's "missed", or ended while
   waiting); the visitor waited from arrival to the end. Against a target of T seconds it is
   **abandoned** if it ended before T (the visitor left before we owed an answer) and
@@ -116,8 +117,9 @@ def contribution(chat: Any) -> Contribution | None:
             response=response,
             rating=chat.rating,
         )
-    if chat.status == "connected":
-        # Picked up before we saw it: answered, not timed.
+    if chat.status == "connected" or (over and chat.operator_id):
+        # Picked up with no pickup time known (first seen connected; the reference dialect
+        # sends none): answered, not timed, whether it is still running or over.
         return Contribution(
             department=chat.served_department_id or chat.department_id,
             operator=chat.operator_id,

@@ -34,7 +34,7 @@ from ..models import (
     TallySpan,
 )
 from ..selectors import live_only, operator_figure
-from . import staffing
+from . import reconcile, staffing
 from .counting import settings_of, zone_of
 from .definitions import Figures, Tally, Target, contribution, day_start, figures
 
@@ -142,6 +142,24 @@ class QueueRow:
                 self.name.casefold(),
             )
         )
+
+
+@dataclass(frozen=True)
+class Note:
+    """What the queues panel says about a portal's figures (empty: nothing to say)."""
+
+    portal: Portal
+    text: str
+    several: bool  # the page shows several portals: the note names its portal
+
+
+def notes(portals: Iterable[Portal], now: datetime | None = None) -> list[Note]:
+    """Each live portal's note: today's figures that may be missing chats after a gap."""
+    now = now or timezone.now()
+    shown = live_only(list(portals))
+    return [
+        Note(portal, reconcile.incomplete(portal, now) or "", len(shown) > 1) for portal in shown
+    ]
 
 
 def _hour_parts(portals: list[Portal], now: datetime) -> dict[tuple[Any, str], list]:

@@ -115,11 +115,17 @@ def _session_key(scope) -> str:
 @database_sync_to_async
 def _snapshot(portals) -> str:
     context = selectors.live_context(portals)
-    return render_to_string(
-        "live/parts.html#snapshot", {**context, "oob": True}
-    ) + render_to_string(
-        "figures/parts.html#queues_body", {"queues": queues.queue_rows(portals), "oob": True}
+    pieces = [render_to_string("live/parts.html#snapshot", {**context, "oob": True})]
+    pieces.append(
+        render_to_string(
+            "figures/parts.html#queues_body", {"queues": queues.queue_rows(portals), "oob": True}
+        )
     )
+    for note in queues.notes(portals):
+        pieces.append(
+            render_to_string("figures/parts.html#queues_note", {"note": note, "oob": True})
+        )
+    return "".join(pieces)
 
 
 @database_sync_to_async

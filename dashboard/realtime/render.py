@@ -16,6 +16,7 @@ from ..templatetags.supervisor import render_row
 
 PARTS = "live/parts.html"
 QUEUE_ROW = "figures/parts.html#queue_row"
+QUEUE_NOTE = "figures/parts.html#queues_note"
 
 
 def _render(partial: str, **context) -> str:
@@ -53,6 +54,10 @@ def render_changes(changes: Changes) -> str:
             only = {(portal.pk, department) for department in changes.queues}
             for queue in queues.queue_rows([portal], only=only):
                 pieces.append(render_to_string(QUEUE_ROW, {"queue": queue, "oob": True}))
+    if portal is not None and changes.meta:
+        # What the queues say about the portal's figures (a gap being read back) follows its meta.
+        for note in queues.notes([portal]):
+            pieces.append(render_to_string(QUEUE_NOTE, {"note": note, "oob": True}))
     if portal is not None:
         # The portal's figures and freshness follow its chats, its operators and its meta.
         pieces.append(_render("portal_meta", f=selectors.freshness(portal), oob=True))

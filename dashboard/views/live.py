@@ -62,6 +62,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ),
             "signals": signals_of(request.user),
             "queues": queues.queue_rows(portals),
+            "queue_notes": queues.notes(portals),
         },
     )
 
