@@ -103,3 +103,25 @@ def test_it_follows_the_page_access_rules(client, portal):
     assert client.get(f"/api/portals/{portal.pk}/snapshot.json").status_code == 200
     client.logout()
     assert client.get(f"/api/portals/{portal.pk}/snapshot.json").status_code == 302
+
+
+def test_it_gives_each_departments_queue_figures(client, portal):
+    admin = get_user_model().objects.create_superuser("ada", "a@x.org", "pw-for-tests-1")
+    client.force_login(admin)
+    data = client.get(f"/api/portals/{portal.pk}/snapshot.json").json()
+    queues = {q["department"]["id"]: q for q in data["queues"]}
+    support = queues["d1"]
+    assert support["department"]["name"] == "Support"
+    # Zoë has waited 3 minutes against the 60 s default target: the service level is 0 %.
+    assert (support["waiting"], support["waiting_past_target"]) == (1, 1)
+    assert support["today"]["service_level_percent"] == 0.0
+    assert support["today"]["offered"] == 1
+    # Asha (4 seats) serves Support and has Li's chat: 3 seats free.
+    assert support["operators_available"] == 1 and support["free_seats"] == 3
+    assert support["target"] == {"seconds": 60, "share_percent": 80}
+    assert support["tone"] == "bad"
+    # Li's chat has no department: its row counts one answered chat, picked up after 60 s.
+    unassigned = queues[""]
+    assert unassigned["today"]["answered"] == 1
+    assert unassigned["today"]["answer_seconds_average"] == 60.0
+    assert data["figures_incomplete"] is None

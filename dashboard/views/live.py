@@ -104,6 +104,57 @@ def _iso(moment) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _figures_json(figures) -> dict:
+    def r(value):
+        return None if value is None else round(value, 1)
+
+    return {
+        "offered": figures.offered,
+        "answered": figures.answered,
+        "missed": figures.missed,
+        "abandoned": figures.abandoned,
+        "within_target": figures.within_target,
+        "judged": figures.judged,
+        "service_level_percent": r(figures.service_level),
+        "answer_seconds_average": r(figures.answer_average),
+        "answer_seconds_p90": figures.answer_p90,
+        "handle_seconds_average": r(figures.handle_average),
+        "first_response_seconds_average": r(figures.response_average),
+        "rating_average": r(figures.rating_average),
+        "rated_good_percent": r(figures.rated_good_share),
+        "rated": figures.rated,
+    }
+
+
+def queue_json(queue) -> dict:
+    """A department's queue figures as the JSON snapshot gives them (every figure as
+    dashboard/figures/definitions.py defines it)."""
+    advice = queue.advice
+    return {
+        "department": {"id": queue.department_id, "name": queue.name},
+        "target": {"seconds": queue.target.seconds, "share_percent": queue.target.share},
+        "open_now": queue.open_now,
+        "waiting": queue.waiting,
+        "waiting_past_target": queue.waiting_past_target,
+        "longest_wait_seconds": round(queue.longest_wait)
+        if queue.longest_wait is not None
+        else None,
+        "operators_available": queue.available,
+        "free_seats": queue.free_seats,
+        "tone": queue.tone or "ok",
+        "today": _figures_json(queue.today),
+        "last_60_minutes": _figures_json(queue.last_hour),
+        "staffing": {
+            "needed": advice.needed,
+            "available": advice.available,
+            "short": advice.short,
+            "sentence": queue.advice_sentence,
+        }
+        if advice
+        else None,
+    }
+
+
 @login_required
 @never_cache
 def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
@@ -173,6 +224,8 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
     def age(moment):
         return round((now - moment).total_seconds(), 1) if moment else None
 
+    (note,) = queues.notes([portal], now) or (None,)
+
     return JsonResponse(
         {
             "portal": {"id": str(portal.pk), "name": portal.name, "live": fresh.live},
@@ -192,6 +245,9 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
             "chats": chats,
             "operators": operators,
             "departments": departments,
+            # How each department's service is doing (dashboard/figures/; README "Figures").
+            "queues": [queue_json(queue) for queue in queues.queue_rows(shown, now)],
+            "figures_incomplete": note.text if note and note.text else None,
         },
         json_dumps_params={"ensure_ascii": False},
     )
