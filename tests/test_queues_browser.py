@@ -21,7 +21,9 @@ def cell_texts(page, row_id: str) -> dict[str, str]:
           const row = document.getElementById(id);
           if (!row) return null;
           const out = {};
-          row.querySelectorAll('td[data-label]').forEach((td) => { out[td.dataset.label] = td.textContent.replace(/\\s+/g, ' ').trim(); });
+          row.querySelectorAll('td[data-label]').forEach((td) => {
+            out[td.dataset.label] = td.textContent.replace(/\\s+/g, ' ').trim();
+          });
           return out;
         }""",
         row_id,
