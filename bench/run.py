@@ -349,9 +349,9 @@ def _render(
     args: argparse.Namespace,
     to_serve: str,
 ) -> dict[str, Any]:
-    from dashboard.models import Chat, Operator, PortalSync
+    from dashboard.models import Chat, Department, Operator, PortalSync
 
-    sim.add_portal("scale", operators=500, open_chats=2000)
+    sim.add_portal("scale", operators=500, open_chats=2000, departments=50)
     portal = connect_portal(
         sim,
         screen="scale",
@@ -361,11 +361,12 @@ def _render(
         calls_per_day=50_000,
         webhook_url=to_serve,
     )
-    say("render: waiting for the worker to bring in 2,000 chats and 500 operators")
+    say("render: waiting for the worker to bring in 2,000 chats, 500 operators, 50 departments")
     wait_until(
         lambda: (
             Chat.objects.filter(portal=portal, status__in=["waiting", "connected"]).count() >= 2000
             and Operator.objects.filter(portal=portal).count() >= 500
+            and Department.objects.filter(portal=portal).count() >= 50
             and PortalSync.objects.filter(portal=portal, chats_polled_at__isnull=False).exists()
         ),
         timeout=600,
