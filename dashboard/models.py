@@ -745,15 +745,9 @@ class TallySpan(models.TextChoices):
     DAY = "day", "Business day"
 
 
-class ServiceTally(models.Model):
-    """What the chats that arrived in one department in one span add up to (see
-    dashboard/figures/definitions.py for what each counts). A day's row is the sum of its
-    quarters, kept beside them so "today" is one row to read."""
+class Tallied(models.Model):
+    """The sums a tally row keeps (dashboard/figures/definitions.py ``Tally``, same names)."""
 
-    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="+")
-    department_id = models.CharField(max_length=64, blank=True)  # SalesIQ id; "" for none
-    span = models.CharField(max_length=8, choices=TallySpan.choices)
-    start = models.DateTimeField()  # the quarter's start, or the business day's local midnight
     offered = models.PositiveIntegerField(default=0)
     answered = models.PositiveIntegerField(default=0)
     # Answered with no pickup time known (first seen already connected): not timed.
@@ -771,6 +765,20 @@ class ServiceTally(models.Model):
     rated_good = models.PositiveIntegerField(default=0)  # rated 4 or 5
 
     class Meta:
+        abstract = True
+
+
+class ServiceTally(Tallied):
+    """What the chats that arrived in one department in one span add up to (see
+    dashboard/figures/definitions.py for what each counts). A day's row is the sum of its
+    quarters, kept beside them so "today" is one row to read."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="+")
+    department_id = models.CharField(max_length=64, blank=True)  # SalesIQ id; "" for none
+    span = models.CharField(max_length=8, choices=TallySpan.choices)
+    start = models.DateTimeField()  # the quarter's start, or the business day's local midnight
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["portal", "department_id", "span", "start"], name="unique_service_tally"
@@ -782,25 +790,13 @@ class ServiceTally(models.Model):
         return f"{self.department_id or 'no department'} {self.span} {self.start:%Y-%m-%d %H:%M}"
 
 
-class OperatorTally(models.Model):
+class OperatorTally(Tallied):
     """One operator's business day: the chats they held last (see definitions.py) and the
     seconds they spent in each status (counted at each change; the current one runs on)."""
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="+")
     operator_id = models.CharField(max_length=64)  # SalesIQ id
     start = models.DateTimeField()  # the business day's local midnight
-    offered = models.PositiveIntegerField(default=0)
-    answered = models.PositiveIntegerField(default=0)
-    answered_untimed = models.PositiveIntegerField(default=0)
-    answer_waits = models.JSONField(default=dict)
-    unanswered_waits = models.JSONField(default=dict)
-    handled = models.PositiveIntegerField(default=0)
-    handle_seconds = models.FloatField(default=0)
-    responded = models.PositiveIntegerField(default=0)
-    response_seconds = models.FloatField(default=0)
-    rated = models.PositiveIntegerField(default=0)
-    rating_sum = models.PositiveIntegerField(default=0)
-    rated_good = models.PositiveIntegerField(default=0)
     status_seconds = models.JSONField(default=dict)  # {"available": 3600.0, …}
 
     class Meta:

@@ -23,24 +23,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.utils import timezone
 
 from ..models import Chat, Operator, OperatorTally, ServiceSettings, ServiceTally, TallySpan
-from .definitions import Contribution, Tally, contribution, day_start, next_day_start, quarter_start
+from .definitions import (
+    CHAT_FIELDS,
+    Contribution,
+    Tally,
+    contribution,
+    day_start,
+    next_day_start,
+    quarter_start,
+)
 
 logger = logging.getLogger(__name__)
 
-_CHAT_FIELDS = (
-    "pk",
-    "portal_id",
-    "status",
-    "started_at",
-    "attended_at",
-    "ended_at",
-    "first_response_at",
-    "rating",
-    "operator_id",
-    "department_id",
-    "served_department_id",
-    "counted",
-)
+_CHAT_FIELDS = ("pk", *CHAT_FIELDS, "counted")
 
 
 def settings_of(portal_id: Any) -> ServiceSettings:

@@ -41,6 +41,20 @@ from typing import Any
 QUARTER_SECONDS = 900
 GOOD_RATING = 4  # and above
 
+# The fields of a ``Chat`` that ``contribution`` reads (load only these: ``.only(*...)``).
+CHAT_FIELDS = (
+    "portal_id",
+    "status",
+    "started_at",
+    "attended_at",
+    "ended_at",
+    "first_response_at",
+    "rating",
+    "operator_id",
+    "department_id",
+    "served_department_id",
+)
+
 
 class Outcome(StrEnum):
     WAITING = "waiting"  # still waiting for a pickup: offered, nothing else yet

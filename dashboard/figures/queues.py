@@ -36,7 +36,7 @@ from ..models import (
 from ..selectors import live_only, operator_figure
 from . import reconcile, staffing
 from .counting import settings_of, zone_of
-from .definitions import Figures, Tally, Target, contribution, day_start, figures
+from .definitions import CHAT_FIELDS, Figures, Tally, Target, contribution, day_start, figures
 
 LAST_HOUR = timedelta(minutes=60)
 # The staffing advice reads the arrivals of this window (staffing.py, docs/staffing.md).
@@ -165,19 +165,9 @@ def notes(portals: Iterable[Portal], now: datetime | None = None) -> list[Note]:
 def _hour_parts(portals: list[Portal], now: datetime) -> dict[tuple[Any, str], list]:
     """The contributions of the chats that arrived in the last hour, by (portal, department)."""
     found: dict[tuple[Any, str], list] = defaultdict(list)
-    fields = (
-        "portal_id",
-        "status",
-        "started_at",
-        "attended_at",
-        "ended_at",
-        "first_response_at",
-        "rating",
-        "operator_id",
-        "department_id",
-        "served_department_id",
+    chats = Chat.objects.filter(portal__in=portals, started_at__gte=now - LAST_HOUR).only(
+        *CHAT_FIELDS
     )
-    chats = Chat.objects.filter(portal__in=portals, started_at__gte=now - LAST_HOUR).only(*fields)
     for chat in chats:
         part = contribution(chat)
         if part is not None:
