@@ -236,6 +236,19 @@ def test_clearing_a_departments_settings_forgets_them(portal, admin):
     assert not DepartmentService.objects.filter(portal=portal).exists()
 
 
+def test_a_department_that_arrived_after_the_page_loaded_is_left_as_it_is(portal, admin):
+    posted = form_data(portal, target_seconds="50")
+    Department.objects.create(portal=portal, remote_id="d3", name="Support", seen_at=timezone.now())
+    DepartmentService.objects.create(
+        portal=portal, department_id="d3", hours={"6": ["10:00", "12:00"]}
+    )
+    answer = signed_in(admin).post(url(portal), posted)
+    assert answer.status_code == 302
+    assert ServiceSettings.objects.get(portal=portal).target_seconds == 50
+    kept = DepartmentService.objects.get(portal=portal, department_id="d3")
+    assert kept.hours == {"6": ["10:00", "12:00"]}
+
+
 # --- who may ----------------------------------------------------------------------------
 
 

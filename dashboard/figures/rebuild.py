@@ -21,8 +21,10 @@ figures, and the week behind them, follow the new midnight at once:
   seconds become the new Tuesday's), not split again at the new midnight.
 
 Everything happens in the caller's transaction (one of its own when there is none), so a
-page never reads half a rebuild. On PostgreSQL the window's chats are locked while it runs:
-a chat applied meanwhile waits, then counts against the new days.
+page never reads half a rebuild. The window's chats are locked while it runs (PostgreSQL;
+SQLite has one writer anyway). Not covered: a chat another process is applying at that very
+moment was read, with the old zone, before the lock; it is then counted on its old day
+(counting.py reads the zone without a lock) until the next change of that chat moves it.
 """
 
 from __future__ import annotations

@@ -115,6 +115,7 @@ class DepartmentServiceForm(forms.Form):
         choices=[(ALWAYS, "Always"), (HOURS, "During these hours")],
         widget=forms.RadioSelect,
         initial=ALWAYS,
+        error_messages={"required": "Choose Always or During these hours."},
     )
 
     def __init__(
@@ -146,6 +147,11 @@ class DepartmentServiceForm(forms.Form):
             if span:
                 initial[f"opens_{day}"], initial[f"closes_{day}"] = span
         return initial
+
+    def was_on_the_page(self) -> bool:
+        """Whether the posted page had this department (one that arrived from SalesIQ
+        after the page was loaded is left as it is)."""
+        return not self.is_bound or self.add_prefix("opening") in self.data
 
     @property
     def days(self) -> list[DayRow]:

@@ -98,8 +98,13 @@ def portal_service(request: HttpRequest, portal_id) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
     settings_form = ServiceSettingsForm(data, instance=service)
     department_forms = [
-        DepartmentServiceForm(data, department=department, own=own.get(department.remote_id))
+        form
         for department in departments
+        if (
+            form := DepartmentServiceForm(
+                data, department=department, own=own.get(department.remote_id)
+            )
+        ).was_on_the_page()
     ]
     if request.method == "POST":
         # Every form is checked, so every mistake is marked at once.
