@@ -83,3 +83,9 @@ urlpatterns += [
     path("day/", day.day_page, name="day"),
     path("day/series.json", day.day_series, name="day_series"),
 ]
+# A portal's service levels: time zone, targets, business hours (issue 15).
+from .views import service  # noqa: E402
+
+urlpatterns += [
+    path("portals/<uuid:portal_id>/service/", service.portal_service, name="portal_service"),
+]
