@@ -36,6 +36,14 @@ from .definitions import (
 logger = logging.getLogger(__name__)
 
 _CHAT_FIELDS = ("pk", *CHAT_FIELDS, "counted")
+_OPERATOR_FIELDS = (
+    "remote_id",
+    "status",
+    "status_since",
+    "counted_status",
+    "counted_since",
+    "department_ids",
+)
 
 
 def settings_of(portal_id: Any) -> ServiceSettings:
@@ -152,15 +160,10 @@ def count_statuses(portal_id: Any, operator_pks: Iterable[int]) -> set[str]:
     now = timezone.now()
     zone = None
     departments: set[str] = set()
-    for op in Operator.objects.filter(pk__in=pks).only(
-        "pk",
-        "remote_id",
-        "status",
-        "status_since",
-        "counted_status",
-        "counted_since",
-        "department_ids",
-    ):
+    operators = (
+        Operator.objects.filter(pk__in=pks).only(*_OPERATOR_FIELDS).order_by()  # no sort needed
+    )
+    for op in operators:
         departments.update(str(d) for d in op.department_ids or ())
         if op.counted_status == op.status and op.counted_since is not None:
             continue
