@@ -77,9 +77,8 @@ class AlertRuleForm(forms.ModelForm):
                 f"target time now. Default {spec.window}."
             )
             self.fields["minimum_chats"].help_text = (
-                "Say nothing until this many chats of the window can be judged (the share's "
-                f"denominator), so one missed chat early in the day pages nobody. Default "
-                f"{spec.minimum}."
+                "Say nothing until this many chats of the window can be judged, so one missed "
+                f"chat early in the day pages nobody. Default {spec.minimum}."
             )
         else:
             del self.fields["window_minutes"], self.fields["minimum_chats"]
