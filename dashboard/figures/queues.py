@@ -173,7 +173,11 @@ def window_parts(
         "served_department_id",
     )
     since = now - timedelta(minutes=minutes)
-    chats = Chat.objects.filter(portal__in=portals, started_at__gte=since).only(*fields)
+    # Plain rows, not model instances: contribution() reads only these fields, and a
+    # window of 1,300 chats reads in a fraction of the time (measured in the commit).
+    chats = Chat.objects.filter(portal__in=portals, started_at__gte=since).values_list(
+        *fields, named=True
+    )
     for chat in chats:
         part = contribution(chat)
         if part is not None:
