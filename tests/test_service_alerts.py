@@ -8,6 +8,7 @@ import json
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.template.loader import render_to_string
@@ -17,7 +18,14 @@ from dashboard import jobs, selectors
 from dashboard.alerts import escalation, lifecycle
 from dashboard.alerts.rules import ensure_rules
 from dashboard.figures import queues
-from dashboard.models import Alert, AlertKind, AlertRule, Department, DepartmentService
+from dashboard.models import (
+    Alert,
+    AlertKind,
+    AlertRule,
+    Department,
+    DepartmentService,
+    ServiceSettings,
+)
 from dashboard.state import apply
 from siq_integration.normalised import ChatStatus, Conversation, EventKind, Visitor, WebhookEvent
 from tests.factories import make_admin, make_portal
@@ -232,6 +240,30 @@ def test_each_department_is_judged_against_its_own_target_time(portal):
     lifecycle.evaluate(portal, later())
     (alert,) = open_alerts(portal, LEVEL)  # 120 s is within Billing's 180 s, not Sales' 60 s
     assert alert.target == "department:d1"
+
+
+def test_a_department_outside_its_business_hours_pages_nobody(portal):
+    ServiceSettings.objects.create(portal=portal, time_zone="Europe/Berlin")
+    local = timezone.now().astimezone(ZoneInfo("Europe/Berlin"))
+    today, tomorrow = str(local.weekday()), str((local.weekday() + 1) % 7)
+    hours = DepartmentService.objects.create(
+        portal=portal, department_id="d2", hours={today: ["00:00", "24:00"]}
+    )
+    for n in range(5):
+        arrive(portal, f"miss{n}", "d2", 600, missed_after=300)
+    lifecycle.evaluate(portal, later())
+    assert len(open_alerts(portal, LEVEL)) == len(open_alerts(portal, MISSED)) == 1
+
+    hours.hours = {tomorrow: ["09:00", "17:00"]}  # closed all of today
+    hours.save()
+    lifecycle.evaluate(portal, later())
+    assert open_alerts(portal, LEVEL) == [] and open_alerts(portal, MISSED) == []
+    reasons = set(
+        Alert.objects.filter(portal=portal, kind__in=[LEVEL, MISSED]).values_list(
+            "resolved_reason", flat=True
+        )
+    )
+    assert reasons == {"The department is closed now (outside its business hours)."}
 
 
 def test_its_figure_is_the_queues_figure(portal):

@@ -12,7 +12,7 @@ from siq_integration.models import Portal
 
 from .. import selectors
 from ..figures import queues
-from ..figures.counting import settings_of
+from ..figures.counting import settings_of, zone_of
 from ..figures.definitions import Figures, Tally, figures
 from ..models import (
     OPEN_CHAT_STATUSES,
@@ -208,6 +208,7 @@ def service_conditions(
     if not active:
         return found, well
     service = settings_of(portal.pk)
+    zone = zone_of(service)
     own = {d.department_id: d for d in DepartmentService.objects.filter(portal=portal)}
     names = _department_names(portal)
     waits = _waits_by_department(portal)
@@ -233,6 +234,12 @@ def service_conditions(
         for department in sorted(set(tallies) | set(waits) | alerted):
             if not in_scope(rule, [department]):
                 continue
+            key = department_target(department)
+            hours = own[department].hours if department in own else {}
+            if not queues.is_open(hours, now.astimezone(zone)):
+                # Outside business hours missed chats are expected: nobody is paged for them.
+                well[(rule.pk, key)] = "The department is closed now (outside its business hours)."
+                continue
             target = queues.target_of(service, own.get(department))
             waiting = queues.past_target_in_window(
                 waits.get(department, ()), now, minutes, target.seconds
@@ -243,7 +250,6 @@ def service_conditions(
                 or (department and f"Department {department}")
                 or queues.NO_DEPARTMENT
             )
-            key = department_target(department)
             if rule.kind == AlertKind.SERVICE_LEVEL_LOW:
                 words, why = _service_level(rule, level, name, minutes, minimum, waiting)
             else:

@@ -116,7 +116,7 @@ RULES: dict[str, RuleSpec] = {
                 "target time, out of the chats answered, missed, and waiting past that time "
                 "now. Chats whose visitor left before the target time (abandoned) count on "
                 "neither side. The same figure as the queues, over the chats that arrived in "
-                "the window. One alert per department."
+                "the window. One alert per department; none outside its business hours."
             ),
             window=30,
             minimum=5,
@@ -132,7 +132,7 @@ RULES: dict[str, RuleSpec] = {
                 "missed when nobody picked it up and the visitor waited at least the target "
                 "time; one the visitor left sooner is abandoned and counts on neither side, as "
                 "in the service level. Chats still waiting are not counted yet. One alert per "
-                "department."
+                "department; none outside its business hours."
             ),
             window=30,
             minimum=5,
