@@ -1,6 +1,6 @@
-"""The alert rules page with the service rules, at a desktop's and a phone's width, in both
-themes, in Chromium: their fields fit, saving a bad window says what is wrong in words, a good
-one is saved.
+"""The service rules in Chromium: the alert rules page at a desktop's and a phone's width, in
+both themes (their fields fit, saving a bad window says what is wrong in words, a good one is
+saved), and a department's alert raised by `manage.py serve`'s worker on the live page.
 
 Set SIQ_SCREENS_SHOTS to a directory to keep the screenshots there too (rules-*.png).
 """
@@ -14,9 +14,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import AlertKind, AlertRule, Department
+from dashboard.models import Alert, AlertKind, AlertRule, Department, Role
 from tests.factories import make_admin, make_portal
-from tests.support.browser import ARTIFACTS, console_errors
+from tests.support.browser import ARTIFACTS, console_errors, shown, sign_in, watched
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -90,3 +90,37 @@ def test_the_service_rules_fit_and_save_with_errors_in_words(
     saved = AlertRule.objects.get(portal=portal, kind=AlertKind.SERVICE_LEVEL_LOW)
     missed = AlertRule.objects.get(portal=portal, kind=AlertKind.MISSED_SHARE_HIGH)
     assert (saved.window_minutes, missed.threshold) == (45, 25)
+
+
+def test_a_department_in_trouble_reaches_the_panel_from_the_worker(
+    server, simulator, connected_portal, page
+):
+    """Against `manage.py serve` and the simulator: five visitors of one department waiting
+    past the target raise one service-level alert in every supervisor's panel, linking to the
+    department's day; switched off, the rule's alert goes from the page."""
+    portal = watched(server, connected_portal(open_chats=0, operators=4))
+    department = simulator.state(portal.screen_name)["portals"][0]["departments"][0]
+    for n in range(5):
+        simulator.create_conversation(
+            portal.screen_name, department_id=department["id"], waiting_seconds=120 + n
+        )
+    sign_in(page, server, role=Role.SUPERVISOR, portals=[portal])
+
+    row = shown(page.locator("#alerts-list li[data-kind=service_level_low]"))
+    title = row.locator(".alert-title")
+    expected = f"{department['name']}: service level 0 % over the last 30 min (target 80 %)"
+    assert title.inner_text() == expected
+    assert "0 of 5 chats picked up within 60 s; 5 waiting past 60 s now." in row.inner_text()
+    assert title.get_attribute("href") == (
+        f"/day/?portal={portal.pk}&department={department['id']}"
+    )
+    assert page.locator("#alerts-list li[data-kind=service_level_low]").count() == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    row.screenshot(path=str(ARTIFACTS / "rules-panel-row.png"))
+    if SHOTS:
+        row.screenshot(path=str(Path(SHOTS) / "rules-panel-row.png"))
+
+    AlertRule.objects.filter(portal=portal, kind=AlertKind.SERVICE_LEVEL_LOW).update(enabled=False)
+    page.wait_for_selector("#alerts-list li[data-kind=service_level_low]", state="detached")
+    alert = Alert.objects.get(portal=portal, kind=AlertKind.SERVICE_LEVEL_LOW)
+    assert alert.resolved_reason == "The rule or its departments changed."
