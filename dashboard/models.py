@@ -560,6 +560,8 @@ class AlertKind(models.TextChoices):
     WEBHOOK_SILENCE = "webhook_silence", "No webhooks while chats are open"
     SALESIQ_UNREACHABLE = "salesiq_unreachable", "SalesIQ unreachable"
     RECONNECT_NEEDED = "reconnect_needed", "Connection needs reconnecting"
+    SERVICE_LEVEL_LOW = "service_level_low", "Service level too low"
+    MISSED_SHARE_HIGH = "missed_share_high", "Too many missed chats"
 
 
 class Severity(models.TextChoices):
@@ -580,6 +582,10 @@ class AlertRule(models.Model):
     escalate_after_minutes = models.PositiveIntegerField(null=True, blank=True)
     escalate_emails = models.TextField(blank=True)  # comma-separated
     escalate_webhook_url = models.URLField(max_length=500, blank=True)
+    # The service rules only (alerts/rules.py): the window they judge, in minutes, and the
+    # fewest chats in it worth judging. None for every other kind.
+    window_minutes = models.PositiveIntegerField(null=True, blank=True)
+    minimum_chats = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

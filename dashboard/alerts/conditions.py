@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,15 +11,29 @@ from siq_integration import health
 from siq_integration.models import Portal
 
 from .. import selectors
+from ..figures import queues
+from ..figures.counting import settings_of, zone_of
+from ..figures.definitions import Figures, Tally, figures
 from ..models import (
     OPEN_CHAT_STATUSES,
+    Alert,
     AlertKind,
     AlertRule,
     Chat,
     ChatStatus,
+    Department,
+    DepartmentService,
     Operator,
 )
-from .words import Words, chat_words, operator_words, portal_words
+from .rules import RULES, SERVICE_KINDS
+from .words import (
+    Words,
+    chat_words,
+    missed_share_words,
+    operator_words,
+    portal_words,
+    service_level_words,
+)
 
 
 @dataclass(frozen=True)
@@ -152,3 +167,125 @@ def portal_conditions(
             Condition(reconnect, "portal", f"{portal.name}: {state.label.lower()}", state.sentence)
         )
     return found
+
+
+# --- service rules: a department's figures over the last N minutes -------------------------
+
+
+def department_target(department_id: str) -> str:
+    return f"department:{department_id}"
+
+
+def _waits_by_department(portal: Portal) -> dict[str, list[datetime]]:
+    """When each waiting chat's wait began (Chat.waited_since, the one definition), by
+    department, as the queues read them."""
+    waits: dict[str, list[datetime]] = {}
+    waited_since = Chat.waited_since.fget
+    for chat in Chat.objects.filter(portal=portal, status=ChatStatus.WAITING).values_list(
+        "status", "waiting_since", "started_at", "department_id", named=True
+    ):
+        if (since := waited_since(chat)) is not None:
+            waits.setdefault(chat.department_id, []).append(since)
+    return waits
+
+
+def _department_names(portal: Portal) -> dict[str, str]:
+    return dict(Department.objects.filter(portal=portal).values_list("remote_id", "name"))
+
+
+def service_conditions(
+    rules: dict[str, AlertRule], portal: Portal, now: datetime
+) -> tuple[list[Condition], dict[tuple[int, str], str]]:
+    """The departments in trouble by the service rules, one condition per rule and
+    department, and for each department judged and found well, why (the words an open
+    alert of it resolves with). Every number is definitions.figures() on the tally of the
+    chats that arrived in the rule's window plus the ones waiting past the target now, as
+    the queues' last hour is counted (figures/queues.py)."""
+    found: list[Condition] = []
+    well: dict[tuple[int, str], str] = {}
+    active = [rules[kind] for kind in sorted(SERVICE_KINDS) if kind in rules]
+    active = [rule for rule in active if rule.enabled]
+    if not active:
+        return found, well
+    service = settings_of(portal.pk)
+    zone = zone_of(service)
+    own = {d.department_id: d for d in DepartmentService.objects.filter(portal=portal)}
+    names = _department_names(portal)
+    waits = _waits_by_department(portal)
+    windows: dict[int, dict[str, Tally]] = {}  # both rules over one window: read it once
+    for rule in active:
+        spec = RULES[rule.kind]
+        minutes = rule.window_minutes or spec.window or 0
+        minimum = rule.minimum_chats if rule.minimum_chats is not None else spec.minimum or 0
+        if minutes not in windows:
+            windows[minutes] = {
+                department: tally
+                for (_, department), tally in queues.window_tallies([portal], now, minutes).items()
+            }
+        tallies = windows[minutes]
+        # A department with an open alert is judged even with no chat left in the window:
+        # its alert resolves saying why.
+        alerted = {
+            target.removeprefix("department:")
+            for target in Alert.objects.filter(rule=rule, resolved_at__isnull=True).values_list(
+                "target", flat=True
+            )
+        }
+        for department in sorted(set(tallies) | set(waits) | alerted):
+            if not in_scope(rule, [department]):
+                continue
+            key = department_target(department)
+            hours = own[department].hours if department in own else {}
+            if not queues.is_open(hours, now.astimezone(zone)):
+                # Outside business hours missed chats are expected: nobody is paged for them.
+                well[(rule.pk, key)] = "The department is closed now (outside its business hours)."
+                continue
+            target = queues.target_of(service, own.get(department))
+            waiting = queues.past_target_in_window(
+                waits.get(department, ()), now, minutes, target.seconds
+            )
+            level = figures(tallies.get(department, Tally()), target, waiting_past_target=waiting)
+            name = (
+                names.get(department)
+                or (department and f"Department {department}")
+                or queues.NO_DEPARTMENT
+            )
+            if rule.kind == AlertKind.SERVICE_LEVEL_LOW:
+                words, why = _service_level(rule, level, name, minutes, minimum, waiting)
+            else:
+                words, why = _missed_share(rule, level, name, minutes, minimum)
+            if words is not None:
+                found.append(make_condition(rule, key, words, now))
+            else:
+                well[(rule.pk, key)] = why
+    return found, well
+
+
+def _service_level(
+    rule: AlertRule, level: Figures, name: str, minutes: int, minimum: int, waiting: int
+) -> tuple[Words | None, str]:
+    """(the words when the level is below the rule's share, else why not)."""
+    if level.judged < minimum or level.service_level is None:
+        return None, (
+            f"Fewer than {minimum} chats to judge over the last {minutes} min ({level.judged} now)."
+        )
+    if level.service_level >= rule.threshold:
+        return None, f"The service level is back at {math.floor(level.service_level)} %."
+    return service_level_words(name, level, minutes, rule.threshold, waiting), ""
+
+
+def _missed_share(
+    rule: AlertRule, level: Figures, name: str, minutes: int, minimum: int
+) -> tuple[Words | None, str]:
+    """(the words when more than the rule's share of chats were missed, else why not).
+    The share is missed out of answered and missed: abandoned chats count on neither side,
+    as in the service level, and chats still waiting are not decided yet."""
+    decided = level.answered + level.missed
+    if decided < minimum or not decided:
+        return None, (
+            f"Fewer than {minimum} chats to judge over the last {minutes} min ({decided} now)."
+        )
+    share = 100.0 * level.missed / decided
+    if share <= rule.threshold:
+        return None, f"Missed chats are down to {round(share)} %."
+    return missed_share_words(name, level, share, minutes, rule.threshold), ""

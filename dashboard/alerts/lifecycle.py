@@ -37,8 +37,9 @@ from .conditions import (
     make_condition,
     operator_conditions,
     portal_conditions,
+    service_conditions,
 )
-from .rules import EVENT_ALERT_WINDOW, RULES, SNOOZE_CHOICES, ensure_rules
+from .rules import EVENT_ALERT_WINDOW, RULES, SERVICE_KINDS, SNOOZE_CHOICES, ensure_rules
 from .words import chat_words
 
 
@@ -95,6 +96,8 @@ def _cleared(alert: Alert) -> str:
         AlertKind.SALESIQ_UNREACHABLE: "SalesIQ answers again.",
         AlertKind.RECONNECT_NEEDED: "The portal's connection works again.",
         AlertKind.LONG_CHAT: "The condition cleared.",
+        AlertKind.SERVICE_LEVEL_LOW: "The rule or its departments changed.",
+        AlertKind.MISSED_SHARE_HIGH: "The rule or its departments changed.",
     }.get(alert.kind, "The condition cleared.")
 
 
@@ -103,10 +106,12 @@ def evaluate(portal: Portal, now: datetime | None = None) -> Outcome:
     now = now or timezone.now()
     rules = ensure_rules(portal)
     chats = list(selectors.open_chats([portal]))
+    in_trouble, well = service_conditions(rules, portal, now)
     conditions = (
         chat_conditions(rules, chats, now)
         + operator_conditions(rules, portal, now)
         + portal_conditions(rules, portal, now)
+        + in_trouble
     )
     wanted = {(c.rule.pk, c.target): c for c in conditions}
     time_rules = [rule.pk for kind, rule in rules.items() if not RULES[kind].event]
@@ -115,10 +120,38 @@ def evaluate(portal: Portal, now: datetime | None = None) -> Outcome:
     )
     have = {(a.rule_id, a.target) for a in open_alerts}
     raised = [alert for key, c in wanted.items() if key not in have and (alert := _raise(c, now))]
-    resolved = _resolve([a for a in open_alerts if (a.rule_id, a.target) not in wanted], now)
-    if raised or resolved:
-        announce(portal, raised + resolved)
+    resolved = [
+        done
+        for alert in open_alerts
+        if (alert.rule_id, alert.target) not in wanted
+        for done in _resolve([alert], now, well.get((alert.rule_id, alert.target)))
+    ]
+    reworded = _reword_service_alerts(open_alerts, wanted, now)
+    if raised or resolved or reworded:
+        announce(portal, raised + resolved + reworded)
     return Outcome(raised, resolved)
+
+
+def _reword_service_alerts(
+    open_alerts: list[Alert], wanted: dict[tuple[int, str], Condition], now: datetime
+) -> list[Alert]:
+    """A department's figures move while its alert is open: its title and detail follow
+    them (the panel, the escalation and the history read the stored words; there is no
+    chat or operator to read them from)."""
+    changed = []
+    for alert in open_alerts:
+        condition = wanted.get((alert.rule_id, alert.target))
+        if alert.kind not in SERVICE_KINDS or condition is None:
+            continue
+        title = condition.title[:300]
+        if (alert.title, alert.detail) == (title, condition.detail):
+            continue
+        Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
+            title=title, detail=condition.detail, changed_at=now
+        )
+        alert.title, alert.detail = title, condition.detail
+        changed.append(alert)
+    return changed
 
 
 def on_changes(portal_id: Any, chat_pks: Iterable[int], now: datetime | None = None) -> Outcome:

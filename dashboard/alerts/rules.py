@@ -30,6 +30,15 @@ class RuleSpec:
     event: bool = False  # raised by an event; resolved when acknowledged
     scoped: bool = True  # can be limited to departments
     threshold_help: str = ""
+    definition: str = ""  # what the rule's figure means, under its settings
+    # The service rules: judged over the chats of the last ``window`` minutes, once at
+    # least ``minimum`` of them can be judged (None: not a service rule).
+    window: int | None = None
+    minimum: int | None = None
+
+    @property
+    def judges_a_window(self) -> bool:
+        return self.window is not None
 
 
 RULES: dict[str, RuleSpec] = {
@@ -96,8 +105,43 @@ RULES: dict[str, RuleSpec] = {
             threshold_help="SalesIQ not answering for this long.",
         ),
         RuleSpec(AlertKind.RECONNECT_NEEDED, 0, "", Severity.CRITICAL, scoped=False),
+        RuleSpec(
+            AlertKind.SERVICE_LEVEL_LOW,
+            80,
+            "%",
+            Severity.WARNING,
+            threshold_help="A department's service level over the window below this.",
+            definition=(
+                "Service level: the share of a department's chats picked up within its "
+                "target time, out of the chats answered, missed, and waiting past that time "
+                "now. Chats whose visitor left before the target time (abandoned) count on "
+                "neither side. The same figure as the queues, over the chats that arrived in "
+                "the window. One alert per department; none outside its business hours."
+            ),
+            window=30,
+            minimum=5,
+        ),
+        RuleSpec(
+            AlertKind.MISSED_SHARE_HIGH,
+            15,
+            "%",
+            Severity.WARNING,
+            threshold_help="A department's share of missed chats over the window above this.",
+            definition=(
+                "Missed share: missed chats out of the chats answered and missed. A chat is "
+                "missed when nobody picked it up and the visitor waited at least the target "
+                "time; one the visitor left sooner is abandoned and counts on neither side, as "
+                "in the service level. Chats still waiting are not counted yet. One alert per "
+                "department; none outside its business hours."
+            ),
+            window=30,
+            minimum=5,
+        ),
     )
 }
+
+# The rules judged over a window of recent chats, one alert per department in trouble.
+SERVICE_KINDS = frozenset(kind for kind, spec in RULES.items() if spec.judges_a_window)
 
 
 def ensure_rules(portal: Portal) -> dict[str, AlertRule]:
@@ -108,7 +152,12 @@ def ensure_rules(portal: Portal) -> dict[str, AlertRule]:
             try:
                 with transaction.atomic():
                     rules[kind] = AlertRule.objects.create(
-                        portal=portal, kind=kind, threshold=spec.threshold, severity=spec.severity
+                        portal=portal,
+                        kind=kind,
+                        threshold=spec.threshold,
+                        severity=spec.severity,
+                        window_minutes=spec.window,
+                        minimum_chats=spec.minimum,
                     )
             except IntegrityError:  # another process made it first
                 rules[kind] = AlertRule.objects.get(portal=portal, kind=kind)

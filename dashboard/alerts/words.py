@@ -6,6 +6,7 @@ Reads no selectors: the selectors use it for the alert rows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 from siq_integration.models import Portal
 
 from .. import times
+from ..figures.definitions import Figures
 from ..models import (
     Alert,
     AlertKind,
@@ -130,6 +132,52 @@ def portal_words(kind: str, portal: Portal) -> Words | None:
                 "Check the webhook on the portal page.",
             )
     return None
+
+
+def _chats(count: int) -> str:
+    return f"{count} chat{'s' if count != 1 else ''}"
+
+
+def service_level_words(
+    department: str, level: Figures, minutes: int, below: int, waiting: int
+) -> Words:
+    """A department's service level over the window, below the rule's ``below`` percent
+    (``waiting``: its chats waiting past the target time now). Rounded down, as the pages
+    write it: never shown at the mark while under it. The department's own target share is
+    called the target; any other mark is the rule's."""
+    shown = math.floor(level.service_level or 0.0)
+    target = level.target
+    mark = f"target {below} %" if below == target.share else f"alert below {below} %"
+    parts = [f"{level.within_target} of {_chats(level.judged)} picked up within {target.seconds} s"]
+    if level.missed:
+        parts.append(f"{level.missed} missed")
+    if waiting:
+        parts.append(f"{waiting} waiting past {target.seconds} s now")
+    if level.abandoned:
+        parts.append(f"{level.abandoned} left sooner (not counted)")
+    return Words(
+        f"{department}: service level {shown} % over the last {minutes} min ({mark})",
+        detail="; ".join(parts) + ".",
+    )
+
+
+def missed_share_words(
+    department: str, level: Figures, share: float, minutes: int, limit: int
+) -> Words:
+    """A department's share of missed chats over the window, above the rule's ``limit``.
+    Rounded to the nearest percent, up where that would read as the limit or under it."""
+    shown = round(share) if round(share) > limit else math.ceil(share)
+    decided = level.answered + level.missed
+    detail = (
+        f"{level.missed} of {_chats(decided)} missed: nobody picked them up within "
+        f"{level.target.seconds} s."
+    )
+    if level.abandoned:
+        detail += f" {level.abandoned} left sooner (not counted)."
+    return Words(
+        f"{department}: {shown} % of chats missed over the last {minutes} min (limit {limit} %)",
+        detail=detail,
+    )
 
 
 def words_now(alert: Alert, load: int | None = None) -> Words | None:

@@ -36,9 +36,20 @@ from ..models import (
 from ..selectors import live_only, operator_figure
 from . import reconcile, staffing
 from .counting import settings_of, zone_of
-from .definitions import CHAT_FIELDS, Figures, Tally, Target, contribution, day_start, figures
+from .definitions import (
+    CHAT_FIELDS,
+    Contribution,
+    Figures,
+    Tally,
+    Target,
+    contribution,
+    day_start,
+    figures,
+    tally_of,
+)
 
-LAST_HOUR = timedelta(minutes=60)
+LAST_MINUTES = 60  # the queues' "last hour"
+LAST_HOUR = timedelta(minutes=LAST_MINUTES)
 # The staffing advice reads the arrivals of this window (staffing.py, docs/staffing.md).
 ADVICE_WINDOW = timedelta(minutes=30)
 NO_DEPARTMENT = "No department"
@@ -162,17 +173,42 @@ def notes(portals: Iterable[Portal], now: datetime | None = None) -> list[Note]:
     ]
 
 
-def _hour_parts(portals: list[Portal], now: datetime) -> dict[tuple[Any, str], list]:
-    """The contributions of the chats that arrived in the last hour, by (portal, department)."""
-    found: dict[tuple[Any, str], list] = defaultdict(list)
-    chats = Chat.objects.filter(portal__in=portals, started_at__gte=now - LAST_HOUR).only(
-        *CHAT_FIELDS
+def window_parts(
+    portals: list[Portal], now: datetime, minutes: float
+) -> dict[tuple[Any, str], list[Contribution]]:
+    """The contributions of the chats that arrived in the last ``minutes``, by (portal,
+    department): the queues' last hour and the service alert rules' window."""
+    found: dict[tuple[Any, str], list[Contribution]] = defaultdict(list)
+    since = now - timedelta(minutes=minutes)
+    # Plain rows, not model instances: contribution() reads only these fields, and a
+    # window of 1,300 chats reads in a fraction of the time (measured in the commit).
+    chats = Chat.objects.filter(portal__in=portals, started_at__gte=since).values_list(
+        *CHAT_FIELDS, named=True
     )
     for chat in chats:
         part = contribution(chat)
         if part is not None:
             found[(chat.portal_id, part.department)].append(part)
     return found
+
+
+def window_tallies(
+    portals: list[Portal], now: datetime, minutes: float
+) -> dict[tuple[Any, str], Tally]:
+    """``window_parts`` added up: the tally of each (portal, department) over the window."""
+    return {key: tally_of(parts) for key, parts in window_parts(portals, now, minutes).items()}
+
+
+def past_target_in_window(
+    waits: Iterable[datetime], now: datetime, minutes: float, target_seconds: int
+) -> int:
+    """How many of the waits now (each the moment a waiting chat's wait began) began within
+    the last ``minutes`` and have passed ``target_seconds``: they count against a window's
+    service level already (definitions.figures' ``waiting_past_target``)."""
+    since = now - timedelta(minutes=minutes)
+    return sum(
+        1 for began in waits if began >= since and (now - began).total_seconds() > target_seconds
+    )
 
 
 def queue_rows(
@@ -244,7 +280,7 @@ def queue_rows(
         if row.start == days[row.portal_id]:
             today[(row.portal_id, row.department_id)] = Tally.of(row)
             names.setdefault((row.portal_id, row.department_id), "")
-    hour = _hour_parts(portals, now)
+    hour = window_parts(portals, now, LAST_MINUTES)
     for key in hour:
         names.setdefault(key, "")
 
@@ -262,13 +298,10 @@ def queue_rows(
         waiting = sorted(waits.get(key, ()))
         past = sum(1 for since in waiting if (now - since).total_seconds() > target.seconds)
         parts = hour.get(key, [])
-        in_hour = [since for since in waiting if since >= now - LAST_HOUR]
-        hour_tally = Tally()
-        for part in parts:
-            hour_tally.add(part)
+        hour_tally = tally_of(parts)
         day_tally = today.get(key, Tally())
         today_figures = figures(day_tally, target, waiting_past_target=past)
-        hour_past = sum(1 for since in in_hour if (now - since).total_seconds() > target.seconds)
+        hour_past = past_target_in_window(waiting, now, LAST_MINUTES, target.seconds)
         advice = None
         if (seats := seats_of.get(key)) and department_id:
             arrivals = sum(1 for part in parts if part.arrived >= now - ADVICE_WINDOW)
