@@ -504,3 +504,15 @@ def test_a_post_without_the_window_fields_keeps_them(admin_client, portal):
     assert admin_client.post(f"/portals/{portal.pk}/alerts/", data).status_code == 302
     level = AlertRule.objects.get(portal=portal, kind=LEVEL)
     assert (level.threshold, level.window_minutes, level.minimum_chats) == (75, 45, 3)
+
+
+def test_the_alert_history_names_the_department_and_the_rule_shortly(portal):
+    from dashboard.views.alert_history import SHORT_RULE_NAMES, target_in_words
+
+    answered(portal, "d2", "fast", 4)
+    for n in range(2):
+        arrive(portal, f"slow{n}", "d2", 600, picked_after=120)
+    lifecycle.evaluate(portal, later())
+    (alert,) = open_alerts(portal, LEVEL)
+    assert target_in_words(alert) == ("Department", "Billing")
+    assert SHORT_RULE_NAMES[alert.kind] == "Service level"

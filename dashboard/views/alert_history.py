@@ -39,7 +39,7 @@ from ..history import (
     read_range,
     unusable,
 )
-from ..models import Alert, AlertKind, Escalation, Severity
+from ..models import Alert, AlertKind, Department, Escalation, Severity
 
 DAYS_SHOWN = 31  # the per-day table covers at most the last 31 days of the range
 
@@ -79,6 +79,8 @@ SHORT_RULE_NAMES = {
     AlertKind.WEBHOOK_SILENCE: "No webhooks",
     AlertKind.SALESIQ_UNREACHABLE: "Unreachable",
     AlertKind.RECONNECT_NEEDED: "Reconnect",
+    AlertKind.SERVICE_LEVEL_LOW: "Service level",
+    AlertKind.MISSED_SHARE_HIGH: "Missed share",
 }
 _RULE_ORDER = {kind: n for n, kind in enumerate(AlertKind.values)}
 
@@ -161,7 +163,8 @@ def history(found: QuerySet[Alert]) -> QuerySet[Alert]:
 
 
 def target_in_words(alert: Alert) -> tuple[str, str]:
-    """(what, who): ("Chat", the visitor), ("Operator", the name) or ("Portal", its name)."""
+    """(what, who): ("Chat", the visitor), ("Operator", the name), ("Department", its name)
+    or ("Portal", its name)."""
     kind, _, remote_id = alert.target.partition(":")
     if kind == "chat":
         name = alert.chat.visitor_name if alert.chat else ""
@@ -169,6 +172,13 @@ def target_in_words(alert: Alert) -> tuple[str, str]:
     if kind == "operator":
         name = alert.operator.shown_name if alert.operator else ""
         return "Operator", name or f"operator {remote_id}"
+    if kind == "department":
+        name = (
+            Department.objects.filter(portal_id=alert.portal_id, remote_id=remote_id)
+            .values_list("name", flat=True)
+            .first()
+        )
+        return "Department", name or (f"department {remote_id}" if remote_id else "no department")
     return "Portal", alert.portal.name
 
 
