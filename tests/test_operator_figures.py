@@ -340,3 +340,15 @@ def test_two_portals_with_the_same_operator_id_keep_their_own_day_and_figures(po
     assert (there.handled, there.day_start, there.time_zone) == (0, T0.replace(hour=0), "UTC")
     assert there.seconds_in_status(at(100))["busy"] == 100.0
     assert not ServiceSettings.objects.filter(portal=other).exists()  # reading wrote nothing
+
+
+def test_an_operator_stored_before_status_time_was_counted_says_so(portal, clock, client, owner):
+    presence(portal, clock, at(0), asha=OperatorStatus.AVAILABLE)
+    Operator.objects.update(counted_status="", counted_since=None)  # as older versions left it
+    clock["at"] = at(60)
+    asha = figures_of(portal, "asha", at(60))
+    assert not asha.status_counted and asha.seconds_in_status(at(60))["available"] == 0.0
+    client.force_login(owner)
+    html = client.get(f"/live/operators/{Operator.objects.get().pk}/").content.decode()
+    assert "Counted from Asha's next change of status." in html
+    assert '<ul class="status-times" hidden>' in html

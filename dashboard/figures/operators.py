@@ -103,6 +103,12 @@ class OperatorFigures:
             )
         return times
 
+    @property
+    def status_counted(self) -> bool:
+        """Whether the dashboard counts this operator's status time yet (an operator stored
+        before it did is counted from their next change of status)."""
+        return self.running_since is not None or bool(self.closed)
+
     def seconds_in_status(self, now: datetime) -> dict[str, float]:
         """Seconds in each status today, up to ``now``."""
         return {time.status: round(time.at(now), 1) for time in self.status_times}
