@@ -100,9 +100,11 @@ def _write(deltas: dict[Key, list[tuple[Contribution, int]]]) -> None:
         row.save()
 
 
-def count_chats(portal_id: Any, chat_pks: Iterable[int]) -> set[str]:
+def count_chats(
+    portal_id: Any, chat_pks: Iterable[int], *, operators: set[str] | None = None
+) -> set[str]:
     """Count what changed in these chats' contributions; the departments whose figures
-    changed."""
+    changed. The operators (SalesIQ ids) whose figures changed are added to ``operators``."""
     pks = list(chat_pks)
     if not pks:
         return set()
@@ -122,12 +124,16 @@ def count_chats(portal_id: Any, chat_pks: Iterable[int]) -> set[str]:
             for key in _keys_of(portal_id, before, counted_day):
                 deltas.setdefault(key, []).append((before, -1))
             touched.add(before.department)
+            if operators is not None and before.operator:
+                operators.add(before.operator)
         stored: dict[str, Any] = {}
         if now is not None:
             day = day_start(now.arrived, zone)
             for key in _keys_of(portal_id, now, day):
                 deltas.setdefault(key, []).append((now, 1))
             touched.add(now.department)
+            if operators is not None and now.operator:
+                operators.add(now.operator)
             stored = {**now.as_json(), "day": day.astimezone(UTC).isoformat()}
         Chat.objects.filter(pk=chat.pk).update(counted=stored)
     _write(deltas)
@@ -187,7 +193,17 @@ def count_statuses(portal_id: Any, operator_pks: Iterable[int]) -> set[str]:
 
 def count(changes: Any) -> set[str]:
     """Count what ``changes`` (a ``state.changes.Changes``) changed; the departments whose
-    queue figures may have changed."""
-    touched = count_chats(changes.portal_id, changes.chats)
+    queue figures may have changed. The operators whose figures a chat moved (picked up,
+    ended, rated, transferred to a colleague) join ``changes.operators``, so their rows are
+    published again."""
+    moved: set[str] = set()
+    touched = count_chats(changes.portal_id, changes.chats, operators=moved)
     touched |= count_statuses(changes.portal_id, changes.operators)
+    if moved:
+        # After count_statuses: only their figures changed, not their status or seats.
+        changes.operators |= set(
+            Operator.objects.filter(portal_id=changes.portal_id, remote_id__in=moved).values_list(
+                "pk", flat=True
+            )
+        )
     return touched

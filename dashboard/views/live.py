@@ -161,6 +161,10 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
     portal = access.portal_for(request.user, portal_id)
     now = timezone.now()
     fresh = selectors.freshness(portal, now)
+
+    def age(moment):
+        return round((now - moment).total_seconds(), 1) if moment else None
+
     # A portal that is not live (disconnected, never connected) shows nothing, as on the page.
     shown = selectors.live_only([portal])
     names = selectors.department_names(shown)
@@ -213,6 +217,9 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
                 {"id": d, "name": names.get((portal.pk, d), "")}
                 for d in view.operator.department_ids
             ],
+            "seconds_in_current_status": age(view.operator.status_since),
+            # Today's figures (dashboard/figures/operators.py defines each).
+            "today": view.figures.as_json(now) if view.figures else None,
         }
         for view in selectors.operator_views(shown)
     ]
@@ -220,9 +227,6 @@ def snapshot_json(request: HttpRequest, portal_id) -> JsonResponse:
         {"id": remote_id, "name": name}
         for (portal_pk, remote_id), name in sorted(names.items(), key=lambda item: item[1])
     ]
-
-    def age(moment):
-        return round((now - moment).total_seconds(), 1) if moment else None
 
     (note,) = queues.notes([portal], now) or (None,)
 
