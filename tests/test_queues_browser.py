@@ -4,11 +4,15 @@ the same figures after a restart."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from dashboard.models import Department, Role, ServiceSettings
+import pytest
+from django.utils import timezone
+
+from dashboard.models import Department, PortalSync, Role, ServiceSettings
 from tests.support.browser import console_errors_from_now, sign_in, watched
 from tests.support.waits import wait_for
+from tests.support.zones import far_from_midnight
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -42,7 +46,11 @@ def test_a_department_past_its_target_falls_on_every_supervisors_page_and_keeps_
     server, simulator, connected_portal, browser
 ):
     portal = watched(server, connected_portal(open_chats=0, operators=4))
-    ServiceSettings.objects.update_or_create(portal=portal, defaults={"target_seconds": TARGET})
+    # A zone where every chat of the test falls within one business day, whatever the hour.
+    ServiceSettings.objects.update_or_create(
+        portal=portal,
+        defaults={"target_seconds": TARGET, "time_zone": far_from_midnight(timezone.now())},
+    )
     sales = wait_for(
         lambda: Department.objects.filter(portal=portal, name="Sales").first(),
         timeout=20,
@@ -110,7 +118,32 @@ def test_a_department_past_its_target_falls_on_every_supervisors_page_and_keeps_
     page.wait_for_selector("#connection[data-state=open]", timeout=30_000)
     cells = cell_texts(page, row)
     assert cells["Service today"].startswith("50 %"), cells
-    assert (
-        cells["Answered / missed"].startswith("1 / 1")
-        and "1 abandoned" in cells["Answered / missed"]
+    counts = cells["Answered / missed"]
+    assert counts.startswith("1 / 1") and "1 abandoned" in counts, cells
+
+    # A gap: the dashboard is down for a while (its last poll ten minutes ago) and what
+    # SalesIQ sends meanwhile never arrives. A chat comes, is answered at once and ends, all
+    # unseen; back up, the worker reads today's ended chats back and the page counts it.
+    server.stop()
+    then = timezone.now() - timedelta(minutes=10)
+    PortalSync.objects.filter(portal=portal).update(
+        last_event_at=then, operators_polled_at=then, chats_polled_at=then
     )
+    simulator.pause_webhooks()
+    try:
+        unseen = simulator.create_conversation(portal.screen_name, department="Sales")["id"]
+        simulator.pickup(unseen)
+        simulator.end(unseen)
+        server.start()
+        page.reload()
+        page.wait_for_selector("#connection[data-state=open]", timeout=30_000)
+        cells = wait_for_cells(
+            page,
+            row,
+            lambda c: c["Answered / missed"].startswith("2 / 1"),
+            "the chat that ended while the dashboard was down, read back",
+            timeout=60,
+        )
+        assert cells["Service today"].startswith("66 %"), cells  # 2 of 3 within the target
+    finally:
+        simulator.resume_webhooks()
