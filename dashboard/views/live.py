@@ -62,8 +62,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ),
             "signals": signals_of(request.user),
             "queues": queues.queue_rows(portals),
+            **(wall_context(portals) if request.GET.get("wallboard") == "1" else {}),
         },
     )
+
+
+def wall_context(portals) -> dict:
+    """What only a wallboard shows: the day panel's portal, the first of the live portals shown
+    (the panel says so when there are several; none when no portal is live)."""
+    live = selectors.live_only(list(portals))
+    if not live:
+        return {"wall_day": None}
+    return {"wall_day": {"portal": live[0], "portal_count": len(live)}}
 
 
 @login_required
