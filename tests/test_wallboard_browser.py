@@ -103,7 +103,7 @@ def build_wall(portal) -> None:
         )
 
 
-def open_wall(page, base: str, user, theme: str) -> None:
+def open_wall(page, base: str, user, theme: str, query: str = "") -> None:
     from django.test import Client
 
     client = Client()
@@ -111,7 +111,7 @@ def open_wall(page, base: str, user, theme: str) -> None:
     page.context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}]
     )
-    page.goto(f"{base}/?wallboard=1")
+    page.goto(f"{base}/?wallboard=1{query}")
     page.evaluate("(theme) => localStorage.setItem('siq-theme-wallboard', theme)", theme)
     page.reload()
     page.wait_for_function("window.SupervisorLive && SupervisorLive.stats.messages > 0")
@@ -248,8 +248,14 @@ def test_it_counts_again_when_a_change_is_pushed(ws_server, page, owner):
     portal = make_portal()
     build_wall(portal)
     page.set_viewport_size({"width": 1920, "height": 1080})
-    open_wall(page, ws_server, owner, "dark")
+    # A link made from a page sorted by visitor: the wall still shows the longest waits first.
+    open_wall(page, ws_server, owner, "dark", "&sort=visitor&dir=reverse")
     shown = page.evaluate("SupervisorWall.waits().shown")
+    first = page.evaluate(
+        "[...document.querySelectorAll('#chats-body > tr:not([data-wall-off])')]"
+        ".find((r) => r.dataset.status === 'waiting').dataset.visitor"
+    )
+    assert first == "Visitor 31"
 
     # A waiting visitor is picked up: one fewer waiting, the count says so at once.
     chat = Chat.objects.get(portal=portal, remote_id="c31")
@@ -288,7 +294,7 @@ def test_it_names_the_portal_the_day_panel_shows(client, owner):
     client.force_login(owner)
     html = client.get("/?wallboard=1").content.decode()
     assert 'id="wall-day"' in html
-    shown = html.split('class="wall-day-scope">')[1].split("</span>")[0]
+    shown = html.split('class="wall-day-scope"')[1].split(">", 1)[1].split("</span>")[0]
     assert "(the first of 2 portals)" in html
     assert shown.startswith(first.name) or shown.startswith(second.name)
     assert f"/day/series.json?portal={first.pk}" in html or f"?portal={second.pk}" in html

@@ -19,6 +19,7 @@ import uPlot from "../../vendor/uplot/uPlot.esm.js";
 import { on } from "./page.js";
 import { now } from "./clock.js";
 import { tickRow } from "./ticks.js";
+import { chats } from "./tables.js";
 
 const TURN_EVERY = 10000; // ms a page of departments stays before the next one
 const DAY_LOAD_EVERY = 30000; // ms: at most one series.json a window, the last change trailing
@@ -123,6 +124,8 @@ function fitAlerts() {
   const list = document.getElementById("alerts-list"), more = document.querySelector("[data-wall-more='alerts']");
   if (!list) return;
   const open = Array.from(list.children).filter((el) => el.dataset.alert && el.dataset.effective === "open");
+  // Counted at their natural width (live.css lets those shown share the strip afterwards).
+  list.removeAttribute("data-fitted");
   open.forEach((el) => off(el, false));
   say(more, "");
   // Twice at most: the "+N more" at the strip's end takes room from it.
@@ -143,6 +146,7 @@ function fitAlerts() {
     if (fit === shown) break;
     shown = fit;
   }
+  list.setAttribute("data-fitted", "");
   strip.open = open.length;
   strip.shown = Math.min(shown, open.length);
 }
@@ -186,9 +190,10 @@ function dayOptions(series, box, colours) {
       {
         ...axis, size: colours.size * 2,
         // Every 3, 4 or 6 hours, as the width allows.
-        splits: () => {
+        splits: (u) => {
+          const wide = u.bbox.width / (window.devicePixelRatio || 1);
           const hours = labels.filter((l) => l.endsWith(":00")).length || 24;
-          const step = [3, 4, 6, 12].find((s) => width / (hours / s) >= colours.size * 5) || 12;
+          const step = [3, 4, 6, 12].find((s) => wide / (hours / s) >= colours.size * 5) || 12;
           const at = [];
           labels.forEach((l, i) => { if (l.endsWith(":00") && Number(l.slice(0, 2)) % step === 0) at.push(i); });
           return at;
@@ -260,7 +265,7 @@ function fitSoon() {
     fitAll();
     const box = dayPanel && dayPanel.querySelector("[data-wall-day-chart]");
     if (day.chart && box && (day.chart.width !== box.clientWidth || day.chart.height !== box.clientHeight)) {
-      day.chart.setSize({ width: box.clientWidth, height: box.clientHeight });
+      drawDay(); // afresh: its type follows the window's size too
     }
   });
 }
@@ -285,6 +290,12 @@ if (wall && window.ResizeObserver) {
     const el = document.querySelector(selector);
     if (el) watched.observe(el);
   });
+}
+// "Longest waits" whatever sort the address carries (a wallboard link made from a sorted page).
+if (chats.sort !== "wait" || chats.dir !== 1) {
+  chats.sort = "wait";
+  chats.dir = 1;
+  chats.resort();
 }
 if (dayPanel) {
   new MutationObserver(drawDay).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
