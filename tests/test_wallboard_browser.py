@@ -32,6 +32,7 @@ from siq_integration.normalised import (
 from tests.factories import make_portal, owner
 from tests.support.browser import ARTIFACTS, console_errors, no_push, send
 from tests.support.history import raise_alert
+from tests.support.live import world
 from tests.support.servers import ws_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -302,3 +303,20 @@ def test_it_names_the_portal_the_day_panel_shows(client, owner):
     html = client.get(f"/?wallboard=1&portal={second.pk}").content.decode()
     assert "the first of" not in html and f"series.json?portal={second.pk}" in html
     assert 'id="wall-day"' not in client.get("/").content.decode()
+
+
+def test_it_shows_a_few_departments_large_and_keeps_them_still(ws_server, page, owner):
+    world(make_portal())  # two departments, three visitors waiting
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    open_wall(page, ws_server, owner, "light")
+
+    seen = page.evaluate(SEEN)
+    assert seen["height"] <= 1080, seen
+    assert len(seen["tiles"]) == 2 and seen["tilesCut"] == [], seen
+    assert page.get_attribute("#queues-body", "data-size") == "large"
+    assert seen["pages"] == "" and page.evaluate("SupervisorWall.departments().pages") == 1
+    page.evaluate("SupervisorWall.turn()")  # nothing to turn to
+    assert page.evaluate(SEEN)["tiles"] == seen["tiles"]
+    assert seen["more"] == "All 3 waiting visitors are shown."
+    assert seen["alerts"] == [] and seen["alertsMore"] == ""
+    page.screenshot(path=str(SHOTS / "wall-1920x1080-few-light.png"))

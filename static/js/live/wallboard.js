@@ -36,6 +36,8 @@ function shownBottom(box) { return box.getBoundingClientRect().top + box.clientT
 
 // --- departments: pages of tiles -------------------------------------------------------------
 
+// Below this width the wallboard is a page that scrolls (live.css): tiles keep their usual size.
+const WIDE = window.matchMedia("(min-width: 981px)");
 const departments = { page: 0, pages: 1, perPage: 0, count: 0, turnedAt: Date.now() };
 
 function tiles() {
@@ -45,13 +47,21 @@ function tiles() {
 function fitDepartments() {
   const rows = tiles(), wrap = document.querySelector("#queues-panel .queues-wrap");
   const label = document.querySelector("[data-wall-pages]");
+  const body = document.getElementById("queues-body");
+  if (!body) return;
   rows.forEach((row) => off(row, false));
   let perPage = rows.length;
-  if (wrap && rows.length) {
+  // Larger tiles while they all fit so (a wall of a few departments), else the usual size.
+  for (const size of WIDE.matches ? ["large", ""] : [""]) {
+    if ((body.dataset.size || "") !== size) {
+      if (size) body.dataset.size = size;
+      else delete body.dataset.size;
+    }
+    if (!wrap || !rows.length) break;
     // Every tile laid out once: those whose bottom is inside the box make a page.
     const edge = shownBottom(wrap) + 0.5;
-    perPage = rows.filter((row) => row.getBoundingClientRect().bottom <= edge).length;
-    perPage = Math.max(1, perPage);
+    perPage = Math.max(1, rows.filter((row) => row.getBoundingClientRect().bottom <= edge).length);
+    if (perPage >= rows.length) break;
   }
   const pages = Math.max(1, Math.ceil(rows.length / Math.max(1, perPage)));
   if (pages > 1 && departments.pages === 1) departments.turnedAt = Date.now();
