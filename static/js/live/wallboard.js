@@ -94,16 +94,16 @@ function fitWaits() {
   if (!body || !wrap) return;
   // In the page's order (longest wait first); rows the filters hide do not count.
   const rows = Array.from(body.children).filter((row) => row.dataset.status === "waiting" && !row.hidden);
-  // Only the first few can fit: lay out no more of them than the box could hold at one line each.
+  // Only the first few can fit: lay out no more of them than the box could hold were each row
+  // as low as a line of small type (24 px); at 2,000 visitors the rest stay out of layout.
   const head = body.closest("table").querySelector("thead");
   const room = wrap.clientHeight - (head ? head.offsetHeight : 0);
-  const line = (rows[0] && rows[0].offsetHeight) || 40;
-  const candidates = Math.max(1, Math.ceil(room / Math.max(24, Math.min(line, 48))) + 1);
+  const candidates = Math.max(1, Math.ceil(room / 24) + 1);
   rows.forEach((row, i) => off(row, i >= candidates));
   const edge = shownBottom(wrap) + 0.5;
   let shown = 0;
   for (const row of rows.slice(0, candidates)) {
-    if (shown === rows.length || row.getBoundingClientRect().bottom > edge) break;
+    if (row.getBoundingClientRect().bottom > edge) break;
     shown++;
   }
   rows.forEach((row, i) => off(row, i >= shown));
@@ -138,7 +138,7 @@ function fitAlerts() {
   list.removeAttribute("data-fitted");
   open.forEach((el) => off(el, false));
   say(more, "");
-  // Twice at most: the "+N more" at the strip's end takes room from it.
+  // Again once the "+N more" at the strip's end took its room (a pass or two).
   let shown = open.length;
   for (let pass = 0; pass < 3; pass++) {
     const edge = list.getBoundingClientRect().right + 0.5;
