@@ -50,6 +50,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "live/page.html",
         {
             **context,
+            **(wall_context(portals) if request.GET.get("wallboard") == "1" else {}),
             "visible_portals": visible,
             "selected": portals[0] if len(portals) == 1 and len(visible) > 1 else None,
             "ws_portals": ",".join(str(portal.pk) for portal in portals),
@@ -62,7 +63,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ),
             "signals": signals_of(request.user),
             "queues": queues.queue_rows(portals),
-            **(wall_context(portals) if request.GET.get("wallboard") == "1" else {}),
         },
     )
 
