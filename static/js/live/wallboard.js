@@ -38,35 +38,58 @@ function shownBottom(box) { return box.getBoundingClientRect().top + box.clientT
 
 // Below this width the wallboard is a page that scrolls (live.css): tiles keep their usual size.
 const WIDE = window.matchMedia("(min-width: 981px)");
+const LARGE_AT_MOST = 6; // departments: more than this never fit at the larger size
 const departments = { page: 0, pages: 1, perPage: 0, count: 0, turnedAt: Date.now() };
 
 function tiles() {
   const body = document.getElementById("queues-body");
   return body ? Array.from(body.children).filter((row) => row.id) : [];
 }
+// Tiles are alike (one line of each thing, whatever the department), so one tile laid out and the
+// grid's columns tell how many make a page: no need to lay out 50 of them at every change.
+function capacity(body, wrap) {
+  const sample = Array.from(body.children).find((row) => row.id && !row.hasAttribute("data-wall-off"));
+  if (!sample) return 1;
+  const style = getComputedStyle(body), inner = getComputedStyle(wrap);
+  const columns = style.gridTemplateColumns.split(" ").filter(Boolean).length || 1;
+  const gap = parseFloat(style.rowGap) || 0;
+  const room = shownBottom(wrap) - (parseFloat(inner.paddingBottom) || 0) - body.getBoundingClientRect().top;
+  const rows = Math.max(1, Math.floor((room + gap + 0.5) / (sample.getBoundingClientRect().height + gap)));
+  return columns * rows;
+}
+function setSize(body, size) {
+  if ((body.dataset.size || "") === size) return;
+  if (size) body.dataset.size = size;
+  else delete body.dataset.size;
+}
 function fitDepartments() {
   const rows = tiles(), wrap = document.querySelector("#queues-panel .queues-wrap");
   const label = document.querySelector("[data-wall-pages]");
   const body = document.getElementById("queues-body");
   if (!body) return;
-  rows.forEach((row) => off(row, false));
+  // A tile the server just replaced comes without its mark: the page shown stays as it was.
+  if (departments.perPage) showPage(rows, null);
+  if (rows.length && !rows.some((row) => !row.hasAttribute("data-wall-off"))) off(rows[0], false);
   let perPage = rows.length;
   // Larger tiles while they all fit so (a wall of a few departments), else the usual size.
-  for (const size of WIDE.matches ? ["large", ""] : [""]) {
-    if ((body.dataset.size || "") !== size) {
-      if (size) body.dataset.size = size;
-      else delete body.dataset.size;
-    }
+  for (const size of WIDE.matches && rows.length <= LARGE_AT_MOST ? ["large", ""] : [""]) {
+    setSize(body, size);
     if (!wrap || !rows.length) break;
-    // Every tile laid out once: those whose bottom is inside the box make a page.
-    const edge = shownBottom(wrap) + 0.5;
-    perPage = Math.max(1, rows.filter((row) => row.getBoundingClientRect().bottom <= edge).length);
+    perPage = capacity(body, wrap);
     if (perPage >= rows.length) break;
   }
   const pages = Math.max(1, Math.ceil(rows.length / Math.max(1, perPage)));
   if (pages > 1 && departments.pages === 1) departments.turnedAt = Date.now();
   Object.assign(departments, { perPage, pages, count: rows.length, page: Math.min(departments.page, pages - 1) });
   showPage(rows, label);
+  // Should a tile be taller than the one measured, fewer a page rather than one cut.
+  const edge = wrap ? shownBottom(wrap) + 0.5 : Infinity;
+  while (departments.perPage > 1 && rows.some((row) => !row.hasAttribute("data-wall-off") && row.getBoundingClientRect().bottom > edge)) {
+    departments.perPage--;
+    departments.pages = Math.ceil(rows.length / departments.perPage);
+    departments.page = Math.min(departments.page, departments.pages - 1);
+    showPage(rows, label);
+  }
 }
 function showPage(rows, label) {
   const { page, pages, perPage } = departments, first = page * perPage;
@@ -86,29 +109,35 @@ export function turn() {
 
 // --- the longest waits ----------------------------------------------------------------------
 
-const waits = { waiting: 0, shown: 0 };
+const waits = { waiting: 0, shown: 0, rows: [], lowest: 0 };
 
 function fitWaits() {
   const body = document.getElementById("chats-body"), wrap = body && body.closest(".table-wrap");
   const more = document.querySelector("[data-wall-more='chats']");
   if (!body || !wrap) return;
-  // In the page's order (longest wait first); rows the filters hide do not count.
-  const rows = Array.from(body.children).filter((row) => row.dataset.status === "waiting" && !row.hidden);
-  // Only the first few can fit: lay out no more of them than the box could hold were each row
-  // as low as a line of small type (24 px); at 2,000 visitors the rest stay out of layout.
-  const head = body.closest("table").querySelector("thead");
-  const room = wrap.clientHeight - (head ? head.offsetHeight : 0);
-  const candidates = Math.max(1, Math.ceil(room / 24) + 1);
-  rows.forEach((row, i) => off(row, i >= candidates));
+  // In the page's order (longest wait first, tables.js); rows the filters hide do not count.
+  const rows = [];
+  for (const rec of chats.order) if (rec.visible && rec.status === "waiting") rows.push(rec.el);
+  // As many as fitted last time, then fewer or more, a row at a time: a message changes one or
+  // two rows, so this lays out one or two (at 2,000 visitors the rest stay out of layout).
+  let shown = Math.min(Math.max(1, waits.shown), rows.length);
+  rows.forEach((row, i) => off(row, i >= shown));
   const edge = shownBottom(wrap) + 0.5;
-  let shown = 0;
-  for (const row of rows.slice(0, candidates)) {
-    if (row.getBoundingClientRect().bottom > edge) break;
+  const bottom = (i) => (i < 0 ? body.getBoundingClientRect().top : rows[i].getBoundingClientRect().bottom);
+  while (shown > 0 && bottom(shown - 1) > edge) off(rows[--shown], true);
+  for (let i = 0; i < shown; i++) {
+    const height = rows[i].offsetHeight;
+    if (height && (!waits.lowest || height < waits.lowest)) waits.lowest = height;
+  }
+  // No row is lower than the lowest seen: with less room than that left, none more fits.
+  while (shown < rows.length && edge - bottom(shown - 1) >= (waits.lowest || 1)) {
+    off(rows[shown], false);
+    if (bottom(shown) > edge) { off(rows[shown], true); break; }
     shown++;
   }
-  rows.forEach((row, i) => off(row, i >= shown));
   waits.waiting = rows.length;
   waits.shown = shown;
+  waits.rows = rows.slice(0, shown);
   const left = rows.length - shown;
   let text;
   if (!rows.length) text = "Nobody is waiting.";
@@ -119,11 +148,7 @@ function fitWaits() {
   tickWaits(now());
 }
 function tickWaits(t) {
-  const body = document.getElementById("chats-body");
-  if (!body) return;
-  for (const row of body.children) {
-    if (row.dataset.status === "waiting" && !row.hidden && !row.hasAttribute("data-wall-off")) tickRow(row, t);
-  }
+  for (const row of waits.rows) if (row.isConnected) tickRow(row, t);
 }
 
 // --- the alerts strip -----------------------------------------------------------------------
@@ -272,6 +297,7 @@ let pending = 0;
 function fitSoon() {
   cancelAnimationFrame(pending);
   pending = requestAnimationFrame(() => {
+    waits.lowest = 0; // the type may have changed size with the window
     fitAll();
     const box = dayPanel && dayPanel.querySelector("[data-wall-day-chart]");
     if (day.chart && box && (day.chart.width !== box.clientWidth || day.chart.height !== box.clientHeight)) {
@@ -318,7 +344,7 @@ fitAll();
 window.SupervisorWall = {
   stats,
   departments: () => Object.assign({}, departments),
-  waits: () => Object.assign({}, waits),
+  waits: () => ({ waiting: waits.waiting, shown: waits.shown }),
   alerts: () => Object.assign({}, strip),
   day: () => ({ loaded: !!day.series, drawn: !!day.chart, problem: day.problem }),
   turn,
