@@ -50,6 +50,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "live/page.html",
         {
             **context,
+            **(wall_context(portals) if request.GET.get("wallboard") == "1" else {}),
             "visible_portals": visible,
             "selected": portals[0] if len(portals) == 1 and len(visible) > 1 else None,
             "ws_portals": ",".join(str(portal.pk) for portal in portals),
@@ -65,6 +66,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "queue_notes": queues.notes(portals),
         },
     )
+
+
+def wall_context(portals) -> dict:
+    """What only a wallboard shows: the day panel's portal, the first of the live portals shown
+    (the panel says so when there are several; none when no portal is live)."""
+    live = selectors.live_only(list(portals))
+    if not live:
+        return {"wall_day": None}
+    return {"wall_day": {"portal": live[0], "portal_count": len(live)}}
 
 
 @login_required

@@ -13,10 +13,12 @@
 //   toasts.js         a transfer's answer for an action this page does not show
 //   alerts.js         the alerts panel, row badges, the title's count
 //   notifications.js  sound and desktop notifications for new alerts
+//   wallboard.js      on a wallboard only (loaded then, with its chart library): what fits on
+//                     the wall, pages of departments, "and 34 more waiting", the day's chart
 //
 // They read only data-* attributes and write only textContent: visitor text never goes
 // through innerHTML here (the server's own autoescaped output is parsed inert, in a <template>).
-import { emit, on, root, stats } from "./page.js";
+import { WALLBOARD, emit, on, root, stats } from "./page.js";
 import { TIME, now } from "./clock.js";
 import { readPortalNames } from "./portals.js";
 import { chats, operators } from "./tables.js";
@@ -66,6 +68,8 @@ function start() {
   tick();
   setInterval(tick, 1000);
   if (performance.mark) performance.mark("live-ready");
+  // After everything above: the wallboard fits what the other modules placed.
+  if (WALLBOARD) import("./wallboard.js").catch((failure) => console.error("The wallboard could not start:", failure));
 
   // For the browser tests and for measuring: read-only views of what the page keeps.
   const table = (name) => (name === "operators" ? operators : chats);
