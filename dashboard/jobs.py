@@ -10,8 +10,8 @@ workers run). A job never raises: a failure is logged and the next period tries 
 - ``health``: tell the pages when a portal's health or webhook state changes.
 - ``alerts``: the time-based alert rules.
 - ``escalate``: escalations, which may wait on SMTP or a slow webhook: off the tick's thread.
-- ``queues``: the queue figures that time alone changes (a wait crossing its target, a new
-  business day), published to the pages.
+- ``queues``: the queue rows that changed (chats, operators, a wait crossing its target, a
+  new business day), published to the pages once a second at most.
 - ``reconcile``: note when webhooks fall silent and resume (a gap in today's figures), and
   read the ended chats of a gap back from SalesIQ: calls to SalesIQ, so off the tick's thread.
 """
@@ -51,7 +51,7 @@ PRUNE_EVERY = 600.0  # seconds between prunings of the webhook inbox (SIQ_INBOX_
 HEALTH_EVERY = 5.0  # seconds between checks whether a portal's health changed
 ALERTS_EVERY = 3.0  # seconds between evaluations of the time-based alert rules
 ESCALATE_EVERY = 3.0  # seconds between looks for alerts due to escalate
-QUEUES_EVERY = 2.0  # seconds between looks for waits crossing their department's target
+QUEUES_EVERY = 1.0  # seconds between publications of the queue rows that changed
 
 Run = Callable[[Sequence[Portal], datetime], None]
 

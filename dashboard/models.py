@@ -190,6 +190,8 @@ class Chat(models.Model):
             models.Index(fields=["portal", "status"], name="chat_portal_status"),
             # The last hour's service figures read the chats that arrived in it.
             models.Index(fields=["portal", "started_at"], name="chat_portal_started"),
+            # The queues job looks for the chats changed since its last look, every second.
+            models.Index(fields=["portal", "updated_at"], name="chat_portal_updated"),
         ]
 
     def __str__(self) -> str:

@@ -140,9 +140,8 @@ def test_available_operators_and_free_seats_are_the_departments(portal):
 
 
 def test_a_publication_carries_the_changed_departments_row(portal):
-    changes = arrive(portal, "c1", "d1", 5)
-    assert changes.queues == {"d1"}
-    html = render.render_changes(changes)
+    arrive(portal, "c1", "d1", 5)
+    html = render.render_changes(Changes(portal.pk, queues={"d1"}))
     assert f'id="queue-{portal.pk}-d1"' in html
     assert f'id="queue-{portal.pk}-d2"' not in html
 
@@ -151,8 +150,8 @@ def test_the_queues_job_publishes_a_wait_crossing_its_target(portal, monkeypatch
     published: list[Changes] = []
     monkeypatch.setattr(jobs.publish, "changed", published.append)
     job = jobs.Queues()
-    now = timezone.now()
     arrive(portal, "c1", "d1", 50)  # crosses 60 s ten seconds from now
+    now = timezone.now()
     job([portal], now)  # the first look only notes the time
     job([portal], now + timedelta(seconds=5))
     assert published == []
@@ -181,3 +180,17 @@ def test_figures_that_may_miss_chats_after_a_gap_say_so_on_the_queues_panel(port
     assert note.text.startswith("Today's figures may be missing chats since")
     html = render.render_changes(Changes(portal.pk, meta=True))
     assert f'id="queues-note-{portal.pk}"' in html and "may be missing chats" in html
+
+
+def test_the_queues_job_publishes_the_departments_whose_chats_changed_once(portal, monkeypatch):
+    published: list[Changes] = []
+    monkeypatch.setattr(jobs.publish, "changed", published.append)
+    job = jobs.Queues()
+    job([portal], timezone.now())  # the first look only notes the time
+    # Many events in a second: one publication of the department's row, not one each.
+    for n in range(5):
+        arrive(portal, f"c{n}", "d2", 5)
+    job([portal], timezone.now())
+    assert [(c.portal_id, c.queues) for c in published] == [(portal.pk, {"d2"})]
+    job([portal], timezone.now())  # nothing changed since
+    assert len(published) == 1

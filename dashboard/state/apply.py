@@ -114,8 +114,10 @@ def _applying(portal_id: Any) -> Iterator[None]:
 
 def _settle(changes: Changes) -> None:
     """What was applied is counted into the service figures (in the same transaction) and
-    recorded for the publisher."""
-    changes.queues |= counting.count(changes)
+    recorded for the publisher. The queue rows it changed are not published with it: the
+    worker's ``queues`` job publishes the departments whose chats or operators changed,
+    once a second at most (dashboard/figures/clock.py), whatever the rate of events."""
+    counting.count(changes)
     record(changes)
 
 
