@@ -53,6 +53,9 @@ ALERTS_EVERY = 3.0  # seconds between evaluations of the time-based alert rules
 ESCALATE_EVERY = 3.0  # seconds between looks for alerts due to escalate
 QUEUES_EVERY = 1.0  # seconds between publications of the queue rows that changed
 
+# A job taking longer than this (seconds) is logged: every job and poll of the tick waits.
+SLOW_JOB = 0.5
+
 Run = Callable[[Sequence[Portal], datetime], None]
 
 
@@ -74,6 +77,10 @@ class Job:
             self.run(portals, now)
         except Exception:
             logger.exception("The %s job failed; its next period tries again", self.name)
+        took = time.monotonic() - self.last
+        if took > SLOW_JOB:
+            # The tick waits for it: polls and the other jobs are late by as much.
+            logger.warning("The %s job took %.0f ms", self.name, took * 1000)
 
 
 def sweep(portals: Sequence[Portal], now: datetime) -> None:

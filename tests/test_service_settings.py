@@ -374,6 +374,7 @@ def _chats_over_ten_days(portal, end: datetime) -> int:
 
 def _count_again_from_nothing(portal, zone: str) -> None:
     ServiceSettings.objects.filter(portal=portal).update(time_zone=zone)
+    counting.forget_zone(portal.pk)  # as saving the settings does
     ServiceTally.objects.filter(portal=portal).delete()
     OperatorTally.objects.filter(portal=portal).delete()
     Chat.objects.filter(portal=portal).update(counted={})

@@ -15,6 +15,7 @@ running status is added when read.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,29 @@ def settings_of(portal_id: Any) -> ServiceSettings:
     """The portal's service settings (made with the defaults the first time)."""
     found, _ = ServiceSettings.objects.get_or_create(portal_id=portal_id)
     return found
+
+
+# Counting reads the portal's zone at every change of a chat's outcome: kept for a few
+# seconds per process (an admin's new zone is followed within that; the day rows of the
+# change itself are rebuilt by dashboard/figures/rebuild.py).
+ZONE_KEPT_FOR = 5.0  # seconds
+_zones: dict[Any, tuple[float, ZoneInfo]] = {}
+
+
+def counting_zone(portal_id: Any) -> ZoneInfo:
+    """The zone counting uses for the portal's business days."""
+    now = time.monotonic()
+    kept = _zones.get(portal_id)
+    if kept is not None and now - kept[0] < ZONE_KEPT_FOR:
+        return kept[1]
+    zone = zone_of(settings_of(portal_id))
+    _zones[portal_id] = (now, zone)
+    return zone
+
+
+def forget_zone(portal_id: Any) -> None:
+    """The portal's zone changed (its service settings were saved): read it afresh."""
+    _zones.pop(portal_id, None)
 
 
 def zone_of(service: ServiceSettings) -> ZoneInfo:
@@ -117,7 +141,7 @@ def count_chats(
         if (now.as_json() if now else None) == (before.as_json() if before else None):
             continue
         if zone is None:
-            zone = zone_of(settings_of(portal_id))
+            zone = counting_zone(portal_id)
         if before is not None:
             # Taken away from the day it was added to (the zone may have changed since).
             counted_day = datetime.fromisoformat(chat.counted["day"])
@@ -176,7 +200,7 @@ def count_statuses(portal_id: Any, operator_pks: Iterable[int]) -> set[str]:
         since = min(op.status_since or now, now)
         if op.counted_status and op.counted_since is not None:
             if zone is None:
-                zone = zone_of(settings_of(portal_id))
+                zone = counting_zone(portal_id)
             # The previous status lasted until this one began.
             _add_status_time(
                 portal_id,

@@ -24,10 +24,10 @@ from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
 
 from .. import access, revocation, selectors
-from ..figures import queues
 from ..server import frame_once
 from . import fanout
 from .groups import LiveHtml, group_name, user_group
+from .render import render_queues_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -115,17 +115,8 @@ def _session_key(scope) -> str:
 @database_sync_to_async
 def _snapshot(portals) -> str:
     context = selectors.live_context(portals)
-    pieces = [render_to_string("live/parts.html#snapshot", {**context, "oob": True})]
-    pieces.append(
-        render_to_string(
-            "figures/parts.html#queues_body", {"queues": queues.queue_rows(portals), "oob": True}
-        )
-    )
-    for note in queues.notes(portals):
-        pieces.append(
-            render_to_string("figures/parts.html#queues_note", {"note": note, "oob": True})
-        )
-    return "".join(pieces)
+    html = render_to_string("live/parts.html#snapshot", {**context, "oob": True})
+    return html + render_queues_snapshot(list(portals))
 
 
 @database_sync_to_async

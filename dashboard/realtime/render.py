@@ -3,6 +3,9 @@ every page watching (dashboard/realtime/publish.py sends what this returns)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 from django.db.models import Q
 from django.template.loader import render_to_string
 
@@ -122,3 +125,34 @@ def render_alerts(alert_pks: list[int]) -> str:
 def render_outcome(action: Action) -> str:
     """An action's outcome, as its drawer and toast show it."""
     return render_to_string("actions/parts.html#outcome", {"action": action, "oob": True})
+
+
+# A (re)connecting page's queues: the same for every viewer of the same portals, and the
+# rows change at most once a second (the worker's queues job), so rendered once a second at
+# most: 200 pages connecting at once (a restart) read the queues once, not 200 times.
+QUEUES_SNAPSHOT_FOR = 1.0  # seconds
+_queue_snapshots: dict[tuple, tuple[float, str]] = {}
+_queue_snapshots_lock = threading.Lock()
+
+
+def render_queues_snapshot(portals: list[Portal]) -> str:
+    """The queues panel's rows and each portal's note, out of band, for a snapshot."""
+    key = tuple(sorted(str(portal.pk) for portal in portals))
+    now = time.monotonic()
+    with _queue_snapshots_lock:
+        kept = _queue_snapshots.get(key)
+    if kept is not None and now - kept[0] < QUEUES_SNAPSHOT_FOR:
+        return kept[1]
+    pieces = [
+        render_to_string(
+            "figures/parts.html#queues_body", {"queues": queues.queue_rows(portals), "oob": True}
+        )
+    ]
+    for note in queues.notes(portals):
+        pieces.append(render_to_string(QUEUE_NOTE, {"note": note, "oob": True}))
+    html = "".join(pieces)
+    with _queue_snapshots_lock:
+        if len(_queue_snapshots) > 1000:
+            _queue_snapshots.clear()  # many portal sets: keep the memo small
+        _queue_snapshots[key] = (now, html)
+    return html

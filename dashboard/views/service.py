@@ -18,7 +18,7 @@ from siq_integration.models import Portal
 
 from .. import times
 from ..access import admin_required, portal_for
-from ..figures import rebuild
+from ..figures import counting, rebuild
 from ..figures.counting import settings_of, zone_of
 from ..forms.service import DepartmentServiceForm, ServiceSettingsForm
 from ..models import Department, DepartmentService, ServiceSettings, ServiceTally, TallySpan
@@ -68,6 +68,7 @@ def service_settings_save(
                 portal_id=portal.pk, old_zone=zone_of(stored), new_zone=zone_of(service)
             )
         publish.changed(Changes(portal.pk, queues=_queue_departments(portal, service)))
+    counting.forget_zone(portal.pk)  # this process counts in the new zone at once
     logger.info(
         "%s saved the service levels of portal %s: %s%s",
         getattr(by_user, "username", "?"),
