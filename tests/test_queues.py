@@ -13,10 +13,9 @@ from dashboard import jobs
 from dashboard.figures import clock, queues
 from dashboard.models import Department, DepartmentService, Operator, ServiceSettings
 from dashboard.realtime import render
-from dashboard.state import apply
 from dashboard.state.changes import Changes
-from siq_integration.normalised import ChatStatus, Conversation, EventKind, Visitor, WebhookEvent
 from tests.factories import make_portal
+from tests.support.figures import arrive
 
 pytestmark = pytest.mark.django_db
 
@@ -28,37 +27,6 @@ def portal():
     for remote_id, name in (("d1", "Sales"), ("d2", "Billing")):
         Department.objects.create(portal=portal, remote_id=remote_id, name=name, seen_at=now)
     return portal
-
-
-def arrive(portal, chat_id, department, seconds_ago, *, picked_after=None, ended_after=None):
-    """A chat that arrived ``seconds_ago``; picked up and ended that many seconds after."""
-    now = timezone.now()
-    started = now - timedelta(seconds=seconds_ago)
-    status, attended, ended = ChatStatus.WAITING, None, None
-    if picked_after is not None:
-        status, attended = ChatStatus.CONNECTED, started + timedelta(seconds=picked_after)
-    if ended_after is not None:
-        status, ended = ChatStatus.ENDED, started + timedelta(seconds=ended_after)
-    conversation = Conversation(
-        id=chat_id,
-        status=status,
-        visitor=Visitor(id="$" + chat_id, name="Visitor " + chat_id),
-        started_at=started,
-        department_id=department,
-        operator_id="op1" if attended else "",
-        operator_name="Asha" if attended else "",
-        attended_at=attended,
-        ended_at=ended,
-    )
-    event = WebhookEvent(
-        kind=EventKind.CHAT_CREATED,
-        name=chat_id,
-        dedupe_key=chat_id,
-        occurred_at=now,
-        conversation=conversation,
-        chat_id=chat_id,
-    )
-    return apply.apply_event(portal, event, received_at=now)
 
 
 def rows_by_department(portal, **kwargs):

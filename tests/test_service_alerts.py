@@ -26,9 +26,8 @@ from dashboard.models import (
     DepartmentService,
     ServiceSettings,
 )
-from dashboard.state import apply
-from siq_integration.normalised import ChatStatus, Conversation, EventKind, Visitor, WebhookEvent
 from tests.factories import make_admin, make_portal
+from tests.support.figures import arrive
 
 pytestmark = pytest.mark.django_db
 
@@ -42,38 +41,6 @@ def portal():
     for remote_id, name in (("d1", "Sales"), ("d2", "Billing"), ("d3", "Returns")):
         Department.objects.create(portal=portal, remote_id=remote_id, name=name, seen_at=now)
     return portal
-
-
-def arrive(portal, chat_id, department, seconds_ago, *, picked_after=None, missed_after=None):
-    """A chat that arrived ``seconds_ago``: picked up ``picked_after`` seconds later (and
-    still connected), over unanswered ``missed_after`` seconds later, or still waiting."""
-    now = timezone.now()
-    started = now - timedelta(seconds=seconds_ago)
-    status, attended, ended = ChatStatus.WAITING, None, None
-    if picked_after is not None:
-        status, attended = ChatStatus.CONNECTED, started + timedelta(seconds=picked_after)
-    if missed_after is not None:
-        status, ended = ChatStatus.MISSED, started + timedelta(seconds=missed_after)
-    conversation = Conversation(
-        id=chat_id,
-        status=status,
-        visitor=Visitor(id="$" + chat_id, name="Visitor " + chat_id),
-        started_at=started,
-        department_id=department,
-        operator_id="op1" if attended else "",
-        operator_name="Asha" if attended else "",
-        attended_at=attended,
-        ended_at=ended,
-    )
-    event = WebhookEvent(
-        kind=EventKind.CHAT_CREATED,
-        name=chat_id,
-        dedupe_key=chat_id,
-        occurred_at=now,
-        conversation=conversation,
-        chat_id=chat_id,
-    )
-    apply.apply_event(portal, event, received_at=now)
 
 
 def answered(portal, department, prefix, count, *, after=10, seconds_ago=600):

@@ -25,9 +25,8 @@ from dashboard.models import (
     ServiceTally,
     TallySpan,
 )
-from dashboard.state import apply
-from siq_integration.normalised import ChatStatus, Conversation, EventKind, Visitor, WebhookEvent
 from tests.factories import make_admin, make_portal, make_supervisor, make_viewer, outsider
+from tests.support.figures import arrive
 
 pytestmark = pytest.mark.django_db
 
@@ -77,39 +76,6 @@ def form_data(portal, **changes) -> dict[str, str]:
             name = f"{department_prefix(portal, remote_id)}-{field}"
         data[name] = value
     return data
-
-
-def arrive(
-    portal, chat_id, department, started, *, picked_after=None, missed_after=None, operator="op1"
-):
-    """A chat that arrived at ``started``, picked up (and still connected) after
-    ``picked_after`` seconds, or missed after ``missed_after``, as SalesIQ's webhook says."""
-    status, attended, ended = ChatStatus.WAITING, None, None
-    if picked_after is not None:
-        status, attended = ChatStatus.CONNECTED, started + timedelta(seconds=picked_after)
-    if missed_after is not None:
-        status, ended = ChatStatus.MISSED, started + timedelta(seconds=missed_after)
-    conversation = Conversation(
-        id=chat_id,
-        status=status,
-        visitor=Visitor(id="$" + chat_id, name="Visitor " + chat_id),
-        started_at=started,
-        department_id=department,
-        operator_id=operator if attended else "",
-        operator_name="Asha" if attended else "",
-        attended_at=attended,
-        ended_at=ended,
-    )
-    at = max(t for t in (started, attended, ended) if t is not None)
-    event = WebhookEvent(
-        kind=EventKind.CHAT_CREATED,
-        name=chat_id,
-        dedupe_key=chat_id,
-        occurred_at=at,
-        conversation=conversation,
-        chat_id=chat_id,
-    )
-    return apply.apply_event(portal, event, received_at=at)
 
 
 def today_of(portal, department: str):
