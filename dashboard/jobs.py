@@ -131,26 +131,41 @@ class Health:
                 logger.exception("Announcing the health of portal %s failed", portal)
 
 
-class Escalation:
-    """Escalates due alerts in a thread of its own, one round at a time."""
+class OffTheTick:
+    """A job whose rounds may wait on the network (SMTP, a slow webhook, SalesIQ): each round
+    runs in a thread of its own, one at a time, so the tick and its polls never wait for it.
+    A subclass says what a round does for one portal (``for_portal``)."""
+
+    name = "job"
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escalate")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         self._running: Future | None = None
 
     def __call__(self, portals: Sequence[Portal], now: datetime) -> None:
         if portals and (self._running is None or self._running.done()):
-            self._running = self._executor.submit(self._escalate, [p.pk for p in portals])
+            self._running = self._executor.submit(self._round, [p.pk for p in portals])
 
-    @staticmethod
-    def _escalate(portal_ids: list[Any]) -> None:
+    def _round(self, portal_ids: list[Any]) -> None:
         try:
             for portal in Portal.objects.filter(pk__in=portal_ids):
-                escalation.escalate_due(portal)
+                self.for_portal(portal)
         except Exception:
-            logger.exception("Escalating alerts failed")
+            logger.exception("A round of the %s job failed", self.name)
         finally:
             connections.close_all()
+
+    def for_portal(self, portal: Portal) -> None:
+        raise NotImplementedError
+
+
+class Escalation(OffTheTick):
+    """Escalates due alerts."""
+
+    name = "escalate"
+
+    def for_portal(self, portal: Portal) -> None:
+        escalation.escalate_due(portal)
 
 
 class Queues:
@@ -202,28 +217,19 @@ def apply_ended(portal: Portal, conversations: list[Conversation], taken_at: dat
         apply.apply_chats(portal, rest, taken_at=taken_at, complete=False)
 
 
-class ReconcileFigures:
+class ReconcileFigures(OffTheTick):
     """Gaps in today's figures: noted as webhooks fall silent and resume, and read back from
-    SalesIQ (dashboard/figures/reconcile.py) in a thread of its own, one round at a time.
-    The pages are told when what they should say about the figures changes."""
+    SalesIQ (dashboard/figures/reconcile.py). The pages are told when what they should say
+    about the figures changes."""
+
+    name = "reconcile"
 
     def __init__(self) -> None:
+        super().__init__()
         self.reconciler = reconcile.Reconciler(apply_ended)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile")
-        self.running: Future | None = None
 
-    def __call__(self, portals: Sequence[Portal], now: datetime) -> None:
-        if portals and (self.running is None or self.running.done()):
-            self.running = self._executor.submit(self.round, [p.pk for p in portals])
-
-    def round(self, portal_ids: list[Any]) -> None:
-        try:
-            for portal in Portal.objects.filter(pk__in=portal_ids):
-                self.reconcile(portal)
-        except Exception:
-            logger.exception("Reconciling today's figures failed")
-        finally:
-            connections.close_all()
+    def for_portal(self, portal: Portal) -> None:
+        self.reconcile(portal)
 
     def reconcile(self, portal: Portal) -> None:
         try:
