@@ -140,13 +140,13 @@ class OffTheTick:
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
-        self._running: Future | None = None
+        self.running: Future | None = None
 
     def __call__(self, portals: Sequence[Portal], now: datetime) -> None:
-        if portals and (self._running is None or self._running.done()):
-            self._running = self._executor.submit(self._round, [p.pk for p in portals])
+        if portals and (self.running is None or self.running.done()):
+            self.running = self._executor.submit(self.round, [p.pk for p in portals])
 
-    def _round(self, portal_ids: list[Any]) -> None:
+    def round(self, portal_ids: list[Any]) -> None:
         try:
             for portal in Portal.objects.filter(pk__in=portal_ids):
                 self.for_portal(portal)
