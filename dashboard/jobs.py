@@ -10,8 +10,9 @@ workers run). A job never raises: a failure is logged and the next period tries 
 - ``health``: tell the pages when a portal's health or webhook state changes.
 - ``alerts``: the time-based alert rules.
 - ``escalate``: escalations, which may wait on SMTP or a slow webhook: off the tick's thread.
-- ``queues``: the queue rows that changed (chats, operators, a wait crossing its target, a
-  new business day), published to the pages once a second at most.
+- ``queues``: counts the chats applied since its last run into the service figures, then
+  publishes the queue rows and operator figures that changed (chats, operators, a wait
+  crossing its target, a new business day) once a second at most.
 - ``reconcile``: note when webhooks fall silent and resume (a gap in today's figures), and
   read the ended chats of a gap back from SalesIQ: calls to SalesIQ, so off the tick's thread.
 """
@@ -169,20 +170,32 @@ class Escalation(OffTheTick):
 
 
 class Queues:
-    """Publishes the departments whose figures time alone changed (figures/clock.py)."""
+    """Counts the chats applied since the last count, then publishes the departments whose
+    figures that counting, the chats and operators applied, or time alone changed
+    (figures/clock.py), and the operators whose figures the counting moved."""
 
     def __init__(self) -> None:
         self.crossings = clock.Crossings()
 
     def __call__(self, portals: Sequence[Portal], now: datetime) -> None:
-        for portal_id, departments in self.crossings.due(portals, now).items():
+        counted: dict[Any, tuple[set[str], set[int]]] = {}
+        for portal in portals:
+            try:
+                counted[portal.pk] = apply.count_pending(portal.pk)
+            except Exception:
+                # Its chats stay marked: the next run counts them. Other portals go on.
+                logger.exception("Counting the service figures of portal %s failed", portal.pk)
+                counted[portal.pk] = (set(), set())
+        due = self.crossings.due(portals, now)
+        for portal in portals:
+            departments = set(due.get(portal.pk, ()))
+            touched, operators = counted[portal.pk]
             if "*" in departments:
-                departments = {
-                    q.department_id
-                    for q in queues.queue_rows([p for p in portals if p.pk == portal_id], now)
-                }
-            if departments:
-                publish.changed(Changes(portal_id, queues=departments))
+                departments = {q.department_id for q in queues.queue_rows([portal], now)}
+            else:
+                departments |= touched
+            if departments or operators:
+                publish.changed(Changes(portal.pk, queues=departments, operators=operators))
 
 
 def silent_since(portal: Portal, now: datetime) -> datetime | None:

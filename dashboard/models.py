@@ -177,6 +177,9 @@ class Chat(models.Model):
     # What this chat adds to the service figures as last counted (dashboard/figures/
     # counting.py): a later fact about it takes that away and adds what it adds now.
     counted = models.JSONField(default=dict)
+    # Applied since it was last counted: the worker's queues job counts it within a second
+    # (dashboard/state/apply.py ``count_pending``), off the webhook's path.
+    needs_counting = models.BooleanField(default=False)
     # Ended because a complete poll no longer listed it (not because SalesIQ said so):
     # a later poll that lists it open again may reopen it.
     inferred_end = models.BooleanField(default=False)
@@ -192,6 +195,12 @@ class Chat(models.Model):
             models.Index(fields=["portal", "started_at"], name="chat_portal_started"),
             # The queues job looks for the chats changed since its last look, every second.
             models.Index(fields=["portal", "updated_at"], name="chat_portal_updated"),
+            # The few chats applied since the last count, found without a scan.
+            models.Index(
+                fields=["portal"],
+                condition=models.Q(needs_counting=True),
+                name="chat_needs_counting",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -97,6 +97,7 @@ def arrive(
         chat_id=conversation.id,
     )
     apply.apply_event(portal, event, received_at=at)
+    apply.count_pending(portal.pk)  # as the worker's queues job does within a second
 
 
 def entry(data: dict, label: str, occurrence: int = 0) -> dict:

@@ -32,11 +32,20 @@ from siq_integration.normalised import (
 )
 from tests.factories import make_admin
 from tests.support.browser import console_errors, no_push
-from tests.support.servers import ws_server
+from tests.support.servers import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-__all__ = ["console_errors", "no_push", "ws_server"]  # fixtures from tests/support
+__all__ = ["console_errors", "no_push"]  # fixtures from tests/support
+
+
+@pytest.fixture
+def ws_server(django_db_setup, simulator, tmp_path):
+    """`manage.py serve` with its worker: the worker counts the chats SalesIQ's webhooks
+    bring (its queues job, once a second) and tells the pages, as in production."""
+    with serving(simulator, tmp_path, worker=True) as base:
+        yield base
+
 
 ZONE = "Europe/Berlin"
 SHOTS = os.environ.get("SIQ_DAY_SHOTS", "")
@@ -110,6 +119,7 @@ def a_day_of_chats(portal, start: datetime, end: datetime, prefix: str, seed: in
                 department=chance.choice(["d1", "d2"]),
             )
         moment += timedelta(minutes=15)
+    apply.count_pending(portal.pk)  # as the worker's queues job does within a second
     return made
 
 

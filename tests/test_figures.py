@@ -237,6 +237,7 @@ def apply_at(portal, kind, conversation, seconds, key):
 
 
 def stored_tally(portal, span="day", department="d1") -> Tally:
+    apply.count_pending(portal.pk)  # as the worker's queues job does within a second
     rows = ServiceTally.objects.filter(portal=portal, span=span, department_id=department)
     total = Tally()
     for row in rows:
@@ -302,6 +303,7 @@ def test_the_day_a_chat_counts_in_is_the_portals_business_day(portal):
     ServiceSettings.objects.create(portal=portal, time_zone="Europe/Berlin")
     late = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)  # 00:30 on the 23rd in Berlin
     apply_at(portal, EventKind.CHAT_CREATED, conv(started_at=late), 0, "k1")
+    apply.count_pending(portal.pk)
     day = ServiceTally.objects.get(portal=portal, span="day")
     assert day.start == datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
 

@@ -98,6 +98,7 @@ def asked() -> list[dict[str, str]]:
 
 
 def day_tally(portal, department="d1") -> ServiceTally | None:
+    apply.count_pending(portal.pk)  # as the worker's queues job does within a second
     today = day_start(timezone.now(), ZoneInfo(ZONE))
     return ServiceTally.objects.filter(
         portal=portal, department_id=department, span=TallySpan.DAY, start=today

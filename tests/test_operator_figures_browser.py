@@ -52,8 +52,10 @@ def zone_far_from_midnight(now: datetime) -> str:
 
 
 def event(portal, kind: EventKind, conversation: Conversation, when: datetime) -> apply.Changes:
+    """Applied, then counted as the worker's queues job counts it within a second: what the
+    page receives from both."""
     key = f"{conversation.id}-{kind}-{when.isoformat()}"
-    return apply.apply_event(
+    changes = apply.apply_event(
         portal,
         WebhookEvent(
             kind=kind,
@@ -65,6 +67,9 @@ def event(portal, kind: EventKind, conversation: Conversation, when: datetime) -
         ),
         received_at=when,
     )
+    departments, operators = apply.count_pending(portal.pk)
+    changes.add(apply.Changes(portal.pk, queues=departments, operators=operators))
+    return changes
 
 
 def picked_up(portal, chat_id: str, *, ago: timedelta, wait: int, response: int) -> Conversation:

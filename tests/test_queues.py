@@ -11,8 +11,17 @@ from django.utils import timezone
 
 from dashboard import jobs
 from dashboard.figures import clock, queues
-from dashboard.models import Department, DepartmentService, Operator, ServiceSettings
+from dashboard.figures.definitions import Tally
+from dashboard.models import (
+    Chat,
+    Department,
+    DepartmentService,
+    Operator,
+    ServiceSettings,
+    ServiceTally,
+)
 from dashboard.realtime import render
+from dashboard.state import apply
 from dashboard.state.changes import Changes
 from tests.factories import make_portal
 from tests.support.figures import arrive
@@ -30,6 +39,7 @@ def portal():
 
 
 def rows_by_department(portal, **kwargs):
+    apply.count_pending(portal.pk)  # as the worker's queues job does within a second
     return {row.department_id: row for row in queues.queue_rows([portal], **kwargs)}
 
 
@@ -162,3 +172,60 @@ def test_the_queues_job_publishes_the_departments_whose_chats_changed_once(porta
     assert [(c.portal_id, c.queues) for c in published] == [(portal.pk, {"d2"})]
     job([portal], timezone.now())  # nothing changed since
     assert len(published) == 1
+
+
+def test_the_queues_job_counts_the_chats_applied_since_and_publishes_what_moved(
+    portal, monkeypatch
+):
+    """Counting is off the webhook's path: applying only marks the chat; the worker's job
+    counts every marked chat once, however many facts arrived, and publishes the queue rows
+    and the operators' rows whose figures moved."""
+    published: list[Changes] = []
+    monkeypatch.setattr(jobs.publish, "changed", published.append)
+    now = timezone.now()
+    asha = Operator.objects.create(
+        portal=portal, remote_id="op1", name="Asha", status="available",
+        department_ids=["d1"], max_chats=3, fact_at=now, source="poll",
+    )  # fmt: skip
+    job = jobs.Queues()
+    job([portal], now)  # the first look only notes the time
+    for n in range(3):
+        arrive(portal, f"c{n}", "d1", 600, picked_after=10, ended_after=100, counted=False)
+    assert not ServiceTally.objects.filter(portal=portal).exists()
+    assert Chat.objects.filter(portal=portal, needs_counting=True).count() == 3
+
+    job([portal], now + timedelta(seconds=1))
+    day = Tally.of(ServiceTally.objects.get(portal=portal, department_id="d1", span="day"))
+    assert (day.offered, day.answered, day.handled) == (3, 3, 3)
+    assert not Chat.objects.filter(portal=portal, needs_counting=True).exists()
+    assert [(c.queues, c.operators) for c in published] == [({"d1"}, {asha.pk})]
+
+    # The same facts again (a poll after the webhooks): marked, counted, nothing added.
+    arrive(portal, "c0", "d1", 600, picked_after=10, ended_after=100, counted=False)
+    # A worker started afresh (after a restart) counts what the last one left marked.
+    arrive(portal, "c3", "d1", 30, counted=False)
+    jobs.Queues()([portal], now + timedelta(seconds=2))
+    day = Tally.of(ServiceTally.objects.get(portal=portal, department_id="d1", span="day"))
+    assert (day.offered, day.answered, day.handled) == (4, 3, 3)
+
+
+def test_a_portal_whose_counting_fails_leaves_its_chats_marked_and_the_others_counted(
+    portal, monkeypatch
+):
+    other = make_portal("Acme")
+    arrive(portal, "c1", "d1", 600, picked_after=10, counted=False)
+    arrive(other, "c1", "d1", 600, picked_after=10, counted=False)
+    real = apply.count_pending
+
+    def failing_for_zylker(portal_id):
+        if portal_id == portal.pk:
+            raise RuntimeError("database hiccup")
+        return real(portal_id)
+
+    monkeypatch.setattr(jobs.apply, "count_pending", failing_for_zylker)
+    jobs.Queues()([portal, other], timezone.now())
+    assert Chat.objects.filter(portal=portal, needs_counting=True).count() == 1
+    assert not Chat.objects.filter(portal=other, needs_counting=True).exists()
+    monkeypatch.setattr(jobs.apply, "count_pending", real)
+    jobs.Queues()([portal, other], timezone.now())
+    assert not Chat.objects.filter(needs_counting=True).exists()

@@ -1,6 +1,13 @@
-"""Keeping the service tallies, as the state is applied (dashboard/state/apply.py calls
-``count`` inside the transaction that changed the chats and operators, so a rollback takes
-the counting with it).
+"""Keeping the service tallies.
+
+Chats are counted off the webhook's path: applying marks what it changed
+(``Chat.needs_counting``, in the transaction that changed it) and the worker's ``queues``
+job counts the marked chats once a second (dashboard/state/apply.py ``count_pending``, under
+the same per-portal lock as applying). At 50 events a second, counting each event as it was
+applied cost more than applying it; counted together, the chats of one second share their
+tally rows (one read and one write per row per second). Operators' statuses are still
+counted as they are applied (``count_statuses``): a status left within the second must not
+lose its time to the next one.
 
 Each chat remembers what it added last (``Chat.counted``). When a fact changes what it adds
 (picked up, ended, rated, transferred while waiting), what it added is taken away and what
@@ -216,18 +223,31 @@ def count_statuses(portal_id: Any, operator_pks: Iterable[int]) -> set[str]:
 
 
 def count(changes: Any) -> set[str]:
-    """Count what ``changes`` (a ``state.changes.Changes``) changed; the departments whose
-    queue figures may have changed. The operators whose figures a chat moved (picked up,
-    ended, rated, transferred to a colleague) join ``changes.operators``, so their rows are
-    published again."""
+    """Count the statuses ``changes`` (a ``state.changes.Changes``) changed and mark its
+    chats for the next count; the departments whose queue figures may have changed (their
+    operators' seats)."""
+    if changes.chats:
+        Chat.objects.filter(pk__in=changes.chats, needs_counting=False).update(needs_counting=True)
+    return count_statuses(changes.portal_id, changes.operators)
+
+
+def count_marked(portal_id: Any) -> tuple[set[str], set[int]]:
+    """Count the portal's chats applied since their last count (the caller holds the
+    portal's applying lock): the departments whose figures changed, and the operators
+    (database ids) whose figures a chat moved (picked up, ended, rated, transferred)."""
+    pks = list(
+        Chat.objects.filter(portal_id=portal_id, needs_counting=True).values_list("pk", flat=True)
+    )
+    if not pks:
+        return set(), set()
     moved: set[str] = set()
-    touched = count_chats(changes.portal_id, changes.chats, operators=moved)
-    touched |= count_statuses(changes.portal_id, changes.operators)
+    touched = count_chats(portal_id, pks, operators=moved)
+    Chat.objects.filter(pk__in=pks).update(needs_counting=False)
+    operators: set[int] = set()
     if moved:
-        # After count_statuses: only their figures changed, not their status or seats.
-        changes.operators |= set(
-            Operator.objects.filter(portal_id=changes.portal_id, remote_id__in=moved).values_list(
+        operators = set(
+            Operator.objects.filter(portal_id=portal_id, remote_id__in=moved).values_list(
                 "pk", flat=True
             )
         )
-    return touched
+    return touched, operators

@@ -113,12 +113,21 @@ def _applying(portal_id: Any) -> Iterator[None]:
 
 
 def _settle(changes: Changes) -> None:
-    """What was applied is counted into the service figures (in the same transaction) and
-    recorded for the publisher. The queue rows it changed are not published with it: the
-    worker's ``queues`` job publishes the departments whose chats or operators changed,
-    once a second at most (dashboard/figures/clock.py), whatever the rate of events."""
+    """What was applied is marked for counting into the service figures (in the same
+    transaction) and recorded for the publisher. Neither the counting nor the queue rows it
+    changes wait for it: the worker's ``queues`` job counts the marked chats and publishes
+    the departments and operators whose figures changed, once a second at most
+    (``count_pending``, dashboard/figures/clock.py), whatever the rate of events."""
     counting.count(changes)
     record(changes)
+
+
+def count_pending(portal_id: Any) -> tuple[set[str], set[int]]:
+    """Count the portal's chats applied since their last count, under the applying lock (a
+    chat applied meanwhile waits, so none is counted from a state already gone): the
+    departments whose figures changed and the operators (database ids) whose figures did."""
+    with _applying(portal_id):
+        return counting.count_marked(portal_id)
 
 
 # --- facts from the future ----------------------------------------------------------------

@@ -21,10 +21,12 @@ def arrive(
     ended_after: float | None = None,
     missed_after: float | None = None,
     operator: str = "op1",
+    counted: bool = True,
 ) -> Changes:
     """A chat that arrived ``arrived`` seconds ago (or at that time): picked up
     ``picked_after`` seconds later; over ``ended_after`` seconds later (ended), or missed
-    ``missed_after`` seconds later; else still waiting."""
+    ``missed_after`` seconds later; else still waiting. Counted into the figures
+    (``counted``), as the worker's queues job counts it within a second."""
     now = timezone.now()
     started = arrived if isinstance(arrived, datetime) else now - timedelta(seconds=arrived)
     status, attended, ended = ChatStatus.WAITING, None, None
@@ -53,4 +55,7 @@ def arrive(
         conversation=conversation,
         chat_id=chat_id,
     )
-    return apply.apply_event(portal, event, received_at=now)
+    changes = apply.apply_event(portal, event, received_at=now)
+    if counted:
+        apply.count_pending(portal.pk)
+    return changes

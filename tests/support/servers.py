@@ -150,8 +150,9 @@ class WebSocket:
 
 
 @contextmanager
-def serving(simulator, log_dir: Path, **extra_env: str) -> Iterator[str]:
-    """`manage.py serve --no-worker` on the test database; yields its base URL."""
+def serving(simulator, log_dir: Path, *, worker: bool = False, **extra_env: str) -> Iterator[str]:
+    """`manage.py serve --no-worker` (or, ``worker``, with the worker) on the test database;
+    yields its base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -163,7 +164,14 @@ def serving(simulator, log_dir: Path, **extra_env: str) -> Iterator[str]:
     log_path = log_dir / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)],
+            [
+                sys.executable,
+                "manage.py",
+                "serve",
+                *(() if worker else ("--no-worker",)),
+                "--port",
+                str(port),
+            ],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=log,
