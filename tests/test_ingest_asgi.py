@@ -58,7 +58,7 @@ def scenes_v2(simulator, portal):
     simulator.add_participant(chat, others[1])  # participants.added
     simulator.remove_participant(chat, others[1])  # participants.deleted
     simulator.edit_message(chat, None, "Hi Zoë, how may I help?")  # message.edited
-    simulator.delete_message(chat, "1")  # message.deleted (the visitor's first line)
+    simulator.delete_message(chat, "2")  # message.deleted (the line after the question)
     refused = simulator.create_conversation(portal.screen_name)["id"]
     simulator.pickup(refused, first)
     simulator.transfer(
