@@ -908,13 +908,7 @@ def state_conversation(portal: Portal, conv: Conversation) -> dict[str, Any]:
         "last_modified_time": ms(conv.last_modified_time),
         "message_count": len(conv.messages),
         "last_message": (
-            {
-                "id": last.id,
-                "sequence_id": last.sequence_id,
-                "sender_type": last.sender_type,
-                "text": last.text,
-                "time": ms(last.time),
-            }
+            {"sender_type": last.sender_type, "text": last.text, "time": ms(last.time)}
             if last
             else None
         ),
