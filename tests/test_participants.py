@@ -368,3 +368,14 @@ def test_the_drawer_update_swaps_an_edited_line_and_shows_a_deleted_one_without_
     assert (
         "Message deleted" in html and "how may I help" not in html and "how can I help" not in html
     )
+
+
+def test_when_an_invited_operator_takes_the_chat_over_the_drawer_lists_them_no_more(chat):
+    apply_all(chat, added(person(BO, "Bo")))
+    taken = document("conversation.attender.updated", {"attender": {"id": BO, "name": "Bo"}})
+    event = parse(taken)
+    changes = apply.apply_event(chat.portal, event, received_at=at(100))
+    assert Chat.objects.get(pk=chat.pk).operator_id == BO
+    assert changes.participants == {chat.pk}
+    piece = render_changes(changes).split(f'id="drawer-people-{chat.pk}"')[1].split("</p>")[0]
+    assert "Bo" not in piece and "hidden" in piece

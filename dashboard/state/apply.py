@@ -831,6 +831,8 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
             last = event.conversation.last_message
             if chat is not None and event.message is not None and event.message != last:
                 _store_message(chat, event.message, changes)
+            if chat is not None and chat.pk in changes.chats:
+                _note_people_after_attender_change(chat, event, changes)
         elif event.message is not None and event.chat_id:
             # Reference dialect: a message on its own.
             chat = Chat.objects.filter(portal=portal, remote_id=event.chat_id).first()
@@ -938,6 +940,15 @@ def _apply_participants(
         row.save()
         if was != (row.name, row.email, row.role, row.joined_at, row.left_at):
             changes.participants.add(chat.pk)
+
+
+def _note_people_after_attender_change(chat: Chat, event: WebhookEvent, changes: Changes) -> None:
+    """The drawer lists everyone but the chat's operator: when the operator changes (an
+    invited operator takes the chat over) the list is pushed again, if the chat has one."""
+    if event.kind not in (EventKind.CHAT_ATTENDER_CHANGED, EventKind.TRANSFER_ACCEPTED):
+        return
+    if ChatParticipant.objects.filter(chat=chat).exists():
+        changes.participants.add(chat.pk)
 
 
 def _apply_message_change(
