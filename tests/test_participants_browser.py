@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from dashboard.models import Chat, ChatMessage, Operator
-from tests.support.browser import poll, shown, sign_in, watched
+from tests.support.browser import ARTIFACTS, poll, shown, sign_in, watched
 from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -86,4 +86,19 @@ def test_the_drawer_shows_who_joined_and_lines_edited_or_deleted_in_salesiq(
     assert said(page.locator(f"#drawer-people-{chat.pk}")) == alone
     assert "Message deleted" in said(parcel)
     assert said(answer.locator("[data-line=edited]")) == "edited"
+
+    # How it looks: a laptop and a phone, both themes (screenshots under test-results/).
+    ARTIFACTS.mkdir(exist_ok=True)
+    for theme in ("light", "dark"):
+        for width, height in ((1440, 900), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.evaluate(f"localStorage.setItem('siq-theme', '{theme}')")
+            page.reload()
+            page.wait_for_selector("#connection[data-state=open]", timeout=15_000)
+            shown(page.locator(f"#chat-{chat.pk}")).click()
+            wait_for(lambda: transcript.count() == 3, timeout=15, what="the drawer")
+            drawer = page.locator("#drawer")
+            box = drawer.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width + 1
+            page.screenshot(path=str(ARTIFACTS / f"participants-drawer-{width}-{theme}.png"))
     assert console_errors == []
