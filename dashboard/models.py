@@ -244,6 +244,11 @@ class ChatMessage(models.Model):
     sender_name = models.CharField(max_length=200, blank=True)
     text = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True)
+    # Changed after it was sent (SalesIQ's message.edited / .deleted): when, and the text as
+    # first stored (kept for the tooltip of an edited line; a deleted line keeps no text).
+    edited_at = models.DateTimeField(null=True)
+    original_text = models.TextField(blank=True)
+    deleted_at = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [
@@ -253,6 +258,39 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender_type}: {self.text[:40]}"
+
+
+class ParticipantRole(models.TextChoices):
+    OPERATOR = "operator", "Operator"
+    SUPERVISOR = "supervisor", "Supervisor"
+
+
+class ChatParticipant(models.Model):
+    """Someone in a chat besides its visitor and the operator attending it (an operator
+    invited in, a supervisor who joined), as SalesIQ's participant events said. A row stays
+    after they leave (``left_at``): a late "joined" older than the "left" changes nothing."""
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="participants")
+    remote_id = models.CharField(max_length=64)  # their SalesIQ operator id
+    name = models.CharField(max_length=200, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    role = models.CharField(max_length=16, choices=ParticipantRole.choices)
+    joined_at = models.DateTimeField(null=True)
+    left_at = models.DateTimeField(null=True)
+    fact_at = models.DateTimeField()  # the newest fact applied (joined or left)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "remote_id"], name="unique_chat_participant")
+        ]
+        ordering = ["joined_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.remote_id} ({self.role})"
+
+    @property
+    def is_present(self) -> bool:
+        return self.left_at is None
 
 
 class InboxEvent(models.Model):

@@ -344,7 +344,11 @@ class V2Api:
     ) -> ApiAnswer:
         conv = self._conversation(portal, conversation_id)
         return self._page(
-            req, iter(conv.messages), v2_message, default=LIST_PAGE_DEFAULT, maximum=LIST_PAGE_MAX
+            req,
+            (m for m in conv.messages if m.deleted_time is None),
+            v2_message,
+            default=LIST_PAGE_DEFAULT,
+            maximum=LIST_PAGE_MAX,
         )
 
     def _body(self, req: ApiRequest) -> dict[str, Any]:

@@ -17,7 +17,20 @@ from .server import SimulatorError
 if TYPE_CHECKING:
     from .server import Simulator
 
-SCENES = ("pickup", "visitor-message", "operator-message", "transfer", "end", "miss", "rate")
+SCENES = (
+    "pickup",
+    "visitor-message",
+    "operator-message",
+    "transfer",
+    "end",
+    "miss",
+    "rate",
+    "supervisor-join",
+    "participant-add",
+    "participant-remove",
+    "message-edit",
+    "message-delete",
+)
 _CONVERSATION_SCENE = re.compile(r"^/_sim/conversations/([^/]+)/([a-z-]+)$")
 _OPERATOR = re.compile(r"^/_sim/operators/([^/]+)/(status|profile)$")
 _WEBHOOK_KEYS = re.compile(r"^/_sim/portals/([^/]+)/webhook-keys(?:/([^/]+))?$")
@@ -205,4 +218,16 @@ class Control:
             return sim.miss(conversation_id)
         if scene == "rate":
             return sim.rate(conversation_id, body.get("rating"), body.get("feedback"))
+        if scene == "supervisor-join":
+            return sim.add_participant(conversation_id, body.get("operator_id"), role="supervisor")
+        if scene == "participant-add":
+            return sim.add_participant(conversation_id, body.get("operator_id"), role="operator")
+        if scene == "participant-remove":
+            if not body.get("operator_id"):
+                raise SimulatorError("operator_id (who leaves) is required")
+            return sim.remove_participant(conversation_id, str(body["operator_id"]))
+        if scene == "message-edit":
+            return sim.edit_message(conversation_id, body.get("message_id"), body.get("text"))
+        if scene == "message-delete":
+            return sim.delete_message(conversation_id, body.get("message_id"))
         raise SimulatorError(f"unknown scene {scene!r}; one of {', '.join(SCENES)}", status=404)

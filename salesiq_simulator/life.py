@@ -40,6 +40,9 @@ class Life:
         self.world = world
         self.seed = seed
         self.rng = random.Random(seed)
+        # Supervisors joining, lines edited or deleted: drawn from a generator of their own,
+        # so the rest of a seeded world (arrivals, pickups, lines) stays as it always was.
+        self.extras_rng = random.Random(f"{seed}/extras")
         self._queue: list[tuple[float, int, str, str, int]] = []
         self._seq = 0
         self.last_step: float | None = None
@@ -364,6 +367,7 @@ class Life:
             else:
                 conv.turns_left -= 1
                 world.message(conv, "visitor", rng.choice(texts.VISITOR_LINES), t)
+            self._extras(portal, conv, t)
         elif (
             conv.status == "closed"
             and conv.rating is None
@@ -378,6 +382,35 @@ class Life:
             else:
                 feedback = None
             world.rate(conv, rating, feedback, t)
+
+    def _extras(self, portal: Portal, conv: Conversation, t: float) -> None:
+        """Now and then, after a line: a supervisor joins the chat (once), the operator
+        corrects their last line, or the visitor deletes theirs (v2 webhooks
+        conversation.supervisor.added, .message.edited, .message.deleted)."""
+        extras, world = self.extras_rng, self.world
+        roll = extras.random()
+        try:
+            if roll < 0.008 and not any(
+                p["type"] == "supervisor" for p in conv.participants.values()
+            ):
+                present = {conv.attender_id, *conv.participants}
+                watchers = [
+                    op
+                    for op in portal.operators.values()
+                    if op.id not in present and op.presence != "offline"
+                ]
+                if watchers:
+                    world.add_participant(conv, extras.choice(watchers), "supervisor", t)
+            elif roll < 0.023:
+                last = conv.messages[-1] if conv.messages else None
+                if last is not None and last.sender_type == "operator":
+                    world.edit_message(conv, last, extras.choice(texts.OPERATOR_LINES), t)
+            elif roll < 0.026:
+                last = conv.messages[-1] if conv.messages else None
+                if last is not None and last.sender_type == "visitor":
+                    world.delete_message(conv, last, t)
+        except WorldError:
+            pass  # not possible in this chat now: life goes on
 
     def _life_transfer(self, portal: Portal, conv: Conversation, t: float) -> None:
         rng = self.rng

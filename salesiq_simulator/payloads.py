@@ -12,8 +12,21 @@ from .world import (
     iso,
     ms,
     v2_conversation,
+    v2_message,
     v2_operator,
 )
+
+# Reference: https://www.zoho.com/salesiq/help/webhook-events-conversation.html
+# Reference: https://www.zoho.com/salesiq/help/developer-section/workflows-module-conversation.html
+# Conversation events whose entity is the conversation with what changed in it: the pages
+# list these five but show no example; the keys below are the reading documented in
+# docs/participants.md (siq_integration/dialects/v2.py parses the same).
+_PEOPLE_KINDS = {
+    "participants_added": "participants",
+    "participants_deleted": "participants",
+    "supervisor_added": "supervisor",
+}
+_LINE_KINDS = ("message_edited", "message_deleted")
 
 
 def event_name(dialect: str, kind: str) -> str | None:
@@ -29,6 +42,12 @@ def v2_payload(event: Event, name: str) -> tuple[dict[str, Any], str | None]:
     portal = event.portal
     if event.conversation is not None:
         entity_type, entity = "conversation", v2_conversation(portal, event.conversation)
+        if event.kind in _PEOPLE_KINDS and event.participant is not None:
+            person = {k: v for k, v in event.participant.items() if k != "joined_time"}
+            key = _PEOPLE_KINDS[event.kind]
+            entity[key] = person if key == "supervisor" else [person]
+        elif event.kind in _LINE_KINDS and event.message is not None:
+            entity["message"] = v2_message(event.message)
     else:
         assert event.operator is not None
         entity_type, entity = "operator", v2_operator(portal, event.operator)

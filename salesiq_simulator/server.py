@@ -756,6 +756,60 @@ class Simulator:
             portal, conv = self._conversation(conversation_id)
             return self._act(portal, conv, lambda now: self.world.rate(conv, rating, feedback, now))
 
+    def add_participant(
+        self, conversation_id: str, operator_id: str | None, *, role: str = "operator"
+    ) -> dict[str, Any]:
+        """An operator joins the chat as ``role`` ("operator": invited in; "supervisor":
+        a supervisor joining it); without ``operator_id``, someone of the portal not in it."""
+        with self.lock:
+            portal, conv = self._conversation(conversation_id)
+            if operator_id:
+                op = self._operator(operator_id)
+            else:
+                present = {conv.attender_id, *conv.participants}
+                op = next((o for o in portal.operators.values() if o.id not in present), None)
+                if op is None:
+                    raise SimulatorError("everyone of this portal is in that chat already")
+            return self._act(
+                portal, conv, lambda now: self.world.add_participant(conv, op, role, now)
+            )
+
+    def remove_participant(self, conversation_id: str, operator_id: str) -> dict[str, Any]:
+        with self.lock:
+            portal, conv = self._conversation(conversation_id)
+            op = self._operator(operator_id)
+            return self._act(portal, conv, lambda now: self.world.remove_participant(conv, op, now))
+
+    def _message_of(self, conv: Conversation, message_id: str | None):
+        """The line ``message_id`` (its id or sequence number) of ``conv``; the last one when
+        none is named."""
+        if not conv.messages:
+            raise SimulatorError("that conversation has no messages yet", status=409)
+        if not message_id:
+            return conv.messages[-1]
+        for msg in conv.messages:
+            if str(message_id) in (msg.id, str(msg.sequence_id)):
+                return msg
+        raise SimulatorError(f"no message {message_id!r} in that conversation", status=404)
+
+    def edit_message(
+        self, conversation_id: str, message_id: str | None, text: str | None
+    ) -> dict[str, Any]:
+        if not isinstance(text, str) or not text:
+            raise SimulatorError("text (the new text) is required")
+        with self.lock:
+            portal, conv = self._conversation(conversation_id)
+            msg = self._message_of(conv, message_id)
+            return self._act(
+                portal, conv, lambda now: self.world.edit_message(conv, msg, text, now)
+            )
+
+    def delete_message(self, conversation_id: str, message_id: str | None) -> dict[str, Any]:
+        with self.lock:
+            portal, conv = self._conversation(conversation_id)
+            msg = self._message_of(conv, message_id)
+            return self._act(portal, conv, lambda now: self.world.delete_message(conv, msg, now))
+
     def _act(self, portal: Portal, conv: Conversation, change: Any) -> dict[str, Any]:
         try:
             change(self.clock.now())

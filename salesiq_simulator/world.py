@@ -174,6 +174,9 @@ class Message:
     sender_name: str
     text: str
     time: float
+    # Changed after it was sent (v2 conversation.message.edited / .deleted).
+    edited_time: float | None = None
+    deleted_time: float | None = None
 
 
 @dataclass
@@ -195,6 +198,9 @@ class Conversation:
     rating: int | None = None
     feedback: str | None = None
     transfer: dict[str, Any] | None = None
+    # Others in the chat besides the visitor and the attender (an operator invited in, a
+    # supervisor who joined), by operator id: {id, name, email_id, type, joined_time}.
+    participants: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Life planning (not part of any API answer).
     next_speaker: str = "operator"
     turns_left: int = 6
@@ -276,6 +282,8 @@ class Event:
     operator: Operator | None = None
     message: Message | None = None
     previous_presence: str | None = None
+    # Who joined or left (participants_added / _deleted, supervisor_added).
+    participant: dict[str, Any] | None = None
 
 
 # Internal event kinds → the event names of each dialect (None: the dialect has no such event).
@@ -291,6 +299,11 @@ V2_EVENT_NAMES: dict[str, str] = {
     "missed": "conversation.missed",
     "rated": "conversation.rated",
     "operator_profile": "operator.updated",
+    "participants_added": "conversation.participants.added",
+    "participants_deleted": "conversation.participants.deleted",
+    "supervisor_added": "conversation.supervisor.added",
+    "message_edited": "conversation.message.edited",
+    "message_deleted": "conversation.message.deleted",
 }
 REFERENCE_EVENT_NAMES: dict[str, str] = {
     "created": "chat.started",
@@ -534,6 +547,54 @@ class World:
         self._emit(portal, "rated", now, conversation=conv)
         self.on_conversation_change(conv, now)
 
+    # Reference: https://www.zoho.com/salesiq/help/webhook-events-conversation.html
+    # (participants.added / .deleted, supervisor.added, message.edited / .deleted)
+    def add_participant(self, conv: Conversation, op: Operator, role: str, now: float) -> None:
+        """``op`` joins the chat: invited in as an operator, or as a supervisor."""
+        portal = self._portal(conv)
+        if not conv.is_open:
+            raise WorldError("not_open")
+        if role not in ("operator", "supervisor"):
+            raise WorldError("bad_role")
+        if op.id == conv.attender_id or op.id in conv.participants:
+            raise WorldError("already_in_chat")
+        person = {
+            "id": op.id,
+            "name": op.name,
+            "email_id": op.email,
+            "type": role,
+            "joined_time": ms(now),
+        }
+        conv.participants[op.id] = person
+        conv.last_modified_time = now
+        kind = "supervisor_added" if role == "supervisor" else "participants_added"
+        self._emit(portal, kind, now, conversation=conv, participant=dict(person))
+
+    def remove_participant(self, conv: Conversation, op: Operator, now: float) -> None:
+        portal = self._portal(conv)
+        person = conv.participants.pop(op.id, None)
+        if person is None:
+            raise WorldError("not_in_chat")
+        conv.last_modified_time = now
+        self._emit(portal, "participants_deleted", now, conversation=conv, participant=person)
+
+    def edit_message(self, conv: Conversation, msg: Message, text: str, now: float) -> None:
+        portal = self._portal(conv)
+        if msg.deleted_time is not None:
+            raise WorldError("message_deleted")
+        msg.text = text
+        msg.edited_time = now
+        conv.last_modified_time = now
+        self._emit(portal, "message_edited", now, conversation=conv, message=msg)
+
+    def delete_message(self, conv: Conversation, msg: Message, now: float) -> None:
+        portal = self._portal(conv)
+        if msg.deleted_time is not None:
+            raise WorldError("message_deleted")
+        msg.deleted_time = now
+        conv.last_modified_time = now
+        self._emit(portal, "message_deleted", now, conversation=conv, message=msg)
+
     # ----- mutations (operator) ------------------------------------------------------------
 
     def set_presence(self, op: Operator, presence: str, now: float) -> None:
@@ -694,14 +755,19 @@ def v2_conversation(portal: Portal, conv: Conversation) -> dict[str, Any]:
 
 
 def v2_message(msg: Message) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "id": msg.id,
         "sequence_id": str(msg.sequence_id),
         "sender": {"id": msg.sender_id, "name": msg.sender_name, "type": msg.sender_type},
         "type": "text",
-        "message": {"text": msg.text},
+        "message": {"text": "" if msg.deleted_time is not None else msg.text},
         "time": ms(msg.time),
     }
+    if msg.edited_time is not None:
+        data["edited_time"] = ms(msg.edited_time)
+    if msg.deleted_time is not None:
+        data["deleted_time"] = ms(msg.deleted_time)
+    return data
 
 
 def v2_operator(portal: Portal, op: Operator) -> dict[str, Any]:
@@ -848,6 +914,7 @@ def state_conversation(portal: Portal, conv: Conversation) -> dict[str, Any]:
         ),
         "rating": conv.rating,
         "feedback": conv.feedback,
+        "participants": [dict(person) for person in conv.participants.values()],
         "transfer": (
             {k: v for k, v in conv.transfer.items() if k != "initiated_time"}
             if conv.transfer

@@ -41,6 +41,12 @@ V2_WEBHOOK_EVENTS = [
     "conversation.missed",
     "conversation.rated",
     "operator.updated",  # profile changes (names, capacity); presence still needs polling
+    # Who else is in a chat, and lines edited or deleted (the chat drawer shows both).
+    "conversation.supervisor.added",
+    "conversation.participants.added",
+    "conversation.participants.deleted",
+    "conversation.message.edited",
+    "conversation.message.deleted",
 ]
 REFERENCE_WEBHOOK_EVENTS = [
     "chat.started",

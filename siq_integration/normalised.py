@@ -49,6 +49,12 @@ class EventKind(enum.StrEnum):
     CHAT_RATED = "chat.rated"
     OPERATOR_UPDATED = "operator.updated"  # profile (v2): not presence
     OPERATOR_STATUS_CHANGED = "operator.status_changed"  # presence (reference)
+    # Who else is in a chat, and lines changed after they were sent (v2 only).
+    PARTICIPANTS_ADDED = "chat.participants_added"
+    PARTICIPANTS_REMOVED = "chat.participants_removed"
+    SUPERVISOR_JOINED = "chat.supervisor_joined"
+    MESSAGE_EDITED = "chat.message_edited"
+    MESSAGE_DELETED = "chat.message_deleted"
     UNKNOWN = "unknown"
 
 
@@ -166,6 +172,35 @@ class WebhookKey:
     creator_id: str = ""  # the SalesIQ user who added it
 
 
+class ParticipantRole(enum.StrEnum):
+    OPERATOR = "operator"  # an operator invited into someone else's chat
+    SUPERVISOR = "supervisor"  # an admin or supervisor who joined to watch or help
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """Someone in a chat besides its visitor and its attender: who, and as what."""
+
+    id: str  # the SalesIQ operator id
+    role: ParticipantRole
+    name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChange:
+    """A line of a chat changed after it was sent: edited to ``text``, or deleted."""
+
+    message_id: str  # names the line as Message.id does (the sequence number first)
+    deleted: bool
+    text: str = ""  # the new text of an edited line; blank for a deleted one
+    # The line as first sent, when the event says (a line we never stored is kept from it).
+    sender_type: SenderType | None = None
+    sender_id: str = ""
+    sender_name: str = ""
+    sent_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookEvent:
     kind: EventKind
@@ -183,3 +218,7 @@ class WebhookEvent:
     rating: int | None = None
     feedback: str = ""
     attempt: int = 1
+    # Joined or left (PARTICIPANTS_*, SUPERVISOR_JOINED): the chat is ``chat_id``.
+    participants: tuple[Participant, ...] = ()
+    # Edited or deleted (MESSAGE_*): the chat is ``chat_id``.
+    message_change: MessageChange | None = None

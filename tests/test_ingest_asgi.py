@@ -53,6 +53,12 @@ def scenes_v2(simulator, portal):
     simulator.visitor_message(chat, "Hallo? <script>alert(1)</script>")  # visitor.replied
     simulator.operator_message(chat, "Hi Zoë, how can I help?")  # operator.replied
     simulator.transfer(chat, department_id=other_department, operator_id=second, outcome="accepted")
+    others = [o["id"] for o in state["operators"] if o["id"] not in (first, second)]
+    simulator.add_participant(chat, others[0], role="supervisor")  # supervisor.added
+    simulator.add_participant(chat, others[1])  # participants.added
+    simulator.remove_participant(chat, others[1])  # participants.deleted
+    simulator.edit_message(chat, None, "Hi Zoë, how may I help?")  # message.edited
+    simulator.delete_message(chat, "2")  # message.deleted (the line after the question)
     refused = simulator.create_conversation(portal.screen_name)["id"]
     simulator.pickup(refused, first)
     simulator.transfer(
@@ -136,6 +142,15 @@ def test_it_applies_every_v2_event_and_pushes_it_live(
     assert Chat.objects.get(remote_id=refused).status == "connected"
     assert Chat.objects.get(remote_id=missed).status == "missed"
     assert Operator.objects.get(remote_id=operator).nick_name == "Asha R."
+    # Who else is in the chat, and its changed lines, reach the open drawers live.
+    joined = next(p for name, _, p in outcomes if name == "conversation.supervisor.added")
+    assert f'id="drawer-people-{row.pk}"' in joined and "(supervisor)" in joined
+    left = next(p for name, _, p in outcomes if name == "conversation.participants.deleted")
+    assert f'id="drawer-people-{row.pk}"' in left
+    edited = next(p for name, _, p in outcomes if name == "conversation.message.edited")
+    assert "Hi Zoë, how may I help?" in edited and ">edited<" in edited
+    gone = next(p for name, _, p in outcomes if name == "conversation.message.deleted")
+    assert "Message deleted" in gone and "alert(1)" not in gone
 
 
 def test_it_applies_every_reference_event_and_pushes_it_live(

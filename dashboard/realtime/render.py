@@ -14,6 +14,7 @@ from siq_integration.models import Portal
 from .. import selectors
 from ..figures import queues
 from ..models import Action, Alert, Chat, ChatMessage
+from ..participants import others_in_chat
 from ..state.changes import Changes
 from ..templatetags.supervisor import render_row
 
@@ -51,6 +52,7 @@ def render_changes(changes: Changes) -> str:
     for message in messages:
         line = _render("message", message=message)
         pieces.append(f'<ol hx-swap-oob="beforeend:#transcript-{message.chat_id}">{line}</ol>')
+    pieces.extend(_changed_lines(changes))
     if changes.queues:
         portal = portal or Portal.objects.filter(pk=changes.portal_id).first()
         if portal is not None:
@@ -67,6 +69,19 @@ def render_changes(changes: Changes) -> str:
     if changes.chats or changes.operators or changes.alerts:
         pieces.append(_alerts_of(changes))
     return "".join(pieces)
+
+
+def _changed_lines(changes: Changes) -> list[str]:
+    """Lines edited or deleted, each swapped by id in the drawers that show it, and who else
+    is in the chats whose participants changed (pages without that drawer open drop both)."""
+    pieces = [
+        _render("message", message=message, oob=True)
+        for message in ChatMessage.objects.filter(pk__in=changes.changed_messages)
+    ]
+    for chat in Chat.objects.filter(pk__in=changes.participants):
+        people = others_in_chat(chat)
+        pieces.append(_render("chat_people", chat_pk=chat.pk, people=people, oob=True))
+    return pieces
 
 
 def _alerts_of(changes: Changes) -> str:

@@ -28,6 +28,7 @@ from siq_integration.normalised import (
     EventKind,
     Message,
     OperatorSync,
+    ParticipantRole,
     WebhookEvent,
 )
 from siq_integration.normalised import (
@@ -42,6 +43,7 @@ from ..models import (
     OPEN_CHAT_STATUSES,
     Chat,
     ChatMessage,
+    ChatParticipant,
     ChatStatus,
     Department,
     Operator,
@@ -838,6 +840,8 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
             last = event.conversation.last_message
             if chat is not None and event.message is not None and event.message != last:
                 _store_message(chat, event.message, changes)
+            if chat is not None and chat.pk in changes.chats:
+                _note_people_after_attender_change(chat, event, changes)
         elif event.message is not None and event.chat_id:
             # Reference dialect: a message on its own.
             chat = Chat.objects.filter(portal=portal, remote_id=event.chat_id).first()
@@ -868,6 +872,10 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
             )
             if renamed:
                 _refresh_display_names(portal, Operator.objects.filter(portal=portal), changes)
+        elif event.participants:
+            _apply_participants(portal, event, fact_at=fact_at, changes=changes)
+        elif event.message_change is not None:
+            _apply_message_change(portal, event, fact_at=fact_at, changes=changes)
         # One UPDATE per stored batch (its events share their arrival time); the row is made
         # once per portal.
         if _last_event_marked.get(portal.pk) != received_at:
@@ -878,3 +886,139 @@ def apply_event(portal: Portal, event: WebhookEvent, *, received_at: datetime) -
             transaction.on_commit(lambda: _last_event_marked.update({portal.pk: received_at}))
         _settle(changes)
     return changes
+
+
+# --- who else is in a chat, and lines changed after they were sent -------------------------
+
+# What a chat's row shows for its last line once SalesIQ says that line was deleted.
+DELETED_LINE = "Message deleted"
+
+
+def _apply_participants(
+    portal: Portal, event: WebhookEvent, *, fact_at: datetime, changes: Changes
+) -> None:
+    """Operators invited into a chat, or supervisors who joined it, came or went. Each
+    person's row keeps the time of the newest fact applied: an older one (a "joined" that
+    arrives after the "left" it preceded) changes nothing, and so does the same one twice.
+    Joined and left in the same millisecond: left wins."""
+    chat = Chat.objects.filter(portal=portal, remote_id=event.chat_id).first()
+    if chat is None:
+        return  # a chat this dashboard never saw: nobody has its drawer open
+    joined = event.kind is not EventKind.PARTICIPANTS_REMOVED
+    now = timezone.now()
+    known = {
+        row.remote_id: row
+        for row in ChatParticipant.objects.filter(
+            chat=chat, remote_id__in=[person.id for person in event.participants]
+        )
+    }
+    names = _display_names_by_id(portal)
+    for person in event.participants:
+        # Shown as every screen shows the operator when we know them; else as SalesIQ says.
+        name = (names.get(person.id) or person.name)[:200]
+        supervisor = person.role is ParticipantRole.SUPERVISOR
+        row = known.get(person.id)
+        if row is None:
+            known[person.id] = ChatParticipant.objects.create(
+                chat=chat,
+                remote_id=person.id,
+                name=name,
+                email=person.email[:254],
+                role=str(person.role),
+                joined_at=fact_at if joined else None,
+                left_at=None if joined else fact_at,
+                fact_at=fact_at,
+            )
+            changes.participants.add(chat.pk)
+            continue
+        standing = _standing(row.fact_at, now)
+        if fact_at < standing or (fact_at == standing and (joined or row.left_at is not None)):
+            continue
+        was = (row.name, row.email, row.role, row.joined_at, row.left_at)
+        row.name = name or row.name
+        row.email = person.email[:254] or row.email
+        if supervisor:
+            row.role = str(ParticipantRole.SUPERVISOR)  # joined as one: stays one in this chat
+        if joined:
+            if row.left_at is not None or row.joined_at is None:
+                row.joined_at = fact_at  # back again: present since now
+            row.left_at = None
+        else:
+            row.left_at = fact_at
+        row.fact_at = fact_at
+        row.save()
+        if was != (row.name, row.email, row.role, row.joined_at, row.left_at):
+            changes.participants.add(chat.pk)
+
+
+def _note_people_after_attender_change(chat: Chat, event: WebhookEvent, changes: Changes) -> None:
+    """The drawer lists everyone but the chat's operator: when the operator changes (an
+    invited operator takes the chat over) the list is pushed again, if the chat has one."""
+    if event.kind not in (EventKind.CHAT_ATTENDER_CHANGED, EventKind.TRANSFER_ACCEPTED):
+        return
+    if ChatParticipant.objects.filter(chat=chat).exists():
+        changes.participants.add(chat.pk)
+
+
+def _apply_message_change(
+    portal: Portal, event: WebhookEvent, *, fact_at: datetime, changes: Changes
+) -> None:
+    """A line edited or deleted in SalesIQ. A deletion is final (a late edit does not bring
+    the text back) and drops the text; of two edits the newer wins, whatever their order;
+    the text first stored is kept for the edited line's tooltip. A line we have not stored
+    yet is stored as changed, so that the line itself, arriving later (its own event, the
+    transcript), does not bring back what was edited away or deleted."""
+    change = event.message_change
+    assert change is not None
+    chat = Chat.objects.filter(portal=portal, remote_id=event.chat_id).first()
+    if chat is None:
+        return
+    now = timezone.now()
+    line = ChatMessage.objects.filter(chat=chat, remote_id=change.message_id).first()
+    if line is None:
+        sent_at = _believable(change.sent_at, now=now, instead=fact_at)
+        line = ChatMessage(
+            chat=chat,
+            remote_id=change.message_id,
+            sender_type=str(change.sender_type or "system"),
+            sender_name=change.sender_name[:200],
+            text=change.text,
+            sent_at=sent_at,
+            edited_at=None if change.deleted else fact_at,
+            deleted_at=fact_at if change.deleted else None,
+        )
+        try:
+            with transaction.atomic():
+                line.save(force_insert=True)
+        except IntegrityError:
+            return  # stored meanwhile: the next delivery of this change finds it
+        changes.messages.add(line.pk)
+        return
+    if line.deleted_at is not None:
+        return  # deleted: nothing changes it any more
+    old_text = line.text
+    if change.deleted:
+        line.deleted_at = fact_at
+        line.text = ""
+        line.original_text = ""
+        line.save(update_fields=["deleted_at", "text", "original_text"])
+    else:
+        if line.edited_at is not None and fact_at <= _standing(line.edited_at, now):
+            return  # an older edit, or this one again
+        if line.text == change.text and line.edited_at is not None:
+            return
+        if line.edited_at is None:
+            line.original_text = line.text
+        line.text = change.text
+        line.edited_at = fact_at
+        line.save(update_fields=["text", "original_text", "edited_at"])
+    changes.changed_messages.add(line.pk)
+    # The chat's row previews its last line: an edit or deletion of that line shows there too.
+    if (
+        chat.last_message_text
+        and chat.last_message_text == old_text[:2000]
+        and (chat.last_message_at is None or chat.last_message_at == line.sent_at)
+    ):
+        chat.last_message_text = (DELETED_LINE if change.deleted else change.text)[:2000]
+        chat.save(update_fields=["last_message_text", "updated_at"])
+        changes.chats.add(chat.pk)

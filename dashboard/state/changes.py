@@ -22,6 +22,10 @@ class Changes:
     operators: set[int] = field(default_factory=set)  # cards to re-render
     removed_operators: set[int] = field(default_factory=set)
     messages: set[int] = field(default_factory=set)  # new transcript lines
+    # Transcript lines edited or deleted after they were shown (swapped in place).
+    changed_messages: set[int] = field(default_factory=set)
+    # Chats whose other participants (invited operators, supervisors) came or went.
+    participants: set[int] = field(default_factory=set)
     departments: bool = False
     # Departments (SalesIQ ids) whose queue figures may have changed (dashboard/figures/).
     queues: set[str] = field(default_factory=set)
@@ -37,6 +41,8 @@ class Changes:
             or self.operators
             or self.removed_operators
             or self.messages
+            or self.changed_messages
+            or self.participants
             or self.departments
             or self.queues
             or self.meta
@@ -49,6 +55,8 @@ class Changes:
         self.operators |= other.operators
         self.removed_operators |= other.removed_operators
         self.messages |= other.messages
+        self.changed_messages |= other.changed_messages
+        self.participants |= other.participants
         self.departments = self.departments or other.departments
         self.queues |= other.queues
         self.meta = self.meta or other.meta

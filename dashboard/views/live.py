@@ -15,6 +15,7 @@ from siq_integration.exceptions import SalesIQError
 from .. import access, selectors
 from ..figures import queues
 from ..models import Chat, Profile
+from ..participants import others_in_chat
 from ..state import apply
 
 
@@ -100,6 +101,7 @@ def chat_drawer(request: HttpRequest, chat_id: int) -> HttpResponse:
         {
             "chat": chat,
             "messages": list(chat.messages.all()),
+            "people": others_in_chat(chat),
             "problem": problem,
             "open_alerts": selectors.alert_rows(
                 selectors.open_alerts([chat.portal]).filter(chat=chat)

@@ -22,8 +22,11 @@ from ..normalised import (
     Department,
     EventKind,
     Message,
+    MessageChange,
     Operator,
     OperatorStatus,
+    Participant,
+    ParticipantRole,
     Portal,
     SenderType,
     Transfer,
@@ -72,7 +75,29 @@ V2_EVENTS = {
     "conversation.missed": EventKind.CHAT_MISSED,
     "conversation.rated": EventKind.CHAT_RATED,
     "operator.updated": EventKind.OPERATOR_UPDATED,
+    # Reference: https://www.zoho.com/salesiq/help/webhook-events-conversation.html
+    # (the conversation events' list) and, per event,
+    # https://www.zoho.com/salesiq/help/developer-section/workflows-module-conversation.html
+    "conversation.participants.added": EventKind.PARTICIPANTS_ADDED,
+    "conversation.participants.deleted": EventKind.PARTICIPANTS_REMOVED,
+    "conversation.supervisor.added": EventKind.SUPERVISOR_JOINED,
+    "conversation.message.edited": EventKind.MESSAGE_EDITED,
+    "conversation.message.deleted": EventKind.MESSAGE_DELETED,
 }
+
+# Events about who is in a chat, and about a line changed after it was sent: they name the
+# chat and say what changed; they are not a fresh description of the whole chat, so they
+# are applied as their own facts and never as the conversation they may carry.
+_PEOPLE_EVENTS = {
+    EventKind.PARTICIPANTS_ADDED,
+    EventKind.PARTICIPANTS_REMOVED,
+    EventKind.SUPERVISOR_JOINED,
+}
+_LINE_EVENTS = {EventKind.MESSAGE_EDITED, EventKind.MESSAGE_DELETED}
+
+# What a participant's role may be called (our reading: Zoho's pages list the events and
+# show the conversation payload, but no example of these five; see docs/participants.md).
+_SUPERVISOR_ROLES = {"supervisor", "admin", "administrator", "superadmin", "owner"}
 
 # status_code: 1 Available and 3 Busy are Zoho's; 0 (offline) and 2 (away) are our reading.
 V2_OPERATOR_STATUS = {
@@ -603,6 +628,8 @@ class V2:
     def parse_event(self, document: dict) -> WebhookEvent:
         name = str(document.get("event") or "")
         kind = V2_EVENTS.get(name, EventKind.UNKNOWN)
+        if kind in _PEOPLE_EVENTS or kind in _LINE_EVENTS:
+            return self._parse_chat_change(document, name, kind)
         entity = as_dict(document.get("entity"))
         entity_type = str(document.get("entity_type") or "").lower()
         entity_id = as_str(document.get("entity_id") or entity.get("id"))
@@ -632,4 +659,101 @@ class V2:
             rating=conversation.rating if conversation else None,
             feedback=conversation.feedback if conversation else "",
             attempt=as_int(document.get("attempt")) or 1,
+        )
+
+    # Reference: https://www.zoho.com/salesiq/help/webhook-events-conversation.html
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/workflows-module-conversation.html
+    # Those pages list conversation.participants.added / .deleted, conversation.supervisor.added
+    # and conversation.message.edited / .deleted as conversation events (entity_type
+    # "conversation", the conversation as entity) but show no example of them. Our reading,
+    # in this one place (docs/participants.md): who joined or left is the entity's
+    # "participants" (or one "participant"; a supervisor's event: "supervisor"), each
+    # {id, name, email_id, type|role}; the changed line is the entity's "message", shaped as
+    # a line of the messages list ({id, sequence_id, sender, message: {text}, time}) with
+    # "edited_time" / "deleted_time".
+    def _parse_chat_change(self, document: dict, name: str, kind: EventKind) -> WebhookEvent:
+        entity = as_dict(document.get("entity"))
+        chat_id = as_str(entity.get("id") or document.get("entity_id"))
+        if not chat_id:
+            raise exc.MalformedPayload(
+                f"A {name} webhook arrived without saying which chat it is about.",
+                detail=f"{name} without a conversation id",
+            )
+        occurred_at = epoch_ms(document.get("event_time"))
+        participants: tuple[Participant, ...] = ()
+        change = None
+        if kind in _PEOPLE_EVENTS:
+            participants = self._participants(entity, kind)
+            if not participants:
+                raise exc.MalformedPayload(
+                    f"A {name} webhook arrived without saying who joined or left the chat.",
+                    detail=f"{name} without a participant id",
+                )
+            if occurred_at is None:
+                occurred_at = epoch_ms(entity.get("last_modified_time"))
+        else:
+            change = self._message_change(entity, kind)
+            if change is None:
+                raise exc.MalformedPayload(
+                    f"A {name} webhook arrived without saying which message changed.",
+                    detail=f"{name} without a message id",
+                )
+            raw = as_dict(entity.get("message"))
+            if occurred_at is None:
+                occurred_at = epoch_ms(
+                    raw.get("deleted_time" if change.deleted else "edited_time")
+                    or entity.get("last_modified_time")
+                )
+        return WebhookEvent(
+            kind=kind,
+            name=name,
+            dedupe_key=delivery_key("v2", document),
+            occurred_at=occurred_at,
+            entity_id=chat_id,
+            chat_id=chat_id,
+            participants=participants,
+            message_change=change,
+            attempt=as_int(document.get("attempt")) or 1,
+        )
+
+    def _participants(self, entity: dict, kind: EventKind) -> tuple[Participant, ...]:
+        if kind is EventKind.SUPERVISOR_JOINED:
+            found = entity.get("supervisor") or entity.get("participants")
+        else:
+            found = entity.get("participants") or entity.get("participant")
+        people = found if isinstance(found, list) else [found]
+        parsed = []
+        for raw in people:
+            raw = as_dict(raw)
+            person_id = as_str(raw.get("id"))
+            if not person_id:
+                continue
+            role = str(raw.get("role") or raw.get("type") or "").lower()
+            is_supervisor = kind is EventKind.SUPERVISOR_JOINED or role in _SUPERVISOR_ROLES
+            parsed.append(
+                Participant(
+                    id=person_id,
+                    role=ParticipantRole.SUPERVISOR if is_supervisor else ParticipantRole.OPERATOR,
+                    name=as_str(raw.get("name")),
+                    email=as_str(raw.get("email_id") or raw.get("email")),
+                )
+            )
+        return tuple(parsed)
+
+    def _message_change(self, entity: dict, kind: EventKind) -> MessageChange | None:
+        raw = as_dict(entity.get("message"))
+        if not raw:
+            return None
+        line = self.parse_message(as_str(entity.get("id")), raw)
+        if not line.id:
+            return None
+        deleted = kind is EventKind.MESSAGE_DELETED
+        return MessageChange(
+            message_id=line.id,
+            deleted=deleted,
+            text="" if deleted else line.text,
+            sender_type=line.sender_type if (line.sender_id or "sender" in raw) else None,
+            sender_id=line.sender_id,
+            sender_name=line.sender_name,
+            sent_at=line.sent_at,
         )
