@@ -21,6 +21,7 @@ from siq_integration.normalised import EventKind, WebhookEvent
 
 from ..models import Action, ActionKind, ActionOutcome, Chat, Operator, OperatorStatus
 from ..realtime import publish as publisher
+from .status_rules import connected_operator
 from .wording import accepter, drain_summary
 
 ABANDONED = "abandoned"  # error_code of an action nobody answered
@@ -191,7 +192,22 @@ _CONFIRMING = {
     EventKind.TRANSFER_ACCEPTED: ActionKind.TRANSFER,
     EventKind.TRANSFER_REJECTED: ActionKind.TRANSFER,
     EventKind.CHAT_ENDED: ActionKind.END,
+    EventKind.OPERATOR_MESSAGE: ActionKind.MESSAGE,
+    EventKind.CHAT_ATTENDER_CHANGED: ActionKind.PICKUP,
 }
+
+
+def _confirms(event: WebhookEvent, portal: Portal, kind: str) -> Q:
+    """What else an event must match to confirm an action of ``kind``: a message confirms
+    the line the dashboard sent (its text), a new attender the pickup by the connected user."""
+    if kind == ActionKind.MESSAGE:
+        return Q(params__text=event.message.text.strip()) if event.message else Q(pk__in=[])
+    if kind == ActionKind.PICKUP:
+        operator_id = event.conversation.operator_id if event.conversation else ""
+        me = connected_operator(portal)
+        if not operator_id or me is None or operator_id != me.remote_id:
+            return Q(pk__in=[])
+    return Q()
 
 
 def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
@@ -209,6 +225,7 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
                 chat_remote_id=event.chat_id,
                 confirmed_at__isnull=True,
             )
+            .filter(_confirms(event, portal, kind))
             # Still pending too: the webhook can overtake SalesIQ's answer to us, or the
             # process that sent it died before the answer (then it was settled as unclear).
             .filter(Q(outcome=ActionOutcome.DONE) | UNSETTLED)
@@ -241,6 +258,12 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
                 f"{who} declined the transfer; the chat stays where it was."
                 if who
                 else "The transfer was declined; the chat stays where it was."
+            )
+        elif kind == ActionKind.MESSAGE:
+            action.message = f"SalesIQ delivered the message to {action.chat_label}."
+        elif kind == ActionKind.PICKUP:
+            action.message = (
+                f"SalesIQ confirmed the pickup: the chat with {action.chat_label} is yours."
             )
         else:
             action.message = f"Chat with {action.chat_label} ended; SalesIQ confirmed it."
