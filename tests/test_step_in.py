@@ -255,3 +255,15 @@ def test_an_admin_sets_the_canned_lines_and_the_drawer_offers_them(
     drawer = client.get(reverse("chat_drawer", args=[chat.pk])).content.decode()
     name = escape(me_of(portal).shown_name)
     assert f"sends as {name}, the portal&#x27;s connected user" in drawer
+
+
+def test_the_audit_names_the_chat_and_the_line_sent(simulator, connected_portal, client):
+    portal = synced(connected_portal(open_chats=2, operators=4))
+    admin = make_admin()
+    chat, _ = a_connected_chat(simulator, portal)
+    services.chat_message(key="audit-message-key-12", user=admin, chat=chat, text="Audited line")
+    client.force_login(admin)
+    page = client.get(reverse("audit")).content.decode()
+    assert "Message visitor" in page
+    assert "message: Audited line" in page
+    assert escape(chat.visitor_name) in page
