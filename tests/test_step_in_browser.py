@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from dashboard.models import Action, CannedLine, Chat, Operator, Role
-from tests.support.browser import shown, sign_in, watched
+from tests.support.browser import ARTIFACTS, shown, sign_in, watched
 from tests.support.simulator import a_connected_chat, last_seq
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -106,6 +106,9 @@ def test_it_messages_a_visitor_with_a_canned_line_and_every_page_sees_it(
     assert page.locator(line).count() == 1 and other.locator(line).count() == 1
     assert form.locator("textarea[name=text]").input_value() == ""
     screenshot("step-in-message-sent")
+    # The phone-sized page, in the dark theme, for a person to look at.
+    other.evaluate("document.documentElement.setAttribute('data-theme', 'dark')")
+    other.screenshot(path=str(ARTIFACTS / "step-in-390-dark.png"), full_page=True)
     assert not console_errors, console_errors
     assert not other_errors, other_errors
     watching.close()
