@@ -267,3 +267,39 @@ def test_the_audit_names_the_chat_and_the_line_sent(simulator, connected_portal,
     assert "Message visitor" in page
     assert "message: Audited line" in page
     assert escape(chat.visitor_name) in page
+
+
+def test_the_attender_webhook_confirms_the_pickup_by_the_connected_user_only(
+    simulator, connected_portal, webhook_receiver, django_capture_on_commit_callbacks
+):
+    portal = synced(connected_portal(open_chats=1, operators=4))
+    connecting.register_webhooks(portal, url=webhook_receiver.url)
+    me = me_of(portal)
+    portal.connected_user_email = me.email
+    portal.save()
+    admin = make_admin()
+    mine = a_waiting_chat(simulator, portal, me.department_ids[0])
+    theirs = a_waiting_chat(simulator, portal, me.department_ids[0])
+    ours = services.chat_pickup(key="pickup-confirm-12345", user=admin, chat=mine)
+    # A pickup of the other chat still waits for SalesIQ here when a colleague takes it there.
+    pending = Action.objects.create(
+        key="pickup-pending-12345",
+        user=admin,
+        username="ada",
+        portal=portal,
+        kind="pickup",
+        chat=theirs,
+        chat_remote_id=theirs.remote_id,
+    )
+    other = Operator.objects.filter(portal=portal).exclude(pk=me.pk).first()
+    simulator.pickup(theirs.remote_id, other.remote_id)
+    webhook_receiver.wait_for(4)  # two chats created, two picked up
+    for headers, body in list(webhook_receiver.deliveries):
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest.receive_one(ingest.Delivery(portal.pk, body, headers))
+
+    ours.refresh_from_db()
+    pending.refresh_from_db()
+    assert ours.confirmation == "conversation.attender.updated"
+    assert "confirmed the pickup" in ours.message
+    assert pending.confirmation == "" and pending.outcome == "pending"

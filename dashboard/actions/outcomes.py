@@ -17,7 +17,7 @@ from django.utils import timezone
 from siq_integration import dialects
 from siq_integration import exceptions as exc
 from siq_integration.models import Portal
-from siq_integration.normalised import EventKind, WebhookEvent
+from siq_integration.normalised import EventKind, SenderType, WebhookEvent
 
 from ..models import Action, ActionKind, ActionOutcome, Chat, Operator, OperatorStatus
 from ..realtime import publish as publisher
@@ -197,16 +197,26 @@ _CONFIRMING = {
 }
 
 
-def _confirms(event: WebhookEvent, portal: Portal, kind: str) -> Q:
-    """What else an event must match to confirm an action of ``kind``: a message confirms
-    the line the dashboard sent (its text), a new attender the pickup by the connected user."""
+def _confirms(event: WebhookEvent, portal: Portal, kind: str) -> Q | None:
+    """What else an event must match to confirm an action of ``kind`` (None: it cannot): a
+    message confirms the line the dashboard sent (its text, from the connected user), a new
+    attender the pickup by the connected user. Operators write and pick up all day: those
+    events are let go here, without a query, whenever the portal knows its connected user."""
     if kind == ActionKind.MESSAGE:
-        return Q(params__text=event.message.text.strip()) if event.message else Q(pk__in=[])
+        message = event.message
+        if message is None or message.sender_type != SenderType.OPERATOR:
+            return None
+        if portal.connected_user_id and message.sender_id != portal.connected_user_id:
+            return None
+        return Q(params__text=message.text.strip())
     if kind == ActionKind.PICKUP:
         operator_id = event.conversation.operator_id if event.conversation else ""
+        if not operator_id or (
+            portal.connected_user_id and operator_id != portal.connected_user_id
+        ):
+            return None
         me = connected_operator(portal)
-        if not operator_id or me is None or operator_id != me.remote_id:
-            return Q(pk__in=[])
+        return Q() if me is not None and me.remote_id == operator_id else None
     return Q()
 
 
@@ -215,6 +225,9 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
     step it is is settled again (its words and state follow its steps)."""
     kind = _CONFIRMING.get(event.kind)
     if kind is None or not event.chat_id:
+        return None
+    matching = _confirms(event, portal, kind)
+    if matching is None:
         return None
     with transaction.atomic():
         action = (
@@ -225,7 +238,7 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
                 chat_remote_id=event.chat_id,
                 confirmed_at__isnull=True,
             )
-            .filter(_confirms(event, portal, kind))
+            .filter(matching)
             # Still pending too: the webhook can overtake SalesIQ's answer to us, or the
             # process that sent it died before the answer (then it was settled as unclear).
             .filter(Q(outcome=ActionOutcome.DONE) | UNSETTLED)
