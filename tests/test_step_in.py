@@ -303,3 +303,23 @@ def test_the_attender_webhook_confirms_the_pickup_by_the_connected_user_only(
     assert ours.confirmation == "conversation.attender.updated"
     assert "confirmed the pickup" in ours.message
     assert pending.confirmation == "" and pending.outcome == "pending"
+
+
+def test_a_reference_portal_messages_but_offers_no_pickup(simulator, connected_portal, client):
+    portal = synced(connected_portal(dialect="reference", open_chats=1, operators=4))
+    admin = make_admin()
+    me = me_of(portal)
+    chat = a_waiting_chat(simulator, portal, me.department_ids[0])
+    start = last_seq(simulator)
+
+    refused = services.chat_pickup(key="reference-pickup-123", user=admin, chat=chat)
+    sent = services.chat_message(key="reference-message-12", user=admin, chat=chat, text="Hej")
+
+    assert refused.outcome == "refused" and "no call to pick up" in refused.message
+    assert calls_to(simulator, start, "/pickup") == []
+    assert sent.outcome == "done", sent.message
+    (call,) = calls_to(simulator, start, f"/chats/{chat.remote_id}/messages")
+    assert call["json"] == {"message": "Hej", "type": "text"}
+    client.force_login(admin)
+    drawer = client.get(reverse("chat_drawer", args=[chat.pk])).content.decode()
+    assert 'data-step-in="pickup"' not in drawer and 'data-step-in="message"' in drawer
