@@ -323,3 +323,27 @@ def test_a_reference_portal_messages_but_offers_no_pickup(simulator, connected_p
     client.force_login(admin)
     drawer = client.get(reverse("chat_drawer", args=[chat.pk])).content.decode()
     assert 'data-step-in="pickup"' not in drawer and 'data-step-in="message"' in drawer
+
+
+def test_it_does_not_assign_a_chat_picked_up_meanwhile(simulator, connected_portal):
+    portal = synced(connected_portal(open_chats=1, operators=4))
+    admin = make_admin()
+    me = me_of(portal)
+    chat = a_waiting_chat(simulator, portal, me.department_ids[0])
+    colleague = Operator.objects.filter(portal=portal).exclude(pk=me.pk).first()
+    simulator.pickup(chat.remote_id, colleague.remote_id)
+    synced(portal)  # the poll (or its webhook) says so before the click lands
+    start = last_seq(simulator)
+
+    action = services.chat_transfer(
+        key="assign-too-late-1234",
+        user=admin,
+        chat=chat,
+        department_id=chat.department_id,
+        operator_id=me.remote_id,
+        assign=True,
+    )
+
+    assert action.outcome == "refused" and "picked up this chat meanwhile" in action.message
+    assert colleague.shown_name in action.message
+    assert calls_to(simulator, start, "/transfer") == []
