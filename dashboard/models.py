@@ -382,6 +382,8 @@ class ActionKind(models.TextChoices):
     END = "end", "End chat"
     OPERATOR_STATUS = "operator_status", "Change operator status"
     DRAIN = "drain", "Drain operator"
+    MESSAGE = "message", "Message visitor"
+    PICKUP = "pickup", "Pick up chat"
 
 
 class ActionOutcome(models.TextChoices):
@@ -545,6 +547,24 @@ class Action(models.Model):
     @property
     def tone(self) -> str:
         return STATE_TONES[ActionState(self.state)]
+
+
+class CannedLine(models.Model):
+    """A line a supervisor can send a visitor with one click, set by an Admin per portal
+    (docs/step-in.md). Shown in ``position`` order in the chat drawer's message form."""
+
+    MAX_LENGTH = 1000
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="canned_lines")
+    text = models.TextField(max_length=MAX_LENGTH)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.text[:60]
 
 
 class RefusalTally(models.Model):

@@ -352,6 +352,8 @@ if any(dc.is_loopback for dc in SIQ_DATA_CENTERS.values()):
 SIQ_HTTP_METHODS = {
     "v2.conversation_close": "POST",
     "v2.operator_status": "PUT",
+    # Zoho's Pick up Chat page names no method (docs/step-in.md).
+    "v2.conversation_pickup": "PUT",
 }
 _method_overrides = _env_json_object("SIQ_HTTP_METHODS")
 for _key, _method in _method_overrides.items():

@@ -8,6 +8,7 @@ from .views import (
     alert_history,
     alerts,
     audit,
+    canned,
     health,
     live,
     portals,
@@ -30,6 +31,9 @@ urlpatterns = [
     # Supervisor actions
     path("live/chats/<int:chat_id>/transfer/", actions.chat_transfer, name="chat_transfer"),
     path("live/chats/<int:chat_id>/end/", actions.chat_end, name="chat_end"),
+    path("live/chats/<int:chat_id>/message/", actions.chat_message, name="chat_message"),
+    path("live/chats/<int:chat_id>/pickup/", actions.chat_pickup, name="chat_pickup"),
+    path("live/chats/<int:chat_id>/assign/", actions.chat_assign, name="chat_assign"),
     path("live/operators/<int:operator_id>/", actions.operator_panel, name="operator_panel"),
     path(
         "live/operators/<int:operator_id>/status/",
@@ -88,4 +92,9 @@ from .views import service  # noqa: E402
 
 urlpatterns += [
     path("portals/<uuid:portal_id>/service/", service.portal_service, name="portal_service"),
+    path(
+        "portals/<uuid:portal_id>/canned-lines/",
+        canned.portal_canned_lines,
+        name="portal_canned_lines",
+    ),
 ]

@@ -87,6 +87,7 @@ ROUTES: list[Route] = [
     (("chats",), {"GET": ("list_chats", "chats.READ")}),
     (("chats", "*"), {"GET": ("get_chat", "chats.READ")}),
     (("chats", "*", "transcript"), {"GET": ("transcript", "chats.READ")}),
+    (("chats", "*", "messages"), {"POST": ("send_message", "chats.CREATE")}),
     (("chats", "*", "transfer"), {"POST": ("transfer", "chats.UPDATE")}),
     (("chats", "*", "end"), {"POST": ("end", "chats.UPDATE")}),
     (("operators",), {"GET": ("list_operators", "operators.READ")}),
@@ -344,6 +345,27 @@ class ReferenceApi:
         world.transfer_settle(conv, True, req.now)
         conv.transfer = None
         return self._ok(reference_chat(portal, conv, req.now))
+
+    def h_send_message(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, chat_id: str
+    ) -> ApiAnswer:
+        # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Send Chat Message":
+        # {"message": …, "type": "text"}; only text is simulated. It goes out as the token's
+        # user and arrives as the usual message.received webhook.
+        conv = self._chat(portal, chat_id)
+        body = self._body(req)
+        text = body.get("message")
+        if text in (None, ""):
+            raise RefError("REQUIRED_FIELD_MISSING", field="message")
+        if not isinstance(text, str) or body.get("type", "text") != "text":
+            raise RefError("INVALID_REQUEST", field="message")
+        if not conv.is_open:
+            raise RefError("CHAT_NOT_ACTIVE")
+        op = portal.operator_by_email(access.email)
+        if op is None:
+            raise RefError("PERMISSION_DENIED")
+        msg = self.sim.world.message(conv, "operator", text, req.now, by=op)
+        return self._ok(reference_message(msg), status=201)
 
     def h_end(
         self, req: ApiRequest, portal: Portal, access: AccessToken, chat_id: str

@@ -19,6 +19,7 @@ from .world import (
     OPEN_STATUSES,
     V2_EVENTS,
     Conversation,
+    Operator,
     Portal,
     Webhook,
     WebhookKey,
@@ -84,12 +85,19 @@ _SORT_KEYS = {
     "updated_time": lambda conv: conv.last_modified_time,
 }
 
-# (path pattern, {method: (handler, scope)}); "*" is an id. "@close" and "@status"
-# stand for the portal's configurable methods.
+# (path pattern, {method: (handler, scope)}); "*" is an id. "@close", "@status" and
+# "@pickup" stand for the portal's configurable methods.
 ROUTES: list[Route] = [
     (("conversations",), {"GET": ("list_conversations", "conversations.READ")}),
     (("conversations", "*"), {"GET": ("get_conversation", "conversations.READ")}),
-    (("conversations", "*", "messages"), {"GET": ("list_messages", "conversations.READ")}),
+    (
+        ("conversations", "*", "messages"),
+        {
+            "GET": ("list_messages", "conversations.READ"),
+            "POST": ("send_message", "conversations.CREATE"),
+        },
+    ),
+    (("conversations", "*", "pickup"), {"@pickup": ("pickup", "conversations.UPDATE")}),
     (("conversations", "*", "transfer"), {"PUT": ("transfer", "conversations.UPDATE")}),
     (("conversations", "*", "close"), {"@close": ("close", "conversations.UPDATE")}),
     (("operators",), {"GET": ("list_operators", "operators.READ")}),
@@ -191,6 +199,7 @@ class V2Api:
             actual = {
                 "@close": portal.settings.close_method,
                 "@status": portal.settings.operator_status_method,
+                "@pickup": portal.settings.pickup_method,
             }.get(method, method)
             if actual.upper() == req.method:
                 handler_name, scope = name, needed
@@ -385,6 +394,51 @@ class V2Api:
             conv, department, operator, str(note) if note is not None else None, req.now
         )
         return self._ok(req, "conversation", v2_conversation(portal, conv))
+
+    def _connected_operator(self, portal: Portal, access: AccessToken) -> Operator:
+        """The operator the token's user is in this portal: who sends and who picks up."""
+        op = portal.operator_by_email(access.email)
+        if op is None:
+            raise V2Error(1016)
+        return op
+
+    def h_send_message(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, conversation_id: str
+    ) -> ApiAnswer:
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/send-message-operator-conversation-v2.html
+        # {"text": …} (a file is the page's other payload; not simulated). The message goes out
+        # as the connected user, appears in the transcript and is delivered as the usual
+        # conversation.operator.replied webhook. The page shows no answer: the message, in the
+        # shape the messages list gives it, is our reading.
+        conv = self._conversation(portal, conversation_id)
+        body = self._body(req)
+        text = body.get("text")
+        if text in (None, ""):
+            raise V2Error(1015, json_key="text")
+        if not isinstance(text, str) or not text.strip():
+            raise V2Error(1007, json_key="text")
+        if not conv.is_open:
+            raise V2Error(1019)
+        op = self._connected_operator(portal, access)
+        msg = self.sim.world.message(conv, "operator", text, req.now, by=op)
+        return self._ok(req, "message", v2_message(msg))
+
+    def h_pickup(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, conversation_id: str
+    ) -> ApiAnswer:
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/pickup-chat-v2.html
+        # "pick up an incoming chat request": the connected user becomes its attender; the
+        # answer is the conversation ("object": "conversations"). The page names no errors:
+        # an unknown or ended chat is 1019 (Invalid Resource), a chat an operator has already
+        # is 1016 (not permitted), as the v2 error table reads (docs/step-in.md).
+        conv = self._conversation(portal, conversation_id)
+        if not conv.is_open:
+            raise V2Error(1019)
+        if conv.status != "waiting":
+            raise V2Error(1016, message="The chat is not waiting: it has an operator already.")
+        op = self._connected_operator(portal, access)
+        self.sim.world.pickup(conv, op, req.now)
+        return self._ok(req, "conversations", v2_conversation(portal, conv))
 
     def h_close(
         self, req: ApiRequest, portal: Portal, access: AccessToken, conversation_id: str

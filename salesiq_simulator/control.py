@@ -161,6 +161,7 @@ class Control:
             "operator_status_for_others",
             "close_method",
             "operator_status_method",
+            "pickup_method",
             "strict_webhook_urls",
             "visitor_interval",
             "miss_after",

@@ -112,6 +112,8 @@ class PortalSettings:
     operator_status_for_others: bool = False
     close_method: str = "POST"
     operator_status_method: str = "PUT"
+    # Zoho's Pick up Chat page names no method: PUT, as v2's other UPDATE calls.
+    pickup_method: str = "PUT"
     strict_webhook_urls: bool = False
     # Life: seconds between visitor arrivals (uniform in the range).
     visitor_interval: tuple[float, float] = (20.0, 30.0)
@@ -429,12 +431,22 @@ class World:
         self._emit(portal, "attender", now, conversation=conv)
         self.on_conversation_change(conv, now)
 
-    def message(self, conv: Conversation, sender_type: str, text: str, now: float) -> Message:
+    def message(
+        self,
+        conv: Conversation,
+        sender_type: str,
+        text: str,
+        now: float,
+        *,
+        by: Operator | None = None,
+    ) -> Message:
+        """A line in ``conv``: the visitor's, or an operator's (its attender's, or ``by``'s:
+        the API's connected user writing in a chat they may not attend, as a supervisor)."""
         portal = self._portal(conv)
         if not conv.is_open:
             raise WorldError("not_open")
         if sender_type == "operator":
-            op = portal.operators.get(conv.attender_id or "")
+            op = by or portal.operators.get(conv.attender_id or "")
             if op is None:
                 raise WorldError("no_attender")
             sender_id, sender_name = op.id, op.name
@@ -951,6 +963,7 @@ def state_portal(portal: Portal) -> dict[str, Any]:
             "operator_status_for_others": portal.settings.operator_status_for_others,
             "close_method": portal.settings.close_method,
             "operator_status_method": portal.settings.operator_status_method,
+            "pickup_method": portal.settings.pickup_method,
             "strict_webhook_urls": portal.settings.strict_webhook_urls,
             "visitor_interval": list(portal.settings.visitor_interval),
             "miss_after": portal.settings.miss_after,

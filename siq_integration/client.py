@@ -514,6 +514,23 @@ class SalesIQClient:
         payload = self._request(self.dialect.close_call(conversation_id, message=message))
         return self._conversation_or_none(payload)
 
+    def send_message(self, conversation_id: str, *, text: str) -> Message | None:
+        """Write ``text`` in the chat as the portal's connected user (Send Message (Operator)
+        in v2, "Send Chat Message" in the reference dialect): the message SalesIQ made, when
+        its answer carries one."""
+        payload = self._request(self.dialect.send_message_call(conversation_id, text=text))
+        if isinstance(payload.data, dict) and (
+            payload.data.get("id") or payload.data.get("sequence_id")
+        ):
+            return self.dialect.parse_message(conversation_id, payload.data)
+        return None
+
+    def pickup(self, conversation_id: str) -> Conversation | None:
+        """Pick up a waiting chat as the portal's connected user (v2 only, ``can_pick_up``):
+        the conversation as SalesIQ has it then, with that user as its operator."""
+        payload = self._request(self.dialect.pickup_call(conversation_id))
+        return self._conversation_or_none(payload)
+
     def set_operator_status(self, operator_id: str, status: OperatorStatus) -> Operator | None:
         payload = self._request(self.dialect.operator_status_call(operator_id, status))
         if isinstance(payload.data, dict) and payload.data.get("id"):

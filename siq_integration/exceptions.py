@@ -152,6 +152,13 @@ class ChatNotActive(NotFound):
     default_message = "That chat has already ended."
 
 
+class ChatNotWaiting(SalesIQError):
+    """A pickup of a chat nobody waits on any more: an operator has it already (v2 1016 on
+    the pickup call, as the simulator reads Zoho's page; the page names no error)."""
+
+    default_message = "Someone has already picked up that chat."
+
+
 class OperatorOffline(SalesIQError):
     """The target operator cannot take chats now (reference OPERATOR_OFFLINE)."""
 

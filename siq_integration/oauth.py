@@ -19,7 +19,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -79,9 +79,47 @@ def scopes_for(dialect: str) -> tuple[str, ...]:
 PROFILE_SCOPE = "AaaServer.profile.READ"
 
 
+def optional_scopes(dialect: str) -> tuple[str, ...]:
+    """Asked for, never required: the profile (who the grant acts as) and, where the
+    required scopes do not cover it, the scope that lets the grant's user write in a chat
+    (v2's SalesIQ.conversations.CREATE). A grant without them still works; the dashboard
+    says what it cannot do then ("reconnect to allow messaging")."""
+    messaging = dialects.get(dialect).messaging_scope
+    extra = () if _covers(scopes_for(dialect), messaging) else (messaging,)
+    return (*extra, PROFILE_SCOPE)
+
+
 def requested_scopes(dialect: str) -> tuple[str, ...]:
     """What the consent page asks for: the required scopes, then the optional ones."""
-    return (*scopes_for(dialect), PROFILE_SCOPE)
+    return (*scopes_for(dialect), *optional_scopes(dialect))
+
+
+def _covers(granted: Iterable[str], needed: str) -> bool:
+    """Whether ``granted`` includes ``needed``, itself or as its resource's ALL scope
+    (SalesIQ.conversations.ALL covers SalesIQ.conversations.CREATE); without case."""
+    have = {scope.strip().lower() for scope in granted}
+    needed = needed.lower()
+    return needed in have or f"{needed.rsplit('.', 1)[0]}.all" in have
+
+
+def forget_messaging_scope(portal: Portal) -> None:
+    """SalesIQ refused a message for want of the scope (1009) though the grant was taken to
+    have it (Zoho's token answer lists no scopes): the dashboard stops offering messaging
+    until a reconnect."""
+    messaging = dialects.get(portal.dialect).messaging_scope.lower()
+    kept = [s for s in portal.granted_scopes.split(",") if s.strip().lower() != messaging]
+    portal.granted_scopes = ",".join(kept)
+    Portal.objects.filter(pk=portal.pk).update(granted_scopes=portal.granted_scopes)
+
+
+def may_message(portal: Portal) -> bool:
+    """Whether the portal's grant lets its connected user write in chats. A portal connected
+    before the dashboard asked for it lacks it (v2's SalesIQ.conversations.CREATE): a
+    reconnect adds it; everything else works meanwhile."""
+    if not portal.granted_scopes:
+        return False
+    messaging = dialects.get(portal.dialect).messaging_scope
+    return _covers(portal.granted_scopes.split(","), messaging)
 
 
 @functools.cache

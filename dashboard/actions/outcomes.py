@@ -17,10 +17,11 @@ from django.utils import timezone
 from siq_integration import dialects
 from siq_integration import exceptions as exc
 from siq_integration.models import Portal
-from siq_integration.normalised import EventKind, WebhookEvent
+from siq_integration.normalised import EventKind, SenderType, WebhookEvent
 
 from ..models import Action, ActionKind, ActionOutcome, Chat, Operator, OperatorStatus
 from ..realtime import publish as publisher
+from .status_rules import connected_operator
 from .wording import accepter, drain_summary
 
 ABANDONED = "abandoned"  # error_code of an action nobody answered
@@ -191,7 +192,32 @@ _CONFIRMING = {
     EventKind.TRANSFER_ACCEPTED: ActionKind.TRANSFER,
     EventKind.TRANSFER_REJECTED: ActionKind.TRANSFER,
     EventKind.CHAT_ENDED: ActionKind.END,
+    EventKind.OPERATOR_MESSAGE: ActionKind.MESSAGE,
+    EventKind.CHAT_ATTENDER_CHANGED: ActionKind.PICKUP,
 }
+
+
+def _confirms(event: WebhookEvent, portal: Portal, kind: str) -> Q | None:
+    """What else an event must match to confirm an action of ``kind`` (None: it cannot): a
+    message confirms the line the dashboard sent (its text, from the connected user), a new
+    attender the pickup by the connected user. Operators write and pick up all day: those
+    events are let go here, without a query, whenever the portal knows its connected user."""
+    if kind == ActionKind.MESSAGE:
+        message = event.message
+        if message is None or message.sender_type != SenderType.OPERATOR:
+            return None
+        if portal.connected_user_id and message.sender_id != portal.connected_user_id:
+            return None
+        return Q(params__text=message.text.strip())
+    if kind == ActionKind.PICKUP:
+        operator_id = event.conversation.operator_id if event.conversation else ""
+        if not operator_id or (
+            portal.connected_user_id and operator_id != portal.connected_user_id
+        ):
+            return None
+        me = connected_operator(portal)
+        return Q() if me is not None and me.remote_id == operator_id else None
+    return Q()
 
 
 def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
@@ -199,6 +225,9 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
     step it is is settled again (its words and state follow its steps)."""
     kind = _CONFIRMING.get(event.kind)
     if kind is None or not event.chat_id:
+        return None
+    matching = _confirms(event, portal, kind)
+    if matching is None:
         return None
     with transaction.atomic():
         action = (
@@ -209,6 +238,7 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
                 chat_remote_id=event.chat_id,
                 confirmed_at__isnull=True,
             )
+            .filter(matching)
             # Still pending too: the webhook can overtake SalesIQ's answer to us, or the
             # process that sent it died before the answer (then it was settled as unclear).
             .filter(Q(outcome=ActionOutcome.DONE) | UNSETTLED)
@@ -241,6 +271,12 @@ def confirm(portal: Portal, event: WebhookEvent) -> Action | None:
                 f"{who} declined the transfer; the chat stays where it was."
                 if who
                 else "The transfer was declined; the chat stays where it was."
+            )
+        elif kind == ActionKind.MESSAGE:
+            action.message = f"SalesIQ delivered the message to {action.chat_label}."
+        elif kind == ActionKind.PICKUP:
+            action.message = (
+                f"SalesIQ confirmed the pickup: the chat with {action.chat_label} is yours."
             )
         else:
             action.message = f"Chat with {action.chat_label} ended; SalesIQ confirmed it."

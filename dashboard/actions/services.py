@@ -1,4 +1,5 @@
-"""What a supervisor can do to a chat or an operator: ``chat_transfer``, ``chat_end``,
+"""What a supervisor can do to a chat or an operator: ``chat_transfer`` (and assigning a
+waiting chat, through it), ``chat_end``, ``chat_message``, ``chat_pickup``,
 ``operator_set_status`` (a drain, several of these, is in drain.py).
 
 Order of things for every action: access check → record (or find) the attempt → local
@@ -18,7 +19,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from siq_integration import dialects
+from siq_integration import dialects, oauth
 from siq_integration import exceptions as exc
 from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
@@ -30,6 +31,7 @@ from ..models import (
     ActionKind,
     ActionOutcome,
     Chat,
+    ChatStatus,
     Department,
     Operator,
     OperatorStatus,
@@ -40,7 +42,7 @@ from .locks import begin, first_attempt
 from .outcomes import finish
 from .refusals import check_access
 from .status_rules import settable_statuses
-from .wording import accepter, sentence
+from .wording import MESSAGING_NOT_ALLOWED, accepter, acting_user, sentence
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +80,11 @@ def chat_transfer(
     note: str = "",
     parent: Action | None = None,
     page: str | None = None,
+    assign: bool = False,
 ) -> Action:
     """Transfer ``chat`` to a department and/or an operator (v2 needs the department).
-    ``parent``: the drain this transfer is a step of."""
+    ``parent``: the drain this transfer is a step of. ``assign``: a waiting chat handed to
+    the operator its row suggested (assign.py); refused if someone picked it up meanwhile."""
     portal = chat.portal
     dialect = dialects.get(portal.dialect)
     target = (
@@ -100,6 +104,8 @@ def chat_transfer(
         "operator_name": target.shown_name if target else "",
         "note": note,
     }
+    if assign:
+        params["assign"] = True
     check_access(user, portal, ActionKind.TRANSFER)
     action, created = begin(
         key=key,
@@ -118,6 +124,16 @@ def chat_transfer(
     if not chat.is_open:
         return finish(
             action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended", page=page
+        )
+    if assign and chat.status != ChatStatus.WAITING:
+        who = chat.operator_name or "Someone"
+        return finish(
+            action,
+            ActionOutcome.REFUSED,
+            f"{who} picked up this chat meanwhile, so it was not assigned. "
+            "Nothing was sent to SalesIQ.",
+            code="not_waiting",
+            page=page,
         )
     if dialect.transfer_needs_department and not department_id:
         return finish(
@@ -198,6 +214,115 @@ def chat_end(
     else:
         apply.mark_chat_ended(chat, at=now, source=Source.ACTION)
     return finish(action, ActionOutcome.DONE, f"Chat with {action.chat_label} ended.", page=page)
+
+
+# --- message the visitor ----------------------------------------------------------------------
+
+
+def chat_message(*, key: str, user: Any, chat: Chat, text: str, page: str | None = None) -> Action:
+    """Write ``text`` to the visitor of ``chat`` as the portal's connected user (SalesIQ's
+    Send Message (Operator)). The line reaches every page through SalesIQ's message webhook;
+    SalesIQ's answer already puts it in a transcript that is loaded."""
+    portal = chat.portal
+    text = text.strip()
+    params = {"text": text}
+    check_access(user, portal, ActionKind.MESSAGE)
+    action, created = begin(
+        key=key,
+        user=user,
+        portal=portal,
+        kind=ActionKind.MESSAGE,
+        chat=chat,
+        params=params,
+        page=page,
+    )
+    if not created:
+        return first_attempt(action)
+    chat.refresh_from_db()
+    if not chat.is_open:
+        return finish(
+            action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended", page=page
+        )
+    if not text:
+        return finish(
+            action,
+            ActionOutcome.REFUSED,
+            "Write a message or pick a canned line first. Nothing was sent to SalesIQ.",
+            code="empty",
+            page=page,
+        )
+    if not oauth.may_message(portal):
+        return finish(action, ActionOutcome.REFUSED, MESSAGING_NOT_ALLOWED, code="scope", page=page)
+    client = SalesIQClient(portal, priority=Priority.ACTION)
+    message, failure = _call(
+        action, lambda: client.send_message(chat.remote_id, text=text), page=page
+    )
+    if isinstance(failure, exc.ScopeMissing):
+        oauth.forget_messaging_scope(portal)  # the button says so from now on
+    if failure is not None:
+        return action
+    chat.refresh_from_db()
+    if message is not None and chat.transcript_loaded_at is not None:
+        # A loaded transcript gets the line now; the webhook brings the same line (same id)
+        # to every page, and to a transcript loaded later from SalesIQ anyway.
+        apply.apply_transcript(chat, [message], fetched_at=chat.transcript_loaded_at)
+    return finish(
+        action,
+        ActionOutcome.DONE,
+        f"Sent to {action.chat_label} as {acting_user(portal)}.",
+        page=page,
+    )
+
+
+# --- pick up ---------------------------------------------------------------------------------
+
+
+def chat_pickup(*, key: str, user: Any, chat: Chat, page: str | None = None) -> Action:
+    """Pick up a waiting chat as the portal's connected user (SalesIQ's Pick up Chat): that
+    user becomes its operator in SalesIQ."""
+    portal = chat.portal
+    check_access(user, portal, ActionKind.PICKUP)
+    action, created = begin(
+        key=key, user=user, portal=portal, kind=ActionKind.PICKUP, chat=chat, params={}, page=page
+    )
+    if not created:
+        return first_attempt(action)
+    chat.refresh_from_db()
+    if not chat.is_open:
+        return finish(
+            action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended", page=page
+        )
+    if chat.status != ChatStatus.WAITING:
+        who = chat.operator_name or "Someone"
+        return finish(
+            action,
+            ActionOutcome.REFUSED,
+            f"{who} has already picked up this chat. Nothing was sent to SalesIQ.",
+            code="not_waiting",
+            page=page,
+        )
+    if not dialects.get(portal.dialect).can_pick_up:
+        return finish(
+            action,
+            ActionOutcome.REFUSED,
+            "This portal's SalesIQ has no call to pick up a chat; pick it up in SalesIQ, or "
+            "assign it to an operator. Nothing was sent to SalesIQ.",
+            code="unsupported",
+            page=page,
+        )
+    client = SalesIQClient(portal, priority=Priority.ACTION)
+    answer, failure = _call(action, lambda: client.pickup(chat.remote_id), page=page)
+    if failure is not None:
+        return action
+    if answer is not None:
+        apply.apply_conversation(portal, answer, fact_at=timezone.now(), source=Source.ACTION)
+    who = acting_user(portal)
+    return finish(
+        action,
+        ActionOutcome.DONE,
+        f"Picked up as {who}: the chat with {action.chat_label} is {who}'s now in SalesIQ.",
+        page=page,
+    )
 
 
 # --- operator status -----------------------------------------------------------------------

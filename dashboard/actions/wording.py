@@ -12,6 +12,7 @@ from siq_integration import exceptions as exc
 
 from ..models import SETTLED_WELL, Action, ActionKind, ActionState
 from ..users import shown_name
+from .status_rules import connected_operator
 
 # What the holder of a lock is doing, in words ("Sam Lee is already transferring this chat").
 _DOING = {
@@ -19,6 +20,8 @@ _DOING = {
     ActionKind.END: "ending this chat",
     ActionKind.OPERATOR_STATUS: "changing {operator}'s status",
     ActionKind.DRAIN: "draining {operator}",
+    ActionKind.MESSAGE: "sending a message in this chat",
+    ActionKind.PICKUP: "picking up this chat",
 }
 
 
@@ -39,7 +42,36 @@ VERBS = {
     ActionKind.END: "end the chat",
     ActionKind.OPERATOR_STATUS: "change the operator's status",
     ActionKind.DRAIN: "drain the operator",
+    ActionKind.MESSAGE: "send the message",
+    ActionKind.PICKUP: "pick up the chat",
 }
+
+# A portal connected before the dashboard asked for the messaging scope (v2's
+# SalesIQ.conversations.CREATE): said on its page, on the disabled button and as a refusal.
+MESSAGING_NOT_ALLOWED = (
+    "This portal was connected before the dashboard could send messages: an admin needs to "
+    "reconnect it to allow messaging. Nothing was sent to SalesIQ."
+)
+RECONNECT_TO_MESSAGE = "Reconnect to allow messaging"
+
+
+def acting_user(portal: Any) -> str:
+    """Who SalesIQ acts as for this portal (its connected user), by the name every screen
+    shows them under; every message and pickup from the dashboard is theirs in SalesIQ."""
+    me = connected_operator(portal)
+    if me is not None:
+        return me.shown_name
+    return (
+        portal.connected_user_name or portal.connected_user_email or "the portal's connected user"
+    )
+
+
+def acts_as(portal: Any) -> str:
+    """Who the buttons act as, said before the click: "Patricia, the portal's connected user"."""
+    name = acting_user(portal)
+    if name == "the portal's connected user":
+        return name
+    return f"{name}, the portal's connected user"
 
 
 def status_not_own(operator_name: str, *, offer_drain: bool = True) -> str:
@@ -58,6 +90,10 @@ def status_not_own(operator_name: str, *, offer_drain: bool = True) -> str:
 def sentence(action: Action, failure: exc.SalesIQError) -> str:
     """SalesIQ's refusal as a supervisor would put it."""
     verb = VERBS[action.kind]
+    if isinstance(failure, exc.ScopeMissing) and action.kind == ActionKind.MESSAGE:
+        return MESSAGING_NOT_ALLOWED
+    if isinstance(failure, exc.ChatNotWaiting):
+        return "Someone has already picked up this chat in SalesIQ; it was not picked up again."
     if isinstance(failure, exc.NotOwnStatus):
         # v2 documents that the status call sets the caller's own status only; the
         # reference dialect's PATCH has no such rule, so its refusal is about the role.
@@ -72,7 +108,9 @@ def sentence(action: Action, failure: exc.SalesIQError) -> str:
     # A bare 404 on a transfer may be the operator as much as the chat: the dialect says
     # ChatGone only when the chat is what is gone.
     if isinstance(failure, exc.ChatNotActive) or (
-        isinstance(failure, exc.ChatGone) and action.kind in (ActionKind.END, ActionKind.TRANSFER)
+        isinstance(failure, exc.ChatGone)
+        and action.kind
+        in (ActionKind.END, ActionKind.TRANSFER, ActionKind.MESSAGE, ActionKind.PICKUP)
     ):
         return "That chat has already ended."
     if isinstance(failure, exc.DepartmentGone):

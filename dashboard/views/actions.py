@@ -15,9 +15,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from siq_integration import dialects, oauth
+
 from .. import access, selectors
-from ..actions import drain, locks, refusals, services, status_rules, stuck
-from ..models import Chat, Operator
+from ..actions import drain, locks, refusals, services, status_rules, stuck, wording
+from ..actions.assign import best_assignee
+from ..models import CannedLine, Chat, ChatStatus, Operator
 
 PARTS = "actions/parts.html"
 
@@ -208,3 +211,87 @@ def operator_drain(request: HttpRequest, operator_id: int) -> HttpResponse:
         )
 
     return _run(request, perform, partial="drain_outcome")
+
+
+# --- step in: message, pick up, assign ---------------------------------------------------
+
+
+def step_in_context(chat: Chat, *, can_act: bool) -> dict[str, object]:
+    """What the chat drawer needs for stepping in (templates/actions/parts.html#step_in): who
+    SalesIQ acts as, whether messaging is allowed, the canned lines, and for a waiting chat
+    the best operator to assign it to. Nothing for a user who may not act."""
+    if not can_act or not chat.is_open:
+        return {}
+    portal = chat.portal
+    waiting = chat.status == ChatStatus.WAITING
+    return {
+        "step_in": {
+            "acts_as": wording.acts_as(portal),
+            "may_message": oauth.may_message(portal),
+            "reconnect": wording.RECONNECT_TO_MESSAGE,
+            "canned": list(CannedLine.objects.filter(portal=portal)),
+            "can_pick_up": waiting and dialects.get(portal.dialect).can_pick_up,
+            "assignee": best_assignee(chat) if waiting else None,
+            "message_key": new_key(),
+            "pickup_key": new_key(),
+            "assign_key": new_key(),
+        }
+    }
+
+
+@login_required
+@require_http_methods(["POST"])
+def chat_message(request: HttpRequest, chat_id: int) -> HttpResponse:
+    chat = _chat(request, chat_id)
+    # The form stays for the next line: the outcome goes below it, with a fresh key.
+    return _run(
+        request,
+        lambda key: services.chat_message(
+            key=key,
+            user=request.user,
+            chat=chat,
+            text=request.POST.get("text", "")[: CannedLine.MAX_LENGTH],
+            page=page_id(request),
+        ),
+        partial="message_outcome",
+        chat=chat,
+        key=new_key(),
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def chat_pickup(request: HttpRequest, chat_id: int) -> HttpResponse:
+    chat = _chat(request, chat_id)
+    return _run(
+        request,
+        lambda key: services.chat_pickup(
+            key=key, user=request.user, chat=chat, page=page_id(request)
+        ),
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def chat_assign(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """A waiting chat to the operator its drawer suggested (assign.best_assignee), through
+    the transfer path; refused if someone picked it up meanwhile."""
+    chat = _chat(request, chat_id)
+    operator_id = request.POST.get("operator_id", "")
+    department_id = chat.department_id
+    if not department_id and operator_id:
+        # SalesIQ v2 transfers need a department: the operator's own, when the chat has none.
+        target = Operator.objects.filter(portal=chat.portal, remote_id=operator_id).first()
+        department_id = target.department_ids[0] if target and target.department_ids else ""
+    return _run(
+        request,
+        lambda key: services.chat_transfer(
+            key=key,
+            user=request.user,
+            page=page_id(request),
+            chat=chat,
+            department_id=department_id,
+            operator_id=operator_id,
+            assign=True,
+        ),
+    )

@@ -147,6 +147,8 @@ def parameters_in_words(action: Action, dialect: str) -> list[str]:
         )
         places = [place for place in (department, operator) if place]
         said = [f"to {places[0]}", *places[1:]] if places else []
+        if params.get("assign"):
+            said.insert(0, "assigned from the waiting row")
         if params.get("note"):
             to_visitor = dialects.get(dialect).transfer_note_to_visitor
             lead = "message to the visitor" if to_visitor else "note"
@@ -154,6 +156,8 @@ def parameters_in_words(action: Action, dialect: str) -> list[str]:
         return said
     if action.kind == ActionKind.END:
         return [f"closing message: {params['message']}"] if params.get("message") else []
+    if action.kind == ActionKind.MESSAGE:
+        return [f"message: {params['text']}"] if params.get("text") else []
     if action.kind == ActionKind.OPERATOR_STATUS:
         status = str(params.get("status", ""))
         label = OperatorStatus(status).label if status in OperatorStatus.values else status
@@ -169,7 +173,7 @@ def parameters_in_words(action: Action, dialect: str) -> list[str]:
 
 def target_in_words(action: Action) -> tuple[str, str]:
     """(what, who): ("Chat", the visitor) or ("Operator", the operator)."""
-    if action.kind in (ActionKind.TRANSFER, ActionKind.END):
+    if action.kind in (ActionKind.TRANSFER, ActionKind.END, ActionKind.MESSAGE, ActionKind.PICKUP):
         return "Chat", action.chat_label or action.chat_remote_id or "a visitor"
     return "Operator", action.operator_label or action.operator_remote_id or "an operator"
 

@@ -17,6 +17,7 @@ from ..figures import queues
 from ..models import Chat, Profile
 from ..participants import others_in_chat
 from ..state import apply
+from .actions import step_in_context
 
 
 def signals_of(user) -> dict[str, bool]:
@@ -95,6 +96,7 @@ def chat_drawer(request: HttpRequest, chat_id: int) -> HttpResponse:
             apply.apply_transcript(chat, messages, fetched_at=timezone.now())
         except SalesIQError as failure:
             problem = f"The full transcript could not be loaded: {failure.user_message}"
+    can_act = access.can_act(request.user, chat.portal)
     return render(
         request,
         "live/parts.html#drawer",
@@ -107,7 +109,9 @@ def chat_drawer(request: HttpRequest, chat_id: int) -> HttpResponse:
                 selectors.open_alerts([chat.portal]).filter(chat=chat)
             ),
             # Transfer and End show only to those who may act; the action views check again.
-            "can_act": access.can_act(request.user, chat.portal),
+            "can_act": can_act,
+            # Message, pick up and assign (templates/actions/parts.html#step_in).
+            **step_in_context(chat, can_act=can_act),
         },
     )
 

@@ -20,6 +20,7 @@ from siq_integration.models import Portal
 
 from .. import selectors
 from ..access import admin_required, is_admin, portal_for, visible_portals
+from ..actions.wording import acts_as
 from ..alerts.rules import RULES, ensure_rules
 from ..forms.alerts import AlertRuleForm
 from ..forms.portals import PortalForm, ScreenNameForm
@@ -90,6 +91,9 @@ def portal_detail(request: HttpRequest, portal_id) -> HttpResponse:
             "signing_keys": list(portal.webhook_keys.order_by("created_time", "key_id")),
             "sync": PortalSync.objects.filter(portal=portal).first(),
             **_rejected(portal),
+            # Stepping in: whether the grant lets the dashboard message visitors, and as whom.
+            "may_message": oauth.may_message(portal),
+            "acts_as": acts_as(portal),
         },
     )
 

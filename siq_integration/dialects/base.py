@@ -89,6 +89,8 @@ class Purpose(enum.StrEnum):
     TRANSFER = "transfer"
     CLOSE = "close"
     OPERATOR_STATUS = "operator_status"
+    MESSAGE = "message"
+    PICKUP = "pickup"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ CAPABILITIES = (
     "lists_operator_changes",
     "presence_by_webhook",
     "lists_closed_conversations",
+    "can_pick_up",
 )
 
 
@@ -167,6 +170,9 @@ class Dialect(Protocol):
     presence_by_webhook: ClassVar[bool]  # operators' presence arrives by webhook
     # Ended and missed chats can be listed by when they began (a day's figures read back).
     lists_closed_conversations: ClassVar[bool]
+    can_pick_up: ClassVar[bool]  # the grant's user can pick up a waiting chat themselves
+    # The scope that lets the grant's user write in a chat (old grants may lack it).
+    messaging_scope: ClassVar[str]
     signature_header: ClassVar[str]  # the header a webhook delivery's signature comes in
     # (scope, resource) pairs: one small read per scope family proves a grant reaches it.
     reach_checks: ClassVar[tuple[tuple[str, str], ...]]
@@ -232,6 +238,10 @@ class Dialect(Protocol):
     def close_call(self, conversation_id: str, *, message: str) -> Call: ...
 
     def operator_status_call(self, operator_id: str, status: OperatorStatus) -> Call: ...
+
+    def send_message_call(self, conversation_id: str, *, text: str) -> Call: ...
+
+    def pickup_call(self, conversation_id: str) -> Call: ...
 
     def operators_params(self, since: str | None) -> dict[str, Any]: ...
 

@@ -107,6 +107,8 @@ class Reference:
     lists_operator_changes = False  # "List Operators" has no changed-since: the full list
     presence_by_webhook = True  # operator.status_changed events carry presence
     lists_closed_conversations = True  # "List Chats": status ended / missed, from_date
+    can_pick_up = False  # the reference document has no pickup call
+    messaging_scope = "SalesIQ.chats.ALL"  # "Send Chat Message" is a chats call
     signature_header = "X-Salesiq-Signature"  # "Handle Webhooks in Your Application"
     reach_checks = (
         ("SalesIQ.settings.READ", "departments"),
@@ -170,9 +172,12 @@ class Reference:
                 return exc.ScopeMissing(scope=as_str(details.get("scope")), **kw)
             case "PERMISSION_DENIED":
                 return exc.PermissionDenied(**kw)
-            case "RESOURCE_NOT_FOUND" if call is not None and call.purpose is Purpose.CLOSE:
-                # Ending a chat names nothing else: the chat is what is gone. (A transfer's
-                # 404 may be the operator as much as the chat.)
+            case "RESOURCE_NOT_FOUND" if call is not None and call.purpose in (
+                Purpose.CLOSE,
+                Purpose.MESSAGE,
+            ):
+                # Ending a chat or writing in it names nothing else: the chat is what is gone.
+                # (A transfer's 404 may be the operator as much as the chat.)
                 return exc.ChatGone(exc.NotFound.default_message, **kw)
             case "RESOURCE_NOT_FOUND":
                 return exc.NotFound(**kw)
@@ -327,6 +332,21 @@ class Reference:
             idempotent=True,
             purpose=Purpose.OPERATOR_STATUS,
         )
+
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Send Chat Message"
+    # POST /chats/{chat_id}/messages {"message": …, "type": "text"}.
+    def send_message_call(self, conversation_id: str, *, text: str) -> Call:
+        return Call(
+            "POST",
+            f"/chats/{conversation_id}/messages",
+            json={"message": text, "type": "text"},
+            idempotent=False,
+            purpose=Purpose.MESSAGE,
+        )
+
+    # The reference document has no pickup call (can_pick_up is False): never asked for.
+    def pickup_call(self, conversation_id: str) -> Call:
+        raise exc.BadRequest("This portal's SalesIQ cannot pick up a chat for the dashboard.")
 
     # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "List Operators"
     def operators_params(self, since: str | None) -> dict[str, Any]:

@@ -62,6 +62,9 @@ V2_SCOPES = (
     "SalesIQ.webhooks.DELETE",
     "SalesIQ.portals.READ",
 )
+# Send Message (Operator) needs it. Asked for, not required: a grant made before the dashboard
+# asked for it still works, it only cannot message visitors (oauth.OPTIONAL_SCOPES).
+V2_MESSAGING_SCOPE = "SalesIQ.conversations.CREATE"
 
 V2_EVENTS = {
     "conversation.created": EventKind.CHAT_CREATED,
@@ -155,6 +158,8 @@ class V2:
     lists_operator_changes = True  # last_sync_time: only operators changed since
     presence_by_webhook = False  # presence is only known by polling
     lists_closed_conversations = True  # status closed / missed, from_time, updated_from_time
+    can_pick_up = True  # Pick up Chat: the connected user becomes the chat's operator
+    messaging_scope = V2_MESSAGING_SCOPE
     signature_header = "x-siqsignature"  # ../shared/SALESIQ_API.md, "Webhooks": Signature
     reach_checks = (
         ("SalesIQ.departments.READ", "departments"),
@@ -262,6 +267,10 @@ class V2:
             case 1016 if call is not None and call.purpose is Purpose.OPERATOR_STATUS:
                 # The status call sets the connected user's own status only.
                 return exc.NotOwnStatus(**kw)
+            case 1016 if call is not None and call.purpose is Purpose.PICKUP:
+                # The pickup page names no error; a chat an operator has already is refused
+                # as not permitted (the simulator's reading, docs/step-in.md).
+                return exc.ChatNotWaiting(**kw)
             case 1016:
                 return exc.PermissionDenied(**kw)
             case 1017 | 1021:
@@ -435,6 +444,31 @@ class V2:
             json={"status": values[status]},
             idempotent=True,
             purpose=Purpose.OPERATOR_STATUS,
+        )
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/send-message-operator-conversation-v2.html
+    # POST …/conversations/{id}/messages {"text": …}, scope SalesIQ.conversations.CREATE; the
+    # message goes out as the connected user. Sending twice sends twice: never retried.
+    def send_message_call(self, conversation_id: str, *, text: str) -> Call:
+        return Call(
+            "POST",
+            f"/conversations/{conversation_id}/messages",
+            json={"text": text},
+            idempotent=False,
+            purpose=Purpose.MESSAGE,
+        )
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/pickup-chat-v2.html
+    # …/conversations/{id}/pickup, scope SalesIQ.conversations.UPDATE; the answer is the
+    # conversation with the connected user as its attender. The page names no method: PUT, as
+    # v2's other UPDATE calls (transfer, status), and a setting (SIQ_HTTP_METHODS).
+    def pickup_call(self, conversation_id: str) -> Call:
+        return Call(
+            settings.SIQ_HTTP_METHODS["v2.conversation_pickup"],
+            f"/conversations/{conversation_id}/pickup",
+            json={},
+            idempotent=False,
+            purpose=Purpose.PICKUP,
         )
 
     # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-operator-list.html

@@ -90,6 +90,22 @@ export function init() {
     const scope = elt.matches(".action-form") ? elt : elt.closest("#drawer") && elt.closest(".drawer-tools, .drain-box") ? elt.parentNode : null;
     if (scope) showProblem(scope, "No answer from the dashboard: check the connection. Trying again is safe: the same form never acts twice.");
   });
+  // A canned line fills the message box (the supervisor may still edit it before sending).
+  document.addEventListener("click", (event) => {
+    const line = event.target.closest && event.target.closest("[data-canned]");
+    const box = line && line.closest(".message-form");
+    const text = box && box.querySelector("textarea[name=text]");
+    if (!text) return;
+    text.value = line.textContent.trim();
+    text.focus();
+  });
+  // A line sent: the box empties for the next one (its outcome and a fresh key came back).
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = event.detail.elt;
+    if (!event.detail.successful || !form.matches || !form.matches(".message-form")) return;
+    const answer = event.detail.xhr && event.detail.xhr.responseText || "";
+    if (answer.indexOf('data-outcome="done"') >= 0) form.querySelector("textarea[name=text]").value = "";
+  });
   document.addEventListener("change", (event) => {
     const select = event.target;
     if (select.matches("[data-transfer-department]")) markDepartment(select);

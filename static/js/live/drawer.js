@@ -1,10 +1,31 @@
 // The drawer: a chat (its head and transcript) or an operator's panel, opened from a row, a
 // toast or a notification ("live:open-chat" / "live:open-operator" { pk }).
-import { WALLBOARD, emit, on } from "./page.js";
+import { WALLBOARD, emit, on, root } from "./page.js";
 import { localise, now, num, when } from "./clock.js";
 import { forget, tickRow } from "./ticks.js";
 
 let openChat = null, openOperator = null, returnFocus = null;
+// A waiting row's "Assign…": the drawer opens on the choice ("Assign to Ana", the server's
+// dashboard/actions/assign.py), or on the transfer picker when nobody is free. Shown only
+// where the viewer may act (the server refuses anyone else anyway).
+const ACT_PORTALS = (root ? root.dataset.actPortals || "" : "").split(",").filter(Boolean);
+let assigning = null;
+function showAssign(rows) {
+  if (WALLBOARD) return;
+  for (const row of rows) {
+    const button = row.querySelector && row.querySelector("[data-assign-chat]");
+    if (button && button.hidden && ACT_PORTALS.indexOf(row.dataset.portal) >= 0) button.hidden = false;
+  }
+}
+function offerAssign(drawer) {
+  const pk = assigning;
+  assigning = null;
+  if (!pk || drawer.dataset.chat !== String(pk)) return;
+  const best = drawer.querySelector("[data-assign-best]");
+  if (best) { best.focus({ preventScroll: true }); return; }
+  const picker = drawer.querySelector("[data-action-button=transfer]");
+  if (picker) picker.click();
+}
 function drawerSlot() { return document.getElementById("drawer-slot"); }
 function drawerOpen() { const slot = drawerSlot(); return !!(slot && slot.firstElementChild); }
 function markOpen(pk) {
@@ -218,6 +239,8 @@ export function init() {
       if (area) area.replaceChildren();
       return;
     }
+    const assign = target.closest("[data-assign-chat]");
+    if (assign) { assigning = assign.dataset.assignChat; openDrawer(assigning); return; }
     const chatLink = target.closest("[data-open-chat]");
     if (chatLink) { openDrawer(chatLink.dataset.openChat); return; }
     const operatorLink = target.closest("[data-open-operator]");
@@ -264,6 +287,7 @@ export function init() {
     if (drawer.matches(".operator-drawer")) tickRow(drawer, now());
     emit("drawer-alerts-changed");
     drawer.focus({ preventScroll: true });
+    if (assigning) offerAssign(drawer);
   });
   document.addEventListener("scroll", (event) => {
     const scroller = event.target;
@@ -289,7 +313,9 @@ export function init() {
   on("open-operator", ({ pk }) => openOperatorPanel(pk));
   on("lines", ({ chat, lines }) => takeLines(chat, lines));
   // Rows are replaced whole by the server: the open one is marked again.
-  on("rows-changed", ({ table }) => {
+  showAssign(document.querySelectorAll("#chats-body > tr[data-chat]"));
+  on("rows-changed", ({ table, els }) => {
+    if (table !== "operators" && els) showAssign(els);
     const id = table === "operators" ? openOperator && "op-" + openOperator : openChat && "chat-" + openChat;
     const row = id && document.getElementById(id);
     if (row) row.classList.add("selected");
