@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0019_chat_updated_index"),
+        ("dashboard", "0020_chat_needs_counting"),
     ]
 
     operations = [

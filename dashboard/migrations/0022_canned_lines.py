@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0019_chat_updated_index"),
+        ("dashboard", "0021_chat_participants"),
         ("siq_integration", "0005_webhook_keys"),
     ]
 
