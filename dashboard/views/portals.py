@@ -18,7 +18,7 @@ from siq_integration import connecting, health, oauth
 from siq_integration.exceptions import OAuthError, SalesIQError, StateMismatch
 from siq_integration.models import Portal
 
-from .. import selectors
+from .. import crm, selectors
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..alerts.rules import RULES, ensure_rules
 from ..forms.alerts import AlertRuleForm
@@ -90,6 +90,7 @@ def portal_detail(request: HttpRequest, portal_id) -> HttpResponse:
             "signing_keys": list(portal.webhook_keys.order_by("created_time", "key_id")),
             "sync": PortalSync.objects.filter(portal=portal).first(),
             **_rejected(portal),
+            **crm.portal_context(portal),
         },
     )
 
@@ -261,6 +262,8 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
         connecting.remember_pending(request.session, authorization, outcome.choices)
         if outcome.problem:
             messages.error(request, outcome.problem)
+    elif authorization.crm:
+        crm.check_after_adding(request, portal)
     return _finish(request, portal, outcome)
 
 
