@@ -203,7 +203,13 @@ class Control:
         return self.sim.create_conversation(
             str(body["portal"]),
             **_pick(
-                body, "department_id", "department", "visitor_name", "question", "waiting_seconds"
+                body,
+                "department_id",
+                "department",
+                "visitor_name",
+                "visitor_email",
+                "question",
+                "waiting_seconds",
             ),
         )
 

@@ -654,8 +654,10 @@ class Simulator:
         visitor_name: str | None = None,
         question: str | None = None,
         waiting_seconds: float = 0,
+        visitor_email: str | None = None,
     ) -> dict[str, Any]:
-        """A visitor starts a chat now (or ``waiting_seconds`` ago); it waits for pickup."""
+        """A visitor starts a chat now (or ``waiting_seconds`` ago); it waits for pickup.
+        ``visitor_email`` names the visitor's e-mail ("" none; None: a random one or none)."""
         with self.lock:
             target = self._portal(portal)
             if department is not None and department_id is None:
@@ -672,6 +674,7 @@ class Simulator:
                 question=question,
                 waiting_seconds=float(waiting_seconds),
                 now=self.clock.now(),
+                visitor_email=visitor_email,
             )
             return self._scene(target, conv)
 
