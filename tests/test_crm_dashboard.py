@@ -222,3 +222,34 @@ def test_adding_crm_asks_zoho_for_crms_scopes(simulator, connected_portal, clien
     assert answer.status_code == 302
     assert "ZohoCRM.modules.leads.CREATE" in answer["Location"]
     assert "SalesIQ.conversations.READ" in answer["Location"]
+
+
+def test_the_audit_names_the_chat_the_email_and_the_lead(simulator, crm_portal, client):
+    email = an_email()
+    row = open_chat(crm_portal, email, visitor="Ada Lovelace")
+    client.force_login(make_supervisor("sup", crm_portal))
+    client.post(f"/live/chats/{row.pk}/crm/lead/", {"idempotency_key": "audit-key-0123456789"})
+    action = Action.objects.get(key="audit-key-0123456789")
+    client.force_login(make_admin())
+    page = client.get("/audit/").content.decode()
+    assert "Create lead in Zoho CRM" in page
+    assert f"e-mail {email}" in page and f"Zoho CRM lead {action.params['record_id']}" in page
+    assert "Ada Lovelace" in page
+
+
+def test_a_lead_left_pending_by_an_error_is_settled_in_words(simulator, crm_portal):
+    from dashboard.actions import stuck
+    from dashboard.actions.locks import begin
+
+    row = open_chat(crm_portal, an_email())
+    action, _ = begin(
+        key="stuck-key-0123456789",
+        user=make_supervisor("sup", crm_portal),
+        portal=crm_portal,
+        kind=ActionKind.CRM_LEAD,
+        chat=row,
+    )
+    stuck.abandon_after_error("stuck-key-0123456789")
+    action.refresh_from_db()
+    assert action.state == "unclear"
+    assert "create the lead in Zoho CRM" in action.message

@@ -39,6 +39,7 @@ VERBS = {
     ActionKind.END: "end the chat",
     ActionKind.OPERATOR_STATUS: "change the operator's status",
     ActionKind.DRAIN: "drain the operator",
+    ActionKind.CRM_LEAD: "create the lead in Zoho CRM",
 }
 
 
