@@ -253,3 +253,27 @@ def test_a_lead_left_pending_by_an_error_is_settled_in_words(simulator, crm_port
     action.refresh_from_db()
     assert action.state == "unclear"
     assert "create the lead in Zoho CRM" in action.message
+
+
+def test_adding_crm_through_the_pages_stores_it_and_proves_it(simulator, connected_portal, client):
+    from urllib.parse import urlsplit
+
+    import requests
+
+    portal = connected_portal()
+    client.force_login(make_admin())
+    consent = client.post(f"/portals/{portal.pk}/crm/add/")["Location"]
+    simulator.configure_accounts(
+        auto_approve=True, approve_as=f"admin@{portal.screen_name}.example"
+    )
+    try:
+        back = requests.get(consent, allow_redirects=False, timeout=10).headers["Location"]
+    finally:
+        simulator.configure_accounts(auto_approve=False, approve_as="")
+    parts = urlsplit(back)
+    done = client.get(f"{parts.path}?{parts.query}", follow=True)
+    page = done.content.decode()
+    portal.refresh_from_db()
+    assert portal.has_crm and portal.crm_api_domain == simulator.data_center("sim")["api_url"]
+    assert f"Zoho CRM is added to {portal.name}, signed in as" in page
+    assert 'data-crm-health="Working"' in page
