@@ -200,7 +200,8 @@ def lead_fields(chat: Chat, *, link_back: str) -> dict[str, str]:
         if str(key).lower() in ("company", "company_name", "organisation", "organization"):
             company = str(value)
             break
-    lines = [f"From a SalesIQ chat started {chat.started_at:%Y-%m-%d %H:%M} UTC."]
+    started = chat.started_at or chat.fact_at
+    lines = [f"From a SalesIQ chat started {started:%Y-%m-%d %H:%M} UTC."]
     if chat.question:
         lines.append(f"Question: {chat.question}")
     lines.append(f"Chat in the supervisor dashboard: {link_back}")

@@ -70,3 +70,26 @@ def test_a_bare_429_is_the_credit_limit_and_names_when_to_ask_again():
     assert isinstance(failure, exc.CrmCreditsExhausted)
     assert failure.retry_at is not None
     assert "asks CRM again after" in failure.user_message
+
+
+def test_a_lead_from_a_chat_without_a_start_time_or_last_name_still_has_its_fields():
+    from datetime import UTC, datetime
+
+    from dashboard.crm import lead_fields
+    from dashboard.models import Chat
+
+    chat = Chat(
+        visitor_name="Cher",
+        visitor_email=" Cher@Example.com ",
+        visitor_details={"Company": "Believe Ltd"},
+        question="",
+        started_at=None,
+        fact_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+    )
+    fields = lead_fields(chat, link_back="https://dash.example/?chat=7")
+    assert fields["first_name"] == "" and fields["last_name"] == "Cher"
+    assert fields["email"] == "Cher@Example.com" and fields["company"] == "Believe Ltd"
+    assert fields["description"] == (
+        "From a SalesIQ chat started 2026-01-02 03:04 UTC.\n"
+        "Chat in the supervisor dashboard: https://dash.example/?chat=7"
+    )
