@@ -15,6 +15,8 @@ workers run). A job never raises: a failure is logged and the next period tries 
   crossing its target, a new business day) once a second at most.
 - ``reconcile``: note when webhooks fall silent and resume (a gap in today's figures), and
   read the ended chats of a gap back from SalesIQ: calls to SalesIQ, so off the tick's thread.
+- ``crm``: look the visitors of open chats up in Zoho CRM (dashboard/crm.py) and mark the
+  rows of those who matter: calls to CRM, so off the tick's thread, never while applying.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from siq_integration.health import WEBHOOKS_FLOWING_WITHIN
 from siq_integration.models import Portal
 from siq_integration.normalised import Conversation
 
-from . import ingest, selectors
+from . import crm, ingest, selectors
 from .actions import stuck
 from .alerts import escalation, lifecycle
 from .figures import clock, queues, reconcile
@@ -256,6 +258,18 @@ class ReconcileFigures(OffTheTick):
             logger.exception("Reconciling the figures of portal %s failed", portal)
 
 
+class CrmLookups(OffTheTick):
+    """Zoho CRM lookups of the visitors of open chats, and the rows' marker."""
+
+    name = "crm"
+
+    def for_portal(self, portal: Portal) -> None:
+        try:
+            crm.lookups_round(portal)
+        except Exception:
+            logger.exception("The CRM lookups of portal %s failed", portal)
+
+
 def default_jobs(health: Health) -> list[Job]:
     """Every job a worker runs, in the order a tick runs those due."""
     return [
@@ -267,4 +281,5 @@ def default_jobs(health: Health) -> list[Job]:
         Job("escalate", ESCALATE_EVERY, Escalation()),
         Job("queues", QUEUES_EVERY, Queues()),
         Job("reconcile", reconcile.RECONCILE_EVERY, ReconcileFigures()),
+        Job("crm", crm.CRM_EVERY, CrmLookups()),
     ]

@@ -183,6 +183,10 @@ class Chat(models.Model):
     # Ended because a complete poll no longer listed it (not because SalesIQ said so):
     # a later poll that lists it open again may reopen it.
     inferred_end = models.BooleanField(default=False)
+    # Whether the visitor matters to the business, from the Zoho CRM lookup cache (set by
+    # the worker's CRM job, never while applying a webhook): "" none or not known yet,
+    # "deal" an open deal above the portal's amount, "customer" an existing customer.
+    crm_marker = models.CharField(max_length=10, blank=True)
     fact_at = models.DateTimeField()
     source = models.CharField(max_length=8, choices=Source.choices)
     updated_at = models.DateTimeField(auto_now=True)
@@ -235,6 +239,62 @@ class Chat(models.Model):
         if self.status != ChatStatus.CONNECTED or not self.awaiting_reply:
             return None
         return self.last_message_at
+
+
+class CrmPerson(models.Model):
+    """What Zoho CRM said about one visitor e-mail of a portal, kept for CRM_LOOKUP_TTL.
+
+    Filled by the worker's CRM job (dashboard/crm.py), never while applying a webhook: a
+    chat row never waits for CRM. One row per (portal, e-mail): looked up once per visitor
+    and shared by all their chats. A drawer opened on a visitor not looked up yet asks for
+    one (``PENDING``)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Looking up"
+        FOUND = "found", "In CRM"
+        NOT_FOUND = "not_found", "Not in CRM"
+        FAILED = "failed", "Lookup failed"
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="crm_people")
+    email = models.CharField(max_length=254)  # lower-case
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    module = models.CharField(max_length=16, blank=True)  # "Contacts" | "Leads"
+    record_id = models.CharField(max_length=32, blank=True)  # CRM ids pass 2^53: a string
+    name = models.CharField(max_length=200, blank=True)
+    company = models.CharField(max_length=200, blank=True)  # a lead's company, a contact's account
+    owner = models.CharField(max_length=200, blank=True)
+    lead_status = models.CharField(max_length=100, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    # Open deals, biggest first: [{"id", "name", "stage", "amount" (a string), "closing_date"}].
+    open_deals = models.JSONField(default=list)
+    biggest_open_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True)
+    is_customer = models.BooleanField(default=False)
+    error = models.TextField(blank=True)  # the failure, in words (FAILED)
+    asked_at = models.DateTimeField(default=timezone.now)
+    looked_up_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)  # look up again after this
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portal", "email"], name="unique_crm_person")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email}: {self.get_state_display()}"
+
+    @property
+    def kind(self) -> str:
+        return "contact" if self.module == "Contacts" else "lead"
+
+    def marker(self, big_deal_amount) -> str:
+        """ "customer", "deal" (an open deal above ``big_deal_amount``) or ""."""
+        if self.state != self.State.FOUND:
+            return ""
+        if self.is_customer:
+            return "customer"
+        if self.biggest_open_amount is not None and self.biggest_open_amount > big_deal_amount:
+            return "deal"
+        return ""
 
 
 class ChatMessage(models.Model):
@@ -384,6 +444,7 @@ class ActionKind(models.TextChoices):
     DRAIN = "drain", "Drain operator"
     MESSAGE = "message", "Message visitor"
     PICKUP = "pickup", "Pick up chat"
+    CRM_LEAD = "crm_lead", "Create lead in Zoho CRM"
 
 
 class ActionOutcome(models.TextChoices):

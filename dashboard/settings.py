@@ -382,6 +382,10 @@ SIQ_HTTP_READ_TIMEOUT = _env_number("SIQ_HTTP_READ_TIMEOUT", 15, minimum=0.1, ma
 SIQ_RETRY_ATTEMPTS = int(_env_number("SIQ_RETRY_ATTEMPTS", 3, minimum=1, maximum=10))
 SIQ_RETRY_BASE_DELAY = _env_number("SIQ_RETRY_BASE_DELAY", 0.5, minimum=0, maximum=30)
 SIQ_RETRY_MAX_DELAY = _env_number("SIQ_RETRY_MAX_DELAY", 8, minimum=0, maximum=300)
+# Zoho CRM (dashboard/crm.py): how long a visitor's lookup is kept before CRM is asked
+# again, and how soon a failed lookup is tried again (seconds).
+CRM_LOOKUP_TTL = _env_number("CRM_LOOKUP_TTL", 3600, minimum=10, maximum=7 * 86_400)
+CRM_RETRY_AFTER = _env_number("CRM_RETRY_AFTER", 120, minimum=1, maximum=86_400)
 # Refresh access tokens this many seconds before they expire.
 SIQ_TOKEN_REFRESH_MARGIN = _env_number("SIQ_TOKEN_REFRESH_MARGIN", 300, minimum=0, maximum=3000)
 # The webhook door: refused deliveries (bad or no signature) one client address may cause

@@ -98,3 +98,17 @@ urlpatterns += [
         name="portal_canned_lines",
     ),
 ]
+# The visitor in Zoho CRM: the drawer's panel, a lead from a chat, CRM on a portal (issue 16).
+from .views import crm  # noqa: E402
+
+urlpatterns += [
+    path("live/chats/<int:chat_id>/crm/", crm.chat_crm, name="chat_crm"),
+    path("live/chats/<int:chat_id>/crm/lead/", crm.chat_crm_lead, name="chat_crm_lead"),
+    path("portals/<uuid:portal_id>/crm/add/", crm.portal_crm_add, name="portal_crm_add"),
+    path("portals/<uuid:portal_id>/crm/remove/", crm.portal_crm_remove, name="portal_crm_remove"),
+    path(
+        "portals/<uuid:portal_id>/crm/settings/",
+        crm.portal_crm_settings,
+        name="portal_crm_settings",
+    ),
+]

@@ -165,8 +165,16 @@ class Accounts:
     (taken from every grant), ``legacy_expires_in``, ``token_ttl`` (seconds).
     """
 
-    def __init__(self, *, accounts_url: Callable[[str], str], token_ttl: float = 3600) -> None:
+    def __init__(
+        self,
+        *,
+        accounts_url: Callable[[str], str],
+        token_ttl: float = 3600,
+        api_domain: Callable[[str], str] | None = None,
+    ) -> None:
         self._accounts_url = accounts_url
+        # The API host of a data centre (Zoho CRM answers there): the token's ``api_domain``.
+        self._api_domain = api_domain or (lambda _dc: API_DOMAIN)
         self.auto_approve = False
         self.approve_as: str | None = None
         self.drop_scopes: set[str] = set()
@@ -468,7 +476,9 @@ class Accounts:
         ttl = round(self.token_ttl)
         body: dict[str, Any] = {
             "access_token": access.token,
-            "api_domain": API_DOMAIN,
+            # Reference: https://www.zoho.com/crm/developer/docs/api/v8/access-refresh.html
+            # (the account's data centre's API host: www.zohoapis.<dc> at Zoho)
+            "api_domain": self._api_domain(access.dc),
             "token_type": "Bearer",
             "expires_in": ttl,
         }

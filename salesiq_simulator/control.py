@@ -111,6 +111,19 @@ class Control:
             ("POST", "/_sim/webhooks/pause"): lambda: sim.pause_webhooks() or {"paused": True},
             ("POST", "/_sim/webhooks/resume"): lambda: sim.resume_webhooks() or {"paused": False},
             ("POST", "/_sim/reset"): lambda: sim.reset() or {"reset": True},
+            # Zoho CRM: ``who`` is a Zoho user's e-mail or a portal's screen name.
+            ("GET", "/_sim/crm"): lambda: sim.crm_state(
+                self._who(query), dc=query.get("dc") or None
+            ),
+            ("POST", "/_sim/crm"): lambda: sim.crm_configure(
+                self._who(body), **_pick(body, "credits_per_day", "dc")
+            ),
+            ("POST", "/_sim/crm/records"): lambda: sim.crm_add_record(
+                self._who(body),
+                str(body.get("module", "")),
+                dict(body.get("fields") or {}),
+                dc=body.get("dc") or None,
+            ),
         }
         handler = simple.get((method, path))
         if handler is not None:
@@ -145,6 +158,13 @@ class Control:
                 ),
             )
         raise SimulatorError(f"nothing at {method} {path}", status=404)
+
+    @staticmethod
+    def _who(values: dict[str, Any]) -> str:
+        who = str(values.get("who") or "").strip()
+        if not who:
+            raise SimulatorError("who (a Zoho user's e-mail or a portal's screen name) is required")
+        return who
 
     def _add_portal(self, body: dict[str, Any]) -> Any:
         if not body.get("screen_name"):
@@ -197,7 +217,13 @@ class Control:
         return self.sim.create_conversation(
             str(body["portal"]),
             **_pick(
-                body, "department_id", "department", "visitor_name", "question", "waiting_seconds"
+                body,
+                "department_id",
+                "department",
+                "visitor_name",
+                "visitor_email",
+                "question",
+                "waiting_seconds",
             ),
         )
 

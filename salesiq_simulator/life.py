@@ -462,6 +462,7 @@ class Life:
         question: str | None,
         waiting_seconds: float,
         now: float,
+        visitor_email: str | None = None,
     ) -> Conversation:
         rng = self.rng
         if department_id is None:
@@ -469,6 +470,8 @@ class Life:
         visitor = self._visitor()
         if visitor_name is not None:
             visitor.name = visitor_name
+        if visitor_email is not None:
+            visitor.email = visitor_email
         return self.world.new_conversation(
             portal,
             visitor=visitor,

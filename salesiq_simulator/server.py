@@ -30,6 +30,7 @@ from .api_reference import ReferenceApi
 from .api_v2 import V2Api
 from .api_v2 import error_answer as v2_error
 from .base import ApiAnswer, ApiRequest, RateWindow, html_answer, json_answer
+from .crm import CRM_SCOPE, CrmApi
 from .delivery import Deliverer, Job, Signer
 from .faults import Faults, Verdict
 from .life import DEFAULT_DEPARTMENTS, Life, new_world
@@ -145,7 +146,12 @@ class Simulator:
         self.ip_lock_seconds = ip_lock_seconds
         self.lock = threading.RLock()
         self._dcs = [dc.strip().lower() for dc in data_centers]
-        self.accounts = Accounts(accounts_url=self._accounts_url, token_ttl=token_ttl)
+        self.accounts = Accounts(
+            accounts_url=self._accounts_url,
+            token_ttl=token_ttl,
+            api_domain=lambda dc: f"{self.base_url}/dc/{dc}",
+        )
+        self.crm = CrmApi(self.accounts)
         self.accounts.auto_approve = auto_approve
         self.accounts.add_client(client_id, client_secret)
         self.faults = Faults(seed)
@@ -293,7 +299,8 @@ class Simulator:
         """
         dc = dc or self._dcs[0]
         screen_name = str(screen_name).strip()
-        if not screen_name or "/" in screen_name or screen_name in REFERENCE_ROOTS | {"portals"}:
+        reserved = REFERENCE_ROOTS | {"portals", CRM_SCOPE}
+        if not screen_name or "/" in screen_name or screen_name in reserved:
             raise SimulatorError(f"screen name {screen_name!r} is not usable")
         if dialect not in DIALECTS:
             raise SimulatorError(f"dialect must be one of {', '.join(DIALECTS)}")
@@ -419,6 +426,7 @@ class Simulator:
             self._deliverer.paused = False
             self.faults.clear()
             self._calls.clear()
+            self.crm.reset()
             self._new_world()
 
     # ----- access --------------------------------------------------------------------------
@@ -648,8 +656,10 @@ class Simulator:
         visitor_name: str | None = None,
         question: str | None = None,
         waiting_seconds: float = 0,
+        visitor_email: str | None = None,
     ) -> dict[str, Any]:
-        """A visitor starts a chat now (or ``waiting_seconds`` ago); it waits for pickup."""
+        """A visitor starts a chat now (or ``waiting_seconds`` ago); it waits for pickup.
+        ``visitor_email`` names the visitor's e-mail ("" none; None: a random one or none)."""
         with self.lock:
             target = self._portal(portal)
             if department is not None and department_id is None:
@@ -666,6 +676,7 @@ class Simulator:
                 question=question,
                 waiting_seconds=float(waiting_seconds),
                 now=self.clock.now(),
+                visitor_email=visitor_email,
             )
             return self._scene(target, conv)
 
@@ -958,6 +969,8 @@ class Simulator:
         if code not in self._dcs:
             return json_answer(404, {"error": f"unknown data centre {code!r}"})
         is_accounts = sub.startswith("/accounts/")
+        if sub.startswith("/crm/"):
+            return self._crm_request(method, sub, query, headers, body, code)
         if not is_accounts and not (sub == "/api" or sub.startswith("/api/")):
             return json_answer(404, {"error": f"nothing at {path}"})
         with self.lock:
@@ -994,6 +1007,81 @@ class Simulator:
         with self.lock:
             self._log_call(req, answer, is_accounts)
         return answer
+
+    def _crm_request(
+        self,
+        method: str,
+        sub: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        dc: str,
+    ) -> ApiAnswer:
+        """Zoho CRM on the data centre's API host. Its faults are scoped with
+        ``portal="crm"`` (a CRM outage leaves SalesIQ alone); a data centre's faults
+        without a portal reach it too."""
+        with self.lock:
+            req = ApiRequest(
+                method=method, path=sub, query=query, headers=headers, body=body, dc=dc, now=0.0
+            )
+            verdict = self.faults.judge(dc=dc, portal=CRM_SCOPE, method=method, path=sub, api=False)
+        if verdict.latency:
+            time.sleep(verdict.latency)
+        if verdict.outage == "drop":
+            answer = ApiAnswer(status=0, drop=True, error_code="dropped", portal=CRM_SCOPE)
+        elif verdict.outage == "503":
+            answer = html_answer(503, "Service Unavailable", error_code="outage", portal=CRM_SCOPE)
+        else:
+            with self.lock:
+                req.now = self.clock.now()
+                req.wall = time.time()
+                answer = self.crm.handle(req, targeted=verdict.targeted)
+                answer.portal = CRM_SCOPE
+        with self.lock:
+            self._log_call(req, answer, False)
+        return answer
+
+    # ----- CRM set-up (scenes and the demo) -------------------------------------------------
+
+    def _crm_org(self, who: str, dc: str | None = None):
+        """The CRM of a Zoho user, named by e-mail or by a portal (its admin's CRM)."""
+        if "@" not in who:
+            portal = self._portal(who)
+            return self.crm.org(portal.admin_email, dc or portal.dc)
+        user = self.accounts.user(who)
+        dc = dc or (user.dc if user else self._dcs[0])
+        if dc not in self._dcs:
+            raise SimulatorError(f"unknown data centre {dc!r}")
+        return self.crm.org(who, dc)
+
+    def crm_add_record(
+        self, who: str, module: str, fields: dict[str, Any], *, dc: str | None = None
+    ) -> dict[str, Any]:
+        """Add a record to the CRM of ``who`` (an e-mail or a portal's screen name) as if
+        made in CRM's own screens. ``owner`` (a name or e-mail) picks or adds its owner;
+        a contact's ``Account_Name`` may be a plain name; a deal's ``Contact_Name`` is the
+        id of a contact."""
+        with self.lock:
+            org = self._crm_org(who, dc)
+            try:
+                return dict(self.crm.add_record(org, module, fields, now=time.time()))
+            except ValueError as exc:
+                raise SimulatorError(str(exc)) from None
+
+    def crm_configure(
+        self, who: str, *, credits_per_day: int | None = None, dc: str | None = None
+    ) -> dict[str, Any]:
+        with self.lock:
+            org = self._crm_org(who, dc)
+            if credits_per_day is not None:
+                if int(credits_per_day) < 0:
+                    raise SimulatorError("credits_per_day must be 0 or more")
+                org.credits_per_day = int(credits_per_day)
+            return self.crm.state(org, time.time())
+
+    def crm_state(self, who: str, *, dc: str | None = None) -> dict[str, Any]:
+        with self.lock:
+            return self.crm.state(self._crm_org(who, dc), time.time())
 
     def _guess_portal(self, req: ApiRequest) -> str | None:
         parts = [p for p in req.path.split("/")[3:] if p]

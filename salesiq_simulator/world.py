@@ -910,7 +910,7 @@ def state_conversation(portal: Portal, conv: Conversation) -> dict[str, Any]:
         "portal": portal.screen_name,
         "reference_id": conv.reference_id,
         "status": conv.status,
-        "visitor": {"id": conv.visitor.id, "name": conv.visitor.name},
+        "visitor": {"id": conv.visitor.id, "name": conv.visitor.name, "email": conv.visitor.email},
         "department_id": conv.department_id,
         "attender_id": conv.attender_id,
         "question": conv.question,

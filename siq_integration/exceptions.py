@@ -339,3 +339,154 @@ class SignatureInvalid(WebhookRejected):
 
 class MalformedPayload(WebhookRejected):
     default_message = "A webhook arrived whose body is not the JSON SalesIQ sends."
+
+
+# --- Zoho CRM ----------------------------------------------------------------------------
+# CRM's own family under SalesIQError (one base for the boundary), so a CRM failure is
+# never mistaken for SalesIQ's: a CRM error leaves the portal's SalesIQ health alone.
+# Reference: https://www.zoho.com/crm/developer/docs/api/v8/status-codes.html (seed 002)
+
+
+class CrmError(SalesIQError):
+    """Something went wrong talking to Zoho CRM."""
+
+    default_message = "Zoho CRM could not complete the request."
+
+
+class CrmNotConnected(CrmError):
+    """The portal has no CRM grant (CRM was never added, or was removed)."""
+
+    default_message = (
+        "This portal is not connected to Zoho CRM. An admin can add CRM on the portal's page."
+    )
+
+
+class CrmInvalidData(CrmError):
+    """400 INVALID_DATA (or another 400 code): CRM refused a value."""
+
+    default_message = "Zoho CRM refused the data the dashboard sent."
+
+    def __init__(self, user_message: str | None = None, *, field: str = "", **kw):
+        self.field = field
+        if user_message is None and field:
+            user_message = f"Zoho CRM refused the value of “{field}”."
+        super().__init__(user_message, **kw)
+
+
+class CrmDuplicate(CrmError):
+    """DUPLICATE_DATA: a record with this e-mail is already in CRM; names the record."""
+
+    default_message = "Zoho CRM already has a record with this e-mail."
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        record_id: str = "",
+        module: str = "Leads",
+        owner: str = "",
+        url: str = "",
+        **kw,
+    ):
+        self.record_id = record_id
+        self.module = module
+        self.owner = owner
+        self.url = url
+        if user_message is None and record_id:
+            kind = {"Leads": "lead", "Contacts": "contact"}.get(module, "record")
+            whose = f", owned by {owner}" if owner else ""
+            user_message = (
+                f"Zoho CRM already has this e-mail as a {kind} (record {record_id}{whose}); "
+                "no new lead was made."
+            )
+        super().__init__(user_message, **kw)
+
+
+class CrmTokenInvalid(CrmError):
+    """401 INVALID_TOKEN after one refresh: the grant no longer works for CRM."""
+
+    default_message = (
+        "Zoho CRM no longer accepts this portal's sign-in. An admin needs to add CRM to the "
+        "portal again."
+    )
+
+
+class CrmScopeMissing(CrmError):
+    """401 OAUTH_SCOPE_MISMATCH: the grant lacks a CRM scope."""
+
+    default_message = (
+        "This portal was connected to Zoho CRM without a permission the dashboard needs. "
+        "An admin needs to add CRM again and approve every permission."
+    )
+
+
+class CrmPermissionDenied(CrmError):
+    """403 NO_PERMISSION: the connected user's CRM profile may not do this."""
+
+    default_message = (
+        "Zoho CRM says the connected user's CRM profile is not allowed to do that. "
+        "A CRM administrator can grant it."
+    )
+
+
+class CrmNotFound(CrmError):
+    """404: CRM does not know the address (a wrong data centre, or a record gone)."""
+
+    default_message = (
+        "Zoho CRM does not know that address: the portal's CRM data centre may be wrong. "
+        "An admin needs to add CRM to the portal again."
+    )
+
+
+class CrmRequestRefused(CrmError):
+    """405 / 415: CRM refused the shape of our request. A bug in the dashboard, logged."""
+
+    default_message = (
+        "Zoho CRM refused the kind of request the dashboard sent. This is a fault in the "
+        "dashboard and has been logged."
+    )
+
+
+class CrmTooLarge(CrmError):
+    """413: the request was too large for CRM."""
+
+    default_message = (
+        "Zoho CRM refused the request as too large. Shorten the description and try again."
+    )
+
+
+class CrmPartlyDone(CrmError):
+    """207 without a clear answer about our record: only part of the request was done."""
+
+    default_message = (
+        "Zoho CRM did only part of the request. Check the record in CRM before trying again."
+    )
+    unanswered = True
+
+
+class CrmCreditsExhausted(TryLater, CrmError):
+    """429 for the 24-hour credit limit: no CRM call for this portal until ``retry_at``."""
+
+    default_message = "Zoho CRM's API credits for the last 24 hours are used up."
+
+
+class CrmConcurrencyLimited(TryLater, CrmError):
+    """429 for the concurrency limit: too many calls at once from this Zoho user."""
+
+    default_message = (
+        "Zoho CRM is busy with other requests from this Zoho account; try again in a moment."
+    )
+
+
+class CrmBudgetExhausted(TryLater, CrmError):
+    """Our own CRM credit budget for the portal is spent; nothing was sent."""
+
+    default_message = "This portal's Zoho CRM budget for today is used up."
+    never_sent = True
+
+
+class CrmUnavailable(TryLater, CrmError):
+    """500, 5xx, a timeout or no answer: CRM is not answering usefully."""
+
+    default_message = "Zoho CRM is not answering right now."
+    unanswered = True

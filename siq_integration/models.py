@@ -1,4 +1,4 @@
-"""A connected SalesIQ portal, its call budget and its webhook keys."""
+"""A connected SalesIQ portal (and its Zoho CRM), its call budgets and its webhook keys."""
 
 from __future__ import annotations
 
@@ -94,6 +94,20 @@ class Portal(models.Model):
     # at most once a minute per portal, across processes.
     webhook_keys_read_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Zoho CRM, added to the portal by an admin (the same grant, with CRM scopes added).
+    # The token answer's api_domain is the CRM host of the account's data centre.
+    crm_api_domain = models.CharField(max_length=200, blank=True, editable=False)
+    crm_connected_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # CRM counts API credits per 24 hours for the whole CRM account: the dashboard's share.
+    crm_credits_per_day = models.PositiveIntegerField(default=1_000)
+    # A visitor matters (marked on the live page) with an open deal above this amount.
+    crm_big_deal_amount = models.DecimalField(max_digits=14, decimal_places=2, default=10_000)
+    # CRM said 429 (credits or concurrency): nobody calls CRM for this portal before then.
+    crm_paused_until = models.DateTimeField(null=True, blank=True, editable=False)
+    crm_last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    crm_last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    crm_last_error = models.TextField(blank=True, editable=False)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -124,6 +138,20 @@ class Portal(models.Model):
     @property
     def is_connected(self) -> bool:
         return bool(self.refresh_token_encrypted)
+
+    @property
+    def has_crm(self) -> bool:
+        """Whether an admin added Zoho CRM to this portal (a portal without works as before)."""
+        return bool(self.crm_connected_at and self.crm_api_domain and self.is_connected)
+
+    @property
+    def crm_current_error(self) -> str:
+        """CRM's last error, unless a CRM call has succeeded since."""
+        if self.crm_last_error_at and (
+            self.crm_last_success_at is None or self.crm_last_error_at > self.crm_last_success_at
+        ):
+            return self.crm_last_error
+        return ""
 
     @property
     def current_error(self) -> str:
@@ -235,6 +263,8 @@ class CallWindow(models.Model):
     class Span(models.TextChoices):
         MINUTE = "minute"
         DAY = "day"
+        # Zoho CRM credits, counted on their own (CRM's limit is not SalesIQ's).
+        CRM_DAY = "crm_day"
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="call_windows")
     span = models.CharField(max_length=8, choices=Span.choices)

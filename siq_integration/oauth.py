@@ -89,11 +89,6 @@ def optional_scopes(dialect: str) -> tuple[str, ...]:
     return (*extra, PROFILE_SCOPE)
 
 
-def requested_scopes(dialect: str) -> tuple[str, ...]:
-    """What the consent page asks for: the required scopes, then the optional ones."""
-    return (*scopes_for(dialect), *optional_scopes(dialect))
-
-
 def _covers(granted: Iterable[str], needed: str) -> bool:
     """Whether ``granted`` includes ``needed``, itself or as its resource's ALL scope
     (SalesIQ.conversations.ALL covers SalesIQ.conversations.CREATE); without case."""
@@ -120,6 +115,29 @@ def may_message(portal: Portal) -> bool:
         return False
     messaging = dialects.get(portal.dialect).messaging_scope
     return _covers(portal.granted_scopes.split(","), messaging)
+
+
+# Zoho CRM, asked for when an admin adds CRM to a portal (one grant serves both). The names
+# are those of Zoho's per-endpoint pages: search needs the module's READ and
+# ZohoSearch.securesearch.READ; inserting a lead needs leads.CREATE.
+# Reference: https://www.zoho.com/crm/developer/docs/api/v8/search-records.html
+# Reference: https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html
+# Reference: https://www.zoho.com/crm/developer/docs/api/v8/get-related-records.html
+# Reference: https://www.zoho.com/crm/developer/docs/api/v8/get-users.html
+CRM_SCOPES = (
+    "ZohoCRM.modules.contacts.READ",
+    "ZohoCRM.modules.leads.READ",
+    "ZohoCRM.modules.leads.CREATE",
+    "ZohoCRM.modules.deals.READ",
+    "ZohoCRM.users.READ",
+    "ZohoSearch.securesearch.READ",
+)
+
+
+def requested_scopes(dialect: str, *, crm: bool = False) -> tuple[str, ...]:
+    """What the consent page asks for: the required scopes, then the optional ones (and
+    CRM's, once an admin adds CRM)."""
+    return (*scopes_for(dialect), *optional_scopes(dialect), *(CRM_SCOPES if crm else ()))
 
 
 @functools.cache
@@ -207,10 +225,13 @@ def start_authorization(
     session: MutableMapping[str, Any],
     portal: Portal,
     redirect_uri: str,
+    crm: bool = False,
 ) -> str:
     """The Zoho consent URL for ``portal``; its state is bound to this browser session.
 
-    An unsaved ``portal`` (being added) waits in the session as a draft."""
+    An unsaved ``portal`` (being added) waits in the session as a draft. ``crm``: add Zoho
+    CRM's scopes (reconnecting a portal that has CRM asks for them too, or CRM would stop)."""
+    crm = crm or portal.has_crm
     client_id, _ = portal.oauth_client_credentials()
     if not client_id:
         raise exc.OAuthError(
@@ -230,12 +251,18 @@ def start_authorization(
     # A few tabs may be connecting at once; keep the newest few.
     newest = sorted(pending.items(), key=lambda item: item[1]["created"])[-(MAX_PENDING - 1) :]
     pending = dict(newest)
-    pending[state] = {"portal": str(portal.pk), "dc": dc.code, "created": time.time()}
+    pending[state] = {
+        "portal": str(portal.pk),
+        "dc": dc.code,
+        "created": time.time(),
+        "crm": crm,
+    }
     session[SESSION_KEY] = pending
     oauth = session_for(
         client_id,
         redirect_uri=redirect_uri,
-        scope=",".join(requested_scopes(portal.dialect)),  # Zoho separates scopes with commas
+        # Zoho separates scopes with commas.
+        scope=",".join(requested_scopes(portal.dialect, crm=crm)),
         state=state,
     )
     # Reference: https://www.zoho.com/accounts/protocol/oauth/web-apps/authorization.html
@@ -283,6 +310,9 @@ class Authorization:
     data_center: DataCenter
     accounts_url: str
     tokens: TokenSet
+    # Zoho CRM was asked for; the token answer's api_domain is then CRM's host.
+    crm: bool = False
+    api_domain: str = ""
 
 
 def _data_center_for(*, accounts_server: str, location: str, started_at: str) -> DataCenter:
@@ -386,11 +416,28 @@ def complete_authorization(
         raise exc.NoRefreshToken()
     # Zoho does not always list granted scopes; when it does, compare without case.
     granted = {scope.lower() for scope in tokens.scopes}
-    missing = [s for s in scopes_for(portal.dialect) if granted and s.lower() not in granted]
+    crm = bool(entry.get("crm"))
+    needed = (*scopes_for(portal.dialect), *(CRM_SCOPES if crm else ()))
+    missing = [s for s in needed if granted and s.lower() not in granted]
     if missing:
         raise exc.ScopeMissing(scope=", ".join(missing))
+    api_domain = str(raw.get("api_domain") or "").rstrip("/")
+    # The CRM host receives the token: https, unless the accounts server itself is plain
+    # http (the simulator, a proxy on loopback).
+    schemes = ("https://", "http://") if dc.accounts_url.startswith("http://") else ("https://",)
+    if crm and not api_domain.startswith(schemes):
+        raise exc.TokenExchangeFailed(
+            "Zoho's answer did not say where this account's CRM is (no api_domain). "
+            "Try adding CRM again.",
+            detail=f"api_domain={api_domain!r}",
+        )
     return Authorization(
-        portal_id=str(portal.pk), data_center=dc, accounts_url=dc.accounts_url, tokens=tokens
+        portal_id=str(portal.pk),
+        data_center=dc,
+        accounts_url=dc.accounts_url,
+        tokens=tokens,
+        crm=crm,
+        api_domain=api_domain,
     )
 
 
@@ -451,8 +498,14 @@ def store_authorization(portal: Portal, authorization: Authorization) -> Portal:
     portal.access_token_encrypted = Portal._write(tokens.access_token)
     portal.refresh_token_encrypted = Portal._write(tokens.refresh_token)
     portal.token_expires_at = tokens.expires_at
-    portal.granted_scopes = ",".join(tokens.scopes or requested_scopes(portal.dialect))
+    portal.granted_scopes = ",".join(
+        tokens.scopes or requested_scopes(portal.dialect, crm=authorization.crm)
+    )
     portal.connected_at = timezone.now()
+    if authorization.crm:
+        portal.crm_api_domain = authorization.api_domain
+        portal.crm_connected_at = portal.connected_at
+        portal.crm_paused_until = None
     portal.disconnected_at = None
     portal.token_refresh_blocked_until = None
     portal.save()
@@ -703,6 +756,7 @@ def revoke(portal: Portal) -> None:
         token_expires_at=None,
         granted_scopes="",
         connected_at=None,
+        crm_connected_at=None,
     )
     portal.refresh_from_db()
     if failure is not None:

@@ -44,6 +44,7 @@ VERBS = {
     ActionKind.DRAIN: "drain the operator",
     ActionKind.MESSAGE: "send the message",
     ActionKind.PICKUP: "pick up the chat",
+    ActionKind.CRM_LEAD: "create the lead in Zoho CRM",
 }
 
 # A portal connected before the dashboard asked for the messaging scope (v2's

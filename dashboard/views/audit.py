@@ -168,12 +168,23 @@ def parameters_in_words(action: Action, dialect: str) -> list[str]:
         if params.get("set_busy", True):
             return [f"{chats}, then Busy"]
         return [f"{chats}; status left as it is"]
+    if action.kind == ActionKind.CRM_LEAD:
+        said = [f"e-mail {params['email']}"] if params.get("email") else []
+        if params.get("record_id"):
+            said.append(f"Zoho CRM lead {params['record_id']}")
+        return said
     return []
 
 
 def target_in_words(action: Action) -> tuple[str, str]:
     """(what, who): ("Chat", the visitor) or ("Operator", the operator)."""
-    if action.kind in (ActionKind.TRANSFER, ActionKind.END, ActionKind.MESSAGE, ActionKind.PICKUP):
+    if action.kind in (
+        ActionKind.TRANSFER,
+        ActionKind.END,
+        ActionKind.MESSAGE,
+        ActionKind.PICKUP,
+        ActionKind.CRM_LEAD,
+    ):
         return "Chat", action.chat_label or action.chat_remote_id or "a visitor"
     return "Operator", action.operator_label or action.operator_remote_id or "an operator"
 

@@ -18,7 +18,7 @@ from siq_integration import connecting, health, oauth
 from siq_integration.exceptions import OAuthError, SalesIQError, StateMismatch
 from siq_integration.models import Portal
 
-from .. import selectors
+from .. import crm, selectors
 from ..access import admin_required, is_admin, portal_for, visible_portals
 from ..actions.wording import acts_as
 from ..alerts.rules import RULES, ensure_rules
@@ -94,6 +94,7 @@ def portal_detail(request: HttpRequest, portal_id) -> HttpResponse:
             # Stepping in: whether the grant lets the dashboard message visitors, and as whom.
             "may_message": oauth.may_message(portal),
             "acts_as": acts_as(portal),
+            **crm.portal_context(portal),
         },
     )
 
@@ -265,6 +266,8 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
         connecting.remember_pending(request.session, authorization, outcome.choices)
         if outcome.problem:
             messages.error(request, outcome.problem)
+    elif authorization.crm:
+        crm.check_after_adding(request, portal)
     return _finish(request, portal, outcome)
 
 

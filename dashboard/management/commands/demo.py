@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.models import Chat, Department, InboxEvent, Operator, PortalSync
+from dashboard.models import Chat, CrmPerson, Department, InboxEvent, Operator, PortalSync
 from siq_integration import connecting, dialects, oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
@@ -182,10 +182,62 @@ class Command(BaseCommand):
             calls_per_minute=50,
             calls_per_day=20_000,
         )
-        # A fresh simulator knows none of the old tokens: connect again every time.
-        self._connect(portal, sim_url, dashboard_url)
+        # A fresh simulator knows none of the old tokens: connect again every time, with
+        # Zoho CRM added (the simulator's CRM, seeded with a few known visitors).
+        self._connect(portal, sim_url, dashboard_url, crm=True)
         portal.refresh_from_db()
+        self._seed_crm(sim_url, portal)
         return portal
+
+    def _seed_crm(self, sim_url: str, portal: Portal) -> None:
+        """The demo's CRM: the visitors of a few open chats are known (one with a big open
+        deal, one a customer, one a lead), and so are some of the visitors life brings later
+        (the simulator's visitors are visitor<n>@example.org)."""
+
+        def add(module: str, fields: dict) -> dict:
+            answer = requests.post(
+                f"{sim_url}/_sim/crm/records",
+                json={"who": portal.screen_name, "module": module, "fields": fields},
+                timeout=5,
+            )
+            answer.raise_for_status()
+            return answer.json()
+
+        state = requests.get(
+            f"{sim_url}/_sim/state", params={"portal": portal.screen_name}, timeout=5
+        ).json()
+        names = {
+            c["visitor"]["email"]: c["visitor"]["name"]
+            for c in state["portals"][0]["conversations"]
+            if c["status"] in ("waiting", "connected") and c["visitor"].get("email")
+        }
+        later = [f"visitor{n}@example.org" for n in range(0, 10_000, 50)]
+        known = list(dict.fromkeys([*list(names)[:3], *later]))
+        owners = ("Kate Boyle", "Ravi Menon", "Lena Fischer")
+        for n, email in enumerate(known):
+            first, _, last = names.get(email, "").rpartition(" ")
+            if not last:
+                first, last = email.split("@")[0].title(), "Example"
+            if n % 3 == 2:
+                add("Leads", {"First_Name": first, "Last_Name": last, "Email": email,
+                              "Company": "Prospect Ltd", "Lead_Status": "Contacted",
+                              "owner": owners[n % 3]})  # fmt: skip
+                continue
+            contact = add(
+                "Contacts",
+                {"First_Name": first, "Last_Name": last, "Email": email,
+                 "Account_Name": f"Account {n}", "owner": owners[n % 3]},
+            )  # fmt: skip
+            big = n == 0
+            add(
+                "Deals",
+                {
+                    "Deal_Name": "Enterprise renewal" if big else "Add-on seats",
+                    "Stage": "Negotiation/Review" if big or n % 3 == 0 else "Closed Won",
+                    "Amount": 250_000 if big else 4_000,
+                    "Contact_Name": contact["id"],
+                },
+            )
 
     def _forget_old_world(self, sim_url: str) -> None:
         """A restarted simulator is a new world that reuses the old one's ids: what the
@@ -194,7 +246,7 @@ class Command(BaseCommand):
             code for code, dc in settings.SIQ_DATA_CENTERS.items() if dc.api_url.startswith(sim_url)
         ]
         portals = Portal.objects.filter(data_center__in=sim_codes)
-        for model in (Chat, Operator, Department, InboxEvent, PortalSync):
+        for model in (Chat, Operator, Department, InboxEvent, PortalSync, CrmPerson):
             model.objects.filter(portal__in=portals).delete()
 
     def _reconnect_others(self, sim_url: str, dashboard_url: str, keep: Portal) -> list[str]:
@@ -226,13 +278,20 @@ class Command(BaseCommand):
         return lines
 
     def _connect(
-        self, portal: Portal, sim_url: str, dashboard_url: str, *, approve_as: str = ""
+        self,
+        portal: Portal,
+        sim_url: str,
+        dashboard_url: str,
+        *,
+        approve_as: str = "",
+        crm: bool = False,
     ) -> None:
-        """The same OAuth flow as the Connect button, with the simulator approving."""
+        """The same OAuth flow as the Connect button (with CRM: as Add Zoho CRM), with the
+        simulator approving."""
         redirect_uri = f"{dashboard_url}oauth/callback/"  # never followed: we read the redirect
         session: dict = {}
         consent_url = oauth.start_authorization(
-            session=session, portal=portal, redirect_uri=redirect_uri
+            session=session, portal=portal, redirect_uri=redirect_uri, crm=crm
         )
         approve = {
             "auto_approve": True,

@@ -229,6 +229,9 @@ function showLoadError(event) {
 }
 
 export function init() {
+  // A link back from Zoho CRM (a lead made from a chat) opens that chat: ?chat=<id>.
+  const linked = new URLSearchParams(window.location.search).get("chat");
+  if (linked && /^\d+$/.test(linked)) openDrawer(linked);
   document.addEventListener("click", (event) => {
     const target = event.target;
     if (target.closest("[data-close-drawer]")) { closeDrawer(); return; }

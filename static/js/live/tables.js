@@ -221,6 +221,7 @@ function parseChat(el) {
     waitingSince: when(d.waitingSince),
     lastAt: when(d.lastAt),
     awaiting: d.awaitingReply === "1", // the server's Chat.awaiting_reply
+    matters: d.matters === "1", // the server's Chat.crm_marker: a big open deal or a customer
     // Since when the visitor's last message has had no reply (the server's Chat.unanswered_since).
     unansweredSince: when(d.unansweredSince),
   };
@@ -229,6 +230,7 @@ function chatPasses(rec) {
   if (filters.department && rec.department !== filters.department) return false;
   if (filters.operator && rec.operator !== filters.operator) return false;
   if (filters.status === "awaiting") return rec.awaiting;
+  if (filters.status === "matters") return rec.matters;
   if (filters.status && rec.status !== filters.status) return false;
   return true;
 }
