@@ -25,7 +25,7 @@ from ..actions import locks, refusals, stuck
 from ..forms.crm import CrmSettingsForm
 from ..models import Chat, CrmPerson
 from .actions import new_key, page_id
-from .portals import _failed, redirect_uri
+from .portals import connect_failed, redirect_uri
 
 PANEL = "live/crm.html"
 
@@ -106,7 +106,7 @@ def portal_crm_add(request: HttpRequest, portal_id) -> HttpResponse:
             session=request.session, portal=portal, redirect_uri=redirect_uri(request), crm=True
         )
     except SalesIQError as failure:
-        return _failed(request, failure, portal)
+        return connect_failed(request, failure, portal)
     return redirect(url)
 
 

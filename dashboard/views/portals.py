@@ -187,7 +187,7 @@ def _send_to_consent(request: HttpRequest, portal: Portal) -> HttpResponse:
             session=request.session, portal=portal, redirect_uri=redirect_uri(request)
         )
     except SalesIQError as failure:
-        return _failed(request, failure, portal)
+        return connect_failed(request, failure, portal)
     return redirect(url)
 
 
@@ -197,7 +197,9 @@ def portal_connect(request: HttpRequest, portal_id) -> HttpResponse:
     return _send_to_consent(request, _portal_or_draft(request, portal_id))
 
 
-def _failed(request: HttpRequest, failure: SalesIQError, portal: Portal | None) -> HttpResponse:
+def connect_failed(
+    request: HttpRequest, failure: SalesIQError, portal: Portal | None
+) -> HttpResponse:
     logger.info(
         "Connecting portal %s failed: %s", portal.pk if portal else "?", failure.technical()
     )
@@ -261,7 +263,7 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
             portal, authorization, webhook_url=webhook_url(request, portal)
         )
     except SalesIQError as failure:
-        return _failed(request, failure, portal)
+        return connect_failed(request, failure, portal)
     if isinstance(outcome, connecting.NeedsScreenName):
         connecting.remember_pending(request.session, authorization, outcome.choices)
         if outcome.problem:
@@ -278,7 +280,7 @@ def portal_screen_name(request: HttpRequest, portal_id) -> HttpResponse:
     try:
         authorization, choices = connecting.pending_for(request.session, portal)
     except SalesIQError as failure:
-        return _failed(request, failure, portal)
+        return connect_failed(request, failure, portal)
     if request.method == "POST" and "cancel" in request.POST:
         connecting.forget_pending(request.session, portal, revoke=True)
         messages.info(request, f"Connecting {portal.name} was cancelled; nothing was saved.")
@@ -298,7 +300,7 @@ def portal_screen_name(request: HttpRequest, portal_id) -> HttpResponse:
             )
         except SalesIQError as failure:
             connecting.forget_pending(request.session, portal, revoke=False)
-            return _failed(request, failure, portal)
+            return connect_failed(request, failure, portal)
         if isinstance(outcome, connecting.NeedsScreenName) and outcome.problem:
             form.add_error("typed", outcome.problem)
         else:
