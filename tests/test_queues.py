@@ -198,7 +198,8 @@ def test_the_queues_job_counts_the_chats_applied_since_and_publishes_what_moved(
     day = Tally.of(ServiceTally.objects.get(portal=portal, department_id="d1", span="day"))
     assert (day.offered, day.answered, day.handled) == (3, 3, 3)
     assert not Chat.objects.filter(portal=portal, needs_counting=True).exists()
-    assert [(c.queues, c.operators) for c in published] == [({"d1"}, {asha.pk})]
+    # Her figures moved, not her status or load: her row is pushed, nothing else about her.
+    assert [(c.queues, c.operators, c.figures) for c in published] == [({"d1"}, set(), {asha.pk})]
 
     # The same facts again (a poll after the webhooks): marked, counted, nothing added.
     arrive(portal, "c0", "d1", 600, picked_after=10, ended_after=100, counted=False)
