@@ -197,7 +197,7 @@ class Queues:
             else:
                 departments |= touched
             if departments or operators:
-                publish.changed(Changes(portal.pk, queues=departments, operators=operators))
+                publish.changed(Changes(portal.pk, queues=departments, figures=operators))
 
 
 def silent_since(portal: Portal, now: datetime) -> datetime | None:

@@ -275,10 +275,11 @@ def test_a_rating_after_the_end_publishes_the_operators_row_with_its_drawer_head
     # Only her figures did, once counted, and that is enough to push her row.
     _, moved = apply.count_pending(portal.pk)
     assert moved == {asha.pk}
-    changes = Changes(portal.pk, operators=moved)
+    changes = Changes(portal.pk, figures=moved)
 
     html = render.render_changes(changes)
     assert f'<tr id="op-{asha.pk}"' in html
+    assert f'id="meta-{portal.pk}"' not in html  # nothing else about the portal moved
     assert f'<div id="op-head-{asha.pk}" class="drawer-head operator-head"' in html
     head = html[html.index(f'id="op-head-{asha.pk}"') :]
     assert 'hx-swap-oob="true"' in head.split(">", 1)[0]

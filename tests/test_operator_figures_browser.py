@@ -68,7 +68,7 @@ def event(portal, kind: EventKind, conversation: Conversation, when: datetime) -
         received_at=when,
     )
     departments, operators = apply.count_pending(portal.pk)
-    changes.add(apply.Changes(portal.pk, queues=departments, operators=operators))
+    changes.add(apply.Changes(portal.pk, queues=departments, figures=operators))
     return changes
 
 

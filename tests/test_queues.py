@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from dashboard import jobs
-from dashboard.figures import clock, queues
-from dashboard.figures.definitions import Tally
+from dashboard.figures import clock, counting, queues
+from dashboard.figures.definitions import Tally, contribution, tally_of
 from dashboard.models import (
     Chat,
     Department,
@@ -198,7 +198,8 @@ def test_the_queues_job_counts_the_chats_applied_since_and_publishes_what_moved(
     day = Tally.of(ServiceTally.objects.get(portal=portal, department_id="d1", span="day"))
     assert (day.offered, day.answered, day.handled) == (3, 3, 3)
     assert not Chat.objects.filter(portal=portal, needs_counting=True).exists()
-    assert [(c.queues, c.operators) for c in published] == [({"d1"}, {asha.pk})]
+    # Her figures moved, not her status or load: her row is pushed, nothing else about her.
+    assert [(c.queues, c.operators, c.figures) for c in published] == [({"d1"}, set(), {asha.pk})]
 
     # The same facts again (a poll after the webhooks): marked, counted, nothing added.
     arrive(portal, "c0", "d1", 600, picked_after=10, ended_after=100, counted=False)
@@ -229,3 +230,32 @@ def test_a_portal_whose_counting_fails_leaves_its_chats_marked_and_the_others_co
     monkeypatch.setattr(jobs.apply, "count_pending", real)
     jobs.Queues()([portal, other], timezone.now())
     assert not Chat.objects.filter(needs_counting=True).exists()
+
+
+def test_a_backlog_is_counted_a_few_chats_at_a_time_and_adds_up(portal, monkeypatch):
+    """After a gap read back, thousands of chats may be marked: they are counted in several
+    transactions, each reading and writing its rows at once, and add up to the same."""
+    monkeypatch.setattr(counting, "COUNT_AT_ONCE", 2)
+    for n in range(7):
+        department = "d1" if n % 2 else "d2"
+        # Spread over several quarters of today, some missed.
+        if n % 3 == 2:
+            arrive(portal, f"c{n}", department, 300 + 600 * n, missed_after=90, counted=False)
+        else:
+            arrive(portal, f"c{n}", department, 300 + 600 * n, picked_after=5 * n,
+                   ended_after=200, counted=False)  # fmt: skip
+    departments, _ = apply.count_pending(portal.pk)
+    assert departments == {"d1", "d2"}
+    assert not Chat.objects.filter(portal=portal, needs_counting=True).exists()
+    for department in ("d1", "d2"):
+        truth = tally_of(
+            filter(
+                None,
+                (contribution(c) for c in Chat.objects.filter(department_id=department)),
+            )
+        )
+        for span in ("day", "quarter"):
+            stored = Tally()
+            for row in ServiceTally.objects.filter(department_id=department, span=span):
+                stored.merge(Tally.of(row))
+            assert stored == truth, (department, span)

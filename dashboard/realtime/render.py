@@ -33,7 +33,7 @@ def render_changes(changes: Changes) -> str:
     changes nothing renders nothing."""
     pieces: list[str] = []
     portal = None
-    if changes.chats or changes.operators or changes.meta:
+    if changes.chats or changes.operators or changes.figures or changes.meta:
         portal = Portal.objects.filter(pk=changes.portal_id).first()
         if portal is None:
             return ""
@@ -43,8 +43,9 @@ def render_changes(changes: Changes) -> str:
         else:
             pieces.append(f'<tr id="chat-{chat.pk}" hx-swap-oob="delete"></tr>')
         pieces.append(render_row(f"{PARTS}#drawer_head", "chat", chat, oob=True))
-    if changes.operators:
-        for view in selectors.operator_views([portal], only=sorted(changes.operators)):
+    if changes.operators or changes.figures:
+        rows = sorted(changes.operators | changes.figures)
+        for view in selectors.operator_views([portal], only=rows):
             pieces.append(render_row(f"{PARTS}#operator_row", "view", view, oob=True))
     for pk in sorted(changes.removed_operators):
         pieces.append(f'<tr id="op-{pk}" hx-swap-oob="delete"></tr>')
@@ -63,7 +64,7 @@ def render_changes(changes: Changes) -> str:
         # What the queues say about the portal's figures (a gap being read back) follows its meta.
         for note in queues.notes([portal]):
             pieces.append(render_to_string(QUEUE_NOTE, {"note": note, "oob": True}))
-    if portal is not None:
+    if portal is not None and (changes.chats or changes.operators or changes.meta):
         # The portal's figures and freshness follow its chats, its operators and its meta.
         pieces.append(_render("portal_meta", f=selectors.freshness(portal), oob=True))
     if changes.chats or changes.operators or changes.alerts:

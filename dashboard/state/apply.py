@@ -128,8 +128,15 @@ def count_pending(portal_id: Any) -> tuple[set[str], set[int]]:
     """Count the portal's chats applied since their last count, under the applying lock (a
     chat applied meanwhile waits, so none is counted from a state already gone): the
     departments whose figures changed and the operators (database ids) whose figures did."""
-    with _applying(portal_id):
-        return counting.count_marked(portal_id)
+    departments: set[str] = set()
+    operators: set[int] = set()
+    more = True
+    while more:
+        with _applying(portal_id):
+            touched, moved, more = counting.count_marked(portal_id)
+        departments |= touched
+        operators |= moved
+    return departments, operators
 
 
 # --- facts from the future ----------------------------------------------------------------

@@ -20,6 +20,9 @@ class Changes:
     portal_id: Any  # None for what concerns no portal's group (an action's outcome only)
     chats: set[int] = field(default_factory=set)  # rows to re-render (or remove if closed)
     operators: set[int] = field(default_factory=set)  # cards to re-render
+    # Operators whose figures of the day alone changed (counted, dashboard/figures/): their
+    # rows are rendered again, nothing else about them (status, load, alerts) moved.
+    figures: set[int] = field(default_factory=set)
     removed_operators: set[int] = field(default_factory=set)
     messages: set[int] = field(default_factory=set)  # new transcript lines
     # Transcript lines edited or deleted after they were shown (swapped in place).
@@ -39,6 +42,7 @@ class Changes:
         return bool(
             self.chats
             or self.operators
+            or self.figures
             or self.removed_operators
             or self.messages
             or self.changed_messages
@@ -53,6 +57,7 @@ class Changes:
     def add(self, other: Changes) -> None:
         self.chats |= other.chats
         self.operators |= other.operators
+        self.figures |= other.figures
         self.removed_operators |= other.removed_operators
         self.messages |= other.messages
         self.changed_messages |= other.changed_messages
