@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import batched
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -53,6 +54,7 @@ from siq_integration.models import Portal, WebhookPublicKey
 from siq_integration.normalised import EventKind, WebhookEvent
 
 from .actions import outcomes
+from .figures import counting
 from .models import InboxEvent, PortalSync
 from .realtime import publish
 from .state import apply
@@ -553,6 +555,12 @@ STORE_LIMIT = 64
 IDLE_CLOSE_SECONDS = 2.0
 
 
+# Whether the lane counts the figures of what it applied (dashboard/figures/counting.py): in a
+# process that runs the worker too (`manage.py serve`, the embedded default), whose queues job
+# publishes what the lane's counts moved. Elsewhere the worker's own count does it all.
+LANE_COUNTS = False
+
+
 class _Lane:
     """Under a server loop, one thread does the webhook path's database work: storing what
     arrived (SalesIQ waits for that answer, and sends a webhook's next delivery only then),
@@ -578,6 +586,7 @@ class _Lane:
     """
 
     def __init__(self) -> None:
+        self.applied: set[Any] = set()  # portals whose chats the lane applied, to count
         self.deliveries: deque[tuple[Delivery, asyncio.Future]] = deque()
         self.events: deque[int | Stored] = deque()
         self.held = publish.Hold()  # applied, not yet published
@@ -606,7 +615,8 @@ class _Lane:
             loop.call_later(IDLE_CLOSE_SECONDS, self._close_if_idle, loop)
 
     def _work(self, loop) -> None:
-        """In the lane's thread, until nothing waits (the loop adds meanwhile)."""
+        """In the lane's thread, until nothing waits (the loop adds meanwhile); then, where
+        this process runs the worker too, the figures of what it applied are counted."""
         stored_last = False
         try:
             while self._pending():
@@ -627,11 +637,28 @@ class _Lane:
             logger.exception("The webhook lane failed; the sweep applies what is left")
             self.held.clear()
             connections.close_all()
+        if LANE_COUNTS:
+            self._count()
+
+    def _count(self) -> None:
+        """Count the chats the lane applied (nothing waits: the next delivery waits for a
+        chat or two at most) and hand what moved to the worker's queues job."""
+        while self.applied:
+            portal_id = self.applied.pop()
+            try:
+                counting.handed.add(portal_id, *apply.count_pending(portal_id))
+            except Exception:
+                # Still marked: the worker's queues job counts them.
+                logger.exception("Counting the figures of portal %s failed", portal_id)
+                connections.close_all()
 
     def _apply_one(self) -> None:
         try:
+            item = self.events.popleft()
+            if isinstance(item, Stored):
+                self.applied.add(item.portal.pk)
             with self.held.collecting():
-                apply_stored(self.events.popleft())
+                apply_stored(item)
         except Exception:
             logger.exception("Applying a webhook event failed; the sweep tries again")
             connections.close_all()

@@ -39,7 +39,7 @@ from siq_integration.normalised import Conversation
 from . import crm, ingest, selectors
 from .actions import stuck
 from .alerts import escalation, lifecycle
-from .figures import clock, queues, reconcile
+from .figures import clock, counting, queues, reconcile
 from .models import OPEN_CHAT_STATUSES, Chat, Source
 from .realtime import publish
 from .state import apply
@@ -192,6 +192,8 @@ class Queues:
         for portal in portals:
             departments = set(due.get(portal.pk, ()))
             touched, operators = counted[portal.pk]
+            lane_touched, lane_moved = counting.handed.take(portal.pk)
+            touched, operators = touched | lane_touched, operators | lane_moved
             if "*" in departments:
                 departments = {q.department_id for q in queues.queue_rows([portal], now)}
             else:

@@ -408,3 +408,38 @@ def test_it_keeps_one_failing_event_of_a_burst_to_itself(
     assert states["conversation.attender.updated"] == "failed"
     assert states["conversation.created"] == states["conversation.visitor.replied"] == "applied"
     assert ChatMessage.objects.filter(chat__remote_id=chat, text="A line").exists()
+
+
+@pytest.mark.parametrize("lane_counts", [True, False])
+def test_the_lane_counts_what_it_applied_when_the_worker_runs_beside_it(
+    simulator, connected_portal, webhook_receiver, admin, monkeypatch, lane_counts
+):
+    """Where the worker runs in the same process (`serve`), the lane counts the figures of
+    what it applied once idle and hands what moved to the worker's queues job; elsewhere it
+    leaves the chats marked for the worker's own count."""
+    from dashboard.figures import counting
+    from dashboard.models import ServiceTally
+
+    monkeypatch.setattr(ingest, "LANE_COUNTS", lane_counts)
+    monkeypatch.setattr(counting, "handed", counting.Handed())
+    portal = connected_portal(open_chats=0, operators=3)
+    assert connecting.register_webhooks(portal, url=webhook_receiver.url)
+    taken = datetime.now(UTC)
+    apply.apply_operators(portal, SalesIQClient(portal).list_operators(), taken_at=taken)
+    chat = simulator.create_conversation(portal.screen_name, visitor_name="Counted")["id"]
+    simulator.pickup(chat)
+    deliveries = webhook_receiver.wait_for(2)
+
+    replay(admin, portal, deliveries)
+
+    row = Chat.objects.get(remote_id=chat)
+    day = ServiceTally.objects.filter(portal=portal, span="day", department_id=row.department_id)
+    departments, operators = counting.handed.take(portal.pk)
+    if lane_counts:
+        assert not row.needs_counting
+        assert [(t.offered, t.answered) for t in day] == [(1, 1)]
+        assert departments == {row.department_id}
+        assert operators == {Operator.objects.get(portal=portal, remote_id=row.operator_id).pk}
+    else:
+        assert row.needs_counting and not day.exists()
+        assert (departments, operators) == (set(), set())

@@ -186,8 +186,10 @@ def serve(
     """The embedded default: daphne and (unless ``worker`` is False) the poller, one process."""
     background: list[Background] = []
     if worker:
+        from dashboard import ingest
         from dashboard.polling.runner import Worker
 
+        ingest.LANE_COUNTS = True  # the worker's queues job publishes what the lane counts
         poller = Worker()
         logger.info("Worker %s runs inside the server", poller.holder)
         background.append(poller.run_on_loop)

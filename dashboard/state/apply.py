@@ -130,7 +130,8 @@ def count_pending(portal_id: Any) -> tuple[set[str], set[int]]:
     departments whose figures changed and the operators (database ids) whose figures did."""
     departments: set[str] = set()
     operators: set[int] = set()
-    more = True
+    # Looked for before taking the lock (a read takes none): nothing marked, no lock taken.
+    more = Chat.objects.filter(portal_id=portal_id, needs_counting=True).exists()
     while more:
         with _applying(portal_id):
             touched, moved, more = counting.count_marked(portal_id)
