@@ -15,6 +15,9 @@ workers run). A job never raises: a failure is logged and the next period tries 
   crossing its target, a new business day) once a second at most.
 - ``reconcile``: note when webhooks fall silent and resume (a gap in today's figures), and
   read the ended chats of a gap back from SalesIQ: calls to SalesIQ, so off the tick's thread.
+- ``hookevents``: once per list of events the dashboard needs, make sure each portal's
+  registered webhook has them all, adding those it lacks (siq_integration/webhook_events.py):
+  calls to SalesIQ, so off the tick's thread.
 - ``crm``: look the visitors of open chats up in Zoho CRM (dashboard/crm.py) and mark the
   rows of those who matter: calls to CRM, so off the tick's thread, never while applying.
 """
@@ -32,6 +35,7 @@ from typing import Any
 from django.db import connections
 from django.utils import timezone
 
+from siq_integration import webhook_events
 from siq_integration.health import WEBHOOKS_FLOWING_WITHIN
 from siq_integration.models import Portal
 from siq_integration.normalised import Conversation
@@ -55,6 +59,9 @@ HEALTH_EVERY = 5.0  # seconds between checks whether a portal's health changed
 ALERTS_EVERY = 3.0  # seconds between evaluations of the time-based alert rules
 ESCALATE_EVERY = 3.0  # seconds between looks for alerts due to escalate
 QUEUES_EVERY = 1.0  # seconds between publications of the queue rows that changed
+# Seconds between looks at whether a portal's webhook needs events added. Each portal is
+# checked at SalesIQ once per list of needed events; a look between reads the portals alone.
+WEBHOOK_EVENTS_EVERY = 60.0
 
 # A job taking longer than this (seconds) is logged: every job and poll of the tick waits.
 SLOW_JOB = 0.5
@@ -260,6 +267,26 @@ class ReconcileFigures(OffTheTick):
             logger.exception("Reconciling the figures of portal %s failed", portal)
 
 
+class WebhookEvents(OffTheTick):
+    """Adds the events the dashboard needs to webhooks registered before it needed them."""
+
+    name = "hookevents"
+
+    def for_portal(self, portal: Portal) -> None:
+        try:
+            outcome = webhook_events.ensure(portal)
+        except Exception:
+            logger.exception("Checking the webhook events of portal %s failed", portal)
+            return
+        if outcome in (
+            webhook_events.Outcome.UPDATED,
+            webhook_events.Outcome.REGISTERED_AGAIN,
+            webhook_events.Outcome.REFUSED,
+        ):
+            # The portal page and the live page's banner say what the webhook does.
+            publish.meta(portal.pk)
+
+
 class CrmLookups(OffTheTick):
     """Zoho CRM lookups of the visitors of open chats, and the rows' marker."""
 
@@ -284,4 +311,5 @@ def default_jobs(health: Health) -> list[Job]:
         Job("queues", QUEUES_EVERY, Queues()),
         Job("reconcile", reconcile.RECONCILE_EVERY, ReconcileFigures()),
         Job("crm", crm.CRM_EVERY, CrmLookups()),
+        Job("hookevents", WEBHOOK_EVENTS_EVERY, WebhookEvents()),
     ]

@@ -354,6 +354,8 @@ SIQ_HTTP_METHODS = {
     "v2.operator_status": "PUT",
     # Zoho's Pick up Chat page names no method (docs/step-in.md).
     "v2.conversation_pickup": "PUT",
+    # Zoho's Update a Webhook page, as stored here, shows no method (docs/participants.md).
+    "v2.webhook_update": "PUT",
 }
 _method_overrides = _env_json_object("SIQ_HTTP_METHODS")
 for _key, _method in _method_overrides.items():

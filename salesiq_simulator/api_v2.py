@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import requests
+
 from .accounts import AccessToken, fingerprint, has_scope
 from .base import ApiAnswer, ApiRequest, Route, html_answer, json_answer, match_route, page_params
 from .faults import Verdict
@@ -111,7 +113,11 @@ ROUTES: list[Route] = [
     ),
     (
         ("webhooks", "*"),
-        {"GET": ("get_webhook", "webhooks.READ"), "DELETE": ("delete_webhook", "webhooks.DELETE")},
+        {
+            "GET": ("get_webhook", "webhooks.READ"),
+            "PUT": ("update_webhook", "webhooks.UPDATE"),
+            "DELETE": ("delete_webhook", "webhooks.DELETE"),
+        },
     ),
     (("webhooks", "*", "keys"), {"POST": ("add_key", "webhooks.CREATE")}),
     (("webhooks", "*", "keys", "*"), {"DELETE": ("delete_key", "webhooks.DELETE")}),
@@ -566,6 +572,54 @@ class V2Api:
         )
         portal.webhooks[hook.id] = hook
         return self._ok(req, "webhook", v2_webhook(hook))
+
+    def h_update_webhook(
+        self, req: ApiRequest, portal: Portal, access: AccessToken, webhook_id: str
+    ) -> ApiAnswer:
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/update-webhook-v2.html
+        # "type" is mandatory; "events", when given, replace the webhook's events ("will not
+        # get added to it"); a new "url" is first sent a HEAD that must answer 200.
+        hook = self._webhook(portal, webhook_id)
+        body = self._body(req)
+        kind = body.get("type")
+        if not kind:
+            raise V2Error(1015, json_key="type")
+        if kind != hook.type:
+            raise V2Error(1007, json_key="type")
+        events = hook.events
+        if "events" in body:
+            events = body["events"]
+            if not events:
+                raise V2Error(1015, json_key="events")
+            if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+                raise V2Error(1007, json_key="events")
+            if any(e not in V2_EVENTS for e in events):
+                raise V2Error(1007, json_key="events")
+        url = hook.url
+        if "url" in body and body["url"] != hook.url:
+            url = body["url"]
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise V2Error(1007, json_key="url")
+            if portal.settings.strict_webhook_urls and parts.port is not None:
+                raise V2Error(1007, json_key="url")
+            if any(h.url == url for h in portal.webhooks.values()):
+                raise V2Error(1014)
+            if not self._answers_head(url):
+                raise V2Error(1007, json_key="url")
+        hook.events = list(dict.fromkeys(events))
+        hook.url = url
+        if "version" in body:
+            hook.version = str(body["version"])
+        return self._ok(req, "webhook", v2_webhook(hook))
+
+    @staticmethod
+    def _answers_head(url: str) -> bool:
+        """Whether ``url`` answers SalesIQ's HEAD with a 200 (a webhook url being changed)."""
+        try:
+            return requests.head(url, timeout=5, allow_redirects=False).status_code == 200
+        except requests.RequestException:
+            return False
 
     def h_delete_webhook(
         self, req: ApiRequest, portal: Portal, access: AccessToken, webhook_id: str

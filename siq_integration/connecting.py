@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import budget, crypto, dialects, oauth, webhook_keys
+from . import budget, crypto, dialects, oauth, webhook_events, webhook_keys
 from . import exceptions as exc
 from .budget import Priority
 from .client import SalesIQClient
@@ -303,10 +303,16 @@ def forget_pending(session: Any, portal: Portal, *, revoke: bool) -> None:
 # --- webhooks ---------------------------------------------------------------------------
 
 
-def register_webhooks(portal: Portal, *, url: str) -> bool:
+# The most calls registering takes (list, delete, create, add a key): the worker checks
+# the budget has room for them before registering again (webhook_events.py).
+REGISTER_CALLS = 4
+
+
+def register_webhooks(portal: Portal, *, url: str, priority: Priority = Priority.ACTION) -> bool:
     """(Re-)register the dashboard's webhook for ``portal``. Records the outcome on the
-    portal (``webhook_error`` in words); returns whether it worked."""
-    client = SalesIQClient(portal, priority=Priority.ACTION)
+    portal (``webhook_error`` in words); returns whether it worked. ``priority``: an admin's
+    click, or the worker adding events the webhook lacks (webhook_events.py)."""
+    client = SalesIQClient(portal, priority=priority)
     try:
         for hook in client.list_webhooks():
             if hook.id == portal.webhook_id or hook.url == url:
@@ -318,6 +324,9 @@ def register_webhooks(portal: Portal, *, url: str) -> bool:
             with transaction.atomic():
                 webhook_keys.store(portal, keyed.public_keys)
                 _save_webhook(portal, hook_id=hook.id, url=url, secret="")
+                webhook_events.mark_registered(
+                    portal, asked=V2_WEBHOOK_EVENTS, registered=keyed.events or hook.events
+                )
         else:
             secret = secrets.token_urlsafe(32)
             hook = client.register_webhook(url=url, events=REFERENCE_WEBHOOK_EVENTS, secret=secret)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from . import budget
+from . import budget, webhook_events
 from . import exceptions as exc
 from .models import Portal
 
@@ -123,10 +123,14 @@ def webhook_health(portal: Portal, *, now: datetime | None = None) -> WebhookHea
         )
     if portal.webhook_error:
         return WebhookHealth("Registration failed", portal.webhook_error, "bad")
+    if portal.last_webhook_at is not None and portal.last_webhook_ok is False:
+        return WebhookHealth("Refused a delivery", portal.last_webhook_problem, "bad")
+    # Registered with fewer events than the dashboard needs, and adding them failed.
+    missing = webhook_events.missing_sentence(portal)
+    if missing:
+        return WebhookHealth("Events missing", missing, "warn")
     if portal.last_webhook_at is None:
         return WebhookHealth("Registered", "Registered; no delivery has arrived yet.", "ok")
-    if portal.last_webhook_ok is False:
-        return WebhookHealth("Refused a delivery", portal.last_webhook_problem, "bad")
     if now - portal.last_webhook_at > WEBHOOKS_FLOWING_WITHIN:
         minutes = int(WEBHOOKS_FLOWING_WITHIN.total_seconds() // 60)
         return WebhookHealth(

@@ -93,6 +93,12 @@ class Portal(models.Model):
     # When the webhook's key list was last read from SalesIQ after an unknown signature:
     # at most once a minute per portal, across processes.
     webhook_keys_read_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Which list of events the worker last made sure the webhook has (a fingerprint of the
+    # dashboard's list, webhook_events.py): once per list, not on every pass.
+    webhook_events_checked = models.CharField(max_length=64, blank=True, editable=False)
+    # The events the dashboard needs that SalesIQ's webhook still lacks after the worker
+    # tried to add them (comma-separated; blank when none are missing).
+    webhook_events_missing = models.TextField(blank=True, editable=False)
 
     # Zoho CRM, added to the portal by an admin (the same grant, with CRM scopes added).
     # The token answer's api_domain is the CRM host of the account's data centre.

@@ -86,6 +86,11 @@ def optional_scopes(dialect: str) -> tuple[str, ...]:
     says what it cannot do then ("reconnect to allow messaging")."""
     messaging = dialects.get(dialect).messaging_scope
     extra = () if _covers(scopes_for(dialect), messaging) else (messaging,)
+    # v2's SalesIQ.webhooks.UPDATE: new webhook events reach the webhook in one call
+    # (webhook_events.py); without it, by registering the webhook again.
+    update = dialects.get(dialect).webhook_update_scope
+    if update and not _covers(scopes_for(dialect), update):
+        extra = (*extra, update)
     return (*extra, PROFILE_SCOPE)
 
 
@@ -115,6 +120,15 @@ def may_message(portal: Portal) -> bool:
         return False
     messaging = dialects.get(portal.dialect).messaging_scope
     return _covers(portal.granted_scopes.split(","), messaging)
+
+
+def may_update_webhook(portal: Portal) -> bool:
+    """Whether the portal's grant lets the dashboard change its webhook's events in place
+    (v2's SalesIQ.webhooks.UPDATE). Grants made before the dashboard asked for it lack it."""
+    update = dialects.get(portal.dialect).webhook_update_scope
+    if not update or not portal.granted_scopes:
+        return False
+    return _covers(portal.granted_scopes.split(","), update)
 
 
 # Zoho CRM, asked for when an admin adds CRM to a portal (one grant serves both). The names

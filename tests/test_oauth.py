@@ -30,11 +30,12 @@ def test_it_asks_zoho_for_offline_access_with_consent_and_comma_scopes(sim_porta
     assert query["prompt"] == ["consent"]
     assert query["response_type"] == ["code"]
     assert query["client_id"] == ["1000.SIMULATOR"]
-    # The scopes the portal needs, then messaging and who the grant acts as (asked for,
-    # never required).
+    # The scopes the portal needs, then messaging, updating the webhook's events and who
+    # the grant acts as (asked for, never required).
     assert query["scope"][0].split(",") == [
         *oauth.scopes_for("v2"),
         "SalesIQ.conversations.CREATE",
+        "SalesIQ.webhooks.UPDATE",
         "AaaServer.profile.READ",
     ]
     assert query["state"][0] in session[oauth.SESSION_KEY]

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from siq_integration import connecting, health, oauth
+from siq_integration import connecting, health, oauth, webhook_events
 from siq_integration.exceptions import OAuthError, SalesIQError, StateMismatch
 from siq_integration.models import Portal
 
@@ -89,6 +89,8 @@ def portal_detail(request: HttpRequest, portal_id) -> HttpResponse:
             "webhook_url_has_port": _has_port(url),
             "webhook_keys": portal.webhook_keys.count(),
             "signing_keys": list(portal.webhook_keys.order_by("created_time", "key_id")),
+            # Events the webhook lacks (webhook_events.py): the page offers "Register again".
+            "webhook_events_missing": webhook_events.missing_from(portal),
             "sync": PortalSync.objects.filter(portal=portal).first(),
             **_rejected(portal),
             # Stepping in: whether the grant lets the dashboard message visitors, and as whom.

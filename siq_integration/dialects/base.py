@@ -173,6 +173,9 @@ class Dialect(Protocol):
     can_pick_up: ClassVar[bool]  # the grant's user can pick up a waiting chat themselves
     # The scope that lets the grant's user write in a chat (old grants may lack it).
     messaging_scope: ClassVar[str]
+    # The scope that lets the dashboard change its webhook's events in place ("" when the
+    # dashboard never does: the webhook is registered again instead). Old grants may lack it.
+    webhook_update_scope: ClassVar[str]
     signature_header: ClassVar[str]  # the header a webhook delivery's signature comes in
     # (scope, resource) pairs: one small read per scope family proves a grant reaches it.
     reach_checks: ClassVar[tuple[tuple[str, str], ...]]
@@ -246,6 +249,8 @@ class Dialect(Protocol):
     def operators_params(self, since: str | None) -> dict[str, Any]: ...
 
     def register_webhook_call(self, *, url: str, events: list[str], secret: str) -> Call: ...
+
+    def update_webhook_call(self, webhook_id: str, *, events: list[str]) -> Call: ...
 
     # --- parsing
     def parse_conversation(self, raw: dict) -> Conversation: ...

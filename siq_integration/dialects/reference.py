@@ -109,6 +109,9 @@ class Reference:
     lists_closed_conversations = True  # "List Chats": status ended / missed, from_date
     can_pick_up = False  # the reference document has no pickup call
     messaging_scope = "SalesIQ.chats.ALL"  # "Send Chat Message" is a chats call
+    # "Update Webhook" exists, but the dashboard's reference events never changed: it never
+    # updates them in place (webhook_events.py leaves these portals alone).
+    webhook_update_scope = ""
     signature_header = "X-Salesiq-Signature"  # "Handle Webhooks in Your Application"
     reach_checks = (
         ("SalesIQ.settings.READ", "departments"),
@@ -362,6 +365,10 @@ class Reference:
             "secret": secret,
         }
         return Call("POST", "/webhooks", json=body, idempotent=False)
+
+    # Reference: ../shared/seeds/003_5ce7e3d4e9e50253.txt, "Update Webhook" (PATCH)
+    def update_webhook_call(self, webhook_id: str, *, events: list[str]) -> Call:
+        return Call("PATCH", f"/webhooks/{webhook_id}", json={"events": events})
 
     # --- parsing --------------------------------------------------------------------
 

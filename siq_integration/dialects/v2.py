@@ -65,6 +65,9 @@ V2_SCOPES = (
 # Send Message (Operator) needs it. Asked for, not required: a grant made before the dashboard
 # asked for it still works, it only cannot message visitors (oauth.OPTIONAL_SCOPES).
 V2_MESSAGING_SCOPE = "SalesIQ.conversations.CREATE"
+# Update a Webhook needs it. Asked for, not required, like messaging: a grant made before the
+# dashboard asked for it gets new events by registering its webhook again (webhook_events.py).
+V2_WEBHOOK_UPDATE_SCOPE = "SalesIQ.webhooks.UPDATE"
 
 V2_EVENTS = {
     "conversation.created": EventKind.CHAT_CREATED,
@@ -160,6 +163,7 @@ class V2:
     lists_closed_conversations = True  # status closed / missed, from_time, updated_from_time
     can_pick_up = True  # Pick up Chat: the connected user becomes the chat's operator
     messaging_scope = V2_MESSAGING_SCOPE
+    webhook_update_scope = V2_WEBHOOK_UPDATE_SCOPE
     signature_header = "x-siqsignature"  # ../shared/SALESIQ_API.md, "Webhooks": Signature
     reach_checks = (
         ("SalesIQ.departments.READ", "departments"),
@@ -481,6 +485,19 @@ class V2:
     def register_webhook_call(self, *, url: str, events: list[str], secret: str) -> Call:
         body = {"type": "data", "url": url, "events": events, "version": "1"}
         return Call("POST", "/webhooks", json=body, idempotent=False)
+
+    # Reference: https://www.zoho.com/salesiq/help/developer-section/update-webhook-v2.html
+    # …/webhooks/{id}, scope SalesIQ.webhooks.UPDATE; "type" is mandatory and the events sent
+    # replace the webhook's events (callers send every event it should keep). No url: a new
+    # url makes SalesIQ send it a HEAD first, and the dashboard's stays as it is. The page's
+    # excerpt names no method: PUT, as v2's other UPDATE calls, and a setting.
+    def update_webhook_call(self, webhook_id: str, *, events: list[str]) -> Call:
+        return Call(
+            settings.SIQ_HTTP_METHODS["v2.webhook_update"],
+            f"/webhooks/{webhook_id}",
+            json={"type": "data", "events": events},
+            idempotent=True,  # the same events twice leave the same webhook
+        )
 
     # --- parsing --------------------------------------------------------------------
 
