@@ -9,6 +9,7 @@ it was and the fresh refresh token is revoked at Zoho. Nothing is ever half-save
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import budget, crypto, dialects, oauth, webhook_events, webhook_keys
+from . import budget, crypto, dialects, oauth, webhook_keys
 from . import exceptions as exc
 from .budget import Priority
 from .client import SalesIQClient
@@ -324,7 +325,7 @@ def register_webhooks(portal: Portal, *, url: str, priority: Priority = Priority
             with transaction.atomic():
                 webhook_keys.store(portal, keyed.public_keys)
                 _save_webhook(portal, hook_id=hook.id, url=url, secret="")
-                webhook_events.mark_registered(
+                _note_events(
                     portal, asked=V2_WEBHOOK_EVENTS, registered=keyed.events or hook.events
                 )
         else:
@@ -341,6 +342,25 @@ def register_webhooks(portal: Portal, *, url: str, priority: Priority = Priority
         portal.webhook_error = message
         return False
     return True
+
+
+def events_fingerprint(events: list[str]) -> str:
+    """A short name for a list of events: the worker checks a webhook once per list
+    (webhook_events.py)."""
+    return hashlib.sha256(",".join(sorted(set(events))).encode()).hexdigest()[:32]
+
+
+def _note_events(portal: Portal, *, asked: list[str], registered: tuple[str, ...]) -> None:
+    """The webhook was just registered for the events ``asked`` and SalesIQ answered that it
+    has ``registered`` (an answer naming none is taken to have them all): the worker need
+    not check this list, and what the webhook lacks is kept for the portal page."""
+    have = set(registered or asked)
+    portal.webhook_events_checked = events_fingerprint(asked)
+    portal.webhook_events_missing = ",".join(event for event in asked if event not in have)
+    Portal.objects.filter(pk=portal.pk).update(
+        webhook_events_checked=portal.webhook_events_checked,
+        webhook_events_missing=portal.webhook_events_missing,
+    )
 
 
 def _save_webhook(portal: Portal, *, hook_id: str, url: str, secret: str) -> None:

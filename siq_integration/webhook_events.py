@@ -23,14 +23,14 @@ Reference-dialect portals are left alone: their events never changed.
 from __future__ import annotations
 
 import enum
-import hashlib
 import logging
 
 from django.db.models import Q
 
-from . import budget, dialects, oauth
+from . import budget, connecting, dialects, oauth
 from . import exceptions as exc
 from .budget import Priority
+from .client import SalesIQClient
 from .models import Portal
 
 logger = logging.getLogger(__name__)
@@ -70,14 +70,7 @@ def needed_events(dialect: str) -> list[str]:
     """The events the dashboard needs a portal's webhook to have ([] when it never checks)."""
     if not dialects.get(dialect).webhook_update_scope:
         return []
-    from .connecting import V2_WEBHOOK_EVENTS  # connecting registers; it imports this module
-
-    return list(V2_WEBHOOK_EVENTS)
-
-
-def fingerprint(events: list[str]) -> str:
-    """A short name for a list of events: the worker checks each list once."""
-    return hashlib.sha256(",".join(sorted(set(events))).encode()).hexdigest()[:32]
+    return list(connecting.V2_WEBHOOK_EVENTS)
 
 
 def missing_from(portal: Portal) -> list[str]:
@@ -109,19 +102,6 @@ def missing_sentence(portal: Portal) -> str:
     )
 
 
-def mark_registered(portal: Portal, *, asked: list[str], registered: tuple[str, ...]) -> None:
-    """The webhook was just registered for the events ``asked``, and SalesIQ answered that it
-    has ``registered`` (an answer naming none is taken to have them all): this list needs no
-    check by the worker, and what it lacks is kept for the portal page."""
-    have = set(registered or asked)
-    portal.webhook_events_checked = fingerprint(asked)
-    portal.webhook_events_missing = ",".join(event for event in asked if event not in have)
-    Portal.objects.filter(pk=portal.pk).update(
-        webhook_events_checked=portal.webhook_events_checked,
-        webhook_events_missing=portal.webhook_events_missing,
-    )
-
-
 def _claim(portal: Portal, mark: str) -> bool:
     """Take the check of this list for ``portal``; False when it was made already (here or
     by another worker)."""
@@ -150,11 +130,9 @@ def ensure(portal: Portal) -> Outcome:
     needed = needed_events(portal.dialect)
     if not needed or not portal.is_connected or not portal.webhook_id:
         return Outcome.LEFT_ALONE
-    mark = fingerprint(needed)
+    mark = connecting.events_fingerprint(needed)
     if portal.webhook_events_checked == mark or not _claim(portal, mark):
         return Outcome.LEFT_ALONE
-    from .client import SalesIQClient  # the client imports budget and oauth: only when used
-
     client = SalesIQClient(portal, priority=Priority.BACKGROUND, attempts=1)
     try:
         hook = client.get_webhook(portal.webhook_id)
@@ -204,13 +182,11 @@ def _room_for(portal: Portal, calls: int) -> bool:
 
 
 def _register_again(portal: Portal, missing: list[str]) -> Outcome:
-    from .connecting import REGISTER_CALLS, register_webhooks  # connecting imports this module
-
     if not portal.webhook_url:
         return _failed(portal, missing, None)
-    if not _room_for(portal, REGISTER_CALLS):
+    if not _room_for(portal, connecting.REGISTER_CALLS):
         return _later(portal, exc.BudgetExhausted())
-    if register_webhooks(portal, url=portal.webhook_url, priority=Priority.BACKGROUND):
+    if connecting.register_webhooks(portal, url=portal.webhook_url, priority=Priority.BACKGROUND):
         logger.info(
             "Portal %s: registered its webhook again to add %s", portal.pk, ", ".join(missing)
         )
