@@ -17,7 +17,8 @@ kept on the portal instead (``webhook_events_missing``) and the portal page says
 which events are missing and offers "Register again". A pass that could not ask (no call
 left in the budget, SalesIQ not answering) tries again on a later pass.
 
-Reference-dialect portals are left alone: their events never changed.
+A webhook SalesIQ no longer has (deleted in its settings, perhaps on purpose) is logged,
+not brought back. Reference-dialect portals are left alone: their events never changed.
 """
 
 from __future__ import annotations
@@ -137,8 +138,12 @@ def ensure(portal: Portal) -> Outcome:
     try:
         hook = client.get_webhook(portal.webhook_id)
     except exc.NotFound:
-        # Deleted in SalesIQ's settings: there is no list to add to, so register it again.
-        hook = None
+        # Deleted in SalesIQ's settings, perhaps on purpose: not this job's to undo (the
+        # webhook-silence alert and the portal page's "Register again" are there for it).
+        logger.warning(
+            "Portal %s: SalesIQ no longer has its webhook %s", portal.pk, portal.webhook_id
+        )
+        return Outcome.REFUSED
     except exc.SalesIQError as failure:
         if _passing(failure):
             return _later(portal, failure)
@@ -147,12 +152,11 @@ def ensure(portal: Portal) -> Outcome:
             "Portal %s: reading its webhook's events failed: %s", portal.pk, failure.technical()
         )
         return Outcome.REFUSED
-    have = set(hook.events) if hook is not None else set()
-    missing = [event for event in needed if event not in have]
+    missing = [event for event in needed if event not in set(hook.events)]
     if not missing:
         _keep_missing(portal, [])
         return Outcome.COMPLETE
-    if hook is not None and oauth.may_update_webhook(portal):
+    if oauth.may_update_webhook(portal):
         # SalesIQ replaces the list: keep whatever else the webhook has.
         events = [*hook.events, *missing]
         try:

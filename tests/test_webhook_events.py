@@ -144,6 +144,15 @@ def test_it_asks_again_on_a_later_pass_when_the_budget_has_no_call_left(portal):
 
 
 @responses.activate
+def test_it_does_not_bring_back_a_webhook_deleted_in_salesiq(portal):
+    responses.get(HOOK, json={"error": {"code": 1019, "message": "Invalid resource"}})
+    assert webhook_events.ensure(portal) is webhook_events.Outcome.REFUSED
+    assert [call.request.method for call in responses.calls] == ["GET"]
+    portal.refresh_from_db()
+    assert (portal.webhook_id, portal.webhook_events_missing) == ("5001", "")
+
+
+@responses.activate
 def test_it_leaves_reference_portals_alone(portal):
     Portal.objects.filter(pk=portal.pk).update(dialect="reference", screen_name="")
     portal.refresh_from_db()
