@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -25,7 +26,7 @@ from siq_integration import budget, connecting, health, webhook_events
 from siq_integration import exceptions as exc
 from siq_integration.budget import Priority
 from siq_integration.models import Portal
-from tests.support.simulator import last_seq
+from tests.support.simulator import V2_SCOPES, connect, last_seq, v2, v2_error
 
 # The list a portal registered before issue 16 has.
 OLD_EVENTS = [
@@ -328,3 +329,29 @@ def test_the_webhook_badge_names_the_missing_events_after_refusals_and_registrat
     assert health.webhook_health(portal).label == "Events missing"
     portal.webhook_events_missing = ""
     assert health.webhook_health(portal).label == "Receiving"
+
+
+def test_the_simulator_updates_a_webhook_as_zohos_page_says(simulator):
+    screen = f"p{uuid.uuid4().hex[:10]}"
+    simulator.add_portal(screen, dialect="v2", dc="sim", open_chats=0)
+    user = f"admin@{screen}.example"
+    token = connect(simulator, as_user=user, scopes=f"{V2_SCOPES},SalesIQ.webhooks.UPDATE")[
+        "access_token"
+    ]
+    body = {"type": "data", "url": "http://127.0.0.1:1/hook", "events": OLD_EVENTS}
+    hook = v2(simulator, token, "POST", f"/{screen}/webhooks", json=body)["data"]
+    path = f"/{screen}/webhooks/{hook['id']}"
+
+    # "type" is mandatory; unknown events are refused; nothing changes then.
+    assert v2_error(v2(simulator, token, "PUT", path, json={"events": NEW_EVENTS})) == 1015
+    refused = {"type": "data", "events": ["conversation.nonsense"]}
+    assert v2_error(v2(simulator, token, "PUT", path, json=refused)) == 1007
+    # The events sent replace the list ("will not get added to it").
+    answer = v2(simulator, token, "PUT", path, json={"type": "data", "events": NEW_EVENTS})
+    assert answer["object"] == "webhook" and answer["data"]["events"] == NEW_EVENTS
+    assert answer["data"]["id"] == hook["id"] and answer["data"]["url"] == body["url"]
+    # A grant without SalesIQ.webhooks.UPDATE may not.
+    old_grant = connect(simulator, as_user=user)["access_token"]
+    again = {"type": "data", "events": OLD_EVENTS}
+    assert v2_error(v2(simulator, old_grant, "PUT", path, json=again)) == 1009
+    assert v2(simulator, token, "GET", path)["data"]["events"] == NEW_EVENTS
