@@ -77,3 +77,22 @@ def outsider(portal: Portal, username: str = "outsider") -> User:
 def owner(db) -> User:
     """The superuser: every portal, every page."""
     return get_user_model().objects.create_superuser("owner", "owner@example.org", "pw-long-x")
+
+
+def token_portal() -> Portal:
+    """A v2 portal in the EU data centre with tokens and room in its budget, for the
+    client's tests with HTTP faked (nothing from a sign-in)."""
+    portal = Portal(
+        name="Zylker",
+        data_center="eu",
+        dialect="v2",
+        screen_name="zylker",
+        calls_per_minute=100,
+        calls_per_day=10_000,
+        accounts_url="https://accounts.zoho.eu",
+        token_expires_at=timezone.now() + timedelta(hours=1),
+    )
+    portal.access_token_encrypted = Portal._write("1000.first")
+    portal.refresh_token_encrypted = Portal._write("1000.refresh")
+    portal.save()
+    return portal

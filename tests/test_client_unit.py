@@ -16,6 +16,7 @@ from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
 from siq_integration.models import Portal
 from siq_integration.normalised import ChatStatus
+from tests.factories import token_portal
 
 API = "https://salesiq.zoho.eu/api/v2/zylker"
 TOKEN_URL = "https://accounts.zoho.eu/oauth/v2/token"
@@ -23,20 +24,7 @@ TOKEN_URL = "https://accounts.zoho.eu/oauth/v2/token"
 
 @pytest.fixture
 def portal(db):
-    portal = Portal(
-        name="Zylker",
-        data_center="eu",
-        dialect="v2",
-        screen_name="zylker",
-        calls_per_minute=100,
-        calls_per_day=10_000,
-        accounts_url="https://accounts.zoho.eu",
-        token_expires_at=timezone.now() + timedelta(hours=1),
-    )
-    portal.access_token_encrypted = Portal._write("1000.first")
-    portal.refresh_token_encrypted = Portal._write("1000.refresh")
-    portal.save()
-    return portal
+    return token_portal()
 
 
 def conversation(n: int) -> dict:

@@ -4,18 +4,16 @@ then against the simulator on a real port, in both dialects where the dialect ha
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 import responses
-from django.utils import timezone
 
 from siq_integration import exceptions as exc
 from siq_integration import oauth
 from siq_integration.budget import Priority
 from siq_integration.client import SalesIQClient
-from siq_integration.models import Portal
 from siq_integration.normalised import ChatStatus, SenderType
+from tests.factories import token_portal
 from tests.support.simulator import last_seq
 
 API = "https://salesiq.zoho.eu/api/v2/zylker"
@@ -23,20 +21,7 @@ API = "https://salesiq.zoho.eu/api/v2/zylker"
 
 @pytest.fixture
 def portal(db):
-    portal = Portal(
-        name="Zylker",
-        data_center="eu",
-        dialect="v2",
-        screen_name="zylker",
-        calls_per_minute=100,
-        calls_per_day=10_000,
-        accounts_url="https://accounts.zoho.eu",
-        token_expires_at=timezone.now() + timedelta(hours=1),
-    )
-    portal.access_token_encrypted = Portal._write("1000.first")
-    portal.refresh_token_encrypted = Portal._write("1000.refresh")
-    portal.save()
-    return portal
+    return token_portal()
 
 
 # --- unit: the calls as Zoho's pages write them ------------------------------------------
