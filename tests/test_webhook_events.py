@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import uuid
-from datetime import timedelta
 
 import pytest
 import responses
@@ -26,6 +25,7 @@ from siq_integration import budget, connecting, health, webhook_events
 from siq_integration import exceptions as exc
 from siq_integration.budget import Priority
 from siq_integration.models import Portal
+from tests.factories import token_portal
 from tests.support.simulator import V2_SCOPES, connect, last_seq, v2, v2_error
 
 # The list a portal registered before issue 16 has.
@@ -53,22 +53,12 @@ HOOK = f"{API}/webhooks/5001"
 
 @pytest.fixture
 def portal(db):
-    portal = Portal(
-        name="Zylker",
-        data_center="eu",
-        dialect="v2",
-        screen_name="zylker",
-        calls_per_minute=100,
-        calls_per_day=10_000,
-        accounts_url="https://accounts.zoho.eu",
-        token_expires_at=timezone.now() + timedelta(hours=1),
-        connected_at=timezone.now(),
-        webhook_id="5001",
-        webhook_url="https://dash.example.org/webhooks/salesiq/1/",
-        granted_scopes="SalesIQ.webhooks.READ,SalesIQ.webhooks.UPDATE",
-    )
-    portal.access_token_encrypted = Portal._write("1000.first")
-    portal.refresh_token_encrypted = Portal._write("1000.refresh")
+    """A connected v2 portal whose webhook 5001 is registered, with a grant that may update it."""
+    portal = token_portal()
+    portal.connected_at = timezone.now()
+    portal.webhook_id = "5001"
+    portal.webhook_url = "https://dash.example.org/webhooks/salesiq/1/"
+    portal.granted_scopes = "SalesIQ.webhooks.READ,SalesIQ.webhooks.UPDATE"
     portal.save()
     return portal
 
