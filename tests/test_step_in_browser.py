@@ -234,6 +234,13 @@ def test_it_assigns_a_waiting_chat_from_its_row_in_one_click_and_once(
     (action,) = Action.objects.filter(kind="transfer")
     assert action.params["assign"] is True and action.params["operator_id"] == target.remote_id
     assert page.locator("#drawer").count() == 0  # one click, no drawer
+    # While the transfer is under way the row cannot send another.
+    page.wait_for_function(
+        "id => { const b = document.querySelector(`#chat-${id} .row-assign`);"
+        " return !!b && b.disabled && /^(Sent to |Transfer under way)/.test(b.textContent); }",
+        arg=chat.pk,
+        timeout=15_000,
+    )
     screenshot("step-in-assign-sent")
     assert not console_errors, console_errors
 

@@ -14,8 +14,16 @@ import { PAGE_ID } from "./socket.js";
 import { showOutcome } from "./toasts.js";
 
 const sending = new Set(); // chats whose assign is on its way
-const sent = new Map(); // chat → the name it was sent to, until the row is pushed again
+// chat → { name, seen }: sent to that operator; `seen` once the row showed the transfer under
+// way. A row pushed without it after that: declined (or withdrawn), so the chat may be
+// assigned again, with new keys.
+const sent = new Map();
 const keys = new Map(); // "chat:operator" → the idempotency key of that attempt
+function underWay(row) { return !!row.querySelector(".c-status .transfer"); }
+function forget(chat) {
+  sent.delete(chat);
+  Array.from(keys.keys()).forEach((slot) => { if (slot.startsWith(chat + ":")) keys.delete(slot); });
+}
 
 function csrf() {
   try { return JSON.parse(root.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
@@ -51,8 +59,8 @@ function label(button, queues) {
   let mode, text, title, to = "";
   if (sending.has(chat)) {
     mode = "busy"; text = "Sending to SalesIQ…"; title = "The assign is on its way to SalesIQ.";
-  } else if (sent.has(chat)) {
-    mode = "busy"; text = "Sent to " + sent.get(chat);
+  } else if (sent.has(chat) || underWay(row)) {
+    mode = "busy"; text = sent.has(chat) ? "Sent to " + sent.get(chat).name : "Transfer under way";
     title = "The transfer was sent; the operator accepts or declines it in SalesIQ.";
   } else if (q.assignTo) {
     mode = "one"; to = q.assignTo; text = "Assign to " + q.assignName;
@@ -125,7 +133,7 @@ function assign(button) {
       // Refused (a stale choice, a chat picked up meanwhile) or held back: the next click is a
       // new attempt. Anything else keeps its key: a retry gets the same answer, never a resend.
       if (state === "refused" || state === "not_sent") keys.delete(slot);
-      else sent.set(chat, name);
+      else sent.set(chat, { name, seen: false });
       showOutcome(outcome, "Assign");
     } else {
       if (status === 403 || status === 409) keys.delete(slot);
@@ -148,8 +156,11 @@ export function init() {
     if (table === "operators" || !els) return;
     const buttons = [];
     els.forEach((row) => {
-      // A row pushed again shows where the chat is now (a transfer under way, declined…).
-      if (row.dataset && !sending.has(row.dataset.chat)) sent.delete(row.dataset.chat);
+      // A row pushed again shows where the chat is now: the transfer under way, then gone
+      // (declined, or the chat left the queue).
+      const mark = row.dataset && sent.get(row.dataset.chat);
+      if (mark && underWay(row)) mark.seen = true;
+      else if (mark && mark.seen) forget(row.dataset.chat);
       const button = row.querySelector && row.querySelector("[data-assign-chat]");
       if (button) buttons.push(button);
     });
