@@ -236,3 +236,13 @@ def test_an_assign_without_an_operator_is_refused_before_salesiq(simulator, conn
     )
     assert action.outcome == "refused" and "Choose an operator" in action.message
     assert transfers(simulator, start) == []
+
+
+def test_a_chat_with_no_department_may_go_to_anyone_in_a_narrowed_publication_too(portal):
+    operator(portal, "op1", "Asha", ["d1"], seats=2)
+    operator(portal, "op2", "Ben", ["d2"], seats=5)
+    arrive(portal, "w1", "", 30)
+    full = rows_of(portal)
+    narrowed = rows_of(portal, only={(portal.pk, "")})
+    assert full[""].assignee.operator.name == "Ben"  # anyone: the most free seats
+    assert narrowed[""].assignee.operator.name == "Ben"

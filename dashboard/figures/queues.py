@@ -278,7 +278,10 @@ def queue_rows(
             "display_name",
             "status_since",
         )
-        if wanted is None or wanted.intersection(str(d) for d in op.department_ids or ())
+        # A chat with no department may go to anyone (assign.py): its row reads everyone.
+        if wanted is None
+        or "" in wanted
+        or wanted.intersection(str(d) for d in op.department_ids or ())
     ]
     staff = [
         (op.portal_id, op.remote_id, op.status, op.enabled, op.department_ids, op.max_chats)
