@@ -1,12 +1,15 @@
 """Stepping in, in Chromium against `manage.py serve` and the simulator: message a visitor
 (canned line, then SalesIQ's call log and every page's transcript), pick up a waiting chat,
-assign one from its row, a double click that sends once, and a Viewer who sees none of it and
-is refused (403). Every test fails on a console error."""
+assign one from its row in one click (the choice shown first; a double click sends once; a
+choice gone stale refused in words; nobody free opens the picker), a double click on Send
+that sends once, and a Viewer who sees none of it and is refused (403). Every test fails on a
+console error."""
 
 from __future__ import annotations
 
 import pytest
 
+from dashboard.actions.assign import best_assignee
 from dashboard.models import Action, CannedLine, Chat, Operator, Role
 from tests.support.browser import ARTIFACTS, shown, sign_in, watched
 from tests.support.simulator import a_connected_chat, last_seq
@@ -141,17 +144,11 @@ def test_it_picks_up_a_waiting_chat(
     assert not console_errors, console_errors
 
 
-def test_it_assigns_a_waiting_chat_from_its_row(
-    server, simulator, connected_portal, page, console_errors, screenshot
-):
-    portal = watched(server, connected_portal(open_chats=1, operators=6))
-    department = me_of(portal).department_ids[0]
+def everyone_available(simulator, page, portal, department: str) -> None:
+    """Every operator of ``department`` online in SalesIQ, and the page showing it."""
     for operator in Operator.objects.filter(portal=portal):
         if department in operator.department_ids:
             simulator.set_operator_status(operator.remote_id, "online")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    sign_in(page, server)
-    chat = a_waiting_chat_on_the_page(page, simulator, portal, department)
     page.wait_for_function(
         "d => [...document.querySelectorAll('#operators-body tr')]"
         ".filter(r => r.dataset.departments.split(' ').includes(d))"
@@ -160,25 +157,168 @@ def test_it_assigns_a_waiting_chat_from_its_row(
         timeout=15_000,
     )
 
-    page.click(f"#chat-{chat.pk} .row-assign")
-    drawer = page.locator(f"#drawer[data-chat='{chat.pk}']")
-    best = shown(drawer.locator("button[data-assign-best]"))
-    # The choice is shown before the click, with why.
-    label = best.inner_text()
-    assert label.startswith("Assign to ")
-    name = label.removeprefix("Assign to ")
-    assert "available, in this department" in best.get_attribute("title")
-    assert best.evaluate("b => document.activeElement === b")
-    screenshot("step-in-assign-choice")
-    start = last_seq(simulator)
-    best.click()
 
-    outcome = shown(drawer.locator(".action-outcome[data-kind=transfer]"))
-    assert outcome.locator(".outcome-what").inner_text().startswith("Assign")
+def labelled(page, chat: Chat, prefix: str):
+    """The waiting row's assign button, once its label starts with ``prefix``."""
+    button = page.locator(f"#chat-{chat.pk} .row-assign")
+    page.wait_for_function(
+        "([id, prefix]) => { const b = document.querySelector(`#chat-${id} .row-assign`);"
+        " return !!b && !b.hidden && b.textContent.startsWith(prefix); }",
+        arg=[chat.pk, prefix],
+        timeout=15_000,
+    )
+    return button
+
+
+def held_pushes(page) -> dict:
+    """The page's websocket, relayed through the test: while ``held["on"]``, what the server
+    pushes waits here (the page keeps showing what it showed), then arrives in order on
+    ``release``. Set before the page connects."""
+    held: dict = {"on": False, "queue": [], "pages": []}
+
+    def relay(ws):
+        server = ws.connect_to_server()
+        held["pages"].append(ws)
+
+        def down(message):
+            if held["on"]:
+                held["queue"].append((ws, message))
+            else:
+                ws.send(message)
+
+        server.on_message(down)
+        ws.on_message(lambda message: server.send(message))
+
+    def release():
+        held["on"] = False
+        for ws, message in held.pop("queue"):
+            ws.send(message)
+        held["queue"] = []
+
+    held["release"] = release
+    page.route_web_socket("**/ws/live/**", relay)
+    return held
+
+
+def test_it_assigns_a_waiting_chat_from_its_row_in_one_click_and_once(
+    server, simulator, connected_portal, page, console_errors, screenshot
+):
+    portal = watched(server, connected_portal(open_chats=1, operators=6))
+    department = me_of(portal).department_ids[0]
+    page.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(page, server)
+    everyone_available(simulator, page, portal, department)
+    chat = a_waiting_chat_on_the_page(page, simulator, portal, department)
+
+    # The choice is shown on the row before the click, with why, and it is the rule's.
+    button = labelled(page, chat, "Assign to ")
+    name = button.inner_text().removeprefix("Assign to ")
+    assert name == best_assignee(chat).operator.shown_name
+    title = button.get_attribute("title")
+    assert f"{name}: available, in this department" in title and "One click sends" in title
+    screenshot("step-in-assign-row")
+    # SalesIQ slow to answer: the second click of a double click lands while the first is out.
+    simulator.set_faults(portal=portal.screen_name, latency_ms=1500)
+    start = last_seq(simulator)
+    button.dblclick()
+
+    toast = shown(page.locator(".toast"))
+    simulator.clear_faults()
+    assert toast.locator(".toast-title").inner_text().startswith("Assign Wanda Waits")
+    assert toast.get_attribute("data-state") in ("pending", "done", "accepted"), toast.inner_text()
+    # One transfer reached SalesIQ, to the operator the row named, in the chat's department.
     (call,) = calls_to(simulator, start, f"/conversations/{chat.remote_id}/transfer")
     target = Operator.objects.get(portal=portal, remote_id=call["json"]["operator_id"])
     assert target.shown_name == name and call["json"]["department_id"] == department
     assert conversation(simulator, portal, chat.remote_id)["transfer"]["status"] == "initiated"
+    (action,) = Action.objects.filter(kind="transfer")
+    assert action.params["assign"] is True and action.params["operator_id"] == target.remote_id
+    assert page.locator("#drawer").count() == 0  # one click, no drawer
+    # While the transfer is under way the row cannot send another.
+    page.wait_for_function(
+        "id => { const b = document.querySelector(`#chat-${id} .row-assign`);"
+        " return !!b && b.disabled && /^(Sent to |Transfer under way)/.test(b.textContent); }",
+        arg=chat.pk,
+        timeout=15_000,
+    )
+    screenshot("step-in-assign-sent")
+    assert not console_errors, console_errors
+
+
+def test_a_choice_gone_stale_is_refused_in_words_and_nothing_is_sent(
+    server, simulator, connected_portal, page, console_errors, screenshot
+):
+    portal = watched(server, connected_portal(open_chats=1, operators=6))
+    department = me_of(portal).department_ids[0]
+    held = held_pushes(page)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(page, server)
+    everyone_available(simulator, page, portal, department)
+    chat = a_waiting_chat_on_the_page(page, simulator, portal, department)
+    button = labelled(page, chat, "Assign to ")
+    label = button.inner_text()
+    ana = Operator.objects.get(portal=portal, remote_id=button.get_attribute("data-assign-to"))
+
+    # Ana's last seat goes in SalesIQ; the server knows, the page has not heard yet.
+    held["on"] = True
+    seats = Chat.objects.filter(
+        portal=portal, status__in=("waiting", "connected"), operator_id=ana.remote_id
+    ).count()
+    simulator.update_operator(ana.remote_id, max_chats=seats)
+    for _ in range(150):
+        if Operator.objects.get(pk=ana.pk).max_chats == seats:
+            break
+        page.wait_for_timeout(100)
+    assert Operator.objects.get(pk=ana.pk).max_chats == seats
+    assert button.inner_text() == label
+    start = last_seq(simulator)
+    button.click()
+
+    toast = shown(page.locator(".toast[data-state=refused]"))
+    assert (
+        f"{ana.shown_name} has no free seat any more: choose again. Nothing was sent to SalesIQ."
+        in toast.inner_text()
+    )
+    screenshot("step-in-assign-stale")
+    assert calls_to(simulator, start, "/transfer") == []
+    assert conversation(simulator, portal, chat.remote_id)["status"] == "waiting"
+    # Once the page hears, the row offers someone else (or the picker), never Ana again.
+    held["release"]()
+    page.wait_for_function(
+        "([id, label]) => { const b = document.querySelector(`#chat-${id} .row-assign`);"
+        " return !!b && b.textContent !== label && !b.disabled; }",
+        arg=[chat.pk, label],
+        timeout=15_000,
+    )
+    assert not console_errors, console_errors
+
+
+def test_with_nobody_free_the_row_opens_the_picker(
+    server, simulator, connected_portal, page, console_errors
+):
+    portal = watched(server, connected_portal(open_chats=1, operators=4))
+    department = me_of(portal).department_ids[0]
+    sign_in(page, server)
+    for operator in Operator.objects.filter(portal=portal):
+        if department in operator.department_ids:
+            simulator.set_operator_status(operator.remote_id, "busy")
+    chat = a_waiting_chat_on_the_page(page, simulator, portal, department)
+    page.wait_for_function(
+        "d => [...document.querySelectorAll('#operators-body tr')]"
+        ".filter(r => r.dataset.departments.split(' ').includes(d))"
+        ".every(r => r.dataset.status === 'busy')",
+        arg=department,
+        timeout=15_000,
+    )
+    button = labelled(page, chat, "Assign…")
+    assert best_assignee(chat) is None
+    start = last_seq(simulator)
+    button.click()
+
+    drawer = page.locator(f"#drawer[data-chat='{chat.pk}']")
+    shown(drawer.locator(".transfer-form"))
+    assert drawer.locator("button[data-assign-best]").count() == 0
+    assert [c for c in simulator.calls(start) if c["method"] != "GET"] == []
     assert not console_errors, console_errors
 
 

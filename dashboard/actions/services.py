@@ -38,6 +38,7 @@ from ..models import (
     Source,
 )
 from ..state import apply
+from .assign import stale_choice
 from .locks import begin, first_attempt
 from .outcomes import finish
 from .refusals import check_access
@@ -135,6 +136,15 @@ def chat_transfer(
             code="not_waiting",
             page=page,
         )
+    if assign:
+        # The page's choice is a moment old: the operator must still be free for the chat.
+        stale = (
+            stale_choice(chat, target)
+            if operator_id
+            else "Choose an operator to assign to. Nothing was sent to SalesIQ."
+        )
+        if stale:
+            return finish(action, ActionOutcome.REFUSED, stale, code="stale_choice", page=page)
     if dialect.transfer_needs_department and not department_id:
         return finish(
             action,

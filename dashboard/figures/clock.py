@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Q
+
 from siq_integration.models import Portal
 
 from ..models import Chat, ChatStatus, DepartmentService, Operator, ServiceSettings
@@ -52,16 +54,22 @@ class Crossings:
         if since is None:
             return found
         changed = Chat.objects.filter(portal__in=portals, updated_at__gt=since).values_list(
-            "portal_id", "department_id", "served_department_id"
+            "portal_id", "department_id", "served_department_id", "operator_id"
         )
-        for portal_id, department_id, served_id in changed:
+        holders: set[str] = set()
+        for portal_id, department_id, served_id, operator_id in changed:
             found[portal_id].add(department_id)
             if served_id:
                 found[portal_id].add(served_id)
-        staff = Operator.objects.filter(portal__in=portals, updated_at__gt=since).values_list(
-            "portal_id", "department_ids"
+            if operator_id:
+                holders.add(operator_id)
+        # An operator's seats are taken or freed by a chat of one department, but who is best
+        # to assign to (the queue rows' "Assign to Ana", actions/assign.py) changes in every
+        # department they serve: those rows are due too.
+        staff = Operator.objects.filter(portal__in=portals).filter(
+            Q(updated_at__gt=since) | Q(remote_id__in=holders)
         )
-        for portal_id, department_ids in staff:
+        for portal_id, department_ids in staff.values_list("portal_id", "department_ids"):
             found[portal_id].update(str(d) for d in department_ids or ())
         own = {
             (d.portal_id, d.department_id): d

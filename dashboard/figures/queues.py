@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from siq_integration.models import Portal
 
+from ..actions.assign import Assignee, best_of
 from ..models import (
     OPEN_CHAT_STATUSES,
     Chat,
@@ -34,7 +35,7 @@ from ..models import (
     ServiceTally,
     TallySpan,
 )
-from ..selectors import live_only, operator_figure
+from ..selectors import OperatorView, live_only, operator_figure
 from . import reconcile, staffing
 from .counting import settings_of, zone_of
 from .definitions import (
@@ -103,6 +104,10 @@ class QueueRow:
     hours: str  # today's business hours in words ("" when none are set)
     advice: staffing.Advice | None
     now: datetime
+    # Who a waiting chat of this department goes to on one click ("Assign to Ana"), by
+    # dashboard/actions/assign.py's rule; None when nobody is free (the button opens the
+    # picker). The page labels the waiting rows' buttons from it (static/js/live/assign.js).
+    assignee: Assignee | None = None
 
     @property
     def key(self) -> str:
@@ -258,15 +263,33 @@ def queue_rows(
     # The operators (a JSON list of departments each: read them all, keep who serves those
     # shown), then the open chats: waiting ones and their waits, and the load of each of
     # those operators.
-    staff = [
-        row
-        for row in Operator.objects.filter(portal__in=portals, enabled=True).values_list(
-            "portal_id", "remote_id", "status", "enabled", "department_ids", "max_chats"
+    # Model instances (of these fields only: nothing else is read), for the best operator to
+    # assign to (assign.best_of reads them as the drawer's OperatorView does).
+    people = [
+        op
+        for op in Operator.objects.filter(portal__in=portals, enabled=True).only(
+            "portal",
+            "remote_id",
+            "status",
+            "enabled",
+            "department_ids",
+            "max_chats",
+            "name",
+            "display_name",
+            "status_since",
         )
-        if wanted is None or wanted.intersection(str(d) for d in row[4] or ())
+        # A chat with no department may go to anyone (assign.py): its row reads everyone.
+        if wanted is None
+        or "" in wanted
+        or wanted.intersection(str(d) for d in op.department_ids or ())
+    ]
+    staff = [
+        (op.portal_id, op.remote_id, op.status, op.enabled, op.department_ids, op.max_chats)
+        for op in people
     ]
     waits: dict[tuple[Any, str], list[datetime]] = defaultdict(list)
     loads: dict[tuple[Any, str], int] = defaultdict(int)
+    held: dict[tuple[Any, str], int] = defaultdict(int)
     open_chats = Chat.objects.filter(portal__in=portals, status__in=OPEN_CHAT_STATUSES)
     if wanted is not None:
         open_chats = open_chats.filter(
@@ -283,6 +306,9 @@ def queue_rows(
             names.setdefault((portal_id, department_id), "")
         elif operator_id:
             loads[(portal_id, operator_id)] += 1
+        if operator_id:
+            # The load assign.py counts (selectors.operator_loads): every open chat held.
+            held[(portal_id, operator_id)] += 1
 
     serving: dict[tuple[Any, str], int] = defaultdict(int)
     available: dict[tuple[Any, str], int] = defaultdict(int)
@@ -296,6 +322,11 @@ def queue_rows(
             if operator_figure(status, enabled) == "available":
                 available[key] += 1
                 free[key] += max(0, (max_chats or 1) - loads.get((portal_id, remote_id), 0))
+
+    views = [
+        OperatorView(operator=op, load=held.get((op.portal_id, op.remote_id), 0), departments=[])
+        for op in people
+    ]
 
     days = {pk: day_start(now, zones[pk]) for pk in by_pk}
     today: dict[tuple[Any, str], Tally] = {}
@@ -361,6 +392,7 @@ def queue_rows(
                 hours=hours_today(hours, local),
                 advice=advice,
                 now=now,
+                assignee=best_of(views, portal_id, department_id) if waiting else None,
             )
         )
     rows.sort(key=lambda row: row.rank)

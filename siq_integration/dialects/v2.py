@@ -412,7 +412,7 @@ class V2:
             body["operator_id"] = operator_id
         if note:
             body["note"] = note
-        # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-v2.html
+        # Reference: https://www.zoho.com/salesiq/help/developer-section/rest-api-transfer-chat-v2.html
         return Call(
             "PUT",
             f"/conversations/{conversation_id}/transfer",

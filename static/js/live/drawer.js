@@ -5,9 +5,10 @@ import { localise, now, num, when } from "./clock.js";
 import { forget, tickRow } from "./ticks.js";
 
 let openChat = null, openOperator = null, returnFocus = null;
-// A waiting row's "Assign…": the drawer opens on the choice ("Assign to Ana", the server's
-// dashboard/actions/assign.py), or on the transfer picker when nobody is free. Shown only
-// where the viewer may act (the server refuses anyone else anyway).
+// A waiting row's "Assign…" (nobody free when the page last heard: static/js/live/assign.js
+// labels it "Assign to Ana" and sends on one click otherwise): the drawer opens on the choice
+// (the server's dashboard/actions/assign.py), or on the transfer picker when nobody is free.
+// Shown only where the viewer may act (the server refuses anyone else anyway).
 const ACT_PORTALS = (root ? root.dataset.actPortals || "" : "").split(",").filter(Boolean);
 let assigning = null;
 function showAssign(rows) {
@@ -23,8 +24,10 @@ function offerAssign(drawer) {
   if (!pk || drawer.dataset.chat !== String(pk)) return;
   const best = drawer.querySelector("[data-assign-best]");
   if (best) { best.focus({ preventScroll: true }); return; }
+  // The picker's own request, not a click on its button: htmx takes the drawer's new buttons
+  // over only when it settles, so a click now would do nothing.
   const picker = drawer.querySelector("[data-action-button=transfer]");
-  if (picker) picker.click();
+  if (picker) htmx.ajax("GET", picker.getAttribute("hx-get"), { target: picker.getAttribute("hx-target"), swap: "innerHTML" });
 }
 function drawerSlot() { return document.getElementById("drawer-slot"); }
 function drawerOpen() { const slot = drawerSlot(); return !!(slot && slot.firstElementChild); }
@@ -243,7 +246,12 @@ export function init() {
       return;
     }
     const assign = target.closest("[data-assign-chat]");
-    if (assign) { assigning = assign.dataset.assignChat; openDrawer(assigning); return; }
+    if (assign) {
+      // "Assign to Ana" sends at once (static/js/live/assign.js); only "Assign…" opens the drawer.
+      const mode = assign.dataset.assignMode;
+      if (!mode || mode === "picker") { assigning = assign.dataset.assignChat; openDrawer(assigning); }
+      return;
+    }
     const chatLink = target.closest("[data-open-chat]");
     if (chatLink) { openDrawer(chatLink.dataset.openChat); return; }
     const operatorLink = target.closest("[data-open-operator]");

@@ -10,6 +10,7 @@
 //   socket.js         the connection, this page's id, access ended
 //   drawer.js         a chat or an operator's panel, transcripts
 //   actions.js        the supervisor actions' forms, X-Live-Page on every request
+//   assign.js         a waiting row's "Assign to Ana", labelled from its department's queue row
 //   toasts.js         a transfer's answer for an action this page does not show
 //   alerts.js         the alerts panel, row badges, the title's count
 //   notifications.js  sound and desktop notifications for new alerts
@@ -32,6 +33,7 @@ import * as actions from "./actions.js";
 import "./toasts.js";
 import * as alerts from "./alerts.js";
 import * as queues from "./queues.js";
+import * as assign from "./assign.js";
 import * as notifications from "./notifications.js";
 
 function tick() {
@@ -62,6 +64,7 @@ function start() {
   alerts.syncAlerts(true);
   chats.rebuild();
   queues.init();
+  assign.init();
   filters.buildOperatorOptions();
   countKpis();
   filters.updateWallboardLink();

@@ -18,7 +18,7 @@ function toasts() {
   }
   return holder;
 }
-function toast(outcome) {
+function toast(outcome, heading) {
   const d = outcome.dataset, holder = toasts();
   const card = document.createElement("div"), body = document.createElement("div"), title = document.createElement("p");
   const line = document.createElement("p"), close = document.createElement("button"), mark = document.createElement("span");
@@ -31,7 +31,7 @@ function toast(outcome) {
   title.className = "toast-title";
   // The state in the server's words (dashboard.models.ActionState), as the drawer has it.
   const state = outcome.querySelector(".outcome-state");
-  title.textContent = "Transfer of " + (d.subject || "a visitor") + " " + (state ? state.textContent.trim().toLowerCase() : d.state);
+  title.textContent = (heading || "Transfer of") + " " + (d.subject || "a visitor") + " " + (state ? state.textContent.trim().toLowerCase() : d.state);
   line.className = "toast-line";
   const said = outcome.querySelector(".outcome-line");
   line.textContent = said ? said.textContent.trim() : "";
@@ -53,14 +53,20 @@ function toast(outcome) {
   card.append(mark, body, close);
   holder.appendChild(card);
   while (holder.children.length > TOAST_LIMIT) holder.firstElementChild.remove();
-  // A declined transfer needs the supervisor: it stays until dismissed.
-  if (card.dataset.state !== "declined") {
+  // A declined transfer or a refusal needs the supervisor: it stays until dismissed.
+  if (card.dataset.state !== "declined" && card.dataset.state !== "refused") {
     const fade = () => {
       if (card.matches(":hover, :focus-within")) setTimeout(fade, 4000);
       else card.remove();
     };
     setTimeout(fade, TOAST_MS);
   }
+}
+
+// The answer to an action taken outside the drawer (a waiting row's "Assign to Ana",
+// static/js/live/assign.js): the page has no form to show it in.
+export function showOutcome(outcome, heading) {
+  if (!WALLBOARD) toast(outcome, heading);
 }
 
 on("unplaced", ({ piece }) => {
