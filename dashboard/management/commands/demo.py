@@ -23,7 +23,15 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.models import Chat, CrmPerson, Department, InboxEvent, Operator, PortalSync
+from dashboard.models import (
+    CannedLine,
+    Chat,
+    CrmPerson,
+    Department,
+    InboxEvent,
+    Operator,
+    PortalSync,
+)
 from siq_integration import connecting, dialects, oauth
 from siq_integration.client import SalesIQClient
 from siq_integration.exceptions import SalesIQError
@@ -31,6 +39,13 @@ from siq_integration.models import Portal
 
 DEMO_USER = "admin"
 DEMO_PORTAL = {"name": "Zylker (simulator)", "data_center": "sim", "screen_name": "zylker"}
+
+
+DEMO_CANNED_LINES = (
+    "Hello, I'm a supervisor here: sorry for the wait, I'm looking at this now.",
+    "Thanks for your patience: a colleague will be with you in a moment.",
+    "Could you share your order number so we can check it for you?",
+)
 
 
 class Command(BaseCommand):
@@ -187,7 +202,18 @@ class Command(BaseCommand):
         self._connect(portal, sim_url, dashboard_url, crm=True)
         portal.refresh_from_db()
         self._seed_crm(sim_url, portal)
+        self._seed_canned_lines(portal)
         return portal
+
+    def _seed_canned_lines(self, portal: Portal) -> None:
+        """A few lines an admin would set (Portal → Canned lines), so the drawer's message
+        form shows them; an admin's own are kept."""
+        if CannedLine.objects.filter(portal=portal).exists():
+            return
+        CannedLine.objects.bulk_create(
+            CannedLine(portal=portal, text=text, position=n)
+            for n, text in enumerate(DEMO_CANNED_LINES)
+        )
 
     def _seed_crm(self, sim_url: str, portal: Portal) -> None:
         """The demo's CRM: the visitors of a few open chats are known (one with a big open
