@@ -174,12 +174,17 @@ def test_best_is_most_free_seats_then_longest_idle(simulator, connected_portal):
     portal = synced(connected_portal(open_chats=0, operators=4))
     department = me_of(portal).department_ids[0]
     chat = a_waiting_chat(simulator, portal, department)
+    # The simulator spreads its operators over departments at random: all serve this one here.
+    for operator in Operator.objects.filter(portal=portal):
+        if department not in operator.department_ids:
+            operator.department_ids = [*operator.department_ids, department]
+            operator.save(update_fields=["department_ids"])
     views = [
         view
         for view in selectors.operator_views([portal])
         if department in view.operator.department_ids
     ][:3]
-    assert len(views) >= 2, "the simulator's portal needs two operators in a department"
+    assert len(views) >= 2
     now = timezone.now()
     for n, view in enumerate(views):
         view.operator.status = "available"

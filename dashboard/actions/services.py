@@ -71,6 +71,28 @@ def _call(
 # --- transfer --------------------------------------------------------------------------------
 
 
+def _begin_on_open_chat(
+    *, key: str, user: Any, chat: Chat, kind: str, params: dict, page: str | None, **more: Any
+) -> tuple[Action, bool]:
+    """An action on ``chat``, recorded under its key before SalesIQ is called; whether it is
+    over already: a repeat of the key (a double click, a retry) answers with the first
+    attempt's record, and a chat that ended meanwhile refuses it, nothing sent."""
+    check_access(user, chat.portal, kind)
+    action, created = begin(
+        key=key, user=user, portal=chat.portal, kind=kind, chat=chat, params=params, page=page,
+        **more,
+    )  # fmt: skip
+    if not created:
+        return first_attempt(action), True
+    chat.refresh_from_db()
+    if not chat.is_open:
+        refused = finish(
+            action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended", page=page
+        )
+        return refused, True
+    return action, False
+
+
 def chat_transfer(
     *,
     key: str,
@@ -107,25 +129,12 @@ def chat_transfer(
     }
     if assign:
         params["assign"] = True
-    check_access(user, portal, ActionKind.TRANSFER)
-    action, created = begin(
-        key=key,
-        user=user,
-        portal=portal,
-        kind=ActionKind.TRANSFER,
-        chat=chat,
-        operator=target,
-        params=params,
-        parent=parent,
-        page=page,
-    )
-    if not created:
-        return first_attempt(action)
-    chat.refresh_from_db()
-    if not chat.is_open:
-        return finish(
-            action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended", page=page
-        )
+    action, over = _begin_on_open_chat(
+        key=key, user=user, chat=chat, kind=ActionKind.TRANSFER, params=params, page=page,
+        operator=target, parent=parent,
+    )  # fmt: skip
+    if over:
+        return action
     if assign and chat.status != ChatStatus.WAITING:
         who = chat.operator_name or "Someone"
         return finish(
@@ -201,17 +210,11 @@ def chat_end(
 ) -> Action:
     portal = chat.portal
     params = {"message": message}
-    check_access(user, portal, ActionKind.END)
-    action, created = begin(
-        key=key, user=user, portal=portal, kind=ActionKind.END, chat=chat, params=params, page=page
+    action, over = _begin_on_open_chat(
+        key=key, user=user, chat=chat, kind=ActionKind.END, params=params, page=page
     )
-    if not created:
-        return first_attempt(action)
-    chat.refresh_from_db()
-    if not chat.is_open:
-        return finish(
-            action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended", page=page
-        )
+    if over:
+        return action
     client = SalesIQClient(portal, priority=Priority.ACTION)
     answer, failure = _call(
         action, lambda: client.close(chat.remote_id, message=message), page=page
@@ -236,23 +239,11 @@ def chat_message(*, key: str, user: Any, chat: Chat, text: str, page: str | None
     portal = chat.portal
     text = text.strip()
     params = {"text": text}
-    check_access(user, portal, ActionKind.MESSAGE)
-    action, created = begin(
-        key=key,
-        user=user,
-        portal=portal,
-        kind=ActionKind.MESSAGE,
-        chat=chat,
-        params=params,
-        page=page,
+    action, over = _begin_on_open_chat(
+        key=key, user=user, chat=chat, kind=ActionKind.MESSAGE, params=params, page=page
     )
-    if not created:
-        return first_attempt(action)
-    chat.refresh_from_db()
-    if not chat.is_open:
-        return finish(
-            action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended", page=page
-        )
+    if over:
+        return action
     if not text:
         return finish(
             action,
@@ -291,17 +282,11 @@ def chat_pickup(*, key: str, user: Any, chat: Chat, page: str | None = None) -> 
     """Pick up a waiting chat as the portal's connected user (SalesIQ's Pick up Chat): that
     user becomes its operator in SalesIQ."""
     portal = chat.portal
-    check_access(user, portal, ActionKind.PICKUP)
-    action, created = begin(
-        key=key, user=user, portal=portal, kind=ActionKind.PICKUP, chat=chat, params={}, page=page
+    action, over = _begin_on_open_chat(
+        key=key, user=user, chat=chat, kind=ActionKind.PICKUP, params={}, page=page
     )
-    if not created:
-        return first_attempt(action)
-    chat.refresh_from_db()
-    if not chat.is_open:
-        return finish(
-            action, ActionOutcome.REFUSED, "That chat has already ended.", code="ended", page=page
-        )
+    if over:
+        return action
     if chat.status != ChatStatus.WAITING:
         who = chat.operator_name or "Someone"
         return finish(
