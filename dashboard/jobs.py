@@ -262,7 +262,7 @@ class ReconcileFigures(OffTheTick):
             reconcile.note_webhooks(portal, now, silent_since=silent_since(portal, now))
             self.reconciler.reconcile(portal, now)
             if reconcile.incomplete(portal, timezone.now()) != said:
-                publish.meta(portal.pk)
+                publish.meta(portal.pk, figures_note=True)
         except Exception:
             logger.exception("Reconciling the figures of portal %s failed", portal)
 

@@ -420,13 +420,16 @@ def test_the_worker_runs_it_as_a_job_of_its_own(portal):
 @responses.activate
 def test_the_job_tells_the_pages_when_the_figures_are_whole_again(portal, monkeypatch):
     told = []
-    monkeypatch.setattr(jobs.publish, "meta", told.append)
+    monkeypatch.setattr(
+        jobs.publish, "meta", lambda pk, **said: told.append((pk, said.get("figures_note")))
+    )
     now = timezone.now()
     reconcile.record_gap(portal.pk, since=now - timedelta(minutes=30), until=now)
     answer("closed", [])
     answer("missed", [])
     job = jobs.ReconcileFigures()
     job.reconcile(portal)
-    assert told == [portal.pk]  # "may be missing chats" is no longer true
+    # "may be missing chats" is no longer true: the note goes with the portal's meta.
+    assert told == [(portal.pk, True)]
     job.reconcile(portal)
-    assert told == [portal.pk]  # nothing changed: nothing to tell
+    assert told == [(portal.pk, True)]  # nothing changed: nothing to tell

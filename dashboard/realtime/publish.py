@@ -224,9 +224,10 @@ def action_outcome(action_id: int, *, except_page: str | None = None) -> None:
     changed(Changes(None, outcomes={action_id: except_page}))
 
 
-def meta(portal_id) -> None:
-    """A portal's freshness or health changed (the worker's health job)."""
-    changed(Changes(portal_id, meta=True))
+def meta(portal_id, *, figures_note: bool = False) -> None:
+    """A portal's freshness or health changed (the worker's health job); ``figures_note``:
+    and what the queues say about its figures (the reconcile job)."""
+    changed(Changes(portal_id, meta=True, figures_note=figures_note))
 
 
 def _tell(portal_id, kind: str) -> None:

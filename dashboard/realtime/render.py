@@ -60,8 +60,11 @@ def render_changes(changes: Changes) -> str:
             only = {(portal.pk, department) for department in changes.queues}
             for queue in queues.queue_rows([portal], only=only):
                 pieces.append(render_to_string(QUEUE_ROW, {"queue": queue, "oob": True}))
-    if portal is not None and changes.meta:
-        # What the queues say about the portal's figures (a gap being read back) follows its meta.
+    if changes.figures_note:
+        # What the queues say about the portal's figures (a gap being read back): not with
+        # every event's freshness, only when the reconcile job says it may have changed.
+        portal = portal or Portal.objects.filter(pk=changes.portal_id).first()
+    if portal is not None and changes.figures_note:
         for note in queues.notes([portal]):
             pieces.append(render_to_string(QUEUE_NOTE, {"note": note, "oob": True}))
     if portal is not None and (changes.chats or changes.operators or changes.meta):

@@ -33,6 +33,9 @@ class Changes:
     # Departments (SalesIQ ids) whose queue figures may have changed (dashboard/figures/).
     queues: set[str] = field(default_factory=set)
     meta: bool = False  # freshness or health
+    # What the queues say about the portal's figures (a gap being read back) may have
+    # changed: the worker's reconcile job says so; an event's freshness alone does not.
+    figures_note: bool = False
     alerts: set[int] = field(default_factory=set)  # raised, acknowledged, snoozed, resolved
     # Actions whose outcome changed, to their supervisor's pages: each with the page that
     # already shows it (its own request's answer), or None.
@@ -50,6 +53,7 @@ class Changes:
             or self.departments
             or self.queues
             or self.meta
+            or self.figures_note
             or self.alerts
             or self.outcomes
         )
@@ -65,6 +69,7 @@ class Changes:
         self.departments = self.departments or other.departments
         self.queues |= other.queues
         self.meta = self.meta or other.meta
+        self.figures_note = self.figures_note or other.figures_note
         self.alerts |= other.alerts
         for action_id, except_page in other.outcomes.items():
             # Two answers for one action: skip a page only if both say so.
