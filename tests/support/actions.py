@@ -12,9 +12,13 @@ def scene(simulator, connected_portal, dialect: str) -> dict:
     portal = synced(connected_portal(dialect=dialect, open_chats=3, operators=5))
     state = simulator.state(portal.screen_name)["portals"][0]
     chat = Chat.objects.filter(portal=portal, status="connected").order_by("pk").first()
-    target = next(
-        o for o in state["operators"] if o["presence"] == "online" and o["id"] != chat.operator_id
-    )
+    others = [o for o in state["operators"] if o["id"] != chat.operator_id]
+    target = next((o for o in others if o["presence"] == "online"), None)
+    if target is None:
+        # The simulator's world is random: now and then nobody else is online. One is.
+        target = others[0]
+        simulator.set_operator_status(target["id"], "available")
+        synced(portal)
     if dialect == "v2":
         me = Operator.objects.get(portal=portal, email=f"admin@{portal.screen_name}.example")
     else:
