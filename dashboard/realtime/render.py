@@ -78,6 +78,8 @@ def render_changes(changes: Changes) -> str:
 def _changed_lines(changes: Changes) -> list[str]:
     """Lines edited or deleted, each swapped by id in the drawers that show it, and who else
     is in the chats whose participants changed (pages without that drawer open drop both)."""
+    if not changes.changed_messages and not changes.participants:
+        return []  # most publications: no query built
     pieces = [
         _render("message", message=message, oob=True)
         for message in ChatMessage.objects.filter(pk__in=changes.changed_messages)
