@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -20,12 +21,13 @@ from siq_integration import dialects, oauth
 from .. import access, selectors
 from ..actions import drain, locks, refusals, services, status_rules, stuck, wording
 from ..actions.assign import best_assignee
-from ..models import CannedLine, Chat, ChatStatus, Operator
+from ..models import Action, CannedLine, Chat, ChatStatus, Operator
 
 PARTS = "actions/parts.html"
 
 
-def _chat(request: HttpRequest, chat_id: int) -> Chat:
+def viewable_chat(request: HttpRequest, chat_id: int) -> Chat:
+    """The chat, if the user may see its portal (else 404, as if it did not exist)."""
     chat = Chat.objects.select_related("portal").filter(pk=chat_id).first()
     if chat is None or not access.can_view(request.user, chat.portal):
         raise Http404("No such chat")
@@ -72,24 +74,46 @@ _TOO_MANY = (
 )
 
 
-def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: object) -> HttpResponse:
+@dataclass(frozen=True)
+class Unsent:
+    """What a form's answer says when its action could not even start, in the words of the
+    system it would have called."""
+
+    out_of_date: str
+    used: str
+    too_many: str
+
+
+SALESIQ = Unsent(_OUT_OF_DATE, _USED, _TOO_MANY)
+
+
+def attempt(request: HttpRequest, perform, unsent: Unsent = SALESIQ) -> Action | HttpResponse:
+    """``perform(key)`` with the form's idempotency key: its action, or the answer in words
+    when it could not start (no key, a key used for something else, a role refused again
+    and again)."""
     try:
         key = _key(request)
     except ValueError:
-        return HttpResponseBadRequest(_OUT_OF_DATE)
+        return HttpResponseBadRequest(unsent.out_of_date)
     try:
-        action = perform(key)
+        return perform(key)
     except refusals.TooManyRefusals as refused:
-        answer = HttpResponse(_TOO_MANY, status=429, content_type="text/plain; charset=utf-8")
+        answer = HttpResponse(unsent.too_many, status=429, content_type="text/plain; charset=utf-8")
         answer["Retry-After"] = str(refused.retry_after)
         return answer
     except locks.KeyReused:
         # The key is bound to its first action and target: a conflict, said in words.
-        return HttpResponse(_USED, status=409, content_type="text/plain; charset=utf-8")
+        return HttpResponse(unsent.used, status=409, content_type="text/plain; charset=utf-8")
     except Exception:
         # Whatever it left pending says "No clear answer" now and lets go of its chat.
         stuck.abandon_after_error(key)
         raise
+
+
+def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: object) -> HttpResponse:
+    action = attempt(request, perform)
+    if isinstance(action, HttpResponse):
+        return action
     context = {"action": action, "steps": list(action.steps.order_by("pk")), **extra}
     return render(request, f"{PARTS}#{partial}", context)
 
@@ -97,7 +121,7 @@ def _run(request: HttpRequest, perform, partial: str = "outcome", **extra: objec
 @login_required
 @require_http_methods(["GET", "POST"])
 def chat_transfer(request: HttpRequest, chat_id: int) -> HttpResponse:
-    chat = _chat(request, chat_id)
+    chat = viewable_chat(request, chat_id)
     if request.method == "GET":
         context = {
             "chat": chat,
@@ -123,7 +147,7 @@ def chat_transfer(request: HttpRequest, chat_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def chat_end(request: HttpRequest, chat_id: int) -> HttpResponse:
-    chat = _chat(request, chat_id)
+    chat = viewable_chat(request, chat_id)
     if request.method == "GET":
         context = {
             "chat": chat,
@@ -242,7 +266,7 @@ def step_in_context(chat: Chat, *, can_act: bool) -> dict[str, object]:
 @login_required
 @require_http_methods(["POST"])
 def chat_message(request: HttpRequest, chat_id: int) -> HttpResponse:
-    chat = _chat(request, chat_id)
+    chat = viewable_chat(request, chat_id)
     # The form stays for the next line: the outcome goes below it, with a fresh key.
     return _run(
         request,
@@ -262,7 +286,7 @@ def chat_message(request: HttpRequest, chat_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def chat_pickup(request: HttpRequest, chat_id: int) -> HttpResponse:
-    chat = _chat(request, chat_id)
+    chat = viewable_chat(request, chat_id)
     return _run(
         request,
         lambda key: services.chat_pickup(
@@ -276,7 +300,7 @@ def chat_pickup(request: HttpRequest, chat_id: int) -> HttpResponse:
 def chat_assign(request: HttpRequest, chat_id: int) -> HttpResponse:
     """A waiting chat to the operator its drawer suggested (assign.best_assignee), through
     the transfer path; refused if someone picked it up meanwhile."""
-    chat = _chat(request, chat_id)
+    chat = viewable_chat(request, chat_id)
     operator_id = request.POST.get("operator_id", "")
     department_id = chat.department_id
     if not department_id and operator_id:

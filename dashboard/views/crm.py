@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -21,20 +21,12 @@ from siq_integration.exceptions import SalesIQError
 from .. import access
 from .. import crm as crm_cache
 from ..access import admin_required, portal_for
-from ..actions import locks, refusals, stuck
 from ..forms.crm import CrmSettingsForm
 from ..models import Chat, CrmPerson
-from .actions import new_key, page_id
+from .actions import Unsent, attempt, new_key, page_id, viewable_chat
 from .portals import connect_failed, redirect_uri
 
 PANEL = "live/crm.html"
-
-
-def _chat(request: HttpRequest, chat_id: int) -> Chat:
-    chat = Chat.objects.select_related("portal").filter(pk=chat_id).first()
-    if chat is None or not access.can_view(request.user, chat.portal):
-        raise Http404("No such chat")
-    return chat
 
 
 def _panel_context(request: HttpRequest, chat: Chat, **extra) -> dict:
@@ -53,39 +45,34 @@ def _panel_context(request: HttpRequest, chat: Chat, **extra) -> dict:
 @never_cache
 @require_http_methods(["GET"])
 def chat_crm(request: HttpRequest, chat_id: int) -> HttpResponse:
-    chat = _chat(request, chat_id)
+    chat = viewable_chat(request, chat_id)
     return render(request, f"{PANEL}#panel", _panel_context(request, chat))
 
 
-_OUT_OF_DATE = "This form is out of date. Close the chat and open it again."
-_USED = "This form was already used for another action, so nothing was sent to Zoho CRM."
+# The same refusals as SalesIQ's actions, in CRM's words.
+UNSENT = Unsent(
+    out_of_date="This form is out of date. Close the chat and open it again.",
+    used="This form was already used for another action, so nothing was sent to Zoho CRM.",
+    too_many=(
+        "Your role may not act on this portal, and this account was refused many times "
+        "this minute. Wait a minute; nothing was sent to Zoho CRM."
+    ),
+)
 
 
 @login_required
 @require_POST
 def chat_crm_lead(request: HttpRequest, chat_id: int) -> HttpResponse:
-    chat = _chat(request, chat_id)
-    key = request.POST.get("idempotency_key", "").strip()
-    if not 16 <= len(key) <= 64:
-        return HttpResponseBadRequest(_OUT_OF_DATE)
-    try:
-        action = crm_cache.crm_create_lead(
+    chat = viewable_chat(request, chat_id)
+    action = attempt(
+        request,
+        lambda key: crm_cache.crm_create_lead(
             key=key, user=request.user, chat=chat, page=page_id(request)
-        )
-    except refusals.TooManyRefusals as refused:
-        answer = HttpResponse(
-            "Your role may not act on this portal, and this account was refused many times "
-            "this minute. Wait a minute; nothing was sent to Zoho CRM.",
-            status=429,
-            content_type="text/plain; charset=utf-8",
-        )
-        answer["Retry-After"] = str(refused.retry_after)
-        return answer
-    except locks.KeyReused:
-        return HttpResponse(_USED, status=409, content_type="text/plain; charset=utf-8")
-    except Exception:
-        stuck.abandon_after_error(key)
-        raise
+        ),
+        UNSENT,
+    )
+    if isinstance(action, HttpResponse):
+        return action
     chat.refresh_from_db()
     return render(request, f"{PANEL}#panel", _panel_context(request, chat, action=action))
 
