@@ -24,7 +24,7 @@ from django.utils import timezone
 from dashboard.models import Action
 from tests.support.actions import calls_to, post, scene
 from tests.support.live import make_due
-from tests.support.simulator import last_seq
+from tests.support.simulator import last_seq, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -136,12 +136,22 @@ def test_it_refuses_a_key_reused_for_another_chat(simulator, connected_portal, k
     key = f"bound-{kind}-key-0123456789"
     first = post(browser, world, kind, key=key)
     assert first.status_code == 200
-    other = (
-        Chat.objects.filter(portal=world["portal"], status="connected")
-        .exclude(pk=world["chat"].pk)
-        .exclude(operator_id=world["target"].remote_id)
-        .first()
-    )
+
+    def another():
+        return (
+            Chat.objects.filter(portal=world["portal"], status="connected")
+            .exclude(pk=world["chat"].pk)
+            .exclude(operator_id=world["target"].remote_id)
+            .first()
+        )
+
+    other = another()
+    if other is None:
+        # The simulator's world is random: now and then it has no such chat. One is made.
+        made = simulator.create_conversation(world["portal"].screen_name)["id"]
+        simulator.pickup(made, world["chat"].operator_id)
+        synced(world["portal"])
+        other = another()
     start = last_seq(simulator)
 
     again = post(browser, {**world, "chat": other}, kind, key=key)
