@@ -26,22 +26,9 @@ from siq_integration import exceptions as exc
 from siq_integration.budget import Priority
 from siq_integration.models import Portal
 from tests.factories import token_portal
+from tests.support.simulator import OLD_V2_EVENTS as OLD_EVENTS
 from tests.support.simulator import V2_SCOPES, connect, last_seq, v2, v2_error
 
-# The list a portal registered before issue 16 has.
-OLD_EVENTS = [
-    "conversation.created",
-    "conversation.attender.updated",
-    "conversation.visitor.replied",
-    "conversation.operator.replied",
-    "conversation.transfer.initiated",
-    "conversation.transfer.accepted",
-    "conversation.transfer.rejected",
-    "conversation.completed",
-    "conversation.missed",
-    "conversation.rated",
-    "operator.updated",
-]
 NEW_EVENTS = [e for e in connecting.V2_WEBHOOK_EVENTS if e not in OLD_EVENTS]
 
 API = "https://salesiq.zoho.eu/api/v2/zylker"

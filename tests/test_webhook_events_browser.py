@@ -11,23 +11,9 @@ from dashboard import jobs
 from siq_integration import connecting
 from siq_integration.models import Portal
 from tests.support.browser import console_errors_from_now
+from tests.support.simulator import OLD_V2_EVENTS as OLD_EVENTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-# The list a portal registered before issue 16 has.
-OLD_EVENTS = [
-    "conversation.created",
-    "conversation.attender.updated",
-    "conversation.visitor.replied",
-    "conversation.operator.replied",
-    "conversation.transfer.initiated",
-    "conversation.transfer.accepted",
-    "conversation.transfer.rejected",
-    "conversation.completed",
-    "conversation.missed",
-    "conversation.rated",
-    "operator.updated",
-]
 
 
 def test_the_portal_page_names_the_missing_events_and_registers_again(

@@ -203,3 +203,20 @@ def last_seq(simulator) -> int:
     """The sequence number of the simulator's latest logged call (0 when none)."""
     calls = simulator.calls()
     return calls[-1]["seq"] if calls else 0
+
+
+# The v2 webhook events a portal registered before issue 16 has (without the participant and
+# changed-line events).
+OLD_V2_EVENTS = [
+    "conversation.created",
+    "conversation.attender.updated",
+    "conversation.visitor.replied",
+    "conversation.operator.replied",
+    "conversation.transfer.initiated",
+    "conversation.transfer.accepted",
+    "conversation.transfer.rejected",
+    "conversation.completed",
+    "conversation.missed",
+    "conversation.rated",
+    "operator.updated",
+]
